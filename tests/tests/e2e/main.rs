@@ -1,0 +1,11 @@
+//! End-to-end tests: the real `.wasm` components, run by the test host as Spin would run them.
+//! Build the components first (`scripts/test` does).
+
+mod common;
+mod health;
+mod host_headers;
+mod host_kv;
+mod host_manifest;
+mod host_outbound;
+mod host_routing;
+mod host_variables;
