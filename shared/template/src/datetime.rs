@@ -1,0 +1,222 @@
+//! The date forms trackers and bot platforms want, written straight into the output without
+//! allocating (a render must cost well under a microsecond).
+
+/// How a moment is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateForm {
+    /// `2024-03-10T17:49:32.806Z` (ISO 8601, UTC, milliseconds): Chatterfy's `createdAt`.
+    Iso,
+    /// `1710092972` (Unix seconds): BotHelp's `created_at`.
+    Unix,
+    /// `1710092972806` (Unix milliseconds).
+    UnixMs,
+    /// `2024-03-10`.
+    Date,
+    /// `2024-03-10 17:49:32`: CallKeeper's `date`.
+    DateTime,
+    /// `10/03/2024 17:49:32 UTC`: BotHelp's `created_at_show`.
+    Show,
+}
+
+/// A small stack buffer a formatted value is written into before it is escaped.
+pub struct Buf {
+    bytes: [u8; 40],
+    len: usize,
+}
+
+impl Buf {
+    /// An empty buffer.
+    pub fn new() -> Self {
+        Self {
+            bytes: [0; 40],
+            len: 0,
+        }
+    }
+
+    /// The text written so far (ASCII digits and punctuation only).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+
+    fn push(&mut self, b: u8) {
+        self.push_slice(&[b]);
+    }
+
+    fn push_slice(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.bytes.len());
+        let n = end - self.len;
+        self.bytes[self.len..end].copy_from_slice(&bytes[..n]);
+        self.len = end;
+    }
+
+    fn push_str(&mut self, s: &str) {
+        self.push_slice(s.as_bytes());
+    }
+
+    fn push_two(&mut self, n: i64) {
+        let pair = (n.rem_euclid(100) as usize) * 2;
+        self.push_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+
+    /// Writes `n` with at least `width` digits (zero-padded), with a sign when negative.
+    pub fn push_int(&mut self, n: i64, width: usize) {
+        if n < 0 {
+            self.push(b'-');
+        }
+        let mut digits = [b'0'; 20];
+        let mut v = n.unsigned_abs();
+        let mut i = digits.len();
+        // Two digits at a time from a table: a render writes a dozen numbers.
+        while v >= 100 {
+            let pair = (v % 100) as usize * 2;
+            v /= 100;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if v >= 10 {
+            let pair = v as usize * 2;
+            i -= 2;
+            digits[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            i -= 1;
+            digits[i] = b'0' + v as u8;
+        }
+        let start = i.min(digits.len().saturating_sub(width));
+        self.push_slice(&digits[start..]);
+    }
+}
+
+/// "00" to "99", for writing two digits at once.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+impl Default for Buf {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Writes `unix_ms` in `form`.
+pub fn format(unix_ms: i64, form: DateForm, out: &mut Buf) {
+    match form {
+        DateForm::Unix => return out.push_int(unix_ms.div_euclid(1000), 1),
+        DateForm::UnixMs => return out.push_int(unix_ms, 1),
+        _ => {}
+    }
+    let days = unix_ms.div_euclid(86_400_000);
+    let ms_of_day = unix_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss, ms) = (
+        ms_of_day / 3_600_000,
+        ms_of_day / 60_000 % 60,
+        ms_of_day / 1000 % 60,
+        ms_of_day % 1000,
+    );
+    let date = |out: &mut Buf| {
+        out.push_int(y, 4);
+        out.push(b'-');
+        out.push_two(m);
+        out.push(b'-');
+        out.push_two(d);
+    };
+    let clock = |out: &mut Buf| {
+        out.push_two(hh);
+        out.push(b':');
+        out.push_two(mm);
+        out.push(b':');
+        out.push_two(ss);
+    };
+    if form == DateForm::Iso && (0..=9999).contains(&y) {
+        // The common case, written at fixed positions in one copy.
+        let mut iso = *b"0000-00-00T00:00:00.000Z";
+        let two = |n: i64| {
+            let p = (n as usize) * 2;
+            [DIGIT_PAIRS[p], DIGIT_PAIRS[p + 1]]
+        };
+        [iso[0], iso[1]] = two(y / 100);
+        [iso[2], iso[3]] = two(y % 100);
+        [iso[5], iso[6]] = two(m);
+        [iso[8], iso[9]] = two(d);
+        [iso[11], iso[12]] = two(hh);
+        [iso[14], iso[15]] = two(mm);
+        [iso[17], iso[18]] = two(ss);
+        iso[20] = b'0' + (ms / 100) as u8;
+        [iso[21], iso[22]] = two(ms % 100);
+        return out.push_slice(&iso);
+    }
+    match form {
+        DateForm::Iso => {
+            date(out);
+            out.push(b'T');
+            clock(out);
+            out.push(b'.');
+            out.push_int(ms, 3);
+            out.push(b'Z');
+        }
+        DateForm::Date => date(out),
+        DateForm::DateTime => {
+            date(out);
+            out.push(b' ');
+            clock(out);
+        }
+        DateForm::Show => {
+            out.push_two(d);
+            out.push(b'/');
+            out.push_two(m);
+            out.push(b'/');
+            out.push_int(y, 4);
+            out.push(b' ');
+            clock(out);
+            out.push_str(" UTC");
+        }
+        DateForm::Unix | DateForm::UnixMs => unreachable!("handled above"),
+    }
+}
+
+/// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(ms: i64, form: DateForm) -> String {
+        let mut b = Buf::new();
+        format(ms, form, &mut b);
+        b.as_str().to_string()
+    }
+
+    #[test]
+    fn chatterfy_example_moment_in_every_form() {
+        // 2024-03-10T17:49:32.806Z, the example in Chatterfy's docs.
+        let ms = 1_710_092_972_806;
+        assert_eq!(fmt(ms, DateForm::Iso), "2024-03-10T17:49:32.806Z");
+        assert_eq!(fmt(ms, DateForm::Unix), "1710092972");
+        assert_eq!(fmt(ms, DateForm::UnixMs), "1710092972806");
+        assert_eq!(fmt(ms, DateForm::Date), "2024-03-10");
+        assert_eq!(fmt(ms, DateForm::DateTime), "2024-03-10 17:49:32");
+        assert_eq!(fmt(ms, DateForm::Show), "10/03/2024 17:49:32 UTC");
+    }
+
+    #[test]
+    fn moments_before_1970_floor_correctly() {
+        assert_eq!(fmt(-1, DateForm::Iso), "1969-12-31T23:59:59.999Z");
+        assert_eq!(fmt(-1, DateForm::Unix), "-1");
+    }
+}

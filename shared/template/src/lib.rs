@@ -1,0 +1,317 @@
+//! The template engine every funnelhooks text goes through: send-webhook URLs, headers and
+//! bodies, call-hook requests and bot messages ("Hello, {{name}}").
+//!
+//! # Syntax
+//! - `{name}` (Chatterfy's Send Webhook step) and `{{name}}` / `{{ name }}` (Chatterfy's
+//!   messages and links) are the same variable. Names and how they resolve: see [`name`].
+//! - Modifiers follow `|`: `raw` (no escaping), `default: VALUE` (used when the name has no
+//!   value; `"quoted text"`, a number, `true`/`false` or a bare word), and date forms for
+//!   moments such as `createdAt`: `iso` (the default, `2024-03-10T17:49:32.806Z`), `unix`
+//!   (seconds), `unix_ms`, `date` (`2024-03-10`), `datetime` (`2024-03-10 17:49:32`), `show`
+//!   (`10/03/2024 17:49:32 UTC`). Example: `{{ createdAt | unix }}`, `{tracker.sub1|default:none}`.
+//! - A `{` or `{{` that does not open a well-formed tag is text: JSON bodies, CSS, a lone `{`
+//!   or `}}` pass through untouched. `{{ "any text" }}` writes its text as is, which is how to
+//!   put a literal `{chatId}` in the output: `{{ "{chatId}" }}`.
+//!
+//! # Escaping
+//! Each value is escaped for where it lands ([`escape::Slot`]), decided when the template is
+//! parsed for a [`Target`]: URL path segments, query and fragment are percent-encoded (only
+//! RFC 3986 unreserved bytes stay bare, space is `%20`); in JSON a variable inside a string
+//! becomes string content and one outside a string becomes a JSON value (text quoted, numbers
+//! bare, missing `null`); form bodies use form encoding; header values must not contain CR, LF
+//! or NUL (an error); plain text is written as is.
+//!
+//! # Use
+//! Parse once, render many: a [`Template`] is a plain value to store and reuse, and rendering
+//! borrows the context, allocating nothing but the output (and the missing-names list, only
+//! when a name is missing).
+
+pub mod datetime;
+pub mod error;
+pub mod escape;
+pub mod name;
+pub mod parse;
+pub mod value;
+
+pub use datetime::DateForm;
+pub use error::{ErrorKind, TemplateError};
+pub use escape::Slot;
+pub use name::{Builtin, Name};
+pub use parse::{Part, Tag, Target};
+pub use value::{Context, MapContext, OwnedValue, Value};
+
+use std::fmt::Write as _;
+
+/// A parsed template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    source: String,
+    target: Target,
+    parts: Vec<Part>,
+    capacity: usize,
+}
+
+/// A render's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered<'t> {
+    /// The text.
+    pub output: String,
+    /// Names that had no value and no default, as written in the template, in order.
+    pub missing: Vec<&'t str>,
+}
+
+/// Something worth a second look in a template, with its byte range.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lint {
+    /// Start byte.
+    pub offset: usize,
+    /// End byte (exclusive).
+    pub end: usize,
+    /// What it is.
+    pub kind: LintKind,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// Kinds of lint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LintKind {
+    /// A name that is neither a built-in nor known to the caller (a custom field of the bot).
+    UnknownName,
+    /// `{{ name` with no closing `}}`: rendered as text.
+    UnclosedTag,
+    /// A variable in a URL's scheme or host.
+    VariableInHost,
+    /// `raw` in a URL or JSON, where an unescaped value can break the structure.
+    RawValue,
+}
+
+impl Template {
+    /// Parses `source` for `target`. Errors name the byte offset.
+    pub fn parse(source: &str, target: Target) -> Result<Self, TemplateError> {
+        let parts = parse::parse(source, target)?;
+        if target == Target::Header {
+            for part in &parts {
+                let (offset, text) = match part {
+                    Part::Text(a, b) => (*a, &source[*a..*b]),
+                    Part::Literal(s) => (0, s.as_str()),
+                    Part::Tag(_) => continue,
+                };
+                if let Some(at) = text.find(['\r', '\n', '\0']) {
+                    return Err(TemplateError::new(offset + at, ErrorKind::HeaderText));
+                }
+            }
+        }
+        let mut capacity = 0;
+        for p in &parts {
+            capacity += match p {
+                Part::Text(a, b) => b - a,
+                Part::Literal(s) => s.len(),
+                Part::Tag(_) => 24,
+            };
+        }
+        Ok(Self {
+            source: source.to_string(),
+            target,
+            parts,
+            capacity,
+        })
+    }
+
+    /// The template text.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// What it renders.
+    pub fn target(&self) -> Target {
+        self.target
+    }
+
+    /// Its variables, in order.
+    pub fn tags(&self) -> impl Iterator<Item = &Tag> {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Tag(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Renders against `ctx`.
+    pub fn render<C: Context + ?Sized>(&self, ctx: &C) -> Result<Rendered<'_>, TemplateError> {
+        let mut output = String::with_capacity(self.capacity);
+        let mut missing = Vec::new();
+        self.render_into(ctx, &mut output, &mut missing)?;
+        Ok(Rendered { output, missing })
+    }
+
+    /// Renders against `ctx`, appending to `out` and to `missing`.
+    pub fn render_into<'t, C: Context + ?Sized>(
+        &'t self,
+        ctx: &C,
+        out: &mut String,
+        missing: &mut Vec<&'t str>,
+    ) -> Result<(), TemplateError> {
+        self.write_parts(ctx, out, missing)
+    }
+
+    fn write_parts<'t, C: Context + ?Sized>(
+        &'t self,
+        ctx: &C,
+        out: &mut String,
+        missing: &mut Vec<&'t str>,
+    ) -> Result<(), TemplateError> {
+        for part in &self.parts {
+            match part {
+                Part::Text(a, b) => out.push_str(&self.source[*a..*b]),
+                Part::Literal(s) => out.push_str(s),
+                Part::Tag(tag) => {
+                    let value = match tag.name.resolve(ctx) {
+                        Some(v) => Some(v),
+                        None => {
+                            if tag.default.is_none() {
+                                missing.push(&self.source[tag.name_span.0..tag.name_span.1]);
+                            }
+                            tag.default.as_ref().map(OwnedValue::as_value)
+                        }
+                    };
+                    match value {
+                        Some(v) => self.write_value(tag, v, out)?,
+                        None if tag.slot == Slot::JsonValue && !tag.raw => out.push_str("null"),
+                        None => {}
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn write_value(
+        &self,
+        tag: &Tag,
+        value: Value<'_>,
+        out: &mut String,
+    ) -> Result<(), TemplateError> {
+        let json_value = tag.slot == Slot::JsonValue;
+        let mut buf = datetime::Buf::new();
+        match value {
+            Value::Str(s) => {
+                if tag.slot == Slot::UrlPath && !tag.raw && escape::is_dot_segment(s) {
+                    return Err(self.value_error(tag, |name| ErrorKind::DotSegment { name }));
+                }
+                if tag.slot == Slot::Header && escape::header_breaker(s).is_some() {
+                    return Err(self.value_error(tag, |name| ErrorKind::HeaderBreak { name }));
+                }
+                if tag.raw {
+                    out.push_str(s);
+                } else {
+                    escape::push(tag.slot, s, out);
+                }
+            }
+            // Digits, '-', '.', 'e', "true"/"false" need no escaping in any slot.
+            Value::Int(n) => {
+                buf.push_int(n, 1);
+                out.push_str(buf.as_str());
+            }
+            Value::Num(n) => {
+                if json_value && !n.is_finite() {
+                    out.push_str("null");
+                } else {
+                    let _ = write!(out, "{n}");
+                }
+            }
+            Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
+            Value::Time(ms) => {
+                datetime::format(ms, tag.date, &mut buf);
+                let numeric = matches!(tag.date, DateForm::Unix | DateForm::UnixMs);
+                if tag.raw || (json_value && numeric) {
+                    out.push_str(buf.as_str());
+                } else {
+                    escape::push(tag.slot, buf.as_str(), out);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn value_error(&self, tag: &Tag, kind: impl FnOnce(String) -> ErrorKind) -> TemplateError {
+        let name = self.source[tag.name_span.0..tag.name_span.1].to_string();
+        TemplateError::new(tag.span.0, kind(name))
+    }
+
+    /// Reports unknown names (builtins are always known; `known` decides the rest), unclosed
+    /// tags, variables in a URL's host, and `raw` where it can break a URL or JSON.
+    pub fn lint(&self, known: impl Fn(&Name) -> bool) -> Vec<Lint> {
+        let mut lints = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Tag(tag) => {
+                    let written = &self.source[tag.name_span.0..tag.name_span.1];
+                    let is_builtin = matches!(tag.name, Name::Builtin(_));
+                    if !is_builtin && !known(&tag.name) {
+                        lints.push(Lint {
+                            offset: tag.name_span.0,
+                            end: tag.name_span.1,
+                            kind: LintKind::UnknownName,
+                            message: format!(
+                                "unknown name {written:?}: not a built-in ({}) nor a known field",
+                                Builtin::ALL.map(Builtin::as_str).join(", ")
+                            ),
+                        });
+                    }
+                    if tag.slot == Slot::UrlAuthority {
+                        lints.push(Lint {
+                            offset: tag.span.0,
+                            end: tag.span.1,
+                            kind: LintKind::VariableInHost,
+                            message: format!(
+                                "{written:?} is in the URL's scheme or host: a value there decides where the request goes"
+                            ),
+                        });
+                    }
+                    let breaks = matches!(
+                        tag.slot,
+                        Slot::UrlPath
+                            | Slot::UrlQuery
+                            | Slot::UrlFragment
+                            | Slot::UrlAuthority
+                            | Slot::JsonString
+                            | Slot::JsonValue
+                    );
+                    if tag.raw && breaks {
+                        lints.push(Lint {
+                            offset: tag.span.0,
+                            end: tag.span.1,
+                            kind: LintKind::RawValue,
+                            message: format!(
+                                "{written:?} is raw: an unescaped value can break the URL or JSON"
+                            ),
+                        });
+                    }
+                }
+                Part::Text(a, b) => {
+                    let text = &self.source[*a..*b];
+                    let mut from = 0;
+                    while let Some(k) = text[from..].find("{{") {
+                        let at = from + k;
+                        let rest = text[at + 2..].trim_start();
+                        if rest
+                            .bytes()
+                            .next()
+                            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+                        {
+                            lints.push(Lint {
+                                offset: a + at,
+                                end: a + at + 2,
+                                kind: LintKind::UnclosedTag,
+                                message: "\"{{\" opens a variable that is never closed with \"}}\"; it is written as text".into(),
+                            });
+                        }
+                        from = at + 2;
+                    }
+                }
+                Part::Literal(_) => {}
+            }
+        }
+        lints
+    }
+}

@@ -1,0 +1,160 @@
+//! Template names and how they resolve.
+//!
+//! - Built-ins: `chatId`, `username`, `name`, `stepKey`, `stepId`, `status`, `createdAt`.
+//!   Case does not matter and the snake forms work too (`chatid`, `chat_id`, `CreatedAt`).
+//! - `fields.KEY` and `details.KEY` are the same custom field. If the dialog has no such field
+//!   and KEY is a built-in's name, the built-in is used: Chatterfy's own docs write
+//!   `{fields.chatId}` for the chat id.
+//! - A bare `KEY` that is not a built-in is a custom field (Chatterfy's `{KEYCUSTOMFIELD}`).
+//! - `tracker.KEY` is a tracker field; if there is none under KEY exactly, the all-lower-case
+//!   KEY is tried (trackers send `clickid`, people write `{tracker.clickId}`).
+
+use crate::value::{Context, Value};
+
+/// A value every dialog has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Builtin {
+    /// Telegram chat id (signed 64-bit).
+    ChatId,
+    /// Telegram username.
+    Username,
+    /// The person's name.
+    Name,
+    /// Key of the dialog's current step.
+    StepKey,
+    /// Id (UUID) of the dialog's current step.
+    StepId,
+    /// `auto`, `manual` or `blocked`.
+    Status,
+    /// When the dialog started.
+    CreatedAt,
+}
+
+impl Builtin {
+    /// Every built-in, in documentation order.
+    pub const ALL: [Builtin; 7] = [
+        Builtin::ChatId,
+        Builtin::Username,
+        Builtin::Name,
+        Builtin::StepKey,
+        Builtin::StepId,
+        Builtin::Status,
+        Builtin::CreatedAt,
+    ];
+
+    /// The canonical name (`chatId`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builtin::ChatId => "chatId",
+            Builtin::Username => "username",
+            Builtin::Name => "name",
+            Builtin::StepKey => "stepKey",
+            Builtin::StepId => "stepId",
+            Builtin::Status => "status",
+            Builtin::CreatedAt => "createdAt",
+        }
+    }
+
+    /// The built-in a name means, ignoring case and underscores (`chat_id`, `ChatID`).
+    pub fn from_name(name: &str) -> Option<Builtin> {
+        if name.len() > 16 {
+            return None;
+        }
+        let mut folded = [0u8; 16];
+        let mut n = 0;
+        for b in name.bytes().filter(|b| *b != b'_') {
+            folded[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+        Some(match &folded[..n] {
+            b"chatid" => Builtin::ChatId,
+            b"username" => Builtin::Username,
+            b"name" => Builtin::Name,
+            b"stepkey" => Builtin::StepKey,
+            b"stepid" => Builtin::StepId,
+            b"status" => Builtin::Status,
+            b"createdat" => Builtin::CreatedAt,
+            _ => return None,
+        })
+    }
+}
+
+/// A parsed name: what to look up, decided once at parse time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Name {
+    /// A built-in.
+    Builtin(Builtin),
+    /// A custom field, with the built-in to fall back to when the key names one.
+    Field {
+        /// The field key.
+        key: String,
+        /// Used when the dialog has no such field.
+        or_builtin: Option<Builtin>,
+        /// Written bare (`{refID}`) rather than `fields.refID`.
+        bare: bool,
+    },
+    /// A tracker field, with its lower-case spelling to fall back to.
+    Tracker {
+        /// The tracker key.
+        key: String,
+        /// `key` in lower case, when that differs.
+        folded: Option<String>,
+    },
+}
+
+impl Name {
+    /// Parses the text of a name (`tracker.clickid`, `fields.refId`, `chatId`, `userBalance`).
+    pub fn parse(text: &str) -> Option<Name> {
+        if text.is_empty() || !text.bytes().all(is_name_byte) {
+            return None;
+        }
+        if let Some((scope, key)) = text.split_once('.') {
+            if key.is_empty() || key.contains('.') {
+                return None;
+            }
+            return match scope.to_ascii_lowercase().as_str() {
+                "fields" | "details" | "field" => Some(Name::Field {
+                    key: key.to_string(),
+                    or_builtin: Builtin::from_name(key),
+                    bare: false,
+                }),
+                "tracker" => {
+                    let lower = key.to_ascii_lowercase();
+                    Some(Name::Tracker {
+                        key: key.to_string(),
+                        folded: (lower != key).then_some(lower),
+                    })
+                }
+                _ => None,
+            };
+        }
+        Some(match Builtin::from_name(text) {
+            Some(b) => Name::Builtin(b),
+            None => Name::Field {
+                key: text.to_string(),
+                or_builtin: None,
+                bare: true,
+            },
+        })
+    }
+
+    /// The value this name has in `ctx`, if any.
+    pub fn resolve<'c, C: Context + ?Sized>(&self, ctx: &'c C) -> Option<Value<'c>> {
+        match self {
+            Name::Builtin(b) => ctx.builtin(*b),
+            Name::Field {
+                key, or_builtin, ..
+            } => ctx
+                .field(key)
+                .or_else(|| or_builtin.and_then(|b| ctx.builtin(b))),
+            Name::Tracker { key, folded } => ctx
+                .tracker(key)
+                .or_else(|| folded.as_deref().and_then(|f| ctx.tracker(f))),
+        }
+    }
+}
+
+/// Bytes a name may contain: ASCII letters, digits, `_`, `-` and `.`.
+pub fn is_name_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
+}
