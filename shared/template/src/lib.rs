@@ -221,9 +221,10 @@ impl Template {
             }
             Value::Bool(b) => out.push_str(if b { "true" } else { "false" }),
             Value::Time(ms) => {
-                datetime::format(ms, tag.date, &mut buf);
+                let for_url = tag.slot.is_url() && !tag.raw;
+                datetime::format(ms, tag.date, for_url, &mut buf);
                 let numeric = matches!(tag.date, DateForm::Unix | DateForm::UnixMs);
-                if tag.raw || (json_value && numeric) {
+                if tag.raw || for_url || (json_value && numeric) {
                     out.push_str(buf.as_str());
                 } else {
                     escape::push(tag.slot, buf.as_str(), out);
