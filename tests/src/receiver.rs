@@ -89,6 +89,7 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<Answer>>,
     fallback: Mutex<Option<Answer>>,
+    hold_until: Mutex<usize>,
     arrived: Notify,
 }
 
@@ -150,6 +151,12 @@ impl Receiver {
         *self.shared.fallback.lock().unwrap() = Some(answer);
     }
 
+    /// Holds every answer until `n` requests have arrived: only a caller that sends them
+    /// concurrently ever gets an answer, which proves concurrency without timing anything.
+    pub fn hold_until(&self, n: usize) {
+        *self.shared.hold_until.lock().unwrap() = n;
+    }
+
     /// Everything received so far.
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
@@ -202,6 +209,14 @@ async fn answer(
         body,
     });
     shared.arrived.notify_waiters();
+    let hold = *shared.hold_until.lock().unwrap();
+    loop {
+        let notified = shared.arrived.notified();
+        if shared.received.lock().unwrap().len() >= hold {
+            break;
+        }
+        notified.await;
+    }
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }

@@ -76,6 +76,38 @@ async fn templated_host_is_allowed_only_once_its_variable_has_a_value() {
     assert_eq!(allowed["status"], 200, "{allowed}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_run_concurrently_in_separate_instances() {
+    // The receiver answers nobody until four requests are in flight at once: with requests
+    // served one after another the first would wait forever and the test would time out.
+    let receiver = Receiver::start().await.unwrap();
+    receiver.hold_until(4);
+    let (_app, _server, client) = serve(fixture()).await;
+    let path = format!(
+        "/probe?op=fetch&url={}",
+        urlencode(&format!("{}/slow", receiver.url()))
+    );
+    let calls: Vec<_> = (0..4)
+        .map(|_| {
+            let client = client.clone();
+            let path = path.clone();
+            tokio::spawn(async move { client.get(&path).await.unwrap() })
+        })
+        .collect();
+    let all = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut replies = Vec::new();
+        for c in calls {
+            replies.push(c.await.unwrap());
+        }
+        replies
+    })
+    .await
+    .expect("requests were not served concurrently");
+    for reply in all {
+        assert_eq!(reply.json()["status"], 200, "{}", reply.text());
+    }
+}
+
 fn hosts(list: &[&str]) -> AllowedHosts {
     let list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
     AllowedHosts::parse(&list, |t| Ok(t.to_string()), &["a".into(), "b".into()]).unwrap()
