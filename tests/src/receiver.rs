@@ -9,9 +9,6 @@ use std::time::Duration;
 use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -103,27 +100,10 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on `127.0.0.1` that answers `200 ok` unless scripted otherwise.
     pub async fn start() -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let shared = Arc::new(Shared::default());
         let s = shared.clone();
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let s = s.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(s, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) =
+            crate::server::serve_loopback(move |req, _peer| answer(s.clone(), req)).await?;
         Ok(Self {
             addr,
             shared,

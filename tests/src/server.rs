@@ -21,25 +21,8 @@ pub struct Server {
 
 impl Server {
     pub(crate) async fn start(app: App) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let accept = tokio::spawn(async move {
-            loop {
-                let Ok((stream, peer)) = listener.accept().await else {
-                    continue;
-                };
-                let app = app.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let app = app.clone();
-                        async move { Ok::<_, std::convert::Infallible>(respond(app, req, peer).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, accept) =
+            serve_loopback(move |req, peer| respond(app.clone(), req, peer)).await?;
         Ok(Self { addr, accept })
     }
 
@@ -52,6 +35,35 @@ impl Server {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+}
+
+/// Serves HTTP/1.1 on a free loopback port, one task per connection, calling `handle` with
+/// each request and the peer's address; the returned task accepts until aborted.
+pub(crate) async fn serve_loopback<F, Fut>(handle: F) -> Result<(SocketAddr, JoinHandle<()>)>
+where
+    F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let accept = tokio::spawn(async move {
+        loop {
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let response = handle(req, peer);
+                    async move { Ok::<_, std::convert::Infallible>(response.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok((addr, accept))
 }
 
 impl Drop for Server {
