@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use funnelhooks_template::datetime::days_from_civil;
+
 /// Delay before each attempt; the first is immediate. Eight attempts in all.
 pub const SCHEDULE: [Duration; 8] = [
     Duration::ZERO,
@@ -119,17 +121,6 @@ fn parse_http_date(s: &str) -> Option<i64> {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 #[cfg(test)]

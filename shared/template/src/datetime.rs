@@ -232,6 +232,107 @@ fn civil_from_days_hinnant(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix milliseconds of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z`, `±HH:MM` or
+/// no zone (UTC); a space may stand for `T`. `None` for anything else or an impossible date.
+pub fn parse_iso(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(r)?;
+        if !part.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(part).ok()?.parse().ok()
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !(1..=12).contains(&m) {
+        return None;
+    }
+    let month_days = [
+        31,
+        if is_leap(y) { 29 } else { 28 },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if d < 1 || d > month_days[(m - 1) as usize] {
+        return None;
+    }
+    let day_ms = days_from_civil(y, m, d) * 86_400_000;
+    if b.len() == 10 {
+        return Some(day_ms);
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let (hh, mi) = (num(11..13)?, num(14..16)?);
+    let mut i = 16;
+    let mut ss = 0;
+    let mut ms = 0;
+    if b.get(i) == Some(&b':') {
+        ss = num(17..19)?;
+        i = 19;
+        if b.get(i) == Some(&b'.') {
+            let start = i + 1;
+            let mut end = start;
+            while b.get(end).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            }
+            if end == start {
+                return None;
+            }
+            // Milliseconds: the first three digits, padded.
+            let digits = &b[start..end.min(start + 3)];
+            let mut v = 0;
+            for k in 0..3 {
+                v = v * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
+            }
+            ms = v;
+            i = end;
+        }
+    }
+    if hh > 23 || mi > 59 || ss > 60 {
+        return None;
+    }
+    let offset_ms = match b.get(i..)? {
+        // No zone: UTC, as a tracker writing "2024-03-10 17:49" most likely means.
+        b"" | b"Z" | b"z" => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
+            let digits = [*h1, *h2, *m1, *m2];
+            if !digits.iter().all(u8::is_ascii_digit) {
+                return None;
+            }
+            let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
+            let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            let off = (h * 60 + m) * 60_000;
+            if *sign == b'+' { off } else { -off }
+        }
+        _ => return None,
+    };
+    Some(day_ms + ((hh * 60 + mi) * 60 + ss) * 1000 + ms - offset_ms)
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,6 +373,30 @@ mod tests {
                 civil_from_days_hinnant(days),
                 "day {days}"
             );
+        }
+    }
+
+    #[test]
+    fn iso_dates_parse_back_to_what_format_wrote() {
+        for ms in [0, -1, 1_710_092_972_806, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_iso(&fmt(ms, DateForm::Iso)), Some(ms), "{ms}");
+        }
+        assert_eq!(parse_iso("2024-03-10"), Some(1_710_028_800_000));
+        assert_eq!(parse_iso("2024-03-10 17:49"), Some(1_710_092_940_000));
+        assert_eq!(
+            parse_iso("2024-03-10T20:49:32.8+03:00"),
+            Some(1_710_092_972_800)
+        );
+        for bad in [
+            "2024-02-30",
+            "2023-02-29",
+            "2024-13-01",
+            "10/03/2024",
+            "2024-03-10T25:00Z",
+            "2024-03-10T10:00+3",
+            "",
+        ] {
+            assert_eq!(parse_iso(bad), None, "{bad}");
         }
     }
 

@@ -1,0 +1,18 @@
+//! Dialogs and the Chatterfy-compatible `updateDialog` postback, as plain Rust: the dialog
+//! model ([`model`]), reading parameters from any request shape ([`params`]), validating them
+//! against the bot's fields and steps and applying them ([`update`]), and merging data
+//! pre-assigned to a chat that had not started yet ([`start`]). Limits are in [`limits`].
+//! Storage and HTTP live elsewhere: this crate never touches `spin-sdk`.
+
+pub mod error;
+pub mod limits;
+pub mod model;
+pub mod params;
+pub mod start;
+pub mod update;
+
+pub use error::DialogError;
+pub use model::{Dialog, FieldType, FieldValue, Status, Timestamp};
+pub use params::{Param, from_request};
+pub use start::Start;
+pub use update::{BotSchema, Update, parse_update};
