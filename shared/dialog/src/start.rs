@@ -77,18 +77,13 @@ impl Dialog {
     /// pre-assigned data by the rules above.
     pub fn start(&mut self, start: &Start, now: Timestamp) -> Result<(), DialogError> {
         start.validate()?;
-        let new_keys = start
-            .tracker
-            .keys()
-            .filter(|k| !self.tracker.contains_key(*k))
-            .count();
-        if self.tracker.len() + new_keys > MAX_TRACKER_FIELDS {
-            return Err(DialogError::unprocessable(
-                "too_many_tracker_fields",
-                Some("tracker"),
-                format!("a dialog holds at most {MAX_TRACKER_FIELDS} tracker fields"),
-            ));
-        }
+        crate::update::check_room(
+            &self.tracker,
+            &start.tracker,
+            MAX_TRACKER_FIELDS,
+            "too_many_tracker_fields",
+            Some("tracker"),
+        )?;
         if start.username.is_some() {
             self.username.clone_from(&start.username);
         }

@@ -281,34 +281,49 @@ fn number(s: &str) -> Option<FieldValue> {
     serde_json::Number::from_f64(f).map(FieldValue::Number)
 }
 
+/// Fails when writing `incoming` into `existing` would hold more than `max` keys.
+pub(crate) fn check_room<V, W>(
+    existing: &BTreeMap<String, V>,
+    incoming: &BTreeMap<String, W>,
+    max: usize,
+    code: &'static str,
+    field: Option<&str>,
+) -> Result<(), DialogError> {
+    let added = incoming
+        .keys()
+        .filter(|k| !existing.contains_key(*k))
+        .count();
+    if existing.len() + added > max {
+        return Err(DialogError::unprocessable(
+            code,
+            field,
+            format!(
+                "a dialog holds at most {max} of these; this would make {}",
+                existing.len() + added
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl Dialog {
     /// Applies a validated update. Limits are checked first, so an update that would pass one
     /// changes nothing.
     pub fn apply(&mut self, update: &Update, now: Timestamp) -> Result<(), DialogError> {
-        let new_fields = update
-            .fields
-            .keys()
-            .filter(|k| !self.fields.contains_key(*k))
-            .count();
-        if self.fields.len() + new_fields > MAX_FIELDS {
-            return Err(DialogError::unprocessable(
-                "too_many_fields",
-                None,
-                format!("a dialog holds at most {MAX_FIELDS} custom fields"),
-            ));
-        }
-        let new_tracker = update
-            .tracker
-            .keys()
-            .filter(|k| !self.tracker.contains_key(*k))
-            .count();
-        if self.tracker.len() + new_tracker > MAX_TRACKER_FIELDS {
-            return Err(DialogError::unprocessable(
-                "too_many_tracker_fields",
-                None,
-                format!("a dialog holds at most {MAX_TRACKER_FIELDS} tracker fields"),
-            ));
-        }
+        check_room(
+            &self.fields,
+            &update.fields,
+            MAX_FIELDS,
+            "too_many_fields",
+            None,
+        )?;
+        check_room(
+            &self.tracker,
+            &update.tracker,
+            MAX_TRACKER_FIELDS,
+            "too_many_tracker_fields",
+            None,
+        )?;
         let mut tags = self.tags.clone();
         for tag in &update.add_tags {
             if !tags.contains(tag) {
