@@ -249,8 +249,16 @@ impl AppInner {
                     .await
                     .map_err(|e| anyhow!("reading the response body: {e:?}"))?
                     .to_bytes();
-                // The guest may keep running after its response is complete; wait for it.
-                task.await??;
+                // The guest may keep running after its response is complete. Spin has already
+                // sent the response by then, so a later trap is logged, not turned into a 500.
+                match task.await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(trap)) => eprintln!(
+                        "component {:?} trapped after responding: {trap:?}",
+                        route.component
+                    ),
+                    Err(join) => eprintln!("component {:?} task failed: {join}", route.component),
+                }
                 Ok(HostResponse {
                     status: parts.status.as_u16(),
                     headers: parts.headers,
