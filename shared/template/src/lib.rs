@@ -73,6 +73,17 @@ pub struct Lint {
     pub message: String,
 }
 
+impl Lint {
+    fn new((offset, end): (usize, usize), kind: LintKind, message: String) -> Self {
+        Self {
+            offset,
+            end,
+            kind,
+            message,
+        }
+    }
+}
+
 /// Kinds of lint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LintKind {
@@ -249,44 +260,34 @@ impl Template {
                     let written = &self.source[tag.name_span.0..tag.name_span.1];
                     let is_builtin = matches!(tag.name, Name::Builtin(_));
                     if !is_builtin && !known(&tag.name) {
-                        lints.push(Lint {
-                            offset: tag.name_span.0,
-                            end: tag.name_span.1,
-                            kind: LintKind::UnknownName,
-                            message: format!(
+                        lints.push(Lint::new(
+                            tag.name_span,
+                            LintKind::UnknownName,
+                            format!(
                                 "unknown name {written:?}: not a built-in ({}) nor a known field",
                                 Builtin::ALL.map(Builtin::as_str).join(", ")
                             ),
-                        });
+                        ));
                     }
                     if tag.slot == Slot::UrlAuthority {
-                        lints.push(Lint {
-                            offset: tag.span.0,
-                            end: tag.span.1,
-                            kind: LintKind::VariableInHost,
-                            message: format!(
+                        lints.push(Lint::new(
+                            tag.span,
+                            LintKind::VariableInHost,
+                            format!(
                                 "{written:?} is in the URL's scheme or host: a value there decides where the request goes"
                             ),
-                        });
+                        ));
                     }
-                    let breaks = matches!(
-                        tag.slot,
-                        Slot::UrlPath
-                            | Slot::UrlQuery
-                            | Slot::UrlFragment
-                            | Slot::UrlAuthority
-                            | Slot::JsonString
-                            | Slot::JsonValue
-                    );
+                    let breaks =
+                        tag.slot.is_url() || matches!(tag.slot, Slot::JsonString | Slot::JsonValue);
                     if tag.raw && breaks {
-                        lints.push(Lint {
-                            offset: tag.span.0,
-                            end: tag.span.1,
-                            kind: LintKind::RawValue,
-                            message: format!(
+                        lints.push(Lint::new(
+                            tag.span,
+                            LintKind::RawValue,
+                            format!(
                                 "{written:?} is raw: an unescaped value can break the URL or JSON"
                             ),
-                        });
+                        ));
                     }
                 }
                 Part::Text(a, b) => {
@@ -300,12 +301,11 @@ impl Template {
                             .next()
                             .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
                         {
-                            lints.push(Lint {
-                                offset: a + at,
-                                end: a + at + 2,
-                                kind: LintKind::UnclosedTag,
-                                message: "\"{{\" opens a variable that is never closed with \"}}\"; it is written as text".into(),
-                            });
+                            lints.push(Lint::new(
+                                (a + at, a + at + 2),
+                                LintKind::UnclosedTag,
+                                "\"{{\" opens a variable that is never closed with \"}}\"; it is written as text".into(),
+                            ));
                         }
                         from = at + 2;
                     }
