@@ -31,7 +31,24 @@ pub async fn serve(builder: HostBuilder) -> (App, Server, Client) {
 
 /// Calls the probe's `op` and returns its JSON answer.
 pub async fn probe(client: &Client, path_and_query: &str) -> serde_json::Value {
-    let reply = client.get(path_and_query).await.expect("request");
+    probe_with_body(client, "GET", path_and_query, "").await
+}
+
+/// Calls the probe's `op` with a body (the value to store, the delta, ...).
+pub async fn probe_post(client: &Client, path_and_query: &str, body: &str) -> serde_json::Value {
+    probe_with_body(client, "POST", path_and_query, body).await
+}
+
+async fn probe_with_body(
+    client: &Client,
+    method: &str,
+    path_and_query: &str,
+    body: &str,
+) -> serde_json::Value {
+    let reply = client
+        .send(method, path_and_query, &[], body.to_string())
+        .await
+        .expect("request");
     assert_eq!(reply.status, 200, "{path_and_query}: {}", reply.text());
     reply.json()
 }
