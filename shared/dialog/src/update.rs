@@ -61,17 +61,19 @@ enum Reserved {
 }
 
 fn reserved(name: &str) -> Option<Reserved> {
-    let folded: String = name
-        .chars()
-        .filter(|c| *c != '_')
-        .map(|c| c.to_ascii_lowercase())
-        .collect();
-    Some(match folded.as_str() {
-        "chatid" => Reserved::ChatId,
-        "stepid" => Reserved::StepId,
-        "status" => Reserved::Status,
-        "addtag" | "addtags" => Reserved::AddTags,
-        "removetag" | "removetags" => Reserved::RemoveTags,
+    // Folded on the stack: this runs twice for every parameter of every postback.
+    let mut folded = [0u8; 10];
+    let mut n = 0;
+    for b in name.bytes().filter(|b| *b != b'_') {
+        *folded.get_mut(n)? = b.to_ascii_lowercase();
+        n += 1;
+    }
+    Some(match &folded[..n] {
+        b"chatid" => Reserved::ChatId,
+        b"stepid" => Reserved::StepId,
+        b"status" => Reserved::Status,
+        b"addtag" | b"addtags" => Reserved::AddTags,
+        b"removetag" | b"removetags" => Reserved::RemoveTags,
         _ => return None,
     })
 }
