@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use funnelhooks_store::StoreError;
+
 /// A rejected dialog update or start, ready to become `{"error": {code, message, field}}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DialogError {
@@ -23,6 +25,16 @@ impl DialogError {
         message: impl Into<String>,
     ) -> Self {
         Self::new(400, code, field, message)
+    }
+
+    /// 404: nothing there (or nothing the caller may know about).
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(404, code, None, message)
+    }
+
+    /// 409: the request conflicts with what is stored.
+    pub fn conflict(code: &'static str, field: Option<&str>, message: impl Into<String>) -> Self {
+        Self::new(409, code, field, message)
     }
 
     /// 413: past a size limit.
@@ -64,3 +76,15 @@ impl fmt::Display for DialogError {
 }
 
 impl std::error::Error for DialogError {}
+
+impl From<StoreError> for DialogError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            // A record we cannot read is our bug, not the caller's: say so without detail.
+            StoreError::Corrupt { .. } => Self::new(500, "corrupt_record", None, e.to_string()),
+            StoreError::Backend(_) | StoreError::Contended(_) => {
+                Self::new(503, "store_unavailable", None, e.to_string())
+            }
+        }
+    }
+}

@@ -2,17 +2,24 @@
 //! model ([`model`]), reading parameters from any request shape ([`params`]), validating them
 //! against the bot's fields and steps and applying them ([`update`]), and merging data
 //! pre-assigned to a chat that had not started yet ([`start`]). Limits are in [`limits`].
-//! Storage and HTTP live elsewhere: this crate never touches `spin-sdk`.
+//! Bots, postback links, custom field definitions and steps are in [`bots`], and where all of
+//! it is stored in [`repo`], over the key-value trait of `funnelhooks-store`. HTTP lives in
+//! the components: this crate never touches `spin-sdk`.
 
+pub mod bots;
 pub mod error;
+pub mod input;
 pub mod limits;
 pub mod model;
 pub mod params;
+pub mod repo;
+mod split;
 pub mod start;
 pub mod update;
 
 pub use error::DialogError;
 pub use model::{Dialog, FieldType, FieldValue, Status, Timestamp};
 pub use params::{Param, from_request};
+pub use repo::{Page, Postback, Repo};
 pub use start::Start;
 pub use update::{BotSchema, Update, parse_update};

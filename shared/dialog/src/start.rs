@@ -14,8 +14,10 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde_json::Value as Json;
 
 use crate::error::DialogError;
+use crate::input::JsonBody;
 use crate::limits::{MAX_TRACKER_FIELDS, MAX_VALUE_LEN, valid_key};
 use crate::model::{Dialog, Timestamp};
 
@@ -33,6 +35,33 @@ pub struct Start {
 }
 
 impl Start {
+    /// Reads `{"username", "name", "tracker": {...}}`; tracker values may be strings, numbers
+    /// or booleans (stored as text).
+    pub fn from_body(body: &JsonBody) -> Result<Start, DialogError> {
+        body.only(&["username", "name", "tracker"])?;
+        let mut start = Start {
+            username: body.text("username", MAX_VALUE_LEN)?,
+            name: body.text("name", MAX_VALUE_LEN)?,
+            tracker: BTreeMap::new(),
+        };
+        for (key, value) in body.object("tracker")?.into_iter().flatten() {
+            let text = match value {
+                Json::String(s) => s.clone(),
+                Json::Number(_) | Json::Bool(_) => value.to_string(),
+                _ => {
+                    return Err(DialogError::unprocessable(
+                        "wrong_type",
+                        Some(&format!("tracker.{key}")),
+                        "expected a string, a number or a boolean",
+                    ));
+                }
+            };
+            start.tracker.insert(key.clone(), text);
+        }
+        start.validate()?;
+        Ok(start)
+    }
+
     /// Checks keys and lengths; the error names the field.
     pub fn validate(&self) -> Result<(), DialogError> {
         for (name, value) in [("username", &self.username), ("name", &self.name)] {

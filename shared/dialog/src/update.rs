@@ -28,7 +28,7 @@ pub struct BotSchema<'a> {
     /// Defined custom fields and their types.
     pub fields: &'a BTreeMap<String, FieldType>,
     /// The key of the step with this id, if the bot has it.
-    pub step_key: &'a dyn Fn(&str) -> Option<String>,
+    pub step_key: &'a dyn Fn(&str) -> Result<Option<String>, DialogError>,
 }
 
 /// A validated update, ready to apply.
@@ -102,7 +102,7 @@ pub fn parse_update(
             Some(Reserved::ChatId) => chat_id = parse_chat_id(&name, &value)?,
             Some(Reserved::StepId) => {
                 let id = text(&name, &value)?;
-                let key = (schema.step_key)(id.trim()).ok_or_else(|| {
+                let key = (schema.step_key)(id.trim())?.ok_or_else(|| {
                     DialogError::unprocessable(
                         "unknown_step",
                         Some(&name),

@@ -2,11 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use funnelhooks_dialog::{BotSchema, FieldType, FieldValue, from_request, parse_update};
+use funnelhooks_dialog::{
+    BotSchema, DialogError, FieldType, FieldValue, from_request, parse_update,
+};
 use proptest::prelude::*;
 
-fn no_steps(_: &str) -> Option<String> {
-    None
+fn no_steps(_: &str) -> Result<Option<String>, DialogError> {
+    Ok(None)
 }
 
 proptest! {

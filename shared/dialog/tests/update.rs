@@ -21,8 +21,8 @@ fn fields() -> BTreeMap<String, FieldType> {
     .into()
 }
 
-fn step_key(id: &str) -> Option<String> {
-    (id == STEP).then(|| "welcome".to_string())
+fn step_key(id: &str) -> Result<Option<String>, funnelhooks_dialog::DialogError> {
+    Ok((id == STEP).then(|| "welcome".to_string()))
 }
 
 fn update_get(query: &str) -> Result<funnelhooks_dialog::Update, funnelhooks_dialog::DialogError> {

@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use funnelhooks_dialog::{BotSchema, Dialog, FieldType, Timestamp, from_request, parse_update};
 use libfuzzer_sys::fuzz_target;
 
-fn step_key(id: &str) -> Option<String> {
-    (id == "s1").then(|| "welcome".to_string())
+fn step_key(id: &str) -> Result<Option<String>, funnelhooks_dialog::DialogError> {
+    Ok((id == "s1").then(|| "welcome".to_string()))
 }
 
 fuzz_target!(|data: &[u8]| {

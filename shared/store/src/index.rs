@@ -1,0 +1,93 @@
+//! Index records: an append-only list of ids (a bot's dialogs, all bots) that can be paged
+//! without listing keys. Each entry is its own key, `{prefix}:{slot}`, with slot numbers from
+//! an atomic counter `{prefix}:n`, so concurrent appends never touch the same key.
+
+use crate::{Kv, StoreError};
+
+/// Most slots one page reads, so a run of removed entries cannot make a page unbounded.
+const MAX_SLOTS_PER_PAGE: u64 = 1_000;
+
+/// An index under one key prefix.
+pub struct Index<'a> {
+    kv: &'a dyn Kv,
+    prefix: String,
+}
+
+/// One page of an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexPage {
+    /// Entries in the order they were added.
+    pub items: Vec<String>,
+    /// The cursor of the next page, if there may be one.
+    pub next: Option<u64>,
+}
+
+impl<'a> Index<'a> {
+    /// The index under `prefix` in `kv`.
+    pub fn new(kv: &'a dyn Kv, prefix: String) -> Self {
+        Self { kv, prefix }
+    }
+
+    fn counter_key(&self) -> String {
+        format!("{}:n", self.prefix)
+    }
+
+    fn slot_key(&self, slot: u64) -> String {
+        format!("{}:{slot}", self.prefix)
+    }
+
+    /// Appends `id` and returns its slot (keep it to remove the entry later).
+    pub fn add(&self, id: &str) -> Result<u64, StoreError> {
+        let slot = self.kv.increment(&self.counter_key(), 1)?;
+        let slot = u64::try_from(slot)
+            .map_err(|_| StoreError::Backend(format!("{} went negative", self.counter_key())))?;
+        self.kv.set(&self.slot_key(slot), id.as_bytes())?;
+        Ok(slot)
+    }
+
+    /// Removes the entry in `slot`.
+    pub fn remove(&self, slot: u64) -> Result<(), StoreError> {
+        self.kv.delete(&self.slot_key(slot))
+    }
+
+    /// The highest slot handed out so far.
+    pub fn last_slot(&self) -> Result<u64, StoreError> {
+        Ok(u64::try_from(self.kv.increment(&self.counter_key(), 0)?).unwrap_or(0))
+    }
+
+    /// Up to `limit` entries after slot `after` (0 for the first page).
+    pub fn page(&self, after: u64, limit: usize) -> Result<IndexPage, StoreError> {
+        let last = self.last_slot()?;
+        let mut items = Vec::with_capacity(limit.min(1_000));
+        let mut slot = after;
+        while slot < last && items.len() < limit && slot - after < MAX_SLOTS_PER_PAGE {
+            slot += 1;
+            if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
+                items.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        Ok(IndexPage {
+            items,
+            next: (slot < last).then_some(slot),
+        })
+    }
+
+    /// Every entry, each with its slot (for deleting everything that belongs to a bot).
+    pub fn all(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut out = Vec::new();
+        for slot in 1..=self.last_slot()? {
+            if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
+                out.push((slot, String::from_utf8_lossy(&bytes).into_owned()));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes every entry and the counter.
+    pub fn clear(&self) -> Result<(), StoreError> {
+        for slot in 1..=self.last_slot()? {
+            self.kv.delete(&self.slot_key(slot))?;
+        }
+        self.kv.delete(&self.counter_key())
+    }
+}
