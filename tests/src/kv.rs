@@ -15,7 +15,7 @@ use wasmtime::component::{HasData, Resource};
 wasmtime::component::bindgen!({
     path: "wit",
     world: "funnelhooks:test-host/spin-imports",
-    imports: { default: trappable },
+    imports: { default: async | trappable },
 });
 
 use fermyon::spin::key_value as spin_kv;
@@ -193,67 +193,80 @@ fn spin_error(e: OpenError) -> spin_kv::Error {
     }
 }
 
+/// Lets other requests run before a store operation, as Spin's async stores do (SQLite in a
+/// blocking task, Redis over the network): without it a component's read-then-write would
+/// never interleave with another request's and races could not show up in tests.
+async fn interleave() {
+    tokio::task::yield_now().await;
+}
+
 impl spin_kv::Host for SpinState {}
 
 impl spin_kv::HostStore for SpinState {
-    fn open(
+    async fn open(
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<spin_kv::Store>, spin_kv::Error>> {
+        interleave().await;
         Ok(self
             .open_store(&label)
             .map(Resource::new_own)
             .map_err(spin_error))
     }
 
-    fn get(
+    async fn get(
         &mut self,
         store: Resource<spin_kv::Store>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
+        interleave().await;
         let name = self.store_name(store.rep())?;
         Ok(Ok(self.read(&name, &key)))
     }
 
-    fn set(
+    async fn set(
         &mut self,
         store: Resource<spin_kv::Store>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        interleave().await;
         let name = self.store_name(store.rep())?;
         self.data.set(&name, &key, &value);
         Ok(Ok(()))
     }
 
-    fn delete(
+    async fn delete(
         &mut self,
         store: Resource<spin_kv::Store>,
         key: String,
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
+        interleave().await;
         let name = self.store_name(store.rep())?;
         self.data.lock().remove(&(name, key));
         Ok(Ok(()))
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         store: Resource<spin_kv::Store>,
         key: String,
     ) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
+        interleave().await;
         let name = self.store_name(store.rep())?;
         Ok(Ok(self.read(&name, &key).is_some()))
     }
 
-    fn get_keys(
+    async fn get_keys(
         &mut self,
         store: Resource<spin_kv::Store>,
     ) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
+        interleave().await;
         let name = self.store_name(store.rep())?;
         Ok(Ok(self.data.keys(&name)))
     }
 
-    fn drop(&mut self, store: Resource<spin_kv::Store>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, store: Resource<spin_kv::Store>) -> wasmtime::Result<()> {
         if let Some(slot) = self.stores.get_mut(store.rep() as usize) {
             *slot = None;
         }
@@ -262,7 +275,8 @@ impl spin_kv::HostStore for SpinState {
 }
 
 impl spin_vars::Host for SpinState {
-    fn get(&mut self, name: String) -> wasmtime::Result<Result<String, spin_vars::Error>> {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, spin_vars::Error>> {
+        interleave().await;
         use crate::variables::VariableError as E;
         Ok(self
             .resolver
@@ -276,10 +290,11 @@ impl spin_vars::Host for SpinState {
 }
 
 impl wasi_kv::Host for SpinState {
-    fn open(
+    async fn open(
         &mut self,
         identifier: String,
     ) -> wasmtime::Result<Result<Resource<wasi_kv::Bucket>, wasi_kv::Error>> {
+        interleave().await;
         Ok(self
             .open_store(&identifier)
             .map(Resource::new_own)
@@ -291,23 +306,25 @@ impl wasi_kv::Host for SpinState {
 }
 
 impl wasi_kv::HostBucket for SpinState {
-    fn get(
+    async fn get(
         &mut self,
         bucket: Resource<wasi_kv::Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
         Ok(Ok(self.read(&name, &key)))
     }
 
-    fn set(
+    async fn set(
         &mut self,
         bucket: Resource<wasi_kv::Bucket>,
         key: String,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -315,11 +332,12 @@ impl wasi_kv::HostBucket for SpinState {
         Ok(Ok(()))
     }
 
-    fn delete(
+    async fn delete(
         &mut self,
         bucket: Resource<wasi_kv::Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -327,18 +345,19 @@ impl wasi_kv::HostBucket for SpinState {
         Ok(Ok(()))
     }
 
-    fn exists(
+    async fn exists(
         &mut self,
         bucket: Resource<wasi_kv::Bucket>,
         key: String,
     ) -> wasmtime::Result<Result<bool, wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
         Ok(Ok(self.read(&name, &key).is_some()))
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<wasi_kv::Bucket>,
         cursor: Option<String>,
@@ -357,7 +376,7 @@ impl wasi_kv::HostBucket for SpinState {
         }))
     }
 
-    fn drop(&mut self, bucket: Resource<wasi_kv::Bucket>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, bucket: Resource<wasi_kv::Bucket>) -> wasmtime::Result<()> {
         if let Some(slot) = self.stores.get_mut(bucket.rep() as usize) {
             *slot = None;
         }
@@ -366,11 +385,12 @@ impl wasi_kv::HostBucket for SpinState {
 }
 
 impl batch::Host for SpinState {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<batch::Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<Vec<(String, Option<Vec<u8>>)>, wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -385,11 +405,12 @@ impl batch::Host for SpinState {
             .collect()))
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<batch::Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -400,11 +421,12 @@ impl batch::Host for SpinState {
         Ok(Ok(()))
     }
 
-    fn delete_many(
+    async fn delete_many(
         &mut self,
         bucket: Resource<batch::Bucket>,
         keys: Vec<String>,
     ) -> wasmtime::Result<Result<(), wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -417,12 +439,13 @@ impl batch::Host for SpinState {
 }
 
 impl atomics::Host for SpinState {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<atomics::Bucket>,
         key: String,
         delta: i64,
     ) -> wasmtime::Result<Result<i64, wasi_kv::Error>> {
+        interleave().await;
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
@@ -440,11 +463,12 @@ impl atomics::Host for SpinState {
         Ok(Ok(next))
     }
 
-    fn swap(
+    async fn swap(
         &mut self,
         cas: Resource<atomics::Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        interleave().await;
         let rep = cas.rep();
         let open = self
             .cas
@@ -481,7 +505,7 @@ impl atomics::Host for SpinState {
 }
 
 impl atomics::HostCas for SpinState {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<atomics::Bucket>,
         key: String,
@@ -492,14 +516,15 @@ impl atomics::HostCas for SpinState {
         Ok(Ok(Resource::new_own(self.new_cas(bucket.rep(), key)?)))
     }
 
-    fn current(
+    async fn current(
         &mut self,
         cas: Resource<atomics::Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
+        interleave().await;
         Ok(Ok(self.cas_current(cas.rep())?))
     }
 
-    fn drop(&mut self, cas: Resource<atomics::Cas>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, cas: Resource<atomics::Cas>) -> wasmtime::Result<()> {
         if let Some(slot) = self.cas.get_mut(cas.rep() as usize) {
             *slot = None;
         }
