@@ -32,9 +32,10 @@ use crate::update::{BotSchema, Update, parse_update};
 /// Most entries one page of a list returns.
 pub const MAX_PAGE: usize = 200;
 
-/// The store, seen as bots and dialogs.
-pub struct Repo<'a> {
-    kv: &'a dyn Kv,
+/// The store, seen as bots and dialogs. Generic over the store so that a build for a host
+/// with atomics leaves out the per-part layout (`K::atomic()` is a constant there).
+pub struct Repo<'a, K: Kv> {
+    kv: &'a K,
 }
 
 /// What an updateDialog postback did.
@@ -82,9 +83,9 @@ fn link_missing() -> DialogError {
     )
 }
 
-impl<'a> Repo<'a> {
+impl<'a, K: Kv> Repo<'a, K> {
     /// Bots and dialogs in `kv`.
-    pub fn new(kv: &'a dyn Kv) -> Self {
+    pub fn new(kv: &'a K) -> Self {
         Self { kv }
     }
 

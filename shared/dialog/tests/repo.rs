@@ -15,7 +15,7 @@ struct Bot {
     link: String,
 }
 
-fn bot_with_link(kv: &dyn Kv) -> Bot {
+fn bot_with_link(kv: &MemoryKv) -> Bot {
     let repo = Repo::new(kv);
     let bot = repo.create_bot("Casino funnel".into(), NOW).unwrap();
     let field = |kind| FieldDef {
@@ -40,7 +40,7 @@ fn bot_with_link(kv: &dyn Kv) -> Bot {
 }
 
 fn get(
-    kv: &dyn Kv,
+    kv: &MemoryKv,
     link: &str,
     query: &str,
 ) -> Result<funnelhooks_dialog::Postback, funnelhooks_dialog::DialogError> {

@@ -52,3 +52,93 @@ async fn probe_with_body(
     assert_eq!(reply.status, 200, "{path_and_query}: {}", reply.text());
     reply.json()
 }
+
+/// The management API of the real app, called as an admin (or not).
+pub struct Admin {
+    /// The client underneath.
+    pub client: Client,
+}
+
+impl Admin {
+    /// An admin client with the right bearer token.
+    pub fn new(client: &Client) -> Self {
+        Self {
+            client: client.clone(),
+        }
+    }
+
+    /// `method path` with the admin token and an optional JSON body.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> funnelhooks_tests::Reply {
+        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let mut headers = vec![("authorization", auth.as_str())];
+        if body.is_some() {
+            headers.push(("content-type", "application/json"));
+        }
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        self.client
+            .send(method, path, &headers, body)
+            .await
+            .expect("request completes")
+    }
+
+    /// Creates a bot and returns its id.
+    pub async fn bot(&self, name: &str) -> String {
+        let reply = self
+            .call(
+                "POST",
+                "/api/bots",
+                Some(serde_json::json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        reply.json()["id"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a postback link for the bot; returns (id, url).
+    pub async fn link(&self, bot: &str) -> (String, String) {
+        let reply = self
+            .call("POST", &format!("/api/bots/{bot}/webhooks"), None)
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text());
+        let body = reply.json();
+        (
+            body["id"].as_str().unwrap().to_string(),
+            body["url"].as_str().unwrap().to_string(),
+        )
+    }
+
+    /// `PUT` that must succeed (200 or 201).
+    pub async fn put(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let reply = self.call("PUT", path, Some(body)).await;
+        assert!(
+            matches!(reply.status, 200 | 201),
+            "{path}: {}",
+            reply.text()
+        );
+        reply.json()
+    }
+
+    /// `GET` that must succeed.
+    pub async fn get(&self, path: &str) -> serde_json::Value {
+        let reply = self.call("GET", path, None).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        reply.json()
+    }
+}
+
+/// Every key and value in the app's default store, to prove a request changed nothing.
+pub fn snapshot(app: &App) -> Vec<(String, Option<Vec<u8>>)> {
+    app.kv()
+        .keys("default")
+        .into_iter()
+        .map(|k| {
+            let v = app.kv().get("default", &k);
+            (k, v)
+        })
+        .collect()
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `.wasm` components, run by the test host as Spin would run them.
 //! Build the components first (`scripts/test` does).
 
+mod bots_api;
 mod common;
 mod health;
 mod host_headers;
@@ -9,3 +10,4 @@ mod host_manifest;
 mod host_outbound;
 mod host_routing;
 mod host_variables;
+mod update_dialog;

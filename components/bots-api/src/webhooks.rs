@@ -1,0 +1,58 @@
+//! `/api/bots/{botId}/webhooks`: postback links ("Add Webhook"). Creating one returns the URL
+//! to paste into a tracker, built from the `public_base_url` variable or, when that is empty,
+//! from the origin this request came to.
+
+use funnelhooks_dialog::bots::PostbackLink;
+use funnelhooks_spin::{ApiError, json};
+use spin_sdk::http::Response;
+
+use crate::Call;
+
+/// `https://hooks.example.com`: the configured public origin, else this request's.
+fn base_url(call: &Call) -> String {
+    let configured = spin_sdk::variables::get("public_base_url").unwrap_or_default();
+    if !configured.trim().is_empty() {
+        return configured.trim().trim_end_matches('/').to_string();
+    }
+    let full = call
+        .req
+        .header("spin-full-url")
+        .and_then(|h| h.as_str())
+        .unwrap_or("");
+    // scheme://authority is everything before the third '/'.
+    match full.match_indices('/').nth(2) {
+        Some((i, _)) => full[..i].to_string(),
+        None => full.to_string(),
+    }
+}
+
+fn view(link: &PostbackLink, base: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": link.id,
+        "botId": link.bot_id,
+        "url": link.url(base),
+        "createdAt": link.created_at,
+    })
+}
+
+pub(crate) fn create(call: &Call, bot: &str) -> Result<Response, ApiError> {
+    let link = call.repo.create_link(bot, call.now)?;
+    Ok(json(201, &view(&link, &base_url(call))))
+}
+
+pub(crate) fn list(call: &Call, bot: &str) -> Result<Response, ApiError> {
+    let bot = call.repo.bot(bot)?;
+    let base = base_url(call);
+    let items: Vec<_> = call
+        .repo
+        .links(&bot)?
+        .iter()
+        .map(|l| view(l, &base))
+        .collect();
+    Ok(json(200, &serde_json::json!({ "items": items })))
+}
+
+pub(crate) fn revoke(call: &Call, bot: &str, link: &str) -> Result<Response, ApiError> {
+    call.repo.revoke_link(bot, link, call.now)?;
+    Ok(Response::new(204, ()))
+}

@@ -1,0 +1,95 @@
+//! The one place errors become responses: `{"error": {"code", "message", "field"}}` with a
+//! 4xx or 5xx status.
+
+use funnelhooks_dialog::DialogError;
+use funnelhooks_store::StoreError;
+use spin_sdk::http::Response;
+
+/// An error on its way to the caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// Machine-readable code.
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+    /// The field or parameter at fault.
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// 401 for a missing or wrong bearer token.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            401,
+            "unauthorized",
+            "send Authorization: Bearer <admin_token>",
+        )
+    }
+
+    /// 404 for a route nothing serves.
+    pub fn no_route() -> Self {
+        Self::new(404, "not_found", "no such route")
+    }
+
+    /// 405, naming the methods the route takes.
+    pub fn method_not_allowed(allowed: &str) -> Self {
+        Self::new(
+            405,
+            "method_not_allowed",
+            format!("this route takes {allowed}"),
+        )
+    }
+
+    /// An error with no field.
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    /// The JSON response.
+    pub fn response(&self) -> Response {
+        let mut body = serde_json::json!({"error": {
+            "code": self.code, "message": self.message, "field": self.field,
+        }});
+        if self.status == 401 {
+            body["error"]["field"] = "Authorization".into();
+        }
+        let mut response = json(self.status, &body);
+        if self.status == 401 {
+            response.set_header("www-authenticate", "Bearer");
+        }
+        response
+    }
+}
+
+impl From<DialogError> for ApiError {
+    fn from(e: DialogError) -> Self {
+        Self {
+            status: e.status,
+            code: e.code,
+            message: e.message,
+            field: e.field,
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        DialogError::from(e).into()
+    }
+}
+
+/// A JSON response.
+pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .build()
+}

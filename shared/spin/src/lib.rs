@@ -1,0 +1,22 @@
+//! What every funnelhooks component needs from Spin, in one place: the key-value store as a
+//! [`Kv`](funnelhooks_store::Kv), errors turned into JSON responses, the admin token check
+//! and the clock. The domain crates stay free of `spin-sdk`.
+
+pub mod auth;
+pub mod error;
+pub mod kv;
+
+pub use auth::require_admin;
+pub use error::{ApiError, json};
+pub use kv::SpinKv;
+
+use funnelhooks_dialog::Timestamp;
+
+/// Now, in Unix milliseconds.
+pub fn now() -> Timestamp {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    Timestamp(ms)
+}
