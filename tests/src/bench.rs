@@ -8,6 +8,9 @@ use bytes::Bytes;
 
 use crate::client::Client;
 
+/// The next `{n}` of a numbered probe.
+static NEXT_NUMBER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
+
 /// One benchmark run's figures.
 #[derive(Debug, Clone)]
 pub struct Figures {
@@ -42,7 +45,8 @@ impl std::fmt::Display for Figures {
 pub struct Probe {
     /// Method.
     pub method: String,
-    /// Path and query.
+    /// Path and query; `{n}` is replaced by a number no other request of this process got,
+    /// so each request can address its own dialog.
     pub path: String,
     /// Headers.
     pub headers: Vec<(String, String)>,
@@ -72,10 +76,17 @@ pub async fn run(
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             let mut latencies = Vec::with_capacity(per_client);
+            let numbered = probe.path.contains("{n}");
             for _ in 0..per_client {
+                let path = if numbered {
+                    let n = NEXT_NUMBER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    probe.path.replace("{n}", &n.to_string())
+                } else {
+                    probe.path.clone()
+                };
                 let t = Instant::now();
                 let reply = client
-                    .send(&probe.method, &probe.path, &headers, probe.body.clone())
+                    .send(&probe.method, &path, &headers, probe.body.clone())
                     .await?;
                 anyhow::ensure!(
                     reply.status == probe.expect_status,

@@ -6,7 +6,12 @@
 //!
 //! (The dev profile already optimises wasmtime and every other dependency; see Cargo.toml.)
 //!
-//! PATH defaults to `/api/health`, REQUESTS (per concurrency level) to 2000.
+//! PATH defaults to `/api/health`, REQUESTS (per concurrency level) to 2000. Two PATHs are
+//! scenarios that first create a bot, its fields, a step and a postback link:
+//! - `updateDialog`: a Keitaro-style GET postback, each request for its own chat (the first
+//!   postback of a chat creates its dialog);
+//! - `updateDialog-one-chat`: the same postback, every request for one chat (concurrent
+//!   writers contend on one dialog record).
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -25,9 +30,14 @@ async fn main() -> Result<()> {
         .build()?;
     let server = app.serve().await?;
     let client = Client::new(server.url());
+    let target = match path.as_str() {
+        "updateDialog" => postback_path(&client, "{n}").await?,
+        "updateDialog-one-chat" => postback_path(&client, "1227280").await?,
+        _ => path.clone(),
+    };
     let probe = Probe {
         method: "GET".into(),
-        path: path.clone(),
+        path: target,
         headers: vec![],
         body: Bytes::new(),
         expect_status: 200,
@@ -46,6 +56,39 @@ async fn main() -> Result<()> {
         println!("  {id:<24} {size:>8} bytes");
     }
     Ok(())
+}
+
+/// Sets up a bot as a user would and returns a Keitaro-style postback path for `chat`.
+async fn postback_path(client: &Client, chat: &str) -> Result<String> {
+    let auth = [
+        ("authorization", "Bearer bench-admin-token"),
+        ("content-type", "application/json"),
+    ];
+    let call = |method: &'static str, path: String, body: &'static str| async move {
+        let reply = client.send(method, &path, &auth, body).await?;
+        anyhow::ensure!(reply.status < 300, "{method} {path}: {}", reply.text());
+        anyhow::Ok(reply.json())
+    };
+    let bot = call("POST", "/api/bots".into(), r#"{"name":"bench"}"#).await?;
+    let bot = bot["id"].as_str().unwrap_or_default().to_string();
+    call(
+        "PUT",
+        format!("/api/bots/{bot}/fields/userBalance"),
+        r#"{"type":"number"}"#,
+    )
+    .await?;
+    let step = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
+    call(
+        "PUT",
+        format!("/api/bots/{bot}/steps/{step}"),
+        r#"{"key":"deposit","kind":"message"}"#,
+    )
+    .await?;
+    let link = call("POST", format!("/api/bots/{bot}/webhooks"), "").await?;
+    let link = link["id"].as_str().unwrap_or_default();
+    Ok(format!(
+        "/api/bots/webhooks/{link}/updateDialog?chatId={chat}&stepId={step}&status=auto&userBalance=5000&tracker.clickid=a1b2c3&sub_id_7=ppc"
+    ))
 }
 
 fn num_cpus() -> usize {
