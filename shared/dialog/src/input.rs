@@ -3,7 +3,7 @@
 use serde_json::{Map, Value as Json};
 
 use crate::error::DialogError;
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::check_body;
 
 /// A JSON object body.
 pub struct JsonBody(Map<String, Json>);
@@ -11,16 +11,7 @@ pub struct JsonBody(Map<String, Json>);
 impl JsonBody {
     /// Parses `body`; an empty body is an empty object.
     pub fn parse(body: &[u8]) -> Result<Self, DialogError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(DialogError::too_large(
-                "body_too_large",
-                None,
-                format!(
-                    "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                    body.len()
-                ),
-            ));
-        }
+        check_body(body)?;
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(Map::new()));
         }

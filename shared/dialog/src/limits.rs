@@ -14,6 +14,21 @@ pub const MAX_TRACKER_FIELDS: usize = 64;
 /// Most tags one dialog holds.
 pub const MAX_TAGS: usize = 64;
 
+/// A 413 when a request body is past [`MAX_BODY_BYTES`].
+pub fn check_body(body: &[u8]) -> Result<(), crate::DialogError> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(crate::DialogError::too_large(
+            "body_too_large",
+            None,
+            format!(
+                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
+                body.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `key` is a valid field or tag key: 1 to 64 of `A-Z a-z 0-9 _ -`.
 pub fn valid_key(key: &str) -> bool {
     !key.is_empty()

@@ -9,7 +9,7 @@
 use serde_json::Value as Json;
 
 use crate::error::DialogError;
-use crate::limits::MAX_BODY_BYTES;
+use crate::limits::check_body;
 
 /// One parameter's value: text from a URL or form, or a JSON value.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,16 +27,7 @@ pub fn from_request(
     content_type: Option<&str>,
     body: &[u8],
 ) -> Result<Vec<(String, Param)>, DialogError> {
-    if body.len() > MAX_BODY_BYTES {
-        return Err(DialogError::too_large(
-            "body_too_large",
-            None,
-            format!(
-                "the body is {} bytes; the limit is {MAX_BODY_BYTES}",
-                body.len()
-            ),
-        ));
-    }
+    check_body(body)?;
     let mut params = from_urlencoded(query.as_bytes())?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(params);
@@ -247,7 +238,7 @@ mod tests {
         assert_eq!(from_json(b"{").unwrap_err().code, "bad_json");
         let err = from_json(br#"{"x": null}"#).unwrap_err();
         assert_eq!((err.status, err.field.as_deref()), (422, Some("x")));
-        let big = vec![b'a'; MAX_BODY_BYTES + 1];
+        let big = vec![b'a'; crate::limits::MAX_BODY_BYTES + 1];
         assert_eq!(from_request("", None, &big).unwrap_err().status, 413);
     }
 }

@@ -69,15 +69,6 @@ mod imp {
         }
     }
 
-    fn counter(bytes: Option<Vec<u8>>) -> Result<i64, StoreError> {
-        match bytes {
-            None => Ok(0),
-            Some(b) => <[u8; 8]>::try_from(b.as_slice())
-                .map(i64::from_le_bytes)
-                .map_err(|_| backend("the value is not a counter")),
-        }
-    }
-
     impl Kv for SpinKv {
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.get(key).map_err(backend)
@@ -90,16 +81,10 @@ mod imp {
         }
         // Read-then-write: callers know (`atomic() == false`) and never rely on it alone.
         fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-            let next = counter(self.get(key)?)? + delta;
-            self.set(key, &next.to_le_bytes())?;
-            Ok(next)
+            funnelhooks_store::increment_by_read_and_write(self, key, delta)
         }
         fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-            if self.get(key)?.as_deref() != Some(expected) {
-                return Ok(false);
-            }
-            self.set(key, new)?;
-            Ok(true)
+            funnelhooks_store::swap_by_read_and_write(self, key, expected, new)
         }
         fn atomic(&self) -> bool {
             false

@@ -63,3 +63,38 @@ pub trait Kv {
     /// Whether `increment` and `swap_if` are atomic on this host.
     fn atomic(&self) -> bool;
 }
+
+/// Reads a counter as Spin stores it: 8 little-endian bytes, absent meaning 0.
+pub fn decode_counter(bytes: Option<&[u8]>) -> Result<i64, StoreError> {
+    match bytes {
+        None => Ok(0),
+        Some(b) => <[u8; 8]>::try_from(b)
+            .map(i64::from_le_bytes)
+            .map_err(|_| StoreError::Backend("the value is not a counter".into())),
+    }
+}
+
+/// `increment` for a store without atomics: read, add, write (not atomic; see [`Kv`]).
+pub fn increment_by_read_and_write<K: Kv + ?Sized>(
+    kv: &K,
+    key: &str,
+    delta: i64,
+) -> Result<i64, StoreError> {
+    let next = decode_counter(kv.get(key)?.as_deref())? + delta;
+    kv.set(key, &next.to_le_bytes())?;
+    Ok(next)
+}
+
+/// `swap_if` for a store without atomics: read, compare, write (not atomic; see [`Kv`]).
+pub fn swap_by_read_and_write<K: Kv + ?Sized>(
+    kv: &K,
+    key: &str,
+    expected: &[u8],
+    new: &[u8],
+) -> Result<bool, StoreError> {
+    if kv.get(key)?.as_deref() != Some(expected) {
+        return Ok(false);
+    }
+    kv.set(key, new)?;
+    Ok(true)
+}

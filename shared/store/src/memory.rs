@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::{Kv, StoreError};
+use crate::{Kv, StoreError, decode_counter, increment_by_read_and_write, swap_by_read_and_write};
 
 /// A store in a `HashMap`. With atomics (the default) `increment` and `swap_if` hold the lock
 /// across read and write, as Spin's SQLite and Redis stores do; [`MemoryKv::without_atomics`]
@@ -41,16 +41,6 @@ impl MemoryKv {
     }
 }
 
-/// Spin stores counters as 8 little-endian bytes.
-fn counter(bytes: Option<&Vec<u8>>) -> Result<i64, StoreError> {
-    match bytes {
-        None => Ok(0),
-        Some(b) => <[u8; 8]>::try_from(b.as_slice())
-            .map(i64::from_le_bytes)
-            .map_err(|_| StoreError::Backend("the value is not a counter".into())),
-    }
-}
-
 impl Kv for MemoryKv {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().get(key).cloned())
@@ -68,23 +58,17 @@ impl Kv for MemoryKv {
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         if self.no_atomics {
-            let next = counter(self.get(key)?.as_ref())? + delta;
-            self.set(key, &next.to_le_bytes())?;
-            return Ok(next);
+            return increment_by_read_and_write(self, key, delta);
         }
         let mut data = self.lock();
-        let next = counter(data.get(key))? + delta;
+        let next = decode_counter(data.get(key).map(Vec::as_slice))? + delta;
         data.insert(key.to_string(), next.to_le_bytes().to_vec());
         Ok(next)
     }
 
     fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
         if self.no_atomics {
-            let same = self.get(key)?.as_deref() == Some(expected);
-            if same {
-                self.set(key, new)?;
-            }
-            return Ok(same);
+            return swap_by_read_and_write(self, key, expected, new);
         }
         let mut data = self.lock();
         if data.get(key).map(Vec::as_slice) != Some(expected) {

@@ -116,20 +116,8 @@ async fn bots_are_created_listed_read_renamed_and_deleted_with_everything_they_o
     }
     let gone = admin.call("DELETE", &format!("/api/bots/{a}"), None).await;
     assert_eq!(gone.status, 204);
-    assert_eq!(
-        admin
-            .call("GET", &format!("/api/bots/{a}"), None)
-            .await
-            .status,
-        404
-    );
-    assert_eq!(
-        admin
-            .call("DELETE", &format!("/api/bots/{a}"), None)
-            .await
-            .status,
-        404
-    );
+    assert_eq!(admin.status("GET", &format!("/api/bots/{a}")).await, 404);
+    assert_eq!(admin.status("DELETE", &format!("/api/bots/{a}")).await, 404);
     let left: Vec<String> = snapshot(&app).into_iter().map(|(k, _)| k).collect();
     assert!(
         left.iter().all(|k| !k.contains(&a)),
@@ -176,15 +164,9 @@ async fn bad_bot_bodies_are_422_or_400_naming_the_field() {
         assert_eq!(reply.json()["error"]["field"], field, "{body}");
     }
     assert_eq!(snapshot(&app), before);
-    assert_eq!(
-        admin.call("GET", "/api/bots/not-a-bot", None).await.status,
-        404
-    );
-    assert_eq!(admin.call("PUT", "/api/bots", None).await.status, 405);
-    assert_eq!(
-        admin.call("GET", "/api/bots/x/y/z/w", None).await.status,
-        404
-    );
+    assert_eq!(admin.status("GET", "/api/bots/not-a-bot").await, 404);
+    assert_eq!(admin.status("PUT", "/api/bots").await, 405);
+    assert_eq!(admin.status("GET", "/api/bots/x/y/z/w").await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -303,20 +285,14 @@ async fn custom_fields_are_defined_read_listed_and_removed() {
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     assert_eq!(
         admin
-            .call(
-                "DELETE",
-                &format!("/api/bots/{bot}/fields/userBalance"),
-                None
-            )
-            .await
-            .status,
+            .status("DELETE", &format!("/api/bots/{bot}/fields/userBalance"))
+            .await,
         204
     );
     assert_eq!(
         admin
-            .call("GET", &format!("/api/bots/{bot}/fields/userBalance"), None)
-            .await
-            .status,
+            .status("GET", &format!("/api/bots/{bot}/fields/userBalance"))
+            .await,
         404
     );
 }
@@ -404,20 +380,14 @@ async fn steps_keep_a_send_webhook_config_as_given() {
     );
     assert_eq!(
         admin
-            .call(
-                "DELETE",
-                &format!("/api/bots/{bot}/steps/{generated}"),
-                None
-            )
-            .await
-            .status,
+            .status("DELETE", &format!("/api/bots/{bot}/steps/{generated}"))
+            .await,
         204
     );
     assert_eq!(
         admin
-            .call("GET", &format!("/api/bots/{bot}/steps/{generated}"), None)
-            .await
-            .status,
+            .status("GET", &format!("/api/bots/{bot}/steps/{generated}"))
+            .await,
         404
     );
 }
@@ -439,16 +409,14 @@ async fn dialogs_are_listed_page_by_page_and_erased() {
     }
     assert_eq!(
         admin
-            .call("DELETE", &format!("/api/bots/{bot}/dialogs/2"), None)
-            .await
-            .status,
+            .status("DELETE", &format!("/api/bots/{bot}/dialogs/2"))
+            .await,
         204
     );
     assert_eq!(
         admin
-            .call("GET", &format!("/api/bots/{bot}/dialogs/2"), None)
-            .await
-            .status,
+            .status("GET", &format!("/api/bots/{bot}/dialogs/2"))
+            .await,
         404
     );
     let mut seen = Vec::new();

@@ -86,6 +86,11 @@ impl Admin {
             .expect("request completes")
     }
 
+    /// The status of `method path` (no body).
+    pub async fn status(&self, method: &str, path: &str) -> u16 {
+        self.call(method, path, None).await.status
+    }
+
     /// Creates a bot and returns its id.
     pub async fn bot(&self, name: &str) -> String {
         let reply = self
