@@ -8,6 +8,8 @@ mod fields;
 mod steps;
 mod webhooks;
 
+pub(crate) use funnelhooks_spin::request::{body, page_json, paging};
+
 use funnelhooks_dialog::Repo;
 use funnelhooks_spin::{ApiError, SpinKv, require_admin};
 use spin_sdk::http::{Method, Request, Response};
@@ -73,44 +75,4 @@ fn route(req: &Request) -> Result<Response, ApiError> {
         ([_, "dialogs", _], _) => Err(ApiError::method_not_allowed("GET, PUT or DELETE")),
         _ => Err(ApiError::no_route()),
     }
-}
-
-/// The query parameter `name`, decoded.
-pub(crate) fn query_param(req: &Request, name: &str) -> Option<String> {
-    req.query().split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (k == name).then(|| v.to_string())
-    })
-}
-
-/// `?cursor=N&limit=M` (limit 1 to 200, 50 by default).
-pub(crate) fn paging(req: &Request) -> Result<(u64, usize), ApiError> {
-    let bad = |field: &str, message: &str| ApiError {
-        field: Some(field.to_string()),
-        ..ApiError::new(400, "bad_query", message)
-    };
-    let cursor = match query_param(req, "cursor") {
-        None => 0,
-        Some(c) => c
-            .parse()
-            .map_err(|_| bad("cursor", "use the nextCursor of the previous page"))?,
-    };
-    let limit = match query_param(req, "limit") {
-        None => 50,
-        Some(l) => match l.parse::<usize>() {
-            Ok(n @ 1..=200) => n,
-            _ => return Err(bad("limit", "a whole number from 1 to 200")),
-        },
-    };
-    Ok((cursor, limit))
-}
-
-/// A page as JSON: `{"items": [...], "nextCursor": "N" | null}`.
-pub(crate) fn page_json(items: Vec<serde_json::Value>, next: Option<u64>) -> serde_json::Value {
-    serde_json::json!({"items": items, "nextCursor": next.map(|n| n.to_string())})
-}
-
-/// The request body as a JSON object.
-pub(crate) fn body(req: &Request) -> Result<funnelhooks_dialog::input::JsonBody, ApiError> {
-    Ok(funnelhooks_dialog::input::JsonBody::parse(req.body())?)
 }

@@ -24,6 +24,33 @@ pub enum DeliveryError {
         /// Why.
         reason: String,
     },
+    /// A webhook config member that is wrong (`url`, `headers.X-Token`, `body.template`).
+    Config {
+        /// The member, as a dotted path.
+        field: String,
+        /// Machine-readable code (`bad_template`, `wrong_type`...).
+        code: &'static str,
+        /// A sentence for people.
+        message: String,
+        /// For a template error: the byte offset in that template.
+        position: Option<usize>,
+    },
+}
+
+impl DeliveryError {
+    /// A config error without a position.
+    pub fn config(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
+        DeliveryError::Config {
+            field: field.into(),
+            code,
+            message: message.into(),
+            position: None,
+        }
+    }
 }
 
 impl DeliveryError {
@@ -33,6 +60,7 @@ impl DeliveryError {
             DeliveryError::BadUrl { .. } => "bad_url",
             DeliveryError::RefusedTarget { .. } => "refused_target",
             DeliveryError::BadSecret { .. } => "bad_secret",
+            DeliveryError::Config { code, .. } => code,
         }
     }
 }
@@ -47,6 +75,7 @@ impl fmt::Display for DeliveryError {
                 write!(f, "webhooks may not be sent to {host:?}: {reason}")
             }
             DeliveryError::BadSecret { reason } => write!(f, "bad signing secret: {reason}"),
+            DeliveryError::Config { field, message, .. } => write!(f, "{field}: {message}"),
         }
     }
 }

@@ -89,9 +89,12 @@ pub struct Step {
     pub key: String,
     /// `message`, `send-webhook`, ...
     pub kind: String,
-    /// A send-webhook step's webhook config, kept as given.
+    /// A send-webhook step's webhook config.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub webhook: Option<Json>,
+    /// The receiver answered 410 Gone: nothing more is sent until the step is saved again.
+    #[serde(default)]
+    pub webhook_gone: bool,
     /// When it was created.
     pub created_at: Timestamp,
     /// Last change.

@@ -85,6 +85,11 @@ impl JsonBody {
         }
     }
 
+    /// A member as given.
+    pub fn get(&self, name: &str) -> Option<&Json> {
+        self.0.get(name)
+    }
+
     /// Whether the member is present (even as null).
     pub fn has(&self, name: &str) -> bool {
         self.0.contains_key(name)

@@ -47,6 +47,9 @@ pub struct Postback {
     pub update: Update,
     /// Whether the dialog was created by this postback.
     pub created: bool,
+    /// The step the dialog moved into, when this postback moved it to another step (a
+    /// postback repeating the step the dialog is already on moves nothing).
+    pub entered_step: Option<Step>,
 }
 
 /// One page of a list.
@@ -313,11 +316,22 @@ impl<'a, K: Kv> Repo<'a, K> {
             key: input.key,
             kind: input.kind,
             webhook: input.webhook,
+            webhook_gone: false,
             created_at,
             updated_at: now,
         };
         self.records().put(&step_key(bot_id, step_id), &step)?;
         Ok((step, created))
+    }
+
+    /// Marks a send-webhook step's webhook as gone (its receiver answered 410).
+    pub fn mark_webhook_gone(&self, bot_id: &str, step_id: &str) -> Result<(), DialogError> {
+        self.records()
+            .modify(&step_key(bot_id, step_id), |s: &mut Step| {
+                s.webhook_gone = true;
+                Ok::<_, DialogError>(())
+            })?;
+        Ok(())
     }
 
     /// The step, or a 404.
@@ -397,11 +411,19 @@ impl<'a, K: Kv> Repo<'a, K> {
                 step_key: &step_key,
             },
         )?;
-        let (dialog, created) =
-            self.change_dialog(&bot, update.chat_id, now, |d| d.apply(&update, now))?;
+        let (dialog, created, entered) = self.change_dialog(&bot, update.chat_id, now, |d| {
+            let before = d.step_id.clone();
+            d.apply(&update, now)?;
+            Ok(update.step.is_some() && d.step_id != before)
+        })?;
+        let entered_step = match (&dialog.step_id, entered) {
+            (Some(id), true) => self.find_step(&bot, id)?,
+            _ => None,
+        };
         Ok(Postback {
             dialog,
             update,
+            entered_step,
             created,
         })
     }
@@ -415,7 +437,9 @@ impl<'a, K: Kv> Repo<'a, K> {
         now: Timestamp,
     ) -> Result<(Dialog, bool), DialogError> {
         let bot = self.bot(bot_id)?;
-        self.change_dialog(&bot, chat, now, |d| d.start(start, now))
+        let (dialog, created, _) =
+            self.change_dialog(&bot, chat, now, |d| d.start(start, now).map(|()| false))?;
+        Ok((dialog, created))
     }
 
     fn change_dialog(
@@ -423,20 +447,21 @@ impl<'a, K: Kv> Repo<'a, K> {
         bot: &Bot,
         chat: i64,
         now: Timestamp,
-        change: impl Fn(&mut Dialog) -> Result<(), DialogError>,
-    ) -> Result<(Dialog, bool), DialogError> {
-        let (dialog, created) = if self.kv.atomic() {
+        change: impl Fn(&mut Dialog) -> Result<bool, DialogError>,
+    ) -> Result<(Dialog, bool, bool), DialogError> {
+        let (dialog, created, entered) = if self.kv.atomic() {
             let key = dialog_key(&bot.id, chat);
             let (dialog, modified) = self.records().upsert(
                 &key,
                 &format!("{key}:born"),
                 || Dialog::pending(&bot.id, chat, now),
                 |d: &mut Dialog| {
-                    change(d)?;
-                    Ok::<_, DialogError>(d.clone())
+                    let entered = change(d)?;
+                    Ok::<_, DialogError>((d.clone(), entered))
                 },
             )?;
-            (dialog, modified == Modified::Created)
+            let (dialog, entered) = dialog;
+            (dialog, modified == Modified::Created, entered)
         } else {
             split::change(self.kv, bot, chat, &change)?
         };
@@ -447,7 +472,7 @@ impl<'a, K: Kv> Repo<'a, K> {
                 slot.to_string().as_bytes(),
             )?;
         }
-        Ok((dialog, created))
+        Ok((dialog, created, entered))
     }
 
     /// The dialog, or a 404.

@@ -104,18 +104,19 @@ fn load_parts(kv: &dyn Kv, bot: &Bot, chat: i64) -> Result<Dialog, DialogError> 
     })
 }
 
-/// Applies `change` and writes only the parts it changed; `true` when the dialog was created.
+/// Applies `change` and writes only the parts it changed; returns the dialog, whether it was
+/// created, and what `change` said.
 pub(crate) fn change(
     kv: &dyn Kv,
     bot: &Bot,
     chat: i64,
-    change: &dyn Fn(&mut Dialog) -> Result<(), DialogError>,
-) -> Result<(Dialog, bool), DialogError> {
+    change: &dyn Fn(&mut Dialog) -> Result<bool, DialogError>,
+) -> Result<(Dialog, bool, bool), DialogError> {
     let base = dialog_key(&bot.id, chat);
     let created = kv.get(&base)?.is_none();
     let before = load_parts(kv, bot, chat)?;
     let mut after = before.clone();
-    change(&mut after)?;
+    let entered = change(&mut after)?;
     let records = Records::new(kv);
     for (key, value) in &after.fields {
         if before.fields.get(key) != Some(value) {
@@ -152,7 +153,7 @@ pub(crate) fn change(
     if created {
         kv.set(&base, format!("{{\"chatId\":{chat}}}").as_bytes())?;
     }
-    Ok((after, created))
+    Ok((after, created, entered))
 }
 
 fn attributes(d: &Dialog) -> Result<Map<String, Json>, DialogError> {

@@ -1,6 +1,7 @@
 //! The one place errors become responses: `{"error": {"code", "message", "field"}}` with a
 //! 4xx or 5xx status.
 
+use funnelhooks_delivery::DeliveryError;
 use funnelhooks_dialog::DialogError;
 use funnelhooks_store::StoreError;
 use spin_sdk::http::Response;
@@ -16,6 +17,8 @@ pub struct ApiError {
     pub message: String,
     /// The field or parameter at fault.
     pub field: Option<String>,
+    /// For a template error: the byte offset in the template.
+    pub position: Option<usize>,
 }
 
 impl ApiError {
@@ -49,7 +52,14 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            position: None,
         }
+    }
+
+    /// The same error, naming `field`.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_string());
+        self
     }
 
     /// The JSON response.
@@ -59,6 +69,9 @@ impl ApiError {
         }});
         if self.status == 401 {
             body["error"]["field"] = "Authorization".into();
+        }
+        if let Some(p) = self.position {
+            body["error"]["position"] = p.into();
         }
         let mut response = json(self.status, &body);
         if self.status == 401 {
@@ -75,6 +88,31 @@ impl From<DialogError> for ApiError {
             code: e.code,
             message: e.message,
             field: e.field,
+            position: None,
+        }
+    }
+}
+
+impl From<DeliveryError> for ApiError {
+    fn from(e: DeliveryError) -> Self {
+        let message = e.to_string();
+        match e {
+            DeliveryError::Config {
+                field,
+                code,
+                message,
+                position,
+            } => Self {
+                status: 422,
+                code,
+                message,
+                field: Some(field),
+                position,
+            },
+            DeliveryError::BadSecret { .. } => {
+                Self::new(422, "bad_secret", message).with_field("webhook.signingSecret")
+            }
+            other => Self::new(422, other.code(), message).with_field("webhook.url"),
         }
     }
 }

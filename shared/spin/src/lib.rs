@@ -5,10 +5,13 @@
 pub mod auth;
 pub mod error;
 pub mod kv;
+pub mod outbound;
+pub mod request;
 
 pub use auth::require_admin;
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
+pub use outbound::{SpinClock, SpinSender};
 
 use funnelhooks_dialog::Timestamp;
 

@@ -72,6 +72,38 @@ impl<'a> Index<'a> {
         })
     }
 
+    /// Up to `limit` entries before slot `before` (`None`: from the newest), newest first.
+    pub fn page_newest_first(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<IndexPage, StoreError> {
+        let start = match before {
+            Some(b) => b,
+            None => self.last_slot()? + 1,
+        };
+        let mut items = Vec::with_capacity(limit.min(1_000));
+        let mut slot = start;
+        while slot > 1 && items.len() < limit && start - slot < MAX_SLOTS_PER_PAGE {
+            slot -= 1;
+            if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
+                items.push(String::from_utf8_lossy(&bytes).into_owned());
+            }
+        }
+        Ok(IndexPage {
+            items,
+            next: (slot > 1).then_some(slot),
+        })
+    }
+
+    /// The entry in `slot`, if any.
+    pub fn get(&self, slot: u64) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .kv
+            .get(&self.slot_key(slot))?
+            .map(|b| String::from_utf8_lossy(&b).into_owned()))
+    }
+
     /// Every entry, each with its slot (for deleting everything that belongs to a bot).
     pub fn all(&self) -> Result<Vec<(u64, String)>, StoreError> {
         let mut out = Vec::new();

@@ -1,0 +1,440 @@
+//! The delivery engine: sends a delivery's attempts, decides on retries, keeps the outbox
+//! of attempts due later and the delivery log. Sending and the clock are traits, so the
+//! components send through Spin's outbound HTTP and the tests through anything.
+//!
+//! Keys: `dlv:{id}` (a [`Delivery`]), `dlvs:n` / `dlvs:{slot}` (every delivery, the log's
+//! order), `dlvs:bot:{botId}:…` and `dlvs:svc:{serviceId}:…` (per bot, per service),
+//! `due:{minute}` (ids of deliveries whose next attempt falls in that Unix minute) and
+//! `due:cursor` (the last minute the sweep finished).
+
+use std::time::Duration;
+
+use funnelhooks_dialog::Timestamp;
+use funnelhooks_store::{Index, Kv, Records, StoreError};
+
+use crate::log::{Attempt, Delivery, MAX_LOGGED_DELIVERIES, MAX_RESPONSE_BODY, Source, Status};
+use crate::request::OutboundRequest;
+use crate::retry::{Outcome, Verdict, verdict};
+use crate::signing::SigningSecret;
+
+/// Attempts made within one request must end well inside the platform's 30 s budget.
+pub const INLINE_BUDGET: Duration = Duration::from_secs(25);
+/// The longest wait before an attempt made within the same request (the schedule's 5 s).
+pub const INLINE_MAX_WAIT: Duration = Duration::from_secs(6);
+/// How long a sweep holds a delivery it is sending before another sweep may take it.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How far back the first sweep ever looks for due attempts.
+const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 3 * 24 * 60;
+/// Most empty minutes one sweep walks.
+const MAX_MINUTES_PER_SWEEP: i64 = 3 * 24 * 60;
+
+/// A response, as much of it as the log keeps.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// Status code.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(String, String)>,
+    /// The first 20 KB of the body.
+    pub body: Vec<u8>,
+    /// Whether the body was longer.
+    pub truncated: bool,
+}
+
+/// Why an attempt got no response.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SendFailure {
+    /// No answer within the timeout.
+    Timeout(String),
+    /// Refused, reset, DNS, TLS, a blocked network...
+    Network(String),
+}
+
+/// Sends one request and reads (the start of) its response. Never follows redirects.
+pub trait Sender {
+    /// Sends `request` with `extra` headers, giving up after `timeout`.
+    fn send(
+        &self,
+        request: &OutboundRequest,
+        extra: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Received, SendFailure>;
+}
+
+/// The time, and waiting.
+pub trait Clock {
+    /// Now, in Unix milliseconds.
+    fn now(&self) -> Timestamp;
+    /// Waits `d`.
+    fn sleep(&self, d: Duration);
+}
+
+/// A delivery to create.
+#[derive(Debug, Clone, Default)]
+pub struct NewDelivery {
+    /// What it is for.
+    pub source: Source,
+    /// A test send.
+    pub test: bool,
+    /// The delivery it replays.
+    pub replay_of: Option<String>,
+    /// The request.
+    pub request: Option<OutboundRequest>,
+    /// Template names without a value.
+    pub missing: Vec<String>,
+    /// Attempts allowed (1 to 8).
+    pub max_attempts: usize,
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Signing secret, `whsec_...`.
+    pub signing_secret: Option<String>,
+}
+
+/// What a sweep of due attempts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Attempts made.
+    pub attempted: usize,
+    /// Of those, delivered.
+    pub delivered: usize,
+    /// Of those, given up.
+    pub failed: usize,
+    /// Of those, scheduled again.
+    pub rescheduled: usize,
+    /// The time budget ran out with due attempts left: call again.
+    pub more: bool,
+}
+
+/// The engine over a store, a sender and a clock.
+pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
+    kv: &'a K,
+    sender: &'a S,
+    clock: &'a C,
+}
+
+fn key(id: &str) -> String {
+    format!("dlv:{id}")
+}
+
+fn minute(t: Timestamp) -> i64 {
+    t.0.div_euclid(60_000)
+}
+
+fn random_u32() -> u32 {
+    uuid::Uuid::new_v4().as_u128() as u32
+}
+
+impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
+    /// The engine.
+    pub fn new(kv: &'a K, sender: &'a S, clock: &'a C) -> Self {
+        Self { kv, sender, clock }
+    }
+
+    fn records(&self) -> Records<'a> {
+        Records::new(self.kv)
+    }
+
+    fn all(&self) -> Index<'a> {
+        Index::new(self.kv, "dlvs".into())
+    }
+
+    fn owner_index(&self, source: &Source) -> Option<Index<'a>> {
+        if let Some(bot) = &source.bot_id {
+            return Some(Index::new(self.kv, format!("dlvs:bot:{bot}")));
+        }
+        let svc = source.service_id.as_ref()?;
+        Some(Index::new(self.kv, format!("dlvs:svc:{svc}")))
+    }
+
+    /// Stores a new delivery (pending, or skipped with `skip_reason`) and logs it.
+    pub fn create(
+        &self,
+        new: NewDelivery,
+        skip_reason: Option<String>,
+    ) -> Result<Delivery, StoreError> {
+        let now = self.clock.now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let all_slot = self.all().add(&id)?;
+        let owner_slot = match self.owner_index(&new.source) {
+            Some(index) => index.add(&id)?,
+            None => 0,
+        };
+        let delivery = Delivery {
+            id,
+            source: new.source,
+            test: new.test,
+            replay_of: new.replay_of,
+            status: if skip_reason.is_some() {
+                Status::Skipped
+            } else {
+                Status::Pending
+            },
+            request: new.request.unwrap_or(OutboundRequest {
+                method: "GET".into(),
+                url: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+            missing: new.missing,
+            attempts: Vec::new(),
+            max_attempts: new.max_attempts.clamp(1, crate::retry::SCHEDULE.len()),
+            timeout_ms: new.timeout_ms,
+            signing_secret: new.signing_secret,
+            next_attempt_at: None,
+            gone: false,
+            error: skip_reason,
+            created_at: now,
+            updated_at: now,
+            slots: (all_slot, owner_slot),
+        };
+        self.records().put(&key(&delivery.id), &delivery)?;
+        self.enforce_retention(all_slot)?;
+        Ok(delivery)
+    }
+
+    /// Drops the oldest delivery once the log holds more than the cap.
+    fn enforce_retention(&self, newest_slot: u64) -> Result<(), StoreError> {
+        if newest_slot <= MAX_LOGGED_DELIVERIES {
+            return Ok(());
+        }
+        let old_slot = newest_slot - MAX_LOGGED_DELIVERIES;
+        if let Some(old_id) = self.all().get(old_slot)? {
+            if let Some(old) = self.records().get::<Delivery>(&key(&old_id))?
+                && let Some(index) = self.owner_index(&old.source)
+            {
+                index.remove(old.slots.1)?;
+            }
+            self.kv.delete(&key(&old_id))?;
+        }
+        self.all().remove(old_slot)
+    }
+
+    /// A delivery by id.
+    pub fn get(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        if !funnelhooks_dialog::bots::is_uuid(id) {
+            return Ok(None);
+        }
+        self.records().get(&key(id))
+    }
+
+    /// Makes attempts now: the first, and, with `inline_retries`, those due within a few
+    /// seconds as long as they fit the request budget. A retry due later goes to the outbox.
+    pub fn run(
+        &self,
+        mut delivery: Delivery,
+        inline_retries: bool,
+    ) -> Result<Delivery, StoreError> {
+        let started = self.clock.now();
+        loop {
+            self.attempt(&mut delivery)?;
+            let Some(next) = delivery.next_attempt_at else {
+                return Ok(delivery);
+            };
+            let now = self.clock.now();
+            let wait = Duration::from_millis((next.0 - now.0).max(0) as u64);
+            let spent = Duration::from_millis((now.0 - started.0).max(0) as u64);
+            let fits = spent + wait + Duration::from_millis(delivery.timeout_ms) <= INLINE_BUDGET;
+            if inline_retries && wait <= INLINE_MAX_WAIT && fits {
+                self.clock.sleep(wait);
+                continue;
+            }
+            self.schedule(next, &delivery.id)?;
+            return Ok(delivery);
+        }
+    }
+
+    /// One attempt: send, log, decide.
+    fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
+        let n = d.attempts.len() + 1;
+        let at = self.clock.now();
+        let mut extra = Vec::new();
+        if let Some(secret) = d
+            .signing_secret
+            .as_deref()
+            .and_then(|s| SigningSecret::parse(s).ok())
+        {
+            for (name, value) in secret.headers(&d.id, at.0.div_euclid(1000), &d.request.body) {
+                extra.push((name.to_string(), value));
+            }
+        }
+        let result = self
+            .sender
+            .send(&d.request, &extra, Duration::from_millis(d.timeout_ms));
+        let end = self.clock.now();
+        let (outcome, attempt) = match result {
+            Ok(r) => (
+                Outcome::Status(r.status),
+                Attempt {
+                    n,
+                    at,
+                    duration_ms: (end.0 - at.0).max(0) as u64,
+                    status: Some(r.status),
+                    body: String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_RESPONSE_BODY)])
+                        .into_owned(),
+                    truncated: r.truncated || r.body.len() > MAX_RESPONSE_BODY,
+                    headers: r.headers,
+                    error: None,
+                },
+            ),
+            Err(failure) => {
+                let (outcome, error) = match failure {
+                    SendFailure::Timeout(e) => (Outcome::Timeout, e),
+                    SendFailure::Network(e) => (Outcome::NetworkError, e),
+                };
+                (
+                    outcome,
+                    Attempt {
+                        n,
+                        at,
+                        duration_ms: (end.0 - at.0).max(0) as u64,
+                        status: None,
+                        headers: Vec::new(),
+                        body: String::new(),
+                        truncated: false,
+                        error: Some(error),
+                    },
+                )
+            }
+        };
+        let retry_after = attempt
+            .headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+            .map(|(_, v)| v.clone());
+        d.attempts.push(attempt);
+        d.updated_at = end;
+        d.next_attempt_at = None;
+        match verdict(
+            outcome,
+            n,
+            retry_after.as_deref(),
+            end.0.div_euclid(1000),
+            random_u32(),
+        ) {
+            Verdict::Delivered => {
+                d.status = Status::Delivered;
+                d.error = None;
+            }
+            Verdict::RetryIn(wait) if n < d.max_attempts => {
+                d.status = Status::Retrying;
+                d.next_attempt_at = Some(Timestamp(end.0 + wait.as_millis() as i64));
+            }
+            Verdict::RetryIn(_) | Verdict::Exhausted => {
+                d.status = Status::Failed;
+                d.error = Some(format!("gave up after {n} attempts"));
+            }
+            Verdict::Failed { gone } => {
+                d.status = Status::Failed;
+                d.gone = gone;
+                d.error = Some(match d.attempts.last().and_then(|a| a.status) {
+                    Some(410) => "the receiver answered 410 Gone".to_string(),
+                    Some(s) => format!("the receiver answered {s}; not retried"),
+                    None => "not retried".to_string(),
+                });
+            }
+        }
+        self.records().put(&key(&d.id), &*d)
+    }
+
+    /// Puts `id` in the outbox bucket of `at`'s minute.
+    fn schedule(&self, at: Timestamp, id: &str) -> Result<(), StoreError> {
+        let bucket = format!("due:{}", minute(at));
+        self.records().upsert(
+            &bucket,
+            &format!("{bucket}:born"),
+            Vec::<String>::new,
+            |ids: &mut Vec<String>| {
+                if !ids.iter().any(|i| i == id) {
+                    ids.push(id.to_string());
+                }
+                Ok::<_, StoreError>(())
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Sends every attempt that is due, within `budget`; what is left waits for the next
+    /// sweep. Two sweeps at once never send the same attempt twice: each delivery is leased.
+    pub fn retry_due(&self, budget: Duration) -> Result<Sweep, StoreError> {
+        let started = self.clock.now();
+        let now_minute = minute(started);
+        let mut sweep = Sweep::default();
+        let cursor: i64 = self
+            .records()
+            .get("due:cursor")?
+            .unwrap_or(now_minute - FIRST_SWEEP_LOOKBACK_MINUTES);
+        let first = cursor + 1;
+        let last = now_minute.min(first + MAX_MINUTES_PER_SWEEP);
+        for m in first..=last {
+            let bucket = format!("due:{m}");
+            let ids: Vec<String> = self.records().get(&bucket)?.unwrap_or_default();
+            for id in ids {
+                let spent = Duration::from_millis((self.clock.now().0 - started.0).max(0) as u64);
+                if spent >= budget {
+                    sweep.more = true;
+                    return Ok(sweep);
+                }
+                let Some(delivery) = self.claim(&id)? else {
+                    continue;
+                };
+                let done = self.run(delivery, false)?;
+                sweep.attempted += 1;
+                match done.status {
+                    Status::Delivered => sweep.delivered += 1,
+                    Status::Retrying => sweep.rescheduled += 1,
+                    _ => sweep.failed += 1,
+                }
+            }
+            // The current minute may still get attempts due later in it: keep it.
+            if m < now_minute {
+                self.kv.delete(&bucket)?;
+                self.kv.delete(&format!("{bucket}:born"))?;
+                self.records().put("due:cursor", &m)?;
+            }
+        }
+        sweep.more = last < now_minute;
+        Ok(sweep)
+    }
+
+    /// Takes a due delivery for this sweep: moves its next attempt past the lease (and
+    /// schedules that, in case this sweep dies) so no other sweep sends it.
+    fn claim(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let now = self.clock.now();
+        let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
+        let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
+            let due = d.status == Status::Retrying && d.next_attempt_at.is_some_and(|t| t <= now);
+            if due {
+                d.next_attempt_at = Some(lease_end);
+            }
+            Ok::<_, StoreError>(due.then(|| d.clone()))
+        })?;
+        match claimed.flatten() {
+            Some(d) => {
+                self.schedule(lease_end, id)?;
+                Ok(Some(d))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// A page of the log, newest first, with `keep` deciding which deliveries match.
+    pub fn list(
+        &self,
+        owner: &Source,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&Delivery) -> bool,
+    ) -> Result<(Vec<Delivery>, Option<u64>), StoreError> {
+        let index = self.owner_index(owner).unwrap_or_else(|| self.all());
+        let page = index.page_newest_first(before, limit)?;
+        let mut out = Vec::with_capacity(page.items.len());
+        for id in page.items {
+            if let Some(d) = self.records().get::<Delivery>(&key(&id))?
+                && keep(&d)
+            {
+                out.push(d);
+            }
+        }
+        Ok((out, page.next))
+    }
+}

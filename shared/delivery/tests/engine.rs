@@ -1,0 +1,375 @@
+//! The delivery engine with a scripted receiver and a clock the test moves: attempts,
+//! retries, the outbox sweep, signatures and the log, as a receiver and a user see them.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use base64::Engine as _;
+use funnelhooks_delivery::engine::{Clock, Engine, NewDelivery, Received, SendFailure, Sender};
+use funnelhooks_delivery::log::{Delivery, Source, Status};
+use funnelhooks_delivery::request::OutboundRequest;
+use funnelhooks_dialog::Timestamp;
+use funnelhooks_store::MemoryKv;
+
+const START: i64 = 1_710_092_972_806;
+
+struct FakeClock(AtomicI64);
+
+impl FakeClock {
+    fn new() -> Self {
+        Self(AtomicI64::new(START))
+    }
+    fn advance(&self, d: Duration) {
+        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
+    }
+}
+
+impl Clock for FakeClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+    fn sleep(&self, d: Duration) {
+        self.advance(d);
+    }
+}
+
+/// A request as the receiver got it, with the engine's extra (signature) headers.
+type Got = (OutboundRequest, Vec<(String, String)>);
+
+/// Answers from a script, one per request, and remembers what it got.
+#[derive(Default)]
+struct Receiver {
+    script: Mutex<VecDeque<Result<Received, SendFailure>>>,
+    got: Mutex<Vec<Got>>,
+}
+
+fn status(code: u16) -> Result<Received, SendFailure> {
+    Ok(Received {
+        status: code,
+        headers: vec![("x-answer".into(), code.to_string())],
+        body: format!("answer {code}").into_bytes(),
+        truncated: false,
+    })
+}
+
+impl Receiver {
+    fn answering(script: Vec<Result<Received, SendFailure>>) -> Self {
+        Self {
+            script: Mutex::new(script.into()),
+            got: Mutex::default(),
+        }
+    }
+    fn requests(&self) -> usize {
+        self.got.lock().unwrap().len()
+    }
+}
+
+impl Sender for Receiver {
+    fn send(
+        &self,
+        request: &OutboundRequest,
+        extra: &[(String, String)],
+        _timeout: Duration,
+    ) -> Result<Received, SendFailure> {
+        self.got
+            .lock()
+            .unwrap()
+            .push((request.clone(), extra.to_vec()));
+        self.script
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| status(200))
+    }
+}
+
+fn new_delivery(bot: &str) -> NewDelivery {
+    NewDelivery {
+        source: Source {
+            bot_id: Some(bot.into()),
+            chat_id: Some(1227280),
+            step_id: Some("s1".into()),
+            ..Source::default()
+        },
+        request: Some(OutboundRequest {
+            method: "POST".into(),
+            url: "https://hooks.example.com/in?token=s3cret&sub1=abc".into(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("authorization".into(), "Bearer s3cret".into()),
+            ],
+            body: br#"{"chatId":1227280}"#.to_vec(),
+        }),
+        max_attempts: 8,
+        timeout_ms: 10_000,
+        ..NewDelivery::default()
+    }
+}
+
+fn run(engine: &Engine<'_, MemoryKv, Receiver, FakeClock>, bot: &str, inline: bool) -> Delivery {
+    let created = engine.create(new_delivery(bot), None).unwrap();
+    engine.run(created, inline).unwrap()
+}
+
+#[test]
+fn a_500_then_a_200_is_one_delivery_with_two_attempts() {
+    let (kv, clock, rx) = (
+        MemoryKv::new(),
+        FakeClock::new(),
+        Receiver::answering(vec![status(500), status(200)]),
+    );
+    let engine = Engine::new(&kv, &rx, &clock);
+    let d = run(&engine, "b1", true);
+    assert_eq!(d.status, Status::Delivered);
+    assert_eq!(d.attempts.len(), 2);
+    assert_eq!(d.attempts[0].status, Some(500));
+    assert_eq!(d.attempts[1].status, Some(200));
+    assert_eq!(d.attempts[1].body, "answer 200");
+    let wait = d.attempts[1].at.0 - d.attempts[0].at.0;
+    assert!(
+        (4_500..=5_500).contains(&wait),
+        "the schedule's 5 s ± 10 %: {wait} ms"
+    );
+    assert_eq!(rx.requests(), 2);
+    let (items, _) = engine.list(&Source::default(), None, 10, |_| true).unwrap();
+    assert_eq!(items.len(), 1, "one delivery in the log");
+    assert_eq!(engine.get(&d.id).unwrap().unwrap(), d);
+}
+
+#[test]
+fn a_404_fails_at_once_and_a_410_marks_the_webhook_gone() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(404), status(410)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let d = run(&engine, "b1", true);
+    assert_eq!(
+        (d.status, d.attempts.len(), d.gone),
+        (Status::Failed, 1, false)
+    );
+    assert!(d.error.as_deref().unwrap().contains("404"));
+    let d = run(&engine, "b1", true);
+    assert_eq!(
+        (d.status, d.attempts.len(), d.gone),
+        (Status::Failed, 1, true)
+    );
+    assert_eq!(rx.requests(), 2, "neither was retried");
+}
+
+#[test]
+fn a_timeout_is_retried_from_the_outbox_and_retry_due_sends_only_what_is_due() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![
+        Err(SendFailure::Timeout("timed out".into())),
+        status(503),
+        Err(SendFailure::Network("connection refused".into())),
+    ]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    // No inline retries (the postback path): the 5 s retry waits in the outbox.
+    let slow = run(&engine, "b1", false);
+    assert_eq!(slow.status, Status::Retrying);
+    assert_eq!(slow.attempts[0].error.as_deref(), Some("timed out"));
+    let due = slow.next_attempt_at.unwrap();
+    // Nothing is due yet: the sweep sends nothing.
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(20)).unwrap().attempted,
+        0
+    );
+    assert_eq!(rx.requests(), 1);
+    // After a minute the 503 comes back: retried again later (5 min).
+    clock.advance(Duration::from_millis(
+        (due.0 - clock.now().0) as u64 + 60_000,
+    ));
+    let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
+    assert_eq!((sweep.attempted, sweep.rescheduled), (1, 1));
+    let d = engine.get(&slow.id).unwrap().unwrap();
+    assert_eq!(d.attempts.len(), 2);
+    assert_eq!(d.attempts[1].status, Some(503));
+    let next = d.next_attempt_at.unwrap().0 - d.attempts[1].at.0;
+    assert!((270_000..=330_000).contains(&next), "5 min ± 10 %: {next}");
+    // A second sweep right away sends nothing twice.
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(20)).unwrap().attempted,
+        0
+    );
+    clock.advance(Duration::from_secs(6 * 60));
+    let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
+    assert_eq!(sweep.attempted, 1);
+    // 30 min ± 10 %.
+    clock.advance(Duration::from_secs(34 * 60));
+    let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    let d = engine.get(&slow.id).unwrap().unwrap();
+    assert_eq!(d.status, Status::Delivered);
+    assert_eq!(d.attempts.len(), 4);
+    assert_eq!(rx.requests(), 4);
+}
+
+#[test]
+fn max_attempts_bounds_the_retries() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(500), status(500), status(500)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let mut new = new_delivery("b1");
+    new.max_attempts = 2;
+    let d = engine.run(engine.create(new, None).unwrap(), true).unwrap();
+    assert_eq!((d.status, d.attempts.len()), (Status::Failed, 2));
+    assert_eq!(d.error.as_deref(), Some("gave up after 2 attempts"));
+}
+
+#[test]
+fn retry_after_is_honoured_within_bounds() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let throttled = Ok(Received {
+        status: 429,
+        headers: vec![("retry-after".into(), "120".into())],
+        body: Vec::new(),
+        truncated: false,
+    });
+    let rx = Receiver::answering(vec![throttled]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let d = run(&engine, "b1", true);
+    assert_eq!(
+        d.status,
+        Status::Retrying,
+        "120 s is too long to wait inside a request"
+    );
+    assert_eq!(d.next_attempt_at.unwrap().0 - d.attempts[0].at.0, 120_000);
+}
+
+#[test]
+fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retries() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(502), status(200)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let mut new = new_delivery("b1");
+    new.signing_secret = Some(secret.into());
+    let d = engine.run(engine.create(new, None).unwrap(), true).unwrap();
+    assert_eq!(d.status, Status::Delivered);
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .unwrap();
+    let got = rx.got.lock().unwrap();
+    let mut ids = Vec::new();
+    for (request, extra) in got.iter() {
+        let header = |name: &str| {
+            extra
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
+        let (id, ts, sig) = (
+            header("webhook-id"),
+            header("webhook-timestamp"),
+            header("webhook-signature"),
+        );
+        let mut signed = format!("{id}.{ts}.").into_bytes();
+        signed.extend_from_slice(&request.body);
+        let mac = hmac_sha256::HMAC::mac(&signed, &key);
+        let expected = format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac)
+        );
+        assert_eq!(sig, expected);
+        ids.push(id);
+    }
+    assert_eq!(
+        ids,
+        [d.id.clone(), d.id.clone()],
+        "webhook-id is the delivery id on every attempt"
+    );
+    assert!(
+        !d.view().to_string().contains("MfKQ9r8G"),
+        "the secret is never shown"
+    );
+}
+
+#[test]
+fn the_log_masks_secrets_and_lists_newest_first_with_filters() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let first = run(&engine, "b1", true);
+    clock.advance(Duration::from_secs(1));
+    let second = run(&engine, "b2", true);
+    let view = first.view();
+    let text = view.to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert_eq!(
+        view["request"]["url"],
+        "https://hooks.example.com/in?token=***&sub1=abc"
+    );
+    assert_eq!(view["botId"], "b1");
+    assert_eq!(view["attempts"][0]["status"], 200);
+    let (all, _) = engine.list(&Source::default(), None, 10, |_| true).unwrap();
+    let ids: Vec<_> = all.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(ids, [second.id.clone(), first.id.clone()], "newest first");
+    let b1 = Source {
+        bot_id: Some("b1".into()),
+        ..Source::default()
+    };
+    let (only_b1, _) = engine.list(&b1, None, 10, |_| true).unwrap();
+    assert_eq!(only_b1.len(), 1);
+    assert_eq!(only_b1[0].id, first.id);
+    let (delivered, _) = engine
+        .list(&Source::default(), None, 10, |d| d.status == Status::Failed)
+        .unwrap();
+    assert!(delivered.is_empty());
+    // Paging: one per page, newest first, then nothing.
+    let (page1, next) = engine.list(&Source::default(), None, 1, |_| true).unwrap();
+    let (page2, _) = engine.list(&Source::default(), next, 1, |_| true).unwrap();
+    assert_eq!(
+        (page1[0].id.clone(), page2[0].id.clone()),
+        (second.id, first.id)
+    );
+}
+
+#[test]
+fn a_skipped_delivery_is_logged_with_its_reason_and_never_sent() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let d = engine
+        .create(
+            new_delivery("b1"),
+            Some("no value for tracker.clickid".into()),
+        )
+        .unwrap();
+    assert_eq!(d.status, Status::Skipped);
+    assert_eq!(d.error.as_deref(), Some("no value for tracker.clickid"));
+    assert_eq!(rx.requests(), 0);
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(1)).unwrap().attempted,
+        0
+    );
+}
+
+#[test]
+fn the_log_keeps_the_newest_ten_thousand_deliveries() {
+    use funnelhooks_delivery::log::MAX_LOGGED_DELIVERIES;
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let first = engine
+        .create(new_delivery("b1"), Some("skip".into()))
+        .unwrap();
+    let mut last = first.clone();
+    for _ in 0..MAX_LOGGED_DELIVERIES {
+        last = engine
+            .create(new_delivery("b1"), Some("skip".into()))
+            .unwrap();
+    }
+    assert!(
+        engine.get(&first.id).unwrap().is_none(),
+        "the oldest is gone"
+    );
+    assert!(engine.get(&last.id).unwrap().is_some());
+    let b1 = Source {
+        bot_id: Some("b1".into()),
+        ..Source::default()
+    };
+    let (page, _) = engine.list(&b1, None, 1, |_| true).unwrap();
+    assert_eq!(page[0].id, last.id);
+    let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count();
+    assert_eq!(records as u64, MAX_LOGGED_DELIVERIES);
+}

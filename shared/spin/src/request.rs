@@ -1,0 +1,44 @@
+//! Reading requests the same way in every component: query parameters, paging, JSON bodies.
+
+use spin_sdk::http::Request;
+
+use crate::error::ApiError;
+
+/// The query parameter `name` as written (not percent-decoded: the parameters read this way
+/// are numbers, cursors and plain words).
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query().split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| v.to_string())
+    })
+}
+
+/// `?cursor=N&limit=M` (limit 1 to 200, 50 by default).
+pub fn paging(req: &Request) -> Result<(u64, usize), ApiError> {
+    let bad =
+        |field: &str, message: &str| ApiError::new(400, "bad_query", message).with_field(field);
+    let cursor = match query_param(req, "cursor") {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| bad("cursor", "use the nextCursor of the previous page"))?,
+    };
+    let limit = match query_param(req, "limit") {
+        None => 50,
+        Some(l) => match l.parse::<usize>() {
+            Ok(n @ 1..=200) => n,
+            _ => return Err(bad("limit", "a whole number from 1 to 200")),
+        },
+    };
+    Ok((cursor, limit))
+}
+
+/// A page as JSON: `{"items": [...], "nextCursor": "N" | null}`.
+pub fn page_json(items: Vec<serde_json::Value>, next: Option<u64>) -> serde_json::Value {
+    serde_json::json!({"items": items, "nextCursor": next.map(|n| n.to_string())})
+}
+
+/// The request body as a JSON object.
+pub fn body(req: &Request) -> Result<funnelhooks_dialog::input::JsonBody, ApiError> {
+    Ok(funnelhooks_dialog::input::JsonBody::parse(req.body())?)
+}
