@@ -1,0 +1,74 @@
+//! Send-webhook steps and the delivery log: deliver a step's webhook for a dialog now, read
+//! the log, replay, test-send, sweep the retries that are due, preview a template. The
+//! update-dialog component reaches `POST /internal/step-reached` through Spin's local
+//! chaining (`http://send-webhook.spin.internal`); no public route leads there.
+
+mod deliveries;
+mod preview;
+mod steps;
+
+use funnelhooks_delivery::TargetPolicy;
+use funnelhooks_dialog::Repo;
+use funnelhooks_spin::{ApiError, SpinClock, SpinKv, SpinSender, require_admin};
+use spin_sdk::http::{Method, Request, Response};
+
+/// What every handler gets.
+pub(crate) struct Call<'a> {
+    pub req: &'a Request,
+    pub repo: Repo<'a, SpinKv>,
+    pub engine: funnelhooks_delivery::engine::Engine<'a, SpinKv, SpinSender, SpinClock>,
+    pub policy: TargetPolicy,
+}
+
+#[spin_sdk::http_component]
+fn handle(req: Request) -> Response {
+    route(&req).unwrap_or_else(|e| e.response())
+}
+
+/// Chained requests arrive on Spin's synthetic `/...` route; public requests never do, as
+/// no public route of this component is a catch-all.
+fn chained(req: &Request) -> bool {
+    req.header("spin-matched-route").and_then(|h| h.as_str()) == Some("/...")
+}
+
+fn route(req: &Request) -> Result<Response, ApiError> {
+    let path = req.path().trim_end_matches('/').to_string();
+    let internal = path == "/internal/step-reached";
+    if internal {
+        if !chained(req) {
+            return Err(ApiError::no_route());
+        }
+    } else {
+        require_admin(req)?;
+    }
+    let kv = SpinKv::open_default()?;
+    let (sender, clock) = (SpinSender, SpinClock);
+    let allow_loopback = spin_sdk::variables::get("allow_loopback_webhooks")
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let call = Call {
+        req,
+        repo: Repo::new(&kv),
+        engine: funnelhooks_delivery::engine::Engine::new(&kv, &sender, &clock),
+        policy: TargetPolicy { allow_loopback },
+    };
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    use Method::{Get, Post};
+    match (segments.as_slice(), req.method()) {
+        (["internal", "step-reached"], Post) => steps::step_reached(&call),
+        (["api", "deliveries"], Get) => deliveries::list(&call),
+        (["api", "deliveries", "retry-due"], Post) => deliveries::retry_due(&call),
+        (["api", "deliveries", id], Get) => deliveries::read(&call, id),
+        (["api", "deliveries", id, "replay"], Post) => deliveries::replay(&call, id),
+        (["api", "templates", "preview"], Post) => preview::preview(&call),
+        (["api", "bots", bot, "dialogs", chat, "send-webhook"], Post) => {
+            steps::send_now(&call, bot, chat)
+        }
+        (["api", "bots", bot, "steps", step, "test-send"], Post) => {
+            steps::test_send(&call, bot, step)
+        }
+        (["api", "deliveries", ..] | ["api", "templates", ..] | ["api", "bots", ..], _) => Err(
+            ApiError::method_not_allowed("POST (GET for reading deliveries)"),
+        ),
+        _ => Err(ApiError::no_route()),
+    }
+}
