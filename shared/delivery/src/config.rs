@@ -287,9 +287,12 @@ impl WebhookConfig {
     /// The config as stored (with its secret).
     pub fn to_stored_json(&self) -> Json {
         let mut v = self.to_view_json();
-        if let (Some(s), Json::Object(m)) = (&self.secret_text, &mut v) {
-            m.insert("signingSecret".into(), Json::from(s.clone()));
+        if let Json::Object(m) = &mut v {
+            // `signed` is the view's stand-in for the secret; the stored form holds the secret.
             m.remove("signed");
+            if let Some(s) = &self.secret_text {
+                m.insert("signingSecret".into(), Json::from(s.clone()));
+            }
         }
         v
     }

@@ -284,3 +284,17 @@ fn the_secret_is_stored_but_never_shown() {
     assert_eq!(view["signed"], true);
     assert_eq!(WebhookConfig::from_json(&c.to_stored_json()).unwrap(), c);
 }
+
+#[test]
+fn a_stored_config_reads_back_as_saved_with_or_without_a_secret() {
+    for config_json in [
+        json!({"url": "https://x.example/?c={tracker.clickid}"}),
+        json!({"url": "https://x.example/", "method": "POST", "body": "profile",
+               "headers": {"x-tag": "{username}"}, "retry": {"maxAttempts": 3}}),
+        json!({"url": "https://x.example/", "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}),
+    ] {
+        let c = config(config_json.clone());
+        let stored = c.to_stored_json();
+        assert_eq!(WebhookConfig::from_json(&stored).unwrap(), c, "{stored}");
+    }
+}

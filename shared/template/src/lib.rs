@@ -97,6 +97,19 @@ pub enum LintKind {
     RawValue,
 }
 
+impl LintKind {
+    /// The kind as an API shows it: `unknown_name`, `unclosed_tag`, `variable_in_host`,
+    /// `raw_value`.
+    pub fn code(self) -> &'static str {
+        match self {
+            LintKind::UnknownName => "unknown_name",
+            LintKind::UnclosedTag => "unclosed_tag",
+            LintKind::VariableInHost => "variable_in_host",
+            LintKind::RawValue => "raw_value",
+        }
+    }
+}
+
 impl Template {
     /// Parses `source` for `target`. Errors name the byte offset.
     pub fn parse(source: &str, target: Target) -> Result<Self, TemplateError> {
