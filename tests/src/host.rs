@@ -249,16 +249,19 @@ impl AppInner {
                     .await
                     .map_err(|e| anyhow!("reading the response body: {e:?}"))?
                     .to_bytes();
-                // The guest may keep running after its response is complete. Spin has already
-                // sent the response by then, so a later trap is logged, not turned into a 500.
-                match task.await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(trap)) => eprintln!(
-                        "component {:?} trapped after responding: {trap:?}",
-                        route.component
-                    ),
-                    Err(join) => eprintln!("component {:?} task failed: {join}", route.component),
-                }
+                // The guest may keep running after its response is complete (a postback that
+                // hands a delivery on after answering). Spin has sent the response by then:
+                // the caller is not kept waiting, and a later trap is logged, not a 500.
+                let component = route.component.clone();
+                tokio::spawn(async move {
+                    match task.await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(trap)) => {
+                            eprintln!("component {component:?} trapped after responding: {trap:?}")
+                        }
+                        Err(join) => eprintln!("component {component:?} task failed: {join}"),
+                    }
+                });
                 Ok(HostResponse {
                     status: parts.status.as_u16(),
                     headers: parts.headers,

@@ -1,11 +1,10 @@
 //! The management API under `/api/bots` (bearer token from the `admin_token` variable):
-//! bots, their postback links, custom fields and steps, and the dialog routes the bot engine
-//! uses. One module per resource; errors become JSON in `funnelhooks_spin::error`.
+//! bots, their postback links and custom fields, and the dialog routes the bot engine uses.
+//! Steps are served by the send-webhook component, which understands their webhook configs. One module per resource; errors become JSON in `funnelhooks_spin::error`.
 
 mod bots;
 mod dialogs;
 mod fields;
-mod steps;
 mod webhooks;
 
 pub(crate) use funnelhooks_spin::request::{body, page_json, paging};
@@ -60,13 +59,6 @@ fn route(req: &Request) -> Result<Response, ApiError> {
         ([bot, "fields", key], Get) => fields::read(&call, bot, key),
         ([bot, "fields", key], Delete) => fields::delete(&call, bot, key),
         ([_, "fields", _], _) => Err(ApiError::method_not_allowed("GET, PUT or DELETE")),
-        ([bot, "steps"], Get) => steps::list(&call, bot),
-        ([bot, "steps"], Post) => steps::create(&call, bot),
-        ([_, "steps"], _) => Err(ApiError::method_not_allowed("GET or POST")),
-        ([bot, "steps", step], Put) => steps::put(&call, bot, step),
-        ([bot, "steps", step], Get) => steps::read(&call, bot, step),
-        ([bot, "steps", step], Delete) => steps::delete(&call, bot, step),
-        ([_, "steps", _], _) => Err(ApiError::method_not_allowed("GET, PUT or DELETE")),
         ([bot, "dialogs"], Get) => dialogs::list(&call, bot),
         ([_, "dialogs"], _) => Err(ApiError::method_not_allowed("GET")),
         ([bot, "dialogs", chat], Put) => dialogs::start(&call, bot, chat),

@@ -1,8 +1,10 @@
-//! Send-webhook steps and the delivery log: deliver a step's webhook for a dialog now, read
-//! the log, replay, test-send, sweep the retries that are due, preview a template. The
+//! Steps (with their webhook configs) and the delivery log: save and read steps, deliver a
+//! step's webhook for a dialog now, read the log, replay, test-send, sweep the retries that
+//! are due, preview a template. The
 //! update-dialog component reaches `POST /internal/step-reached` through Spin's local
 //! chaining (`http://send-webhook.spin.internal`); no public route leads there.
 
+mod deliver;
 mod deliveries;
 mod preview;
 mod steps;
@@ -18,6 +20,7 @@ pub(crate) struct Call<'a> {
     pub repo: Repo<'a, SpinKv>,
     pub engine: funnelhooks_delivery::engine::Engine<'a, SpinKv, SpinSender, SpinClock>,
     pub policy: TargetPolicy,
+    pub now: funnelhooks_dialog::Timestamp,
 }
 
 #[spin_sdk::http_component]
@@ -50,21 +53,31 @@ fn route(req: &Request) -> Result<Response, ApiError> {
         repo: Repo::new(&kv),
         engine: funnelhooks_delivery::engine::Engine::new(&kv, &sender, &clock),
         policy: TargetPolicy { allow_loopback },
+        now: funnelhooks_spin::now(),
     };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    use Method::{Get, Post};
+    use Method::{Delete, Get, Post, Put};
     match (segments.as_slice(), req.method()) {
-        (["internal", "step-reached"], Post) => steps::step_reached(&call),
+        (["internal", "step-reached"], Post) => deliver::step_reached(&call),
+        (["api", "bots", bot, "steps"], Get) => steps::list(&call, bot),
+        (["api", "bots", bot, "steps"], Post) => steps::create(&call, bot),
+        (["api", "bots", _, "steps"], _) => Err(ApiError::method_not_allowed("GET or POST")),
+        (["api", "bots", bot, "steps", step], Put) => steps::put(&call, bot, step),
+        (["api", "bots", bot, "steps", step], Get) => steps::read(&call, bot, step),
+        (["api", "bots", bot, "steps", step], Delete) => steps::delete(&call, bot, step),
+        (["api", "bots", _, "steps", _], _) => {
+            Err(ApiError::method_not_allowed("GET, PUT or DELETE"))
+        }
         (["api", "deliveries"], Get) => deliveries::list(&call),
         (["api", "deliveries", "retry-due"], Post) => deliveries::retry_due(&call),
         (["api", "deliveries", id], Get) => deliveries::read(&call, id),
         (["api", "deliveries", id, "replay"], Post) => deliveries::replay(&call, id),
         (["api", "templates", "preview"], Post) => preview::preview(&call),
         (["api", "bots", bot, "dialogs", chat, "send-webhook"], Post) => {
-            steps::send_now(&call, bot, chat)
+            deliver::send_now(&call, bot, chat)
         }
         (["api", "bots", bot, "steps", step, "test-send"], Post) => {
-            steps::test_send(&call, bot, step)
+            deliver::test_send(&call, bot, step)
         }
         (["api", "deliveries", ..] | ["api", "templates", ..] | ["api", "bots", ..], _) => Err(
             ApiError::method_not_allowed("POST (GET for reading deliveries)"),

@@ -8,7 +8,7 @@ use funnelhooks_template::{LintKind, Target, Template};
 use spin_sdk::http::Response;
 
 use crate::Call;
-use crate::steps::{dialog_or_sample, sample};
+use crate::deliver::{dialog_or_sample, sample};
 
 /// `{"template", "target": "url|json|form|header|text", "botId"?, "chatId"?, "sample"?}`.
 pub(crate) fn preview(call: &Call) -> Result<Response, ApiError> {
@@ -61,7 +61,7 @@ pub(crate) fn preview(call: &Call) -> Result<Response, ApiError> {
     let lints: Vec<_> = lints
         .iter()
         .map(|l| {
-            serde_json::json!({"offset": l.offset, "end": l.end, "kind": format!("{:?}", l.kind), "message": l.message})
+            serde_json::json!({"offset": l.offset, "end": l.end, "kind": l.kind.code(), "message": l.message})
         })
         .collect();
     Ok(json(

@@ -1,17 +1,71 @@
 //! `GET|POST /api/bots/webhooks/{postbackId}/updateDialog`: a tracker, an affiliate network
 //! or a customer's backend changes a dialog through a postback link, as with Chatterfy. The
 //! secret is the link id in the path; there is no other authentication.
+//!
+//! When the postback moves the dialog into a send-webhook step, the step's webhook is
+//! delivered by the send-webhook component through Spin's local chaining, after this
+//! component has answered: the tracker never waits for the receiver, nor for retries.
 
+use funnelhooks_dialog::bots::Step;
 use funnelhooks_dialog::{Repo, from_request};
 use funnelhooks_spin::{ApiError, SpinKv, json, now};
-use spin_sdk::http::{Method, Request, Response};
+use spin_sdk::http::conversions::TryFromIncomingRequest;
+use spin_sdk::http::{
+    Fields, IncomingRequest, Method, OutgoingResponse, Request, Response, ResponseOutparam,
+};
+
+/// Where the send-webhook component is reached by local chaining.
+const STEP_REACHED: &str = "http://send-webhook.spin.internal/internal/step-reached";
 
 #[spin_sdk::http_component]
-fn handle(req: Request) -> Response {
-    update_dialog(req).unwrap_or_else(|e| e.response())
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let (response, delivery) = match Request::try_from_incoming_request(incoming).await {
+        Ok(req) => match update_dialog(&req) {
+            Ok((response, delivery)) => (response, delivery),
+            Err(e) => (e.response(), None),
+        },
+        Err(e) => (
+            ApiError::new(
+                400,
+                "bad_request",
+                format!("the request cannot be read: {e}"),
+            )
+            .response(),
+            None,
+        ),
+    };
+    respond(out, response).await;
+    if let Some(body) = delivery {
+        let request = Request::post(STEP_REACHED, body)
+            .header("content-type", "application/json")
+            .build();
+        // The postback is answered already; a failure here is in the delivery log's hands
+        // (send-webhook logs every attempt) or, if the chain itself fails, in the host's log.
+        if let Err(e) = spin_sdk::http::send::<_, Response>(request).await {
+            eprintln!("update-dialog: could not reach send-webhook: {e}");
+        }
+    }
 }
 
-fn update_dialog(req: Request) -> Result<Response, ApiError> {
+/// Sends `response` and finishes its body, so the caller has its answer.
+async fn respond(out: ResponseOutparam, response: Response) {
+    use futures::SinkExt;
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let outgoing =
+        OutgoingResponse::new(Fields::from_list(&headers).unwrap_or_else(|_| Fields::new()));
+    let _ = outgoing.set_status_code(*response.status());
+    let mut body = outgoing.take_body();
+    out.set(outgoing);
+    let _ = body.send(response.into_body()).await;
+    let _ = body.close().await;
+}
+
+/// The postback; the second value is the chained delivery's body when the dialog entered a
+/// send-webhook step.
+fn update_dialog(req: &Request) -> Result<(Response, Option<String>), ApiError> {
     if !matches!(req.method(), Method::Get | Method::Post) {
         return Err(ApiError::method_not_allowed("GET or POST"));
     }
@@ -23,13 +77,23 @@ fn update_dialog(req: Request) -> Result<Response, ApiError> {
     let params = from_request(req.query(), content_type, req.body())?;
     let kv = SpinKv::open_default()?;
     let done = Repo::new(&kv).postback(link, params, now())?;
-    Ok(json(
+    let delivery = done
+        .entered_step
+        .as_ref()
+        .filter(|s: &&Step| s.kind == "send-webhook")
+        .map(|s| {
+            serde_json::json!({"botId": done.dialog.bot_id, "chatId": done.dialog.chat_id.to_string(), "stepId": s.id})
+                .to_string()
+        });
+    let response = json(
         200,
         &serde_json::json!({
             "ok": true,
             "created": done.created,
             "undefinedFields": done.update.undefined_fields,
             "dialog": done.dialog,
+            "webhookQueued": delivery.is_some(),
         }),
-    ))
+    );
+    Ok((response, delivery))
 }

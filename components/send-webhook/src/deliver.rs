@@ -1,0 +1,189 @@
+//! Delivering a send-webhook step for a dialog: now (`POST /api/bots/{botId}/dialogs/{chatId}/send-webhook`),
+//! as a test (`POST /api/bots/{botId}/steps/{stepId}/test-send`), and when a postback moves a
+//! dialog into the step (`POST /internal/step-reached`, chained from update-dialog).
+
+use funnelhooks_delivery::config::WebhookConfig;
+use funnelhooks_delivery::engine::NewDelivery;
+use funnelhooks_delivery::log::{Delivery, Source};
+use funnelhooks_delivery::request::prepare;
+use funnelhooks_dialog::bots::{Bot, Step};
+use funnelhooks_dialog::input::JsonBody;
+use funnelhooks_dialog::{Dialog, DialogError, FieldValue, Timestamp};
+use funnelhooks_spin::request::body;
+use funnelhooks_spin::{ApiError, json};
+use serde_json::Value as Json;
+use spin_sdk::http::Response;
+
+use crate::Call;
+
+/// Builds and sends the step's webhook for the dialog; returns the logged delivery.
+/// `inline_retries`: also make the attempts due within seconds, inside this request.
+pub(crate) fn deliver(
+    call: &Call,
+    bot: &Bot,
+    dialog: &Dialog,
+    step: &Step,
+    test: bool,
+    inline_retries: bool,
+) -> Result<Delivery, ApiError> {
+    let config = match (&step.webhook, step.kind.as_str()) {
+        (Some(config), "send-webhook") => WebhookConfig::from_json(config)?,
+        _ => {
+            return Err(DialogError::unprocessable(
+                "not_a_webhook_step",
+                Some("stepId"),
+                "this step is not a send-webhook step with a webhook config",
+            )
+            .into());
+        }
+    };
+    let mut new = NewDelivery {
+        source: Source {
+            bot_id: Some(bot.id.clone()),
+            chat_id: Some(dialog.chat_id),
+            step_id: Some(step.id.clone()),
+            ..Source::default()
+        },
+        test,
+        max_attempts: if test { 1 } else { config.max_attempts },
+        timeout_ms: config.timeout_ms,
+        signing_secret: config.signing_secret_text().map(str::to_string),
+        ..NewDelivery::default()
+    };
+    if step.webhook_gone && !test {
+        let reason = "the receiver answered 410 Gone before; save the step again to resume";
+        return Ok(call.engine.create(new, Some(reason.into()))?);
+    }
+    let prepared = match prepare(&config, dialog, call.policy) {
+        Ok(p) => p,
+        Err(e) => return Ok(call.engine.create(new, Some(e.to_string()))?),
+    };
+    new.request = Some(prepared.request);
+    new.missing = prepared.missing;
+    if config.skip_if_missing && !new.missing.is_empty() {
+        let reason = format!("no value for {}", new.missing.join(", "));
+        return Ok(call.engine.create(new, Some(reason))?);
+    }
+    let created = call.engine.create(new, None)?;
+    let done = call.engine.run(created, inline_retries)?;
+    if done.gone && !test {
+        call.repo.mark_webhook_gone(&bot.id, &step.id)?;
+    }
+    Ok(done)
+}
+
+fn chat_id(text: &str) -> Result<i64, ApiError> {
+    text.parse().map_err(|_| {
+        DialogError::unprocessable(
+            "bad_chat_id",
+            Some("chatId"),
+            "chatId must be a whole signed 64-bit number",
+        )
+        .into()
+    })
+}
+
+fn step_id(body: &JsonBody) -> Result<String, ApiError> {
+    Ok(body.required_text("stepId", 64)?.trim().to_string())
+}
+
+/// `POST /api/bots/{botId}/dialogs/{chatId}/send-webhook` `{"stepId"}`.
+pub(crate) fn send_now(call: &Call, bot: &str, chat: &str) -> Result<Response, ApiError> {
+    let chat = chat_id(chat)?;
+    let body = body(call.req)?;
+    body.only(&["stepId"])?;
+    let step = step_id(&body)?;
+    let bot = call.repo.bot(bot)?;
+    let step = call.repo.step(&bot, &step)?;
+    let dialog = call.repo.dialog(&bot, chat)?;
+    let done = deliver(call, &bot, &dialog, &step, false, true)?;
+    Ok(json(200, &done.view()))
+}
+
+/// `POST /internal/step-reached` `{"botId", "chatId", "stepId"}`: a postback moved the
+/// dialog into a send-webhook step. One attempt now; retries go to the outbox.
+pub(crate) fn step_reached(call: &Call) -> Result<Response, ApiError> {
+    let body = body(call.req)?;
+    let bot = call.repo.bot(&body.required_text("botId", 64)?)?;
+    let chat = chat_id(&body.required_text("chatId", 24)?)?;
+    let step = call.repo.step(&bot, &step_id(&body)?)?;
+    let dialog = call.repo.dialog(&bot, chat)?;
+    let done = deliver(call, &bot, &dialog, &step, false, false)?;
+    Ok(json(200, &done.view()))
+}
+
+/// `POST /api/bots/{botId}/steps/{stepId}/test-send` with `{"chatId"}` (a real dialog) or
+/// `{"sample": {...}}` (or nothing: the default sample). One attempt, marked as a test.
+pub(crate) fn test_send(call: &Call, bot: &str, step: &str) -> Result<Response, ApiError> {
+    let body = body(call.req)?;
+    body.only(&["chatId", "sample"])?;
+    let bot = call.repo.bot(bot)?;
+    let step = call.repo.step(&bot, step)?;
+    let dialog = dialog_or_sample(call, &bot, &body)?;
+    let done = deliver(call, &bot, &dialog, &step, true, false)?;
+    Ok(json(200, &done.view()))
+}
+
+/// The dialog named by `chatId`, else a sample dialog (from `sample`, over defaults).
+pub(crate) fn dialog_or_sample(
+    call: &Call,
+    bot: &Bot,
+    body: &JsonBody,
+) -> Result<Dialog, ApiError> {
+    let chat = match body.get("chatId") {
+        None | Some(Json::Null) => return sample(&bot.id, body.object("sample")?),
+        Some(Json::Number(n)) => n.as_i64().map_or_else(|| chat_id(""), Ok)?,
+        Some(Json::String(s)) => chat_id(s.trim())?,
+        Some(_) => chat_id("")?,
+    };
+    Ok(call.repo.dialog(bot, chat)?)
+}
+
+/// A sample dialog: a started chat with a name, a username, a click id and a creation time,
+/// with `username`, `name`, `chatId`, `fields` and `tracker` taken from `sample` when given.
+pub(crate) fn sample(
+    bot_id: &str,
+    overrides: Option<&serde_json::Map<String, Json>>,
+) -> Result<Dialog, ApiError> {
+    let now = funnelhooks_spin::now();
+    let mut d = Dialog::pending(bot_id, 123_456_789, now);
+    d.username = Some("sample_user".into());
+    d.name = Some("Sample User".into());
+    d.started = true;
+    d.created_at = Some(Timestamp(now.0 - 3_600_000));
+    d.tracker.insert("clickid".into(), "sample-click-id".into());
+    let bad = |member: &str, what: &str| {
+        ApiError::new(422, "bad_sample", format!("expected {what}"))
+            .with_field(&format!("sample.{member}"))
+    };
+    for (key, value) in overrides.into_iter().flatten() {
+        match (key.as_str(), value) {
+            ("username", Json::String(s)) => d.username = Some(s.clone()),
+            ("name", Json::String(s)) => d.name = Some(s.clone()),
+            ("chatId", v) => {
+                d.chat_id = v.as_i64().ok_or_else(|| bad("chatId", "a whole number"))?
+            }
+            ("fields", Json::Object(m)) => {
+                for (k, v) in m {
+                    let v = match v {
+                        Json::Bool(b) => FieldValue::Bool(*b),
+                        Json::Number(n) => FieldValue::Number(n.clone()),
+                        Json::String(s) => FieldValue::Text(s.clone()),
+                        _ => return Err(bad("fields", "text, numbers and booleans")),
+                    };
+                    d.fields.insert(k.clone(), v);
+                }
+            }
+            ("tracker", Json::Object(m)) => {
+                for (k, v) in m {
+                    let v = v.as_str().ok_or_else(|| bad("tracker", "text values"))?;
+                    d.tracker.insert(k.clone(), v.to_string());
+                }
+            }
+            (other, _) => {
+                return Err(bad(other, "username, name, chatId, fields or tracker"));
+            }
+        }
+    }
+    Ok(d)
+}
