@@ -105,6 +105,16 @@ pub struct Sweep {
     pub more: bool,
 }
 
+/// What a sweep got when it tried to take a delivery.
+enum Claim {
+    /// Leased to this sweep.
+    Taken(Delivery),
+    /// Not (or no longer) due: sent, given up, or taken by another sweep.
+    NotDue,
+    /// Due, but its attempt could outlast what is left of the sweep's budget.
+    NoTime,
+}
+
 /// The engine over a store, a sender and a clock.
 pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
     kv: &'a K,
@@ -353,8 +363,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(())
     }
 
-    /// Sends every attempt that is due, within `budget`; what is left waits for the next
-    /// sweep. Two sweeps at once never send the same attempt twice: each delivery is leased.
+    /// Sends every attempt that is due and can end within `budget` (an attempt starts only
+    /// when its timeout still fits); what is left waits for the next sweep. Two sweeps at
+    /// once never send the same attempt twice: each delivery is leased.
     pub fn retry_due(&self, budget: Duration) -> Result<Sweep, StoreError> {
         let started = self.clock.now();
         let now_minute = minute(started);
@@ -370,12 +381,15 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             let ids: Vec<String> = self.records().get(&bucket)?.unwrap_or_default();
             for id in ids {
                 let spent = Duration::from_millis((self.clock.now().0 - started.0).max(0) as u64);
-                if spent >= budget {
-                    sweep.more = true;
-                    return Ok(sweep);
-                }
-                let Some(delivery) = self.claim(&id)? else {
-                    continue;
+                let left = budget.saturating_sub(spent);
+                let delivery = match self.claim(&id, left)? {
+                    Claim::Taken(d) => d,
+                    Claim::NotDue => continue,
+                    // Its attempt could outlast the request: the next sweep starts with it.
+                    Claim::NoTime => {
+                        sweep.more = true;
+                        return Ok(sweep);
+                    }
                 };
                 let done = self.run(delivery, false)?;
                 sweep.attempted += 1;
@@ -396,25 +410,28 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(sweep)
     }
 
-    /// Takes a due delivery for this sweep: moves its next attempt past the lease (and
-    /// schedules that, in case this sweep dies) so no other sweep sends it.
-    fn claim(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+    /// Takes a due delivery for this sweep, if its attempt fits in `left`: moves its next
+    /// attempt past the lease (and schedules that, in case this sweep dies) so no other sweep
+    /// sends it.
+    fn claim(&self, id: &str, left: Duration) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
         let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
             let due = d.status == Status::Retrying && d.next_attempt_at.is_some_and(|t| t <= now);
-            if due {
+            Ok::<_, StoreError>(if !due {
+                Claim::NotDue
+            } else if Duration::from_millis(d.timeout_ms) > left {
+                Claim::NoTime
+            } else {
                 d.next_attempt_at = Some(lease_end);
-            }
-            Ok::<_, StoreError>(due.then(|| d.clone()))
+                Claim::Taken(d.clone())
+            })
         })?;
-        match claimed.flatten() {
-            Some(d) => {
-                self.schedule(lease_end, id)?;
-                Ok(Some(d))
-            }
-            None => Ok(None),
+        let claim = claimed.unwrap_or(Claim::NotDue);
+        if matches!(claim, Claim::Taken(_)) {
+            self.schedule(lease_end, id)?;
         }
+        Ok(claim)
     }
 
     /// A page of the log, newest first, with `keep` deciding which deliveries match.

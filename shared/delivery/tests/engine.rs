@@ -373,3 +373,39 @@ fn the_log_keeps_the_newest_ten_thousand_deliveries() {
     let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count();
     assert_eq!(records as u64, MAX_LOGGED_DELIVERIES);
 }
+
+/// Times out every request, taking the whole timeout on the test's clock.
+struct SlowReceiver<'a>(&'a FakeClock, Mutex<usize>);
+
+impl Sender for SlowReceiver<'_> {
+    fn send(
+        &self,
+        _request: &OutboundRequest,
+        _extra: &[(String, String)],
+        timeout: Duration,
+    ) -> Result<Received, SendFailure> {
+        *self.1.lock().unwrap() += 1;
+        self.0.advance(timeout);
+        Err(SendFailure::Timeout("timed out".into()))
+    }
+}
+
+#[test]
+fn a_sweep_starts_only_attempts_that_can_end_within_its_budget() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = SlowReceiver(&clock, Mutex::new(0));
+    let engine = Engine::new(&kv, &rx, &clock);
+    // Three deliveries whose first attempt timed out (10 s each) wait in the outbox.
+    for bot in ["b1", "b2", "b3"] {
+        let created = engine.create(new_delivery(bot), None).unwrap();
+        assert_eq!(engine.run(created, false).unwrap().status, Status::Retrying);
+    }
+    clock.advance(Duration::from_secs(120));
+    // 25 s: two 10 s attempts fit, a third would end past the budget and waits.
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.more), (2, true));
+    assert_eq!(*rx.1.lock().unwrap(), 5);
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.more), (1, false));
+    assert_eq!(*rx.1.lock().unwrap(), 6, "each due attempt was sent once");
+}
