@@ -298,7 +298,7 @@ async fn custom_fields_are_defined_read_listed_and_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn steps_keep_a_send_webhook_config_as_given() {
+async fn steps_keep_a_send_webhook_config_in_its_normal_form() {
     let (_app, _server, client) = serve(real_app()).await;
     let admin = Admin::new(&client);
     let bot = admin.bot("Funnel").await;
@@ -311,7 +311,15 @@ async fn steps_keep_a_send_webhook_config_as_given() {
         )
         .await;
     assert_eq!(step["id"], id);
-    assert_eq!(step["webhook"], webhook);
+    // Saved as given, with every default spelled out, so a reader sees what will be sent.
+    assert_eq!(
+        step["webhook"],
+        json!({"url": webhook["url"], "method": "GET", "headers": {}, "body": "none",
+               "timeoutMs": 10000, "retry": {"maxAttempts": 8}, "signed": false,
+               "skipIfMissing": false})
+    );
+    let read = admin.get(&format!("/api/bots/{bot}/steps/{id}")).await;
+    assert_eq!(read["webhook"], step["webhook"]);
     let created = admin
         .call(
             "POST",

@@ -10,4 +10,5 @@ mod host_manifest;
 mod host_outbound;
 mod host_routing;
 mod host_variables;
+mod send_webhook;
 mod update_dialog;
