@@ -131,6 +131,42 @@ async fn a_postback_into_a_keitaro_step_delivers_the_exact_values_once() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn twenty_copies_of_one_postback_at_once_deliver_the_step_once() {
+    let (_app, _server, client) = serve(app()).await;
+    let rx = Receiver::start().await.unwrap();
+    let s = setup(
+        &client,
+        json!({"url": format!("{}/pb?c={{tracker.clickid}}", rx.url())}),
+    )
+    .await;
+    let postback = format!(
+        "/api/bots/webhooks/{}/updateDialog?chatId=1227280&stepId={STEP}",
+        s.link
+    );
+    // A tracker that timed out and retried, many times over, all in flight together.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (client, url) = (s.client.clone(), postback.clone());
+            tokio::spawn(async move { client.get(&url).await.unwrap() })
+        })
+        .collect();
+    let mut queued = 0;
+    for t in tasks {
+        let reply = t.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        queued += usize::from(reply.json()["webhookQueued"] == true);
+    }
+    assert_eq!(
+        queued, 1,
+        "only one postback moved the dialog into the step"
+    );
+    assert_eq!(s.settled().await["status"], "delivered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(rx.received().len(), 1);
+    assert_eq!(s.log().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_bothelp_step_posts_the_profile_as_json() {
     let (_app, _server, client) = serve(app()).await;
     let rx = Receiver::start().await.unwrap();
