@@ -25,6 +25,10 @@ pub const INLINE_MAX_WAIT: Duration = Duration::from_secs(6);
 pub const LEASE: Duration = Duration::from_secs(60);
 /// How far back the first sweep ever looks for due attempts.
 const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 3 * 24 * 60;
+/// Most log entries one page of a filtered list reads.
+pub const MAX_SCANNED_PER_PAGE: usize = 1000;
+/// Most index pages one page of a filtered list reads.
+const MAX_INDEX_PAGES_PER_PAGE: usize = 20;
 /// Most empty minutes one sweep walks.
 const MAX_MINUTES_PER_SWEEP: i64 = 3 * 24 * 60;
 
@@ -434,7 +438,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(claim)
     }
 
-    /// A page of the log, newest first, with `keep` deciding which deliveries match.
+    /// A page of the log, newest first, with `keep` deciding which deliveries match: up to
+    /// `limit` matches, reading at most [`MAX_SCANNED_PER_PAGE`] entries of the owner's log
+    /// (a page with a cursor and fewer matches means "more may follow").
     pub fn list(
         &self,
         owner: &Source,
@@ -443,15 +449,24 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         keep: impl Fn(&Delivery) -> bool,
     ) -> Result<(Vec<Delivery>, Option<u64>), StoreError> {
         let index = self.owner_index(owner).unwrap_or_else(|| self.all());
-        let page = index.page_newest_first(before, limit)?;
-        let mut out = Vec::with_capacity(page.items.len());
-        for id in page.items {
-            if let Some(d) = self.records().get::<Delivery>(&key(&id))?
-                && keep(&d)
-            {
-                out.push(d);
+        let mut out = Vec::with_capacity(limit);
+        let (mut cursor, mut scanned) = (before, 0);
+        // Bounded in reads: entries, and index pages (a stretch of expired slots is empty).
+        for _ in 0..MAX_INDEX_PAGES_PER_PAGE {
+            let page = index.page_newest_first(cursor, limit - out.len())?;
+            scanned += page.items.len();
+            for id in page.items {
+                if let Some(d) = self.records().get::<Delivery>(&key(&id))?
+                    && keep(&d)
+                {
+                    out.push(d);
+                }
+            }
+            cursor = page.next;
+            if out.len() >= limit || cursor.is_none() || scanned >= MAX_SCANNED_PER_PAGE {
+                break;
             }
         }
-        Ok((out, page.next))
+        Ok((out, cursor))
     }
 }

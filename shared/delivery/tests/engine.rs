@@ -409,3 +409,30 @@ fn a_sweep_starts_only_attempts_that_can_end_within_its_budget() {
     assert_eq!((sweep.attempted, sweep.more), (1, false));
     assert_eq!(*rx.1.lock().unwrap(), 6, "each due attempt was sent once");
 }
+
+#[test]
+fn a_filtered_page_fills_up_past_entries_that_do_not_match() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    // Chat 1 first, then 30 deliveries for chat 2 on top of it.
+    let mut wanted = new_delivery("b1");
+    wanted.source.chat_id = Some(1);
+    let wanted = engine.create(wanted, None).unwrap();
+    for _ in 0..30 {
+        run(&engine, "b1", true);
+    }
+    let b1 = Source {
+        bot_id: Some("b1".into()),
+        ..Source::default()
+    };
+    let (page, next) = engine
+        .list(&b1, None, 10, |d| d.source.chat_id == Some(1))
+        .unwrap();
+    assert_eq!(
+        page.len(),
+        1,
+        "found under 30 newer entries of another chat"
+    );
+    assert_eq!(page[0].id, wanted.id);
+    assert_eq!(next, None, "and the log ends there");
+}
