@@ -112,7 +112,7 @@ pub struct Sweep {
 /// What a sweep got when it tried to take a delivery.
 enum Claim {
     /// Leased to this sweep.
-    Taken(Delivery),
+    Taken(Box<Delivery>),
     /// Not (or no longer) due: sent, given up, or taken by another sweep.
     NotDue,
     /// Due, but its attempt could outlast what is left of the sweep's budget.
@@ -387,7 +387,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 let spent = Duration::from_millis((self.clock.now().0 - started.0).max(0) as u64);
                 let left = budget.saturating_sub(spent);
                 let delivery = match self.claim(&id, left)? {
-                    Claim::Taken(d) => d,
+                    Claim::Taken(d) => *d,
                     Claim::NotDue => continue,
                     // Its attempt could outlast the request: the next sweep starts with it.
                     Claim::NoTime => {
@@ -428,7 +428,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 Claim::NoTime
             } else {
                 d.next_attempt_at = Some(lease_end);
-                Claim::Taken(d.clone())
+                Claim::Taken(Box::new(d.clone()))
             })
         })?;
         let claim = claimed.unwrap_or(Claim::NotDue);
