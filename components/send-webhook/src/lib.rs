@@ -11,7 +11,9 @@ mod steps;
 
 use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_dialog::Repo;
-use funnelhooks_spin::{ApiError, SpinClock, SpinKv, SpinSender, require_admin};
+use funnelhooks_spin::{
+    ApiError, SpinClock, SpinKv, SpinSender, require_admin, require_admin_or_sweep_key,
+};
 use spin_sdk::http::{Method, Request, Response};
 
 /// What every handler gets.
@@ -36,13 +38,11 @@ fn chained(req: &Request) -> bool {
 
 fn route(req: &Request) -> Result<Response, ApiError> {
     let path = req.path().trim_end_matches('/').to_string();
-    let internal = path == "/internal/step-reached";
-    if internal {
-        if !chained(req) {
-            return Err(ApiError::no_route());
-        }
-    } else {
-        require_admin(req)?;
+    match path.as_str() {
+        "/internal/step-reached" if !chained(req) => return Err(ApiError::no_route()),
+        "/internal/step-reached" => {}
+        "/api/deliveries/retry-due" => require_admin_or_sweep_key(req)?,
+        _ => require_admin(req)?,
     }
     let kv = SpinKv::open_default()?;
     let (sender, clock) = (SpinSender, SpinClock);
@@ -69,7 +69,8 @@ fn route(req: &Request) -> Result<Response, ApiError> {
             Err(ApiError::method_not_allowed("GET, PUT or DELETE"))
         }
         (["api", "deliveries"], Get) => deliveries::list(&call),
-        (["api", "deliveries", "retry-due"], Post) => deliveries::retry_due(&call),
+        // GET too: cron services that take only a URL send GET.
+        (["api", "deliveries", "retry-due"], Post | Get) => deliveries::retry_due(&call),
         (["api", "deliveries", id], Get) => deliveries::read(&call, id),
         (["api", "deliveries", id, "replay"], Post) => deliveries::replay(&call, id),
         (["api", "templates", "preview"], Post) => preview::preview(&call),

@@ -8,7 +8,7 @@ pub mod kv;
 pub mod outbound;
 pub mod request;
 
-pub use auth::require_admin;
+pub use auth::{require_admin, require_admin_or_sweep_key};
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
 pub use outbound::{SpinClock, SpinSender};

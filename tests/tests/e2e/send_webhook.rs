@@ -12,6 +12,7 @@ use crate::common::{Admin, real_app, serve};
 const STEP: &str = "5f0c7a3e-2b1d-4c8e-9a6f-1e2d3c4b5a69";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const CLICK: &str = "a&b c=Кир/1?";
+const SWEEP_KEY: &str = "9f2c41d07be84a6e";
 
 /// A bot with a link, a started dialog (chat 1227280) and a send-webhook step.
 struct Setup {
@@ -390,7 +391,7 @@ async fn saving_a_step_with_a_template_error_names_the_member_and_position() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_due_sends_what_is_due_and_nothing_else() {
-    let (_app, _server, client) = serve(app()).await;
+    let (_app, _server, client) = serve(app().variable("retry_sweep_key", SWEEP_KEY)).await;
     let rx = Receiver::start().await.unwrap();
     // Chat 1 gets a 500 (due again in ~5 s); chat 2 a 429 asking for an hour.
     rx.script([
@@ -445,10 +446,12 @@ async fn retry_due_sends_what_is_due_and_nothing_else() {
         .to_string();
     assert!(!due.is_empty());
     tokio::time::sleep(Duration::from_millis(6_000)).await;
+    // As a cron that can only call a URL does it.
     let sweep = s
-        .admin
-        .call("POST", "/api/deliveries/retry-due", None)
+        .client
+        .get(&format!("/api/deliveries/retry-due?key={SWEEP_KEY}"))
         .await
+        .unwrap()
         .json();
     assert_eq!(
         (sweep["attempted"].clone(), sweep["delivered"].clone()),
@@ -580,4 +583,27 @@ async fn test_send_replay_preview_and_the_filtered_log() {
             .await,
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_key_opens_the_retry_sweep_and_nothing_else() {
+    let (_app, _server, client) = serve(app().variable("retry_sweep_key", SWEEP_KEY)).await;
+    let sweep = |path: String| {
+        let client = client.clone();
+        async move { client.get(&path).await.unwrap().status }
+    };
+    assert_eq!(
+        sweep(format!("/api/deliveries/retry-due?key={SWEEP_KEY}")).await,
+        200
+    );
+    assert_eq!(
+        sweep("/api/deliveries/retry-due?key=9f2c41d07be84a6f".into()).await,
+        401
+    );
+    assert_eq!(sweep("/api/deliveries/retry-due".into()).await, 401);
+    assert_eq!(sweep(format!("/api/deliveries?key={SWEEP_KEY}")).await, 401);
+    // Without a configured key, no key opens it.
+    let (_app2, _server2, client2) = serve(app()).await;
+    let reply = client2.get("/api/deliveries/retry-due?key=").await.unwrap();
+    assert_eq!(reply.status, 401, "{}", reply.text());
 }
