@@ -206,6 +206,20 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(delivery)
     }
 
+    /// Queues a created delivery's first attempt for the next sweep instead of sending it now
+    /// (for work found by a sweep, which sends within its own time budget).
+    pub fn enqueue(&self, mut delivery: Delivery) -> Result<Delivery, StoreError> {
+        if delivery.status != Status::Pending {
+            return Ok(delivery);
+        }
+        let now = self.clock.now();
+        delivery.next_attempt_at = Some(now);
+        delivery.updated_at = now;
+        self.records().put(&key(&delivery.id), &delivery)?;
+        self.schedule(now, &delivery.id)?;
+        Ok(delivery)
+    }
+
     /// Drops the oldest delivery once the log holds more than the cap.
     fn enforce_retention(&self, newest_slot: u64) -> Result<(), StoreError> {
         if newest_slot <= MAX_LOGGED_DELIVERIES {
@@ -421,7 +435,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         let now = self.clock.now();
         let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
         let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
-            let due = d.status == Status::Retrying && d.next_attempt_at.is_some_and(|t| t <= now);
+            // Pending with a due time: queued by `enqueue`, no attempt yet.
+            let waiting = matches!(d.status, Status::Retrying | Status::Pending);
+            let due = waiting && d.next_attempt_at.is_some_and(|t| t <= now);
             Ok::<_, StoreError>(if !due {
                 Claim::NotDue
             } else if Duration::from_millis(d.timeout_ms) > left {

@@ -436,3 +436,21 @@ fn a_filtered_page_fills_up_past_entries_that_do_not_match() {
     assert_eq!(page[0].id, wanted.id);
     assert_eq!(next, None, "and the log ends there");
 }
+
+#[test]
+fn an_enqueued_delivery_is_sent_by_the_next_sweep_once() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let created = engine.create(new_delivery("b1"), None).unwrap();
+    let queued = engine.enqueue(created).unwrap();
+    assert_eq!((queued.status, rx.requests()), (Status::Pending, 0));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    let d = engine.get(&queued.id).unwrap().unwrap();
+    assert_eq!((d.status, d.attempts.len()), (Status::Delivered, 1));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(25)).unwrap().attempted,
+        0
+    );
+    assert_eq!(rx.requests(), 1);
+}

@@ -8,6 +8,7 @@
 
 pub mod bots;
 pub mod error;
+pub mod handoff;
 pub mod input;
 pub mod limits;
 pub mod model;

@@ -11,6 +11,7 @@
 //! | `dlg:{botId}:{chatId}:born` | creation election counter (hosts with atomics) |
 //! | `dlg:{botId}:{chatId}:slot` | the dialog's slot in its bot's list |
 //! | `dlgs:{botId}:n`, `dlgs:{botId}:{slot}` | a bot's dialogs ([`Index`]) |
+//! | `handoffs:n`, `handoffs:{slot}`, `handoffs:cursor` | step entries awaiting delivery ([`crate::handoff`]) |
 //!
 //! On hosts without key-value atomics a dialog's custom and tracker fields are stored one
 //! per key instead (see [`crate::split`]), so concurrent postbacks writing different fields
@@ -35,7 +36,7 @@ pub const MAX_PAGE: usize = 200;
 /// The store, seen as bots and dialogs. Generic over the store so that a build for a host
 /// with atomics leaves out the per-part layout (`K::atomic()` is a constant there).
 pub struct Repo<'a, K: Kv> {
-    kv: &'a K,
+    pub(crate) kv: &'a K,
 }
 
 /// What an updateDialog postback did.

@@ -253,3 +253,33 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
         assert_eq!(kv.keys(), ["bots:n"], "{mode}");
     }
 }
+
+#[test]
+fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_passed_over() {
+    use funnelhooks_dialog::handoff::{HANDOFF_GRACE_MS, StepEntry};
+    let kv = MemoryKv::new();
+    let repo = Repo::new(&kv);
+    let entry = |chat, at_ms| StepEntry {
+        bot_id: "b1".into(),
+        chat_id: chat,
+        step_id: STEP.into(),
+        at_ms,
+    };
+    let delivered = repo.hand_off(&entry(1, NOW.0)).unwrap();
+    let lost = repo.hand_off(&entry(2, NOW.0)).unwrap();
+    let young = repo.hand_off(&entry(3, NOW.0 + HANDOFF_GRACE_MS)).unwrap();
+    // The chain delivered chat 1; chat 2's chain never ran.
+    repo.handed_over(delivered).unwrap();
+    assert!(
+        repo.stale_handoffs(NOW, 10).unwrap().is_empty(),
+        "within grace"
+    );
+    let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
+    let stale = repo.stale_handoffs(later, 10).unwrap();
+    assert_eq!(stale, [(lost, entry(2, NOW.0))], "chat 3's is still young");
+    repo.handed_over(lost).unwrap();
+    assert!(repo.stale_handoffs(later, 10).unwrap().is_empty());
+    let much_later = Timestamp(later.0 + HANDOFF_GRACE_MS);
+    let stale = repo.stale_handoffs(much_later, 10).unwrap();
+    assert_eq!(stale, [(young, entry(3, NOW.0 + HANDOFF_GRACE_MS))]);
+}
