@@ -7,6 +7,7 @@ use funnelhooks_delivery::engine::NewDelivery;
 use funnelhooks_delivery::log::{Delivery, Source};
 use funnelhooks_delivery::request::prepare;
 use funnelhooks_dialog::bots::{Bot, Step};
+use funnelhooks_dialog::handoff::StepEntry;
 use funnelhooks_dialog::input::JsonBody;
 use funnelhooks_dialog::{Dialog, DialogError, FieldValue, Timestamp};
 use funnelhooks_spin::request::body;
@@ -16,16 +17,35 @@ use spin_sdk::http::Response;
 
 use crate::Call;
 
-/// Builds and sends the step's webhook for the dialog; returns the logged delivery.
-/// `inline_retries`: also make the attempts due within seconds, inside this request.
+/// How much of a delivery's sending happens in this request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempts {
+    /// The first attempt, and the retries due within seconds.
+    WithRetries,
+    /// The first attempt; retries wait in the outbox.
+    OneAttempt,
+    /// Nothing: the retry sweep sends it, within its time budget.
+    Queue,
+}
+
+/// Builds and sends the step's webhook for the dialog; returns the logged delivery. Once the
+/// delivery is in the log, the `handoff` of the step entry it answers is done.
 pub(crate) fn deliver(
     call: &Call,
     bot: &Bot,
     dialog: &Dialog,
     step: &Step,
     test: bool,
-    inline_retries: bool,
+    send: Attempts,
+    handoff: Option<u64>,
 ) -> Result<Delivery, ApiError> {
+    let log = |new: NewDelivery, skipped: Option<String>| -> Result<Delivery, ApiError> {
+        let created = call.engine.create(new, skipped)?;
+        if let Some(slot) = handoff {
+            call.repo.handed_over(slot)?;
+        }
+        Ok(created)
+    };
     let config = match (&step.webhook, step.kind.as_str()) {
         (Some(config), "send-webhook") => WebhookConfig::from_json(config)?,
         _ => {
@@ -52,20 +72,24 @@ pub(crate) fn deliver(
     };
     if step.webhook_gone && !test {
         let reason = "the receiver answered 410 Gone before; save the step again to resume";
-        return Ok(call.engine.create(new, Some(reason.into()))?);
+        return log(new, Some(reason.into()));
     }
     let prepared = match prepare(&config, dialog, call.policy) {
         Ok(p) => p,
-        Err(e) => return Ok(call.engine.create(new, Some(e.to_string()))?),
+        Err(e) => return log(new, Some(e.to_string())),
     };
     new.request = Some(prepared.request);
     new.missing = prepared.missing;
     if config.skip_if_missing && !new.missing.is_empty() {
         let reason = format!("no value for {}", new.missing.join(", "));
-        return Ok(call.engine.create(new, Some(reason))?);
+        return log(new, Some(reason));
     }
-    let created = call.engine.create(new, None)?;
-    let done = call.engine.run(created, inline_retries)?;
+    let created = log(new, None)?;
+    let done = match send {
+        Attempts::WithRetries => call.engine.run(created, true)?,
+        Attempts::OneAttempt => call.engine.run(created, false)?,
+        Attempts::Queue => return Ok(call.engine.enqueue(created)?),
+    };
     if done.gone && !test {
         call.repo.mark_webhook_gone(&bot.id, &step.id)?;
     }
@@ -96,20 +120,44 @@ pub(crate) fn send_now(call: &Call, bot: &str, chat: &str) -> Result<Response, A
     let bot = call.repo.bot(bot)?;
     let step = call.repo.step(&bot, &step)?;
     let dialog = call.repo.dialog(&bot, chat)?;
-    let done = deliver(call, &bot, &dialog, &step, false, true)?;
+    let done = deliver(
+        call,
+        &bot,
+        &dialog,
+        &step,
+        false,
+        Attempts::WithRetries,
+        None,
+    )?;
     Ok(json(200, &done.view()))
 }
 
-/// `POST /internal/step-reached` `{"botId", "chatId", "stepId"}`: a postback moved the
-/// dialog into a send-webhook step. One attempt now; retries go to the outbox.
+/// `POST /internal/step-reached` `{"botId", "chatId", "stepId", "handoff"}`: a postback
+/// moved the dialog into a send-webhook step. One attempt now; retries go to the outbox.
 pub(crate) fn step_reached(call: &Call) -> Result<Response, ApiError> {
     let body = body(call.req)?;
-    let bot = call.repo.bot(&body.required_text("botId", 64)?)?;
-    let chat = chat_id(&body.required_text("chatId", 24)?)?;
-    let step = call.repo.step(&bot, &step_id(&body)?)?;
-    let dialog = call.repo.dialog(&bot, chat)?;
-    let done = deliver(call, &bot, &dialog, &step, false, false)?;
+    let entry = StepEntry {
+        bot_id: body.required_text("botId", 64)?,
+        chat_id: chat_id(&body.required_text("chatId", 24)?)?,
+        step_id: step_id(&body)?,
+        at_ms: call.now.0,
+    };
+    let handoff = body.get("handoff").and_then(Json::as_u64);
+    let done = deliver_entry(call, &entry, Attempts::OneAttempt, handoff)?;
     Ok(json(200, &done.view()))
+}
+
+/// Delivers a step entry: now, from the chain, or queued, by the sweep finding its handoff.
+pub(crate) fn deliver_entry(
+    call: &Call,
+    entry: &StepEntry,
+    send: Attempts,
+    handoff: Option<u64>,
+) -> Result<Delivery, ApiError> {
+    let bot = call.repo.bot(&entry.bot_id)?;
+    let step = call.repo.step(&bot, &entry.step_id)?;
+    let dialog = call.repo.dialog(&bot, entry.chat_id)?;
+    deliver(call, &bot, &dialog, &step, false, send, handoff)
 }
 
 /// `POST /api/bots/{botId}/steps/{stepId}/test-send` with `{"chatId"}` (a real dialog) or
@@ -120,7 +168,7 @@ pub(crate) fn test_send(call: &Call, bot: &str, step: &str) -> Result<Response, 
     let bot = call.repo.bot(bot)?;
     let step = call.repo.step(&bot, step)?;
     let dialog = dialog_or_sample(call, &bot, &body)?;
-    let done = deliver(call, &bot, &dialog, &step, true, false)?;
+    let done = deliver(call, &bot, &dialog, &step, true, Attempts::OneAttempt, None)?;
     Ok(json(200, &done.view()))
 }
 

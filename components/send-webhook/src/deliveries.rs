@@ -10,10 +10,13 @@ use funnelhooks_spin::{ApiError, json};
 use spin_sdk::http::Response;
 
 use crate::Call;
+use crate::deliver::{Attempts, deliver_entry};
 
 /// Every attempt of one sweep ends within this, inside the platform's 30 s handler budget
 /// (an attempt starts only when its timeout still fits).
 const SWEEP_BUDGET: Duration = Duration::from_secs(27);
+/// Most lost step entries one sweep takes over (each costs a few store reads and writes).
+const MAX_HANDOFFS_PER_SWEEP: usize = 200;
 
 fn unknown() -> ApiError {
     ApiError::new(404, "unknown_delivery", "no delivery with this id")
@@ -115,8 +118,25 @@ pub(crate) fn replay(call: &Call, id: &str) -> Result<Response, ApiError> {
     Ok(json(201, &done.view()))
 }
 
+/// Step entries handed off by postbacks whose chained delivery never got into the log:
+/// their deliveries are queued for this sweep. Returns how many.
+fn recover_handoffs(call: &Call) -> Result<usize, ApiError> {
+    let mut recovered = 0;
+    for (slot, entry) in call.repo.stale_handoffs(call.now, MAX_HANDOFFS_PER_SWEEP)? {
+        match deliver_entry(call, &entry, Attempts::Queue, Some(slot)) {
+            Ok(_) => recovered += 1,
+            // The bot, step or dialog is gone, or the step sends no webhook any more.
+            Err(e) if e.status < 500 => call.repo.handed_over(slot)?,
+            // The store is failing: the handoff stays for the next sweep.
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(recovered)
+}
+
 /// `POST /api/deliveries/retry-due`: sends what is due, for a scheduler to call every minute.
 pub(crate) fn retry_due(call: &Call) -> Result<Response, ApiError> {
+    let recovered = recover_handoffs(call)?;
     let sweep = call.engine.retry_due(SWEEP_BUDGET)?;
     Ok(json(
         200,
@@ -126,6 +146,7 @@ pub(crate) fn retry_due(call: &Call) -> Result<Response, ApiError> {
             "failed": sweep.failed,
             "rescheduled": sweep.rescheduled,
             "more": sweep.more,
+            "recovered": recovered,
         }),
     ))
 }

@@ -7,6 +7,7 @@
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
 use funnelhooks_dialog::bots::Step;
+use funnelhooks_dialog::handoff::StepEntry;
 use funnelhooks_dialog::{Repo, from_request};
 use funnelhooks_spin::{ApiError, SpinKv, json, now};
 use spin_sdk::http::conversions::TryFromIncomingRequest;
@@ -76,14 +77,29 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<String>), ApiError> 
     let content_type = req.header("content-type").and_then(|h| h.as_str());
     let params = from_request(req.query(), content_type, req.body())?;
     let kv = SpinKv::open_default()?;
-    let done = Repo::new(&kv).postback(link, params, now())?;
+    let repo = Repo::new(&kv);
+    let at = now();
+    let done = repo.postback(link, params, at)?;
     let delivery = done
         .entered_step
         .as_ref()
         .filter(|s: &&Step| s.kind == "send-webhook")
         .map(|s| {
-            serde_json::json!({"botId": done.dialog.bot_id, "chatId": done.dialog.chat_id.to_string(), "stepId": s.id})
-                .to_string()
+            // Written before the answer: if the chained delivery never happens, the retry
+            // sweep finds the handoff and delivers it. Without it the chain is still tried.
+            let entry = StepEntry {
+                bot_id: done.dialog.bot_id.clone(),
+                chat_id: done.dialog.chat_id,
+                step_id: s.id.clone(),
+                at_ms: at.0,
+            };
+            let handoff = repo
+                .hand_off(&entry)
+                .map_err(|e| eprintln!("update-dialog: handoff not recorded: {e}"))
+                .ok();
+            serde_json::json!({"botId": entry.bot_id, "chatId": entry.chat_id.to_string(),
+                               "stepId": entry.step_id, "handoff": handoff})
+            .to_string()
         });
     let response = json(
         200,

@@ -7,7 +7,7 @@ use base64::Engine as _;
 use funnelhooks_tests::{Answer, Client, Receiver};
 use serde_json::{Value, json};
 
-use crate::common::{Admin, real_app, serve};
+use crate::common::{Admin, real_app, serve, snapshot};
 
 const STEP: &str = "5f0c7a3e-2b1d-4c8e-9a6f-1e2d3c4b5a69";
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -606,4 +606,62 @@ async fn the_sweep_key_opens_the_retry_sweep_and_nothing_else() {
     let (_app2, _server2, client2) = serve(app()).await;
     let reply = client2.get("/api/deliveries/retry-due?key=").await.unwrap();
     assert_eq!(reply.status, 401, "{}", reply.text());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_step_entry_whose_chained_delivery_never_ran_is_delivered_by_the_sweep() {
+    let (app, _server, client) = serve(app().variable("retry_sweep_key", SWEEP_KEY)).await;
+    let rx = Receiver::start().await.unwrap();
+    let s = setup(
+        &client,
+        json!({"url": format!("{}/pb?c={{chatId}}", rx.url())}),
+    )
+    .await;
+    let reply = s
+        .client
+        .get(&format!(
+            "/api/bots/webhooks/{}/updateDialog?chatId=1227280&stepId={STEP}",
+            s.link
+        ))
+        .await
+        .unwrap();
+    assert_eq!(reply.json()["webhookQueued"], true);
+    assert_eq!(s.settled().await["status"], "delivered");
+    // The chained delivery took its handoff back once it was in the log.
+    let handoffs = || {
+        snapshot(&app)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("handoffs:") && k[9..].parse::<u64>().is_ok())
+            .count()
+    };
+    assert_eq!(handoffs(), 0);
+    // A host that died between the postback's answer and the chain leaves the handoff behind;
+    // written here as update-dialog writes it, two minutes old.
+    let at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+        - 120_000;
+    let entry = json!({"botId": s.bot, "chatId": 1227280, "stepId": STEP, "atMs": at_ms});
+    app.kv()
+        .set("default", "handoffs:1", entry.to_string().as_bytes());
+    let sweep = |client: Client| async move {
+        client
+            .get(&format!("/api/deliveries/retry-due?key={SWEEP_KEY}"))
+            .await
+            .unwrap()
+            .json()
+    };
+    let first = sweep(s.client.clone()).await;
+    assert_eq!(
+        (first["recovered"].clone(), first["delivered"].clone()),
+        (json!(1), json!(1)),
+        "{first}"
+    );
+    assert_eq!(rx.received().len(), 2);
+    assert_eq!(rx.received()[1].path_and_query, "/pb?c=1227280");
+    assert_eq!(handoffs(), 0);
+    let second = sweep(s.client.clone()).await;
+    assert_eq!(second["recovered"], 0, "{second}");
+    assert_eq!(rx.received().len(), 2, "recovered once, sent once");
 }
