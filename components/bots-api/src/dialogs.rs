@@ -1,22 +1,12 @@
 //! `/api/bots/{botId}/dialogs/{chatId}`: the bot engine starts or refreshes a dialog (data a
 //! postback pre-assigned is merged in), reads, erases and lists dialogs.
 
-use funnelhooks_dialog::{DialogError, Start};
+use funnelhooks_dialog::Start;
+use funnelhooks_spin::request::chat_id;
 use funnelhooks_spin::{ApiError, json};
 use spin_sdk::http::Response;
 
 use crate::{Call, body, page_json, paging};
-
-fn chat_id(chat: &str) -> Result<i64, ApiError> {
-    chat.parse().map_err(|_| {
-        DialogError::unprocessable(
-            "bad_chat_id",
-            Some("chatId"),
-            "chatId must be a Telegram chat id: a whole signed 64-bit number",
-        )
-        .into()
-    })
-}
 
 fn view(d: &funnelhooks_dialog::Dialog) -> serde_json::Value {
     serde_json::to_value(d).unwrap_or_default()

@@ -10,7 +10,7 @@ use funnelhooks_dialog::bots::{Bot, Step};
 use funnelhooks_dialog::handoff::StepEntry;
 use funnelhooks_dialog::input::JsonBody;
 use funnelhooks_dialog::{Dialog, DialogError, FieldValue, Timestamp};
-use funnelhooks_spin::request::body;
+use funnelhooks_spin::request::{body, chat_id};
 use funnelhooks_spin::{ApiError, json};
 use serde_json::Value as Json;
 use spin_sdk::http::Response;
@@ -94,17 +94,6 @@ pub(crate) fn deliver(
         call.repo.mark_webhook_gone(&bot.id, &step.id)?;
     }
     Ok(done)
-}
-
-fn chat_id(text: &str) -> Result<i64, ApiError> {
-    text.parse().map_err(|_| {
-        DialogError::unprocessable(
-            "bad_chat_id",
-            Some("chatId"),
-            "chatId must be a whole signed 64-bit number",
-        )
-        .into()
-    })
 }
 
 fn step_id(body: &JsonBody) -> Result<String, ApiError> {

@@ -42,3 +42,16 @@ pub fn page_json(items: Vec<serde_json::Value>, next: Option<u64>) -> serde_json
 pub fn body(req: &Request) -> Result<funnelhooks_dialog::input::JsonBody, ApiError> {
     Ok(funnelhooks_dialog::input::JsonBody::parse(req.body())?)
 }
+
+/// A chat id from a path segment or a JSON member: a Telegram chat id, a whole signed 64-bit
+/// number; otherwise a 422 naming `chatId`.
+pub fn chat_id(text: &str) -> Result<i64, ApiError> {
+    text.trim().parse().map_err(|_| {
+        funnelhooks_dialog::DialogError::unprocessable(
+            "bad_chat_id",
+            Some("chatId"),
+            "chatId must be a Telegram chat id: a whole signed 64-bit number",
+        )
+        .into()
+    })
+}
