@@ -59,12 +59,14 @@ pub fn with_spin_headers(
     let headers = req.headers_mut();
     headers.remove(http::header::CONNECTION);
     for (name, value) in added {
-        // Spin skips a header it cannot express rather than failing the request.
+        // Spin skips a header it cannot express rather than failing the request, and adds
+        // its own after the client's: a client header of the same name stays, listed first
+        // (spin-sdk's `Request` keeps the last value, so components see Spin's).
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name),
             HeaderValue::from_bytes(value.as_bytes()),
         ) {
-            headers.insert(n, v);
+            headers.append(n, v);
         }
     }
     // wasi:http needs an authority; Spin takes it from the Host header.

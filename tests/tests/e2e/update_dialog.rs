@@ -399,3 +399,24 @@ async fn two_hundred_concurrent_postbacks_on_a_chat_that_has_not_started_keep_al
         "no per-postback garbage left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_header_posing_as_spins_route_match_does_not_pick_the_link() {
+    let (_app, _server, client) = serve(real_app()).await;
+    let admin = Admin::new(&client);
+    let f = funnel(&admin).await;
+    // Spin adds its own spin-path-match-* after the client's headers; the link is the
+    // path's, never a header the caller wrote.
+    let reply = client
+        .send(
+            "GET",
+            &path("00000000-0000-4000-8000-000000000000", "chatId=1"),
+            &[("spin-path-match-postback-id", f.link.as_str())],
+            "",
+        )
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 404, "{}", reply.text());
+    let list = admin.get(&format!("/api/bots/{}/dialogs", f.bot)).await;
+    assert_eq!(list["items"], json!([]), "nothing was written");
+}
