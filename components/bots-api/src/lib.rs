@@ -1,6 +1,7 @@
 //! The management API under `/api/bots` (bearer token from the `admin_token` variable):
 //! bots, their postback links and custom fields, and the dialog routes the bot engine uses.
-//! Steps are served by the send-webhook component, which understands their webhook configs. One module per resource; errors become JSON in `funnelhooks_spin::error`.
+//! Steps are served by the send-webhook component, which understands their webhook configs.
+//! One module per resource; errors become JSON in `funnelhooks_spin::error`.
 
 mod bots;
 mod dialogs;

@@ -7,7 +7,6 @@ use funnelhooks_delivery::engine::NewDelivery;
 use funnelhooks_delivery::log::{Delivery, Source};
 use funnelhooks_delivery::request::prepare;
 use funnelhooks_dialog::bots::{Bot, Step};
-use funnelhooks_dialog::handoff::StepEntry;
 use funnelhooks_dialog::input::JsonBody;
 use funnelhooks_dialog::{Dialog, DialogError, FieldValue, Timestamp};
 use funnelhooks_spin::request::{body, chat_id};
@@ -125,27 +124,25 @@ pub(crate) fn send_now(call: &Call, bot: &str, chat: &str) -> Result<Response, A
 /// moved the dialog into a send-webhook step. One attempt now; retries go to the outbox.
 pub(crate) fn step_reached(call: &Call) -> Result<Response, ApiError> {
     let body = body(call.req)?;
-    let entry = StepEntry {
-        bot_id: body.required_text("botId", 64)?,
-        chat_id: chat_id(&body.required_text("chatId", 24)?)?,
-        step_id: step_id(&body)?,
-        at_ms: call.now.0,
-    };
+    let bot = body.required_text("botId", 64)?;
+    let chat = chat_id(&body.required_text("chatId", 24)?)?;
+    let step = step_id(&body)?;
     let handoff = body.get("handoff").and_then(Json::as_u64);
-    let done = deliver_entry(call, &entry, Attempts::OneAttempt, handoff)?;
+    let done = deliver_entry(call, (&bot, chat, &step), Attempts::OneAttempt, handoff)?;
     Ok(json(200, &done.view()))
 }
 
-/// Delivers a step entry: now, from the chain, or queued, by the sweep finding its handoff.
+/// Delivers the entry of chat `chat` of bot `bot` into step `step`: now, from the chain, or
+/// queued, by the sweep finding its handoff.
 pub(crate) fn deliver_entry(
     call: &Call,
-    entry: &StepEntry,
+    (bot, chat, step): (&str, i64, &str),
     send: Attempts,
     handoff: Option<u64>,
 ) -> Result<Delivery, ApiError> {
-    let bot = call.repo.bot(&entry.bot_id)?;
-    let step = call.repo.step(&bot, &entry.step_id)?;
-    let dialog = call.repo.dialog(&bot, entry.chat_id)?;
+    let bot = call.repo.bot(bot)?;
+    let step = call.repo.step(&bot, step)?;
+    let dialog = call.repo.dialog(&bot, chat)?;
     deliver(call, &bot, &dialog, &step, false, send, handoff)
 }
 
@@ -169,11 +166,11 @@ pub(crate) fn dialog_or_sample(
 ) -> Result<Dialog, ApiError> {
     let chat = match body.get("chatId") {
         None | Some(Json::Null) => return sample(&bot.id, body.object("sample")?),
-        Some(Json::Number(n)) => n.as_i64().map_or_else(|| chat_id(""), Ok)?,
-        Some(Json::String(s)) => chat_id(s.trim())?,
-        Some(_) => chat_id("")?,
+        Some(Json::String(s)) => s.clone(),
+        // A number, or anything else, which the parser then refuses by name.
+        Some(other) => other.to_string(),
     };
-    Ok(call.repo.dialog(bot, chat)?)
+    Ok(call.repo.dialog(bot, chat_id(&chat)?)?)
 }
 
 /// A sample dialog: a started chat with a name, a username, a click id and a creation time,

@@ -123,7 +123,8 @@ pub(crate) fn replay(call: &Call, id: &str) -> Result<Response, ApiError> {
 fn recover_handoffs(call: &Call) -> Result<usize, ApiError> {
     let mut recovered = 0;
     for (slot, entry) in call.repo.stale_handoffs(call.now, MAX_HANDOFFS_PER_SWEEP)? {
-        match deliver_entry(call, &entry, Attempts::Queue, Some(slot)) {
+        let ids = (entry.bot_id.as_str(), entry.chat_id, entry.step_id.as_str());
+        match deliver_entry(call, ids, Attempts::Queue, Some(slot)) {
             Ok(_) => recovered += 1,
             // The bot, step or dialog is gone, or the step sends no webhook any more.
             Err(e) if e.status < 500 => call.repo.handed_over(slot)?,

@@ -40,8 +40,8 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         let request = Request::post(STEP_REACHED, body)
             .header("content-type", "application/json")
             .build();
-        // The postback is answered already; a failure here is in the delivery log's hands
-        // (send-webhook logs every attempt) or, if the chain itself fails, in the host's log.
+        // The postback is answered already. If the chain fails, the handoff written before
+        // the answer is still there, and the retry sweep delivers it.
         if let Err(e) = spin_sdk::http::send::<_, Response>(request).await {
             eprintln!("update-dialog: could not reach send-webhook: {e}");
         }
