@@ -665,3 +665,33 @@ async fn a_step_entry_whose_chained_delivery_never_ran_is_delivered_by_the_sweep
     assert_eq!(second["recovered"], 0, "{second}");
     assert_eq!(rx.received().len(), 2, "recovered once, sent once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_send_against_a_real_dialog_uses_its_values_and_names_a_bad_chat_id() {
+    let (_app, _server, client) = serve(app()).await;
+    let rx = Receiver::start().await.unwrap();
+    let s = setup(
+        &client,
+        json!({"url": format!("{}/t?c={{tracker.clickid}}", rx.url())}),
+    )
+    .await;
+    let send = |chat: Value| {
+        let admin = &s.admin;
+        let path = format!("/api/bots/{}/steps/{STEP}/test-send", s.bot);
+        async move {
+            admin
+                .call("POST", &path, Some(json!({ "chatId": chat })))
+                .await
+        }
+    };
+    let real = send(json!("1227280")).await;
+    assert_eq!(real.status, 200, "{}", real.text());
+    assert_eq!(real.json()["test"], true);
+    assert_eq!(rx.received()[0].query()[0].1, CLICK);
+    for bad in [json!(true), json!(1.5), json!("12a")] {
+        let reply = send(bad.clone()).await;
+        assert_eq!(reply.status, 422, "{bad}: {}", reply.text());
+        assert_eq!(reply.json()["error"]["field"], "chatId", "{bad}");
+    }
+    assert_eq!(rx.received().len(), 1, "a refused test-send sends nothing");
+}
