@@ -67,6 +67,8 @@ pub(crate) fn deliver(
         max_attempts: if test { 1 } else { config.max_attempts },
         timeout_ms: config.timeout_ms,
         signing_secret: config.signing_secret_text().map(str::to_string),
+        // Queued: the sweep that found the entry sends it, within its own time budget.
+        first_attempt_after: (send == Attempts::Queue).then_some(std::time::Duration::ZERO),
         ..NewDelivery::default()
     };
     if step.webhook_gone && !test {
@@ -87,7 +89,7 @@ pub(crate) fn deliver(
     let done = match send {
         Attempts::WithRetries => call.engine.run(created, true)?,
         Attempts::OneAttempt => call.engine.run(created, false)?,
-        Attempts::Queue => return Ok(call.engine.enqueue(created)?),
+        Attempts::Queue => return Ok(created),
     };
     if done.gone && !test {
         call.repo.mark_webhook_gone(&bot.id, &step.id)?;

@@ -112,6 +112,7 @@ pub(crate) fn replay(call: &Call, id: &str) -> Result<Response, ApiError> {
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
         signing_secret: old.signing_secret,
+        first_attempt_after: None,
     };
     let created = call.engine.create(new, None)?;
     let done = call.engine.run(created, true)?;

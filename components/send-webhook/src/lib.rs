@@ -46,13 +46,11 @@ fn route(req: &Request) -> Result<Response, ApiError> {
     }
     let kv = SpinKv::open_default()?;
     let (sender, clock) = (SpinSender, SpinClock);
-    let allow_loopback = spin_sdk::variables::get("allow_loopback_webhooks")
-        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     let call = Call {
         req,
         repo: Repo::new(&kv),
         engine: funnelhooks_delivery::engine::Engine::new(&kv, &sender, &clock),
-        policy: TargetPolicy { allow_loopback },
+        policy: funnelhooks_spin::target_policy(),
         now: funnelhooks_spin::now(),
     };
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

@@ -134,6 +134,94 @@ const RESERVED_HEADERS: [&str; 9] = [
     "webhook-signature",
 ];
 
+/// How hard to try and whether to sign: the members a step's webhook and a call hook share
+/// (`timeoutMs`, `retry.maxAttempts`, `signingSecret`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryOptions {
+    /// Per-attempt timeout.
+    pub timeout_ms: u64,
+    /// Attempts in all, 1 to 8.
+    pub max_attempts: usize,
+    /// The Standard Webhooks signing secret, if requests are signed.
+    pub signing_secret: Option<SigningSecret>,
+    /// The secret as written, to store it again; never shown.
+    pub secret_text: Option<String>,
+}
+
+impl DeliveryOptions {
+    /// Reads the shared members of `map`; errors name them with `prefix` (`webhook.`).
+    pub fn from_json(map: &Map<String, Json>, prefix: &str) -> Result<Self, DeliveryError> {
+        let timeout_ms = match map.get("timeoutMs") {
+            None | Some(Json::Null) => DEFAULT_TIMEOUT_MS,
+            Some(t) => t
+                .as_u64()
+                .filter(|t| (100..=MAX_TIMEOUT_MS).contains(t))
+                .ok_or_else(|| {
+                    DeliveryError::config(
+                        format!("{prefix}timeoutMs"),
+                        "bad_timeout",
+                        format!("milliseconds from 100 to {MAX_TIMEOUT_MS}"),
+                    )
+                })?,
+        };
+        let max_attempts = match map.get("retry") {
+            None | Some(Json::Null) => crate::retry::SCHEDULE.len(),
+            Some(Json::Object(r)) => {
+                if let Some(k) = r.keys().find(|k| *k != "maxAttempts") {
+                    return Err(DeliveryError::config(
+                        format!("{prefix}retry.{k}"),
+                        "unknown_field",
+                        "the retry policy has one member, maxAttempts",
+                    ));
+                }
+                r.get("maxAttempts")
+                    .and_then(Json::as_u64)
+                    .filter(|n| (1..=crate::retry::SCHEDULE.len() as u64).contains(n))
+                    .ok_or_else(|| {
+                        DeliveryError::config(
+                            format!("{prefix}retry.maxAttempts"),
+                            "bad_retry",
+                            "attempts in all, from 1 (never retry) to 8",
+                        )
+                    })? as usize
+            }
+            Some(_) => {
+                return Err(DeliveryError::config(
+                    format!("{prefix}retry"),
+                    "wrong_type",
+                    "expected {\"maxAttempts\": 1..8}",
+                ));
+            }
+        };
+        let (signing_secret, secret_text) = match map.get("signingSecret") {
+            None | Some(Json::Null) => (None, None),
+            Some(Json::String(s)) => (
+                Some(SigningSecret::parse(s).map_err(|e| {
+                    DeliveryError::config(
+                        format!("{prefix}signingSecret"),
+                        "bad_secret",
+                        e.to_string(),
+                    )
+                })?),
+                Some(s.clone()),
+            ),
+            Some(_) => {
+                return Err(DeliveryError::config(
+                    format!("{prefix}signingSecret"),
+                    "wrong_type",
+                    "expected a string, whsec_...",
+                ));
+            }
+        };
+        Ok(DeliveryOptions {
+            timeout_ms,
+            max_attempts,
+            signing_secret,
+            secret_text,
+        })
+    }
+}
+
 fn template(field: &str, source: &Json, target: Target) -> Result<Template, DeliveryError> {
     let text = source.as_str().ok_or_else(|| {
         DeliveryError::config(field, "wrong_type", "expected a string (a template)")
@@ -197,64 +285,7 @@ impl WebhookConfig {
                 "a GET request has no body; use POST, PUT or PATCH",
             ));
         }
-        let timeout_ms = match map.get("timeoutMs") {
-            None | Some(Json::Null) => DEFAULT_TIMEOUT_MS,
-            Some(t) => t
-                .as_u64()
-                .filter(|t| (100..=MAX_TIMEOUT_MS).contains(t))
-                .ok_or_else(|| {
-                    DeliveryError::config(
-                        "webhook.timeoutMs",
-                        "bad_timeout",
-                        format!("milliseconds from 100 to {MAX_TIMEOUT_MS}"),
-                    )
-                })?,
-        };
-        let max_attempts = match map.get("retry") {
-            None | Some(Json::Null) => crate::retry::SCHEDULE.len(),
-            Some(Json::Object(r)) => {
-                if let Some(k) = r.keys().find(|k| *k != "maxAttempts") {
-                    return Err(DeliveryError::config(
-                        format!("webhook.retry.{k}"),
-                        "unknown_field",
-                        "the retry policy has one member, maxAttempts",
-                    ));
-                }
-                r.get("maxAttempts")
-                    .and_then(Json::as_u64)
-                    .filter(|n| (1..=crate::retry::SCHEDULE.len() as u64).contains(n))
-                    .ok_or_else(|| {
-                        DeliveryError::config(
-                            "webhook.retry.maxAttempts",
-                            "bad_retry",
-                            "attempts in all, from 1 (never retry) to 8",
-                        )
-                    })? as usize
-            }
-            Some(_) => {
-                return Err(DeliveryError::config(
-                    "webhook.retry",
-                    "wrong_type",
-                    "expected {\"maxAttempts\": 1..8}",
-                ));
-            }
-        };
-        let (signing_secret, secret_text) = match map.get("signingSecret") {
-            None | Some(Json::Null) => (None, None),
-            Some(Json::String(s)) => (
-                Some(SigningSecret::parse(s).map_err(|e| {
-                    DeliveryError::config("webhook.signingSecret", "bad_secret", e.to_string())
-                })?),
-                Some(s.clone()),
-            ),
-            Some(_) => {
-                return Err(DeliveryError::config(
-                    "webhook.signingSecret",
-                    "wrong_type",
-                    "expected a string, whsec_...",
-                ));
-            }
-        };
+        let options = DeliveryOptions::from_json(map, "webhook.")?;
         let skip_if_missing = match map.get("skipIfMissing") {
             None | Some(Json::Null) => false,
             Some(Json::Bool(b)) => *b,
@@ -271,10 +302,10 @@ impl WebhookConfig {
             method,
             headers,
             body,
-            timeout_ms,
-            max_attempts,
-            signing_secret,
-            secret_text,
+            timeout_ms: options.timeout_ms,
+            max_attempts: options.max_attempts,
+            signing_secret: options.signing_secret,
+            secret_text: options.secret_text,
             skip_if_missing,
         })
     }

@@ -54,7 +54,25 @@ pub enum SendFailure {
     Network(String),
 }
 
-/// Sends one request and reads (the start of) its response. Never follows redirects.
+/// One request of a batch sent at once.
+pub struct Outgoing<'r> {
+    /// The request.
+    pub request: &'r OutboundRequest,
+    /// Headers added for this attempt (the signature).
+    pub extra: Vec<(String, String)>,
+    /// Give up after this.
+    pub timeout: Duration,
+}
+
+/// How one request of a batch went.
+pub struct Sent {
+    /// The response, or why there was none.
+    pub result: Result<Received, SendFailure>,
+    /// From the batch's start to the end of this response.
+    pub elapsed: Duration,
+}
+
+/// Sends requests and reads (the start of) their responses. Never follows redirects.
 pub trait Sender {
     /// Sends `request` with `extra` headers, giving up after `timeout`.
     fn send(
@@ -63,6 +81,20 @@ pub trait Sender {
         extra: &[(String, String)],
         timeout: Duration,
     ) -> Result<Received, SendFailure>;
+
+    /// Sends every request of `batch`, in the batch's order of results. Senders that can
+    /// should send them concurrently, so a batch takes as long as its slowest request; this
+    /// default sends one after the other.
+    fn send_all(&self, batch: &[Outgoing<'_>]) -> Vec<Sent> {
+        let started = std::time::Instant::now();
+        batch
+            .iter()
+            .map(|o| Sent {
+                result: self.send(o.request, &o.extra, o.timeout),
+                elapsed: started.elapsed(),
+            })
+            .collect()
+    }
 }
 
 /// The time, and waiting.
@@ -92,6 +124,10 @@ pub struct NewDelivery {
     pub timeout_ms: u64,
     /// Signing secret, `whsec_...`.
     pub signing_secret: Option<String>,
+    /// Puts the first attempt in the outbox, due this long after creation: the sweep sends
+    /// it then unless this request has sent it first (so a request that dies after creating
+    /// it loses nothing). `None`: the caller runs it now.
+    pub first_attempt_after: Option<Duration>,
 }
 
 /// What a sweep of due attempts did.
@@ -173,12 +209,17 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             Some(index) => index.add(&id)?,
             None => 0,
         };
+        let skipped = skip_reason.is_some();
+        let next_attempt_at = match new.first_attempt_after {
+            Some(after) if !skipped => Some(Timestamp(now.0 + after.as_millis() as i64)),
+            _ => None,
+        };
         let delivery = Delivery {
             id,
             source: new.source,
             test: new.test,
             replay_of: new.replay_of,
-            status: if skip_reason.is_some() {
+            status: if skipped {
                 Status::Skipped
             } else {
                 Status::Pending
@@ -194,7 +235,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             max_attempts: new.max_attempts.clamp(1, crate::retry::SCHEDULE.len()),
             timeout_ms: new.timeout_ms,
             signing_secret: new.signing_secret,
-            next_attempt_at: None,
+            next_attempt_at,
             gone: false,
             error: skip_reason,
             created_at: now,
@@ -202,21 +243,10 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             slots: (all_slot, owner_slot),
         };
         self.records().put(&key(&delivery.id), &delivery)?;
-        self.enforce_retention(all_slot)?;
-        Ok(delivery)
-    }
-
-    /// Queues a created delivery's first attempt for the next sweep instead of sending it now
-    /// (for work found by a sweep, which sends within its own time budget).
-    pub fn enqueue(&self, mut delivery: Delivery) -> Result<Delivery, StoreError> {
-        if delivery.status != Status::Pending {
-            return Ok(delivery);
+        if let Some(due) = next_attempt_at {
+            self.schedule(due, &delivery.id)?;
         }
-        let now = self.clock.now();
-        delivery.next_attempt_at = Some(now);
-        delivery.updated_at = now;
-        self.records().put(&key(&delivery.id), &delivery)?;
-        self.schedule(now, &delivery.id)?;
+        self.enforce_retention(all_slot)?;
         Ok(delivery)
     }
 
@@ -271,24 +301,72 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         }
     }
 
-    /// One attempt: send, log, decide.
-    fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
-        let n = d.attempts.len() + 1;
-        let at = self.clock.now();
-        let mut extra = Vec::new();
-        if let Some(secret) = d
+    /// The signature headers of an attempt starting at `at`, when the delivery is signed.
+    fn signature(&self, d: &Delivery, at: Timestamp) -> Vec<(String, String)> {
+        let Some(secret) = d
             .signing_secret
             .as_deref()
             .and_then(|s| SigningSecret::parse(s).ok())
-        {
-            for (name, value) in secret.headers(&d.id, at.0.div_euclid(1000), &d.request.body) {
-                extra.push((name.to_string(), value));
-            }
-        }
+        else {
+            return Vec::new();
+        };
+        secret
+            .headers(&d.id, at.0.div_euclid(1000), &d.request.body)
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
+    }
+
+    /// One attempt: send, log, decide.
+    fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
+        let at = self.clock.now();
+        let extra = self.signature(d, at);
         let result = self
             .sender
             .send(&d.request, &extra, Duration::from_millis(d.timeout_ms));
         let end = self.clock.now();
+        self.record(d, at, end, result)
+    }
+
+    /// Makes the first attempt of every pending delivery in `deliveries` at once (a call
+    /// event's hooks): the batch takes as long as its slowest receiver. Retries go to the
+    /// outbox. Returns the deliveries as they stand after it.
+    pub fn run_all(&self, mut deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
+        let at = self.clock.now();
+        let due: Vec<usize> = (0..deliveries.len())
+            .filter(|&i| deliveries[i].status == Status::Pending)
+            .collect();
+        let batch: Vec<Outgoing> = due
+            .iter()
+            .map(|&i| Outgoing {
+                request: &deliveries[i].request,
+                extra: self.signature(&deliveries[i], at),
+                timeout: Duration::from_millis(deliveries[i].timeout_ms),
+            })
+            .collect();
+        let sent = self.sender.send_all(&batch);
+        drop(batch);
+        for (i, sent) in due.into_iter().zip(sent) {
+            let end = Timestamp(at.0 + sent.elapsed.as_millis() as i64);
+            let d = &mut deliveries[i];
+            self.record(d, at, end, sent.result)?;
+            if let Some(next) = d.next_attempt_at {
+                self.schedule(next, &d.id)?;
+            }
+        }
+        Ok(deliveries)
+    }
+
+    /// Logs an attempt that started at `at` and ended at `end` with `result`, and decides
+    /// what comes next.
+    fn record(
+        &self,
+        d: &mut Delivery,
+        at: Timestamp,
+        end: Timestamp,
+        result: Result<Received, SendFailure>,
+    ) -> Result<(), StoreError> {
+        let n = d.attempts.len() + 1;
         let (outcome, attempt) = match result {
             Ok(r) => (
                 Outcome::Status(r.status),
@@ -435,7 +513,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         let now = self.clock.now();
         let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
         let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
-            // Pending with a due time: queued by `enqueue`, no attempt yet.
+            // Pending with a due time: created for the outbox, no attempt yet.
             let waiting = matches!(d.status, Status::Retrying | Status::Pending);
             let due = waiting && d.next_attempt_at.is_some_and(|t| t <= now);
             Ok::<_, StoreError>(if !due {

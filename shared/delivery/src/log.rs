@@ -64,7 +64,7 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// What the delivery is for: a step of a dialog, or (later) a call hook.
+/// What the delivery is for: a step of a dialog, or a call hook.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Source {
@@ -78,6 +78,12 @@ pub struct Source {
     pub service_id: Option<String>,
     /// The call hook.
     pub hook_id: Option<String>,
+    /// The call, for a call hook's delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// `start` or `end`, for a call hook's delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
 }
 
 /// One delivery: a request and its attempts.
@@ -134,7 +140,8 @@ const SECRET_WORDS: [&str; 8] = [
     "sig",
 ];
 
-fn secret_name(name: &str) -> bool {
+/// Whether a header or parameter called `name` holds a secret (its value is masked when shown).
+pub fn secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
     SECRET_WORDS.iter().any(|w| lower.contains(w))
 }

@@ -438,11 +438,14 @@ fn a_filtered_page_fills_up_past_entries_that_do_not_match() {
 }
 
 #[test]
-fn an_enqueued_delivery_is_sent_by_the_next_sweep_once() {
+fn a_delivery_created_for_the_outbox_is_sent_by_the_next_sweep_once() {
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);
-    let created = engine.create(new_delivery("b1"), None).unwrap();
-    let queued = engine.enqueue(created).unwrap();
+    let new = NewDelivery {
+        first_attempt_after: Some(Duration::ZERO),
+        ..new_delivery("b1")
+    };
+    let queued = engine.create(new, None).unwrap();
     assert_eq!((queued.status, rx.requests()), (Status::Pending, 0));
     let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
     assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
@@ -453,4 +456,89 @@ fn an_enqueued_delivery_is_sent_by_the_next_sweep_once() {
         0
     );
     assert_eq!(rx.requests(), 1);
+}
+
+#[test]
+fn a_held_delivery_whose_request_died_is_sent_by_a_sweep_after_the_hold() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let new = NewDelivery {
+        first_attempt_after: Some(Duration::from_secs(60)),
+        ..new_delivery("b1")
+    };
+    let held = engine.create(new, None).unwrap();
+    // The request that created it never sends it. Within the hold, no sweep touches it.
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(25)).unwrap().attempted,
+        0
+    );
+    clock.advance(Duration::from_secs(31));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    assert_eq!(
+        engine.get(&held.id).unwrap().unwrap().status,
+        Status::Delivered
+    );
+    assert_eq!(rx.requests(), 1);
+}
+
+#[test]
+fn a_held_delivery_sent_by_its_request_is_not_sent_again_by_the_sweep() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let hold = || NewDelivery {
+        first_attempt_after: Some(Duration::from_secs(60)),
+        ..new_delivery("b1")
+    };
+    let batch = vec![
+        engine.create(hold(), None).unwrap(),
+        engine.create(hold(), None).unwrap(),
+    ];
+    let done = engine.run_all(batch).unwrap();
+    assert!(done.iter().all(|d| d.status == Status::Delivered));
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(25)).unwrap().attempted,
+        0
+    );
+    assert_eq!(rx.requests(), 2, "each sent exactly once");
+}
+
+#[test]
+fn a_batch_logs_each_answer_and_sends_failures_to_the_outbox() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(200), status(503), status(400)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let skipped = engine
+        .create(new_delivery("b1"), Some("no value for id".into()))
+        .unwrap();
+    let mut batch = vec![skipped];
+    for _ in 0..3 {
+        batch.push(engine.create(new_delivery("b1"), None).unwrap());
+    }
+    let done = engine.run_all(batch).unwrap();
+    let statuses: Vec<Status> = done.iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            Status::Skipped,
+            Status::Delivered,
+            Status::Retrying,
+            Status::Failed
+        ]
+    );
+    assert_eq!(rx.requests(), 3, "a skipped delivery is not sent");
+    for d in &done {
+        assert_eq!(
+            engine.get(&d.id).unwrap().unwrap(),
+            *d,
+            "the log has what was returned"
+        );
+    }
+    // The 503 is retried by the sweep once its time comes.
+    rx.script.lock().unwrap().push_back(status(200));
+    clock.advance(Duration::from_secs(6));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
 }
