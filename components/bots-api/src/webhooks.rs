@@ -8,22 +8,8 @@ use spin_sdk::http::Response;
 
 use crate::Call;
 
-/// `https://hooks.example.com`: the configured public origin, else this request's.
 fn base_url(call: &Call) -> String {
-    let configured = spin_sdk::variables::get("public_base_url").unwrap_or_default();
-    if !configured.trim().is_empty() {
-        return configured.trim().trim_end_matches('/').to_string();
-    }
-    let full = call
-        .req
-        .header("spin-full-url")
-        .and_then(|h| h.as_str())
-        .unwrap_or("");
-    // scheme://authority is everything before the third '/'.
-    match full.match_indices('/').nth(2) {
-        Some((i, _)) => full[..i].to_string(),
-        None => full.to_string(),
-    }
+    funnelhooks_spin::request::public_base(call.req)
 }
 
 fn view(link: &PostbackLink, base: &str) -> serde_json::Value {

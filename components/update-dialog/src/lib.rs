@@ -9,11 +9,9 @@
 use funnelhooks_dialog::bots::Step;
 use funnelhooks_dialog::handoff::StepEntry;
 use funnelhooks_dialog::{Repo, from_request};
-use funnelhooks_spin::{ApiError, SpinKv, json, now};
+use funnelhooks_spin::{ApiError, SpinKv, json, now, respond};
 use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{
-    Fields, IncomingRequest, Method, OutgoingResponse, Request, Response, ResponseOutparam,
-};
+use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
 
 /// Where the send-webhook component is reached by local chaining.
 const STEP_REACHED: &str = "http://send-webhook.spin.internal/internal/step-reached";
@@ -46,22 +44,6 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
             eprintln!("update-dialog: could not reach send-webhook: {e}");
         }
     }
-}
-
-/// Sends `response` and finishes its body, so the caller has its answer.
-async fn respond(out: ResponseOutparam, response: Response) {
-    use futures::SinkExt;
-    let headers: Vec<(String, Vec<u8>)> = response
-        .headers()
-        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
-        .collect();
-    let outgoing =
-        OutgoingResponse::new(Fields::from_list(&headers).unwrap_or_else(|_| Fields::new()));
-    let _ = outgoing.set_status_code(*response.status());
-    let mut body = outgoing.take_body();
-    out.set(outgoing);
-    let _ = body.send(response.into_body()).await;
-    let _ = body.close().await;
 }
 
 /// The postback; the second value is the chained delivery's body when the dialog entered a

@@ -1,6 +1,7 @@
 //! The one place errors become responses: `{"error": {"code", "message", "field"}}` with a
 //! 4xx or 5xx status.
 
+use funnelhooks_calls::CallError;
 use funnelhooks_delivery::DeliveryError;
 use funnelhooks_dialog::DialogError;
 use funnelhooks_store::StoreError;
@@ -113,6 +114,18 @@ impl From<DeliveryError> for ApiError {
                 Self::new(422, "bad_secret", message).with_field("webhook.signingSecret")
             }
             other => Self::new(422, other.code(), message).with_field("webhook.url"),
+        }
+    }
+}
+
+impl From<CallError> for ApiError {
+    fn from(e: CallError) -> Self {
+        Self {
+            status: e.status,
+            code: e.code,
+            message: e.message,
+            field: e.field,
+            position: None,
         }
     }
 }

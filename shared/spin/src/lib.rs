@@ -7,11 +7,20 @@ pub mod error;
 pub mod kv;
 pub mod outbound;
 pub mod request;
+pub mod respond;
 
 pub use auth::{require_admin, require_admin_or_sweep_key};
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
 pub use outbound::{SpinClock, SpinSender};
+pub use respond::respond;
+
+/// Where webhooks may go, from the `allow_loopback_webhooks` variable (off unless "true").
+pub fn target_policy() -> funnelhooks_delivery::TargetPolicy {
+    let allow_loopback = spin_sdk::variables::get("allow_loopback_webhooks")
+        .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    funnelhooks_delivery::TargetPolicy { allow_loopback }
+}
 
 use funnelhooks_dialog::Timestamp;
 

@@ -55,3 +55,21 @@ pub fn chat_id(text: &str) -> Result<i64, ApiError> {
         .into()
     })
 }
+
+/// `https://hooks.example.com`: the `public_base_url` variable, else the origin this request
+/// came to (for the URLs users paste elsewhere: postback links, ingest URLs).
+pub fn public_base(req: &Request) -> String {
+    let configured = spin_sdk::variables::get("public_base_url").unwrap_or_default();
+    if !configured.trim().is_empty() {
+        return configured.trim().trim_end_matches('/').to_string();
+    }
+    let full = req
+        .header("spin-full-url")
+        .and_then(|h| h.as_str())
+        .unwrap_or("");
+    // scheme://authority is everything before the third '/'.
+    match full.match_indices('/').nth(2) {
+        Some((i, _)) => full[..i].to_string(),
+        None => full.to_string(),
+    }
+}
