@@ -1,0 +1,428 @@
+//! A call event: CallKeeper's call parameters as the telephony side posts them, and the
+//! preset parameters a hook can map to its own names.
+//!
+//! Reading an event is liberal about the shape (JSON or form body, parameters in the query
+//! string too, nested parameters as objects, as `visit_info[utm_source]=...` form keys or as
+//! JSON text) and strict about what matters: the call id and the event type.
+
+use std::collections::BTreeMap;
+
+use funnelhooks_template::{Builtin, Context, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use crate::error::CallError;
+
+/// Largest event body read.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+/// Longest call id.
+pub const MAX_CALL_ID: usize = 128;
+
+/// Call start or call end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    /// "Call is processing": the connection is being set up.
+    Start,
+    /// "Call is over".
+    End,
+}
+
+impl EventKind {
+    /// Reads `start`/`end`, CallKeeper's `hook_event` texts and a few spellings of both.
+    pub fn parse(text: &str) -> Option<EventKind> {
+        let t: String = text
+            .trim()
+            .to_ascii_lowercase()
+            .split(|c: char| c.is_whitespace() || c == '_' || c == '-')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Some(match t.as_str() {
+            "start" | "call start" | "call is processing" | "processing" | "call processing" => {
+                EventKind::Start
+            }
+            "end" | "call end" | "call is over" | "over" | "call over" => EventKind::End,
+            _ => return None,
+        })
+    }
+
+    /// `start` or `end`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Start => "start",
+            EventKind::End => "end",
+        }
+    }
+
+    /// CallKeeper's `hook_event` text.
+    pub fn hook_event(self) -> &'static str {
+        match self {
+            EventKind::Start => "Call is processing",
+            EventKind::End => "Call is over",
+        }
+    }
+}
+
+/// A call parameter a hook can send under a name of its choosing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    /// CallKeeper's name (`session pgs` is `session.pgs` in a nested event).
+    pub name: &'static str,
+    /// One line for people.
+    pub description: &'static str,
+    /// Whether the value exists when the call starts; if not, it renders empty at start.
+    pub known_at_start: bool,
+}
+
+const fn p(name: &'static str, description: &'static str) -> Preset {
+    Preset {
+        name,
+        description,
+        known_at_start: true,
+    }
+}
+
+const fn after_call(name: &'static str, description: &'static str) -> Preset {
+    Preset {
+        name,
+        description,
+        known_at_start: false,
+    }
+}
+
+/// CallKeeper's call parameters (seed 002), in its order.
+pub const PRESETS: [Preset; 40] = [
+    p("id", "call id in CallKeeper"),
+    p("visit_info", "UTM tags of the call (object)"),
+    p("current", "UTM tags of the current visit (object)"),
+    p("first", "UTM tags of the first visit (object)"),
+    p("session pgs", "pages viewed before the call"),
+    p("cpg", "page the call was ordered from"),
+    p("udata vst", "visit number"),
+    p("uag", "User-Agent of the visitor"),
+    after_call("status_code", "SIP status of the call to the manager"),
+    after_call("status_reason", "status message of the call to the manager"),
+    after_call("status2_code", "SIP status of the call to the client"),
+    after_call("status2_reason", "status message of the call to the client"),
+    p("ip", "client IP address"),
+    p("country", "country code"),
+    p("city", "city"),
+    p("region", "region"),
+    p("district", "district"),
+    p("site", "site"),
+    p("ga_clientid", "Google Analytics client id"),
+    p("phone1", "manager's phone number [extension]"),
+    p("phone2", "client's phone number"),
+    p("widget_hash", "CallKeeper widget hash"),
+    p("date", "call date and time, UTC (\"2018-12-04 12:14:54\")"),
+    after_call("duration_sec", "call duration in seconds"),
+    p("a_type", "connection type the manager prefers"),
+    p("asr_attempts", "voice smartcall attempts"),
+    p("attempt", "call attempt number"),
+    p("date_timestamp", "call date and time as a Unix timestamp"),
+    after_call("duration_min", "call duration in minutes (rounded)"),
+    p(
+        "event_source",
+        "tool the call was ordered from (\"widget\", ...)",
+    ),
+    p(
+        "hook_event",
+        "\"Call is processing\" (start) or \"Call is over\" (end)",
+    ),
+    p("order_date", "date and time the call was ordered"),
+    after_call("playback_tick", "IVR playbacks during the call"),
+    after_call("record_url", "link to the call recording"),
+    p(
+        "roistat_visit",
+        "Roistat visitor id (with the Roistat integration)",
+    ),
+    p("tags", "tags the client put on the call"),
+    p("ga_clid", "client id in Google Analytics"),
+    p("widget_name", "widget name"),
+    p("ya_clientid", "client id in Yandex Metrica"),
+    p("uip", "user IP"),
+];
+
+/// Lower case, with spaces, dots and dashes read as underscores: `Session PGS`, `session.pgs`
+/// and `session_pgs` are one name.
+fn normalise(name: &str) -> String {
+    name.trim()
+        .chars()
+        .map(|c| match c {
+            ' ' | '.' | '-' => '_',
+            c => c.to_ascii_lowercase(),
+        })
+        .collect()
+}
+
+/// The preset called `name` (in any of the spellings [`normalise`] accepts).
+pub fn preset(name: &str) -> Option<&'static Preset> {
+    let wanted = normalise(name);
+    PRESETS.iter().find(|p| normalise(p.name) == wanted)
+}
+
+/// What an event has for a parameter.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lookup<'e> {
+    /// The value sent.
+    Value(&'e Json),
+    /// A parameter that does not exist yet at call start: renders empty.
+    NotYet,
+    /// Not sent.
+    Missing,
+}
+
+/// One call event, read and checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEvent {
+    /// Start or end.
+    pub kind: EventKind,
+    /// The call's id (`id`).
+    pub call_id: String,
+    /// Every parameter sent, nested ones as objects.
+    pub params: Map<String, Json>,
+    /// The parameters by normalised name, as text, for templates.
+    texts: BTreeMap<String, String>,
+}
+
+impl CallEvent {
+    /// Reads an event from the query string (without `key`) and a JSON or form body;
+    /// body parameters win over query parameters of the same name. `event` (query or body)
+    /// names the event type explicitly; otherwise `hook_event` decides.
+    pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, CallError> {
+        if body.len() > MAX_EVENT_BYTES {
+            return Err(CallError::new(
+                413,
+                "too_large",
+                Some("body"),
+                format!("a call event is at most {MAX_EVENT_BYTES} bytes"),
+            ));
+        }
+        let mut params = form(query.as_bytes());
+        params.remove("key");
+        let body_params = body_params(content_type, body)?;
+        params.extend(body_params);
+        let kind = event_kind(&params)?;
+        params.remove("event");
+        let call_id = call_id(&params)?;
+        Ok(Self::new(kind, call_id, params))
+    }
+
+    /// An event from parts already checked (tests, samples).
+    pub fn new(kind: EventKind, call_id: String, params: Map<String, Json>) -> Self {
+        let texts = params
+            .iter()
+            .map(|(k, v)| (normalise(k), text(v)))
+            .collect();
+        Self {
+            kind,
+            call_id,
+            params,
+            texts,
+        }
+    }
+
+    /// The value of preset (or any sent) parameter `name`.
+    pub fn lookup(&self, name: &str) -> Lookup<'_> {
+        if self.kind == EventKind::Start && preset(name).is_some_and(|p| !p.known_at_start) {
+            return Lookup::NotYet;
+        }
+        if let Some(v) = self.params.get(name) {
+            return Lookup::Value(v);
+        }
+        let wanted = normalise(name);
+        if let Some((_, v)) = self.params.iter().find(|(k, _)| normalise(k) == wanted) {
+            return Lookup::Value(v);
+        }
+        // `session pgs` sent nested: {"session": {"pgs": 3}}.
+        if let Some((outer, inner)) = name.split_once(' ')
+            && let Some(Json::Object(m)) = self.params.get(outer)
+            && let Some(v) = m.get(inner)
+        {
+            return Lookup::Value(v);
+        }
+        Lookup::Missing
+    }
+}
+
+/// A parameter's value as text: strings as they are, numbers and flags as written, null as
+/// nothing, objects and arrays as compact JSON.
+pub fn text(value: &Json) -> String {
+    match value {
+        Json::String(s) => s.clone(),
+        Json::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// Templates in a hook's parameters read the call's parameters by name (`{city}`,
+/// `{visit_info}`, `{fields.phone2}`); there are no dialog built-ins in a call.
+impl Context for CallEvent {
+    fn builtin(&self, _builtin: Builtin) -> Option<Value<'_>> {
+        None
+    }
+
+    fn field(&self, key: &str) -> Option<Value<'_>> {
+        if self.kind == EventKind::Start && preset(key).is_some_and(|p| !p.known_at_start) {
+            return None;
+        }
+        let key = normalise(key);
+        if let Some(t) = self.texts.get(&key) {
+            return Some(Value::Str(t));
+        }
+        let (outer, inner) = key.split_once('_')?;
+        match self.params.get(outer)? {
+            Json::Object(m) => match m.get(inner)? {
+                Json::String(s) => Some(Value::Str(s)),
+                Json::Number(n) => n.as_i64().map(Value::Int),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn tracker(&self, _key: &str) -> Option<Value<'_>> {
+        None
+    }
+}
+
+/// Parameters of a form (or a query string): `a[b]=c` nests, JSON text in the nested
+/// presets (`visit_info`, `current`, `first`) is read as JSON.
+fn form(bytes: &[u8]) -> Map<String, Json> {
+    let mut out = Map::new();
+    for (k, v) in url::form_urlencoded::parse(bytes) {
+        if let Some((outer, rest)) = k.split_once('[')
+            && let Some(inner) = rest.strip_suffix(']')
+            && !outer.is_empty()
+        {
+            let entry = out
+                .entry(outer.to_string())
+                .or_insert_with(|| Json::Object(Map::new()));
+            if !entry.is_object() {
+                *entry = Json::Object(Map::new());
+            }
+            if let Json::Object(m) = entry {
+                m.insert(inner.to_string(), Json::String(v.into_owned()));
+            }
+            continue;
+        }
+        let nested = matches!(k.as_ref(), "visit_info" | "current" | "first");
+        let value = match serde_json::from_str::<Json>(&v) {
+            Ok(j @ (Json::Object(_) | Json::Array(_))) if nested => j,
+            _ => Json::String(v.into_owned()),
+        };
+        out.insert(k.into_owned(), value);
+    }
+    out
+}
+
+fn body_params(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Json>, CallError> {
+    let trimmed = body.trim_ascii();
+    if trimmed.is_empty() {
+        return Ok(Map::new());
+    }
+    let media = content_type
+        .and_then(|c| c.split(';').next())
+        .map(|c| c.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let json = media == "application/json"
+        || media.ends_with("+json")
+        || (media != "application/x-www-form-urlencoded" && trimmed.starts_with(b"{"));
+    if !json {
+        if media.starts_with("multipart/") {
+            return Err(CallError::new(
+                415,
+                "unsupported_media_type",
+                Some("content-type"),
+                "send the event as application/json or application/x-www-form-urlencoded",
+            ));
+        }
+        return Ok(form(trimmed));
+    }
+    match serde_json::from_slice::<Json>(trimmed) {
+        Ok(Json::Object(m)) => Ok(m),
+        Ok(_) => Err(CallError::new(
+            400,
+            "bad_body",
+            Some("body"),
+            "expected a JSON object of call parameters",
+        )),
+        Err(e) => Err(CallError::new(
+            400,
+            "bad_json",
+            Some("body"),
+            format!("the body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
+    let read = |name: &str| -> Result<Option<EventKind>, CallError> {
+        match params.get(name) {
+            None | Some(Json::Null) => Ok(None),
+            Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Json::String(s)) => EventKind::parse(s).map(Some).ok_or_else(|| {
+                CallError::invalid(
+                    "unknown_event",
+                    name,
+                    format!(
+                        "{s:?} is not an event type; use \"Call is processing\" (start) or \"Call is over\" (end)"
+                    ),
+                )
+            }),
+            Some(_) => Err(CallError::invalid(
+                "unknown_event",
+                name,
+                "expected text: \"Call is processing\", \"Call is over\", start or end",
+            )),
+        }
+    };
+    match (read("event")?, read("hook_event")?) {
+        (Some(a), Some(b)) if a != b => Err(CallError::invalid(
+            "conflicting_event",
+            "event",
+            format!(
+                "event says {} but hook_event says {}",
+                a.as_str(),
+                b.as_str()
+            ),
+        )),
+        (Some(k), _) | (None, Some(k)) => Ok(k),
+        (None, None) => Err(CallError::invalid(
+            "missing_event",
+            "hook_event",
+            "say which event this is: hook_event \"Call is processing\" or \"Call is over\", or event start or end",
+        )),
+    }
+}
+
+fn call_id(params: &Map<String, Json>) -> Result<String, CallError> {
+    let id = match params.get("id") {
+        Some(Json::String(s)) => s.trim().to_string(),
+        Some(Json::Number(n)) => n.to_string(),
+        None | Some(Json::Null) => String::new(),
+        Some(_) => {
+            return Err(CallError::invalid(
+                "bad_call_id",
+                "id",
+                "the call id is text or a number",
+            ));
+        }
+    };
+    if id.is_empty() {
+        return Err(CallError::invalid(
+            "missing_call_id",
+            "id",
+            "the call id is required: it tells a repeated event from a new one",
+        ));
+    }
+    if id.len() > MAX_CALL_ID || id.chars().any(char::is_control) {
+        return Err(CallError::invalid(
+            "bad_call_id",
+            "id",
+            format!("at most {MAX_CALL_ID} bytes without control characters"),
+        ));
+    }
+    Ok(id)
+}
