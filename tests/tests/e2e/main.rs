@@ -2,6 +2,7 @@
 //! Build the components first (`scripts/test` does).
 
 mod bots_api;
+mod call_hooks;
 mod common;
 mod health;
 mod host_headers;
