@@ -7,7 +7,15 @@ use spin_sdk::http::Response;
 
 use crate::Call;
 
+/// Largest hook form read (50 parameters of 2 KB each fit).
+const MAX_FORM_BYTES: usize = 256 * 1024;
+
 fn config(call: &Call) -> Result<Json, ApiError> {
+    if call.req.body().len() > MAX_FORM_BYTES {
+        return Err(
+            ApiError::new(413, "too_large", "a hook form is at most 256 KiB").with_field("body"),
+        );
+    }
     serde_json::from_slice(call.req.body()).map_err(|e| {
         ApiError::new(400, "bad_json", format!("the body is not valid JSON: {e}"))
             .with_field("body")

@@ -26,7 +26,7 @@ fn bad(field: &str, message: &str) -> ApiError {
     ApiError::new(400, "bad_query", message).with_field(field)
 }
 
-/// `GET /api/deliveries?botId&chatId&stepId&serviceId&hookId&status&test&limit&cursor`.
+/// `GET /api/deliveries?botId&chatId&stepId&serviceId&hookId&callId&status&test&limit&cursor`.
 pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
     let q = |name| query_param(call.req, name).filter(|v| !v.is_empty());
     let chat = match q("chatId") {
@@ -68,7 +68,7 @@ pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
         service_id: q("serviceId"),
         ..Source::default()
     };
-    let (step, hook) = (q("stepId"), q("hookId"));
+    let (step, hook, call_id) = (q("stepId"), q("hookId"), q("callId"));
     let keep = |d: &Delivery| {
         chat.is_none_or(|c| d.source.chat_id == Some(c))
             && step
@@ -77,6 +77,9 @@ pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
             && hook
                 .as_ref()
                 .is_none_or(|h| d.source.hook_id.as_ref() == Some(h))
+            && call_id
+                .as_ref()
+                .is_none_or(|c| d.source.call_id.as_ref() == Some(c))
             && status.is_none_or(|s| d.status == s)
             && test.is_none_or(|t| d.test == t)
     };

@@ -170,6 +170,39 @@ pub fn mask_url(url: &str) -> String {
     out
 }
 
+/// The body as shown: the values of secret-looking members of a form or a JSON object
+/// replaced by `***` (a call hook's `token` constant, a template's `api_key`).
+fn mask_body(headers: &[(String, String)], body: &[u8]) -> String {
+    let content_type = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let text = String::from_utf8_lossy(body);
+        return text
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if secret_name(k) => format!("{k}=***"),
+                _ => pair.to_string(),
+            })
+            .collect::<Vec<_>>()
+            .join("&");
+    }
+    if content_type.starts_with("application/json")
+        && let Ok(Json::Object(mut m)) = serde_json::from_slice::<Json>(body)
+        && m.keys().any(|k| secret_name(k))
+    {
+        for (k, v) in m.iter_mut() {
+            if secret_name(k) {
+                *v = Json::from("***");
+            }
+        }
+        return Json::Object(m).to_string();
+    }
+    String::from_utf8_lossy(body).into_owned()
+}
+
 fn mask_headers(headers: &[(String, String)]) -> Json {
     Json::Array(
         headers
@@ -197,7 +230,7 @@ impl Delivery {
                     "method": self.request.method,
                     "url": mask_url(&self.request.url),
                     "headers": mask_headers(&self.request.headers),
-                    "body": String::from_utf8_lossy(&self.request.body),
+                    "body": mask_body(&self.request.headers, &self.request.body),
                 }),
             );
             let attempts: Vec<Json> = self

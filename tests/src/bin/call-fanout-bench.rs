@@ -40,7 +40,10 @@ async fn main() -> Result<()> {
     ensure!(created.status == 201, "{}", created.text());
     let (service, key) = {
         let v = created.json();
-        (v["id"].as_str().unwrap().to_string(), v["ingestKey"].as_str().unwrap().to_string())
+        (
+            v["id"].as_str().unwrap().to_string(),
+            v["ingestKey"].as_str().unwrap().to_string(),
+        )
     };
     let mut receivers = Vec::new();
     for i in 0..10 {
@@ -60,7 +63,10 @@ async fn main() -> Result<()> {
         "call event -> 10 hooks (9 answer after {fast} ms, 1 after {slow} ms), through the test host, {} cores",
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("  ideal (slowest hook): {slow} ms; one after another: {} ms", 9 * fast + slow);
+    println!(
+        "  ideal (slowest hook): {slow} ms; one after another: {} ms",
+        9 * fast + slow
+    );
     let ingest = format!("/api/calls/services/{service}/events?key={key}");
     let json_ct = [("content-type", "application/json")];
     let mut walls = Vec::new();
@@ -68,7 +74,9 @@ async fn main() -> Result<()> {
     for n in 0..events {
         let event = json!({"id": 1000 + n, "hook_event": "Call is over", "city": "Omsk"});
         let started = Instant::now();
-        let reply = client.send("POST", &ingest, &json_ct, event.to_string()).await?;
+        let reply = client
+            .send("POST", &ingest, &json_ct, event.to_string())
+            .await?;
         let answered = started.elapsed();
         ensure!(reply.status == 200, "{}", reply.text());
         let ids: Vec<String> = reply.json()["deliveries"]
@@ -111,7 +119,10 @@ async fn main() -> Result<()> {
         ms(*walls.last().unwrap())
     );
     for rx in &receivers {
-        ensure!(rx.received().len() == events, "every hook got every event once");
+        ensure!(
+            rx.received().len() == events,
+            "every hook got every event once"
+        );
     }
     Ok(())
 }

@@ -195,7 +195,7 @@ async fn post_hooks_send_json_and_form_bodies() {
     );
     let s = service(&client).await;
     let params = json!([{"name": "callId", "param": "id"}, {"name": "utm", "param": "visit_info"},
-                        {"name": "city", "param": "city"}]);
+                        {"name": "city", "param": "city"}, {"name": "api_key", "value": "k-77"}]);
     s.hook(form(
         &json_rx,
         json!({"method": "POST", "contentType": "application/json",
@@ -220,7 +220,7 @@ async fn post_hooks_send_json_and_form_bodies() {
     assert_eq!(
         body,
         json!({"callId": 501, "utm": {"utm_source": "google", "utm_campaign": "spring"},
-               "city": "Москва"})
+               "city": "Москва", "api_key": "k-77"})
     );
     let f = form_rx.wait_for(1, Duration::from_secs(10)).await;
     assert_eq!(
@@ -237,6 +237,22 @@ async fn post_hooks_send_json_and_form_bodies() {
         "{:?}",
         fields[1]
     );
+    assert_eq!(fields[3], ("api_key".into(), "k-77".into()));
+    // The log shows both bodies with the constant secret masked, and finds them by call.
+    for d in s.settled(&answer).await {
+        let body = d["request"]["body"].as_str().unwrap();
+        assert!(body.contains("api_key") && !body.contains("k-77"), "{body}");
+    }
+    let by_call = s
+        .admin
+        .get(&format!("/api/deliveries?serviceId={}&callId=501", s.id))
+        .await;
+    assert_eq!(by_call["items"].as_array().unwrap().len(), 2);
+    let other = s
+        .admin
+        .get(&format!("/api/deliveries?serviceId={}&callId=502", s.id))
+        .await;
+    assert!(other["items"].as_array().unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
