@@ -1,7 +1,10 @@
 //! `/api/calls/services/{serviceId}/hooks`: a service's hooks, as CallKeeper's form holds
 //! them. PUT replaces a hook, PATCH changes the members it names (`{"enabled": false}`).
 
-use funnelhooks_spin::{ApiError, json};
+use funnelhooks_calls::event::sample;
+use funnelhooks_delivery::engine::{Engine, NewDelivery};
+use funnelhooks_delivery::log::Source;
+use funnelhooks_spin::{ApiError, SpinClock, SpinSender, json};
 use serde_json::Value as Json;
 use spin_sdk::http::Response;
 
@@ -60,4 +63,40 @@ pub(crate) fn edit(
 pub(crate) fn delete(call: &Call, service: &str, hook: &str) -> Result<Response, ApiError> {
     call.repo.delete_hook(service, hook, call.now)?;
     Ok(Response::new(204, ()))
+}
+
+/// `POST /api/calls/services/{id}/hooks/{hookId}/test-send` with `{"call": {...}}` (or
+/// nothing): sends the hook's request for a sample call of the hook's event type (the given
+/// parameters over CallKeeper-shaped defaults), once, marked as a test, and answers with the
+/// delivery and the receiver's answer. Works on disabled and gone hooks too.
+pub(crate) fn test_send(call: &Call, service: &str, hook: &str) -> Result<Response, ApiError> {
+    let body = funnelhooks_spin::request::body(call.req)?;
+    body.only(&["call"])?;
+    let overrides = body.object("call")?.cloned().unwrap_or_default();
+    let service = call.repo.service(service)?;
+    let record = service.hook(hook)?;
+    let config = record.hook(call.policy)?;
+    let event = sample(config.event, &overrides);
+    let built = config.build(&event, call.policy)?;
+    let new = NewDelivery {
+        source: Source {
+            service_id: Some(service.id.clone()),
+            hook_id: Some(record.id.clone()),
+            call_id: Some(event.call_id.clone()),
+            event: Some(config.event.as_str().into()),
+            ..Source::default()
+        },
+        test: true,
+        request: Some(built.request),
+        missing: built.missing,
+        max_attempts: 1,
+        timeout_ms: config.options.timeout_ms,
+        signing_secret: config.options.secret_text.clone(),
+        ..NewDelivery::default()
+    };
+    let (sender, clock) = (SpinSender, SpinClock);
+    let engine = Engine::new(call.kv, &sender, &clock);
+    let created = engine.create(new, None)?;
+    let done = engine.run(created, false)?;
+    Ok(json(200, &done.view()))
 }

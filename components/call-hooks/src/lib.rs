@@ -68,8 +68,9 @@ fn route(call: &Call) -> Result<(Response, Option<events::FanOut>), ApiError> {
     // The ingest route has its own key; everything else is management.
     if let ["services", service, "events"] = segments.as_slice() {
         return match call.req.method() {
-            Post => events::ingest(call, service),
-            _ => Err(ApiError::method_not_allowed("POST")),
+            // GET too: a call tracker configured with method GET sends the call in the query.
+            Post | Get => events::ingest(call, service),
+            _ => Err(ApiError::method_not_allowed("GET or POST")),
         };
     }
     require_admin(call.req)?;
@@ -93,6 +94,8 @@ fn route(call: &Call) -> Result<(Response, Option<events::FanOut>), ApiError> {
         (["services", _, "hooks", _], _) => {
             Err(ApiError::method_not_allowed("GET, PUT, PATCH or DELETE"))
         }
+        (["services", id, "hooks", hook, "test-send"], Post) => hooks::test_send(call, id, hook),
+        (["services", _, "hooks", _, "test-send"], _) => Err(ApiError::method_not_allowed("POST")),
         _ => Err(ApiError::no_route()),
     }?;
     Ok((answer, None))

@@ -65,7 +65,7 @@ pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
 pub(crate) fn read(call: &Call, id: &str) -> Result<Response, ApiError> {
     let service = call.repo.service(id)?;
     let mut v = service.view();
-    v["hookList"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
+    v["hooks"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
     v["parameters"] = preset_list();
     Ok(json(200, &v))
 }

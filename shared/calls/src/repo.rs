@@ -98,7 +98,7 @@ impl Service {
             "id": self.id,
             "name": self.name,
             "ingestKeyHint": format!("…{}", self.key_hint),
-            "hooks": self.hooks.len(),
+            "hookCount": self.hooks.len(),
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         })

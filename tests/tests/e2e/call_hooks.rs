@@ -562,7 +562,7 @@ async fn bad_events_are_refused_by_name_and_leave_nothing_behind() {
     assert_eq!(snapshot(&app), before, "a refused event writes nothing");
     assert_eq!(
         client
-            .send("GET", &path, &[], String::new())
+            .send("PUT", &path, &[], String::new())
             .await
             .unwrap()
             .status,
@@ -651,4 +651,71 @@ async fn services_show_their_key_once_rotate_it_and_list_the_call_parameters() {
             .await,
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_send_delivers_a_sample_call_once_marked_as_a_test() {
+    let (_app, _server, client) = serve(app()).await;
+    let rx = Receiver::start().await.unwrap();
+    let s = service(&client).await;
+    let hook = s
+        .hook(form(
+            &rx,
+            json!({"event": "start", "enabled": false, "parameters": [
+            {"name": "id", "param": "id"}, {"name": "city", "param": "city"},
+            {"name": "secs", "param": "duration_sec"}]}),
+        ))
+        .await;
+    let path = format!("/api/calls/services/{}/hooks/{hook}/test-send", s.id);
+    let reply = s
+        .admin
+        .call("POST", &path, Some(json!({"call": {"city": "Тверь"}})))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let d = reply.json();
+    assert_eq!(
+        (d["test"].clone(), d["status"].clone()),
+        (json!(true), json!("delivered"))
+    );
+    assert_eq!(
+        d["attempts"][0]["status"], 200,
+        "the receiver's answer comes back"
+    );
+    let q = rx.received()[0].query();
+    assert_eq!(q[0], ("id".into(), "123456".into()));
+    assert_eq!(q[1], ("city".into(), "Тверь".into()));
+    assert_eq!(
+        q[2],
+        ("secs".into(), String::new()),
+        "a start hook has no duration"
+    );
+    let bad = s.admin.call("POST", &path, Some(json!({"cal": {}}))).await;
+    assert_eq!(
+        (bad.status, bad.json()["error"]["field"].clone()),
+        (422, json!("cal"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_tracker_configured_with_get_can_send_the_event_in_the_query() {
+    let (_app, _server, client) = serve(app()).await;
+    let rx = Receiver::start().await.unwrap();
+    let s = service(&client).await;
+    s.hook(form(
+        &rx,
+        json!({"event": "end", "parameters": [
+        {"name": "call", "param": "id"}, {"name": "utm", "param": "visit_info"}]}),
+    ))
+    .await;
+    let path = format!(
+        "/api/calls/services/{}/events?key={}&id=555&hook_event=Call+is+over&visit_info%5Butm_source%5D=vk",
+        s.id, s.key
+    );
+    let reply = client.get(&path).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["callId"], "555");
+    s.settled(&reply.json()).await;
+    let q = rx.received()[0].query();
+    assert_eq!(q[0], ("call".into(), "555".into()));
+    assert_eq!(q[1], ("utm".into(), r#"{"utm_source":"vk"}"#.into()));
 }
