@@ -66,15 +66,13 @@ fn route(call: &Call) -> Result<(Response, Option<events::FanOut>), ApiError> {
     let segments: Vec<&str> = rest.split('/').filter(|s| !s.is_empty()).collect();
     use Method::{Delete, Get, Patch, Post, Put};
     // The ingest route has its own key; everything else is management.
-    if let ["services", service, "events"] = segments.as_slice() {
-        return match call.req.method() {
-            // GET too: a call tracker configured with method GET sends the call in the query.
-            Post | Get => events::ingest(call, service),
-            _ => Err(ApiError::method_not_allowed("GET or POST")),
-        };
+    if !matches!(segments.as_slice(), ["services", _, "events"]) {
+        require_admin(call.req)?;
     }
-    require_admin(call.req)?;
     let answer = match (segments.as_slice(), call.req.method()) {
+        // GET too: a call tracker configured with method GET sends the call in the query.
+        (["services", service, "events"], Post | Get) => return events::ingest(call, service),
+        (["services", _, "events"], _) => Err(ApiError::method_not_allowed("GET or POST")),
         (["services"], Post) => services::create(call),
         (["services"], Get) => services::list(call),
         (["services"], _) => Err(ApiError::method_not_allowed("GET or POST")),

@@ -246,33 +246,31 @@ impl CallEvent {
     }
 }
 
+/// Every preset parameter in CallKeeper's shapes, for test sends. Parsed at run time: a
+/// `json!` literal of this size costs the component ~20 KB of code.
+const SAMPLE_CALL: &str = r#"{"id": 123456,
+ "visit_info": {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "sample"},
+ "current": {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "sample"},
+ "first": {"utm_source": "google", "utm_medium": "cpc", "utm_campaign": "sample"},
+ "session": {"pgs": 3}, "cpg": "https://shop.example/contacts", "udata": {"vst": 2},
+ "uag": "Mozilla/5.0 (sample)", "status_code": "200", "status_reason": "OK",
+ "status2_code": "200", "status2_reason": "OK", "ip": "203.0.113.10", "country": "RU",
+ "city": "Moscow", "region": "Moscow", "district": "Central", "site": "shop.example",
+ "ga_clientid": "GA1.2.1234567890.1543925694", "phone1": "+74950000000 [101]",
+ "phone2": "+79990000000", "widget_hash": "a1b2c3d4", "date": "2018-12-04 12:14:54",
+ "duration_sec": 95, "a_type": 0, "asr_attempts": 0, "attempt": 1,
+ "date_timestamp": 1543925694, "duration_min": "2", "event_source": "widget",
+ "order_date": "2018-12-04 12:14:54", "playback_tick": 0,
+ "record_url": "https://shop.example/records/123456.mp3", "roistat_visit": null,
+ "tags": "sample", "ga_clid": "", "widget_name": "custom css", "ya_clientid": null,
+ "uip": "203.0.113.10"}"#;
+
 /// A sample call with every preset parameter (values in CallKeeper's shapes), for test
 /// sends; `overrides` replace or add parameters.
 pub fn sample(kind: EventKind, overrides: &Map<String, Json>) -> CallEvent {
-    let utm = serde_json::json!({"utm_source": "google", "utm_medium": "cpc",
-                                 "utm_campaign": "sample"});
-    let mut params = serde_json::json!({
-        "id": 123456, "visit_info": utm, "current": utm, "first": utm,
-        "session": {"pgs": 3}, "cpg": "https://shop.example/contacts", "udata": {"vst": 2},
-        "uag": "Mozilla/5.0 (sample)", "status_code": "200", "status_reason": "OK",
-        "status2_code": "200", "status2_reason": "OK", "ip": "203.0.113.10", "country": "RU",
-        "city": "Moscow", "region": "Moscow", "district": "Central", "site": "shop.example",
-        "ga_clientid": "GA1.2.1234567890.1543925694", "phone1": "+74950000000 [101]",
-        "phone2": "+79990000000", "widget_hash": "a1b2c3d4", "date": "2018-12-04 12:14:54",
-        "duration_sec": 95, "a_type": 0, "asr_attempts": 0, "attempt": 1,
-        "date_timestamp": 1543925694, "duration_min": "2", "event_source": "widget",
-        "hook_event": kind.hook_event(), "order_date": "2018-12-04 12:14:54",
-        "playback_tick": 0, "record_url": "https://shop.example/records/123456.mp3",
-        "roistat_visit": null, "tags": "sample", "ga_clid": "", "widget_name": "custom css",
-        "ya_clientid": null, "uip": "203.0.113.10"
-    });
-    if let Json::Object(m) = &mut params {
-        m.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
-    }
-    let params = match params {
-        Json::Object(m) => m,
-        _ => Map::new(),
-    };
+    let mut params: Map<String, Json> = serde_json::from_str(SAMPLE_CALL).unwrap_or_default();
+    params.insert("hook_event".into(), Json::from(kind.hook_event()));
+    params.extend(overrides.iter().map(|(k, v)| (k.clone(), v.clone())));
     let call_id = params.get("id").map(text).unwrap_or_default();
     CallEvent::new(kind, call_id, params)
 }

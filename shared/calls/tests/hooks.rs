@@ -374,3 +374,19 @@ fn bad_events_are_refused_naming_the_parameter() {
     let big = vec![b'a'; 70_000];
     assert_eq!(CallEvent::parse("", None, &big).unwrap_err().status, 413);
 }
+
+#[test]
+fn the_sample_call_for_test_sends_carries_every_preset_and_takes_overrides() {
+    let mut overrides = serde_json::Map::new();
+    overrides.insert("city".into(), json!("Тверь"));
+    let s = funnelhooks_calls::event::sample(EventKind::End, &overrides);
+    for p in funnelhooks_calls::PRESETS {
+        assert!(
+            matches!(s.lookup(p.name), Lookup::Value(_)),
+            "{} is in the sample",
+            p.name
+        );
+    }
+    assert_eq!(s.lookup("city"), Lookup::Value(&json!("Тверь")));
+    assert_eq!(s.params["hook_event"], "Call is over");
+}

@@ -11,5 +11,6 @@ mod host_manifest;
 mod host_outbound;
 mod host_routing;
 mod host_variables;
+mod openapi;
 mod send_webhook;
 mod update_dialog;
