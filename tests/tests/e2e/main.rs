@@ -12,5 +12,6 @@ mod host_outbound;
 mod host_routing;
 mod host_variables;
 mod openapi;
+mod readme;
 mod send_webhook;
 mod update_dialog;
