@@ -77,6 +77,7 @@ fn route(call: &Call) -> Result<(Response, Option<events::FanOut>), ApiError> {
         (["services"], Get) => services::list(call),
         (["services"], _) => Err(ApiError::method_not_allowed("GET or POST")),
         (["parameters"], Get) => Ok(services::parameters()),
+        (["parameters"], _) => Err(ApiError::method_not_allowed("GET")),
         (["services", id], Get) => services::read(call, id),
         (["services", id], Delete) => services::delete(call, id),
         (["services", _], _) => Err(ApiError::method_not_allowed("GET or DELETE")),

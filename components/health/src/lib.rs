@@ -10,11 +10,13 @@ const PROBE_KEY: &str = "health:probe";
 #[spin_sdk::http_component]
 fn handle(req: Request) -> impl IntoResponse {
     if !matches!(req.method(), Method::Get | Method::Head) {
-        return json(
+        let mut response = json(
             405,
             serde_json::json!({"error": {"code": "method_not_allowed",
                 "message": "use GET", "field": null}}),
         );
+        response.set_header("allow", "GET, HEAD");
+        return response;
     }
     let kv = Store::open_default().and_then(|store| store.get(PROBE_KEY).map(|_| ()));
     match kv {

@@ -67,20 +67,28 @@ fn route(req: &Request) -> Result<Response, ApiError> {
             Err(ApiError::method_not_allowed("GET, PUT or DELETE"))
         }
         (["api", "deliveries"], Get) => deliveries::list(&call),
+        (["api", "deliveries"], _) => Err(ApiError::method_not_allowed("GET")),
         // GET too: cron services that take only a URL send GET.
         (["api", "deliveries", "retry-due"], Post | Get) => deliveries::retry_due(&call),
+        (["api", "deliveries", "retry-due"], _) => Err(ApiError::method_not_allowed("GET or POST")),
         (["api", "deliveries", id], Get) => deliveries::read(&call, id),
+        (["api", "deliveries", _], _) => Err(ApiError::method_not_allowed("GET")),
         (["api", "deliveries", id, "replay"], Post) => deliveries::replay(&call, id),
+        (["api", "deliveries", _, "replay"], _) => Err(ApiError::method_not_allowed("POST")),
         (["api", "templates", "preview"], Post) => preview::preview(&call),
+        (["api", "templates", "preview"], _) => Err(ApiError::method_not_allowed("POST")),
         (["api", "bots", bot, "dialogs", chat, "send-webhook"], Post) => {
             deliver::send_now(&call, bot, chat)
+        }
+        (["api", "bots", _, "dialogs", _, "send-webhook"], _) => {
+            Err(ApiError::method_not_allowed("POST"))
         }
         (["api", "bots", bot, "steps", step, "test-send"], Post) => {
             deliver::test_send(&call, bot, step)
         }
-        (["api", "deliveries", ..] | ["api", "templates", ..] | ["api", "bots", ..], _) => Err(
-            ApiError::method_not_allowed("POST (GET for reading deliveries)"),
-        ),
+        (["api", "bots", _, "steps", _, "test-send"], _) => {
+            Err(ApiError::method_not_allowed("POST"))
+        }
         _ => Err(ApiError::no_route()),
     }
 }

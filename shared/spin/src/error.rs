@@ -20,6 +20,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// For a template error: the byte offset in the template.
     pub position: Option<usize>,
+    /// For a 405: the methods the route takes (`GET or POST`), sent as `Allow`.
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -37,13 +39,16 @@ impl ApiError {
         Self::new(404, "not_found", "no such route")
     }
 
-    /// 405, naming the methods the route takes.
-    pub fn method_not_allowed(allowed: &str) -> Self {
-        Self::new(
+    /// 405, naming the methods the route takes (`"GET, PUT or DELETE"`), in the message and
+    /// in the `Allow` header RFC 9110 asks for.
+    pub fn method_not_allowed(allowed: &'static str) -> Self {
+        let mut e = Self::new(
             405,
             "method_not_allowed",
             format!("this route takes {allowed}"),
-        )
+        );
+        e.allow = Some(allowed);
+        e
     }
 
     /// An error with no field.
@@ -54,6 +59,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             position: None,
+            allow: None,
         }
     }
 
@@ -78,6 +84,9 @@ impl ApiError {
         if self.status == 401 {
             response.set_header("www-authenticate", "Bearer");
         }
+        if let Some(allow) = self.allow {
+            response.set_header("allow", allow.replace(" or ", ", "));
+        }
         response
     }
 }
@@ -90,6 +99,7 @@ impl From<DialogError> for ApiError {
             message: e.message,
             field: e.field,
             position: None,
+            allow: None,
         }
     }
 }
@@ -109,6 +119,7 @@ impl From<DeliveryError> for ApiError {
                 message,
                 field: Some(field),
                 position,
+                allow: None,
             },
             DeliveryError::BadSecret { .. } => {
                 Self::new(422, "bad_secret", message).with_field("webhook.signingSecret")
@@ -126,6 +137,7 @@ impl From<CallError> for ApiError {
             message: e.message,
             field: e.field,
             position: None,
+            allow: None,
         }
     }
 }

@@ -17,7 +17,8 @@ pub fn query_param(req: &Request, name: &str) -> Option<String> {
 pub fn paging(req: &Request) -> Result<(u64, usize), ApiError> {
     let bad =
         |field: &str, message: &str| ApiError::new(400, "bad_query", message).with_field(field);
-    let cursor = match query_param(req, "cursor") {
+    // An empty cursor is the first page, as in the delivery log.
+    let cursor = match query_param(req, "cursor").filter(|c| !c.is_empty()) {
         None => 0,
         Some(c) => c
             .parse()

@@ -177,3 +177,49 @@ async fn every_documented_operation_is_served() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_refuses_other_methods_with_405_and_allow_naming_the_documented_ones() {
+    let (_app, _server, client) = serve(real_app()).await;
+    let auth = format!("Bearer {ADMIN_TOKEN}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let id = "0b6c3c9e-4c1b-4a57-9a4e-8d1c2b3a4f50";
+    let mut by_path: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
+    for (method, path) in documented() {
+        by_path.entry(path).or_default().insert(method);
+    }
+    for (path, methods) in by_path {
+        let concrete = path
+            .replace("{chatId}", "1227280")
+            .replace("{key}", "userBalance");
+        let concrete: String = concrete
+            .split('/')
+            .map(|s| if s.starts_with('{') { id } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for other in METHODS.map(str::to_ascii_uppercase) {
+            if methods.contains(&other) {
+                continue;
+            }
+            let reply = client
+                .send(&other, &concrete, &headers, "{}".to_string())
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 405, "{other} {path}: {}", reply.text());
+            let allow: BTreeSet<String> = reply
+                .header("allow")
+                .unwrap_or_else(|| panic!("{other} {path}: 405 without Allow"))
+                .split(',')
+                .map(|m| m.trim().to_string())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert_eq!(
+                allow, methods,
+                "{other} {path}: Allow names what openapi.yaml documents"
+            );
+        }
+    }
+}
