@@ -351,24 +351,23 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         policy: TargetPolicy,
         now: Timestamp,
     ) -> Result<HookRecord, CallError> {
-        let current = self.service(service_id)?.hook(hook_id)?.config.clone();
-        let wanted = match (merge, config, current) {
-            (true, Json::Object(patch), Json::Object(mut base)) => {
-                for (k, v) in patch {
-                    base.insert(k.clone(), v.clone());
-                }
-                Json::Object(base)
-            }
-            _ => config.clone(),
-        };
-        let stored = HookConfig::from_json(&wanted, policy)?.to_stored_json();
+        // Merged inside the compare-and-swap: two PATCHes of different members at once both
+        // land.
         self.modify_service(service_id, now, |s| {
             let hook = s
                 .hooks
                 .iter_mut()
                 .find(|h| h.id == hook_id)
                 .ok_or_else(hook_missing)?;
-            hook.config = stored.clone();
+            let wanted = match (merge, config, &hook.config) {
+                (true, Json::Object(patch), Json::Object(base)) => {
+                    let mut merged = base.clone();
+                    merged.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    Json::Object(merged)
+                }
+                _ => config.clone(),
+            };
+            hook.config = HookConfig::from_json(&wanted, policy)?.to_stored_json();
             hook.gone = false;
             hook.updated_at = now;
             Ok(hook.clone())

@@ -4,7 +4,7 @@
 use funnelhooks_calls::{CallRepo, EventClaim, EventKind, EventRecord};
 use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_dialog::Timestamp;
-use funnelhooks_store::MemoryKv;
+use funnelhooks_store::{Kv, MemoryKv, StoreError};
 use serde_json::json;
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
@@ -123,4 +123,72 @@ fn a_service_holds_at_most_fifty_hooks() {
     }
     let e = repo.add_hook(&service.id, &form, POLICY, NOW).unwrap_err();
     assert_eq!((e.status, e.code), (409, "too_many_hooks"));
+}
+
+/// A store where another writer slips in a change just before our first compare-and-swap,
+/// as a concurrent request would: the swap fails and the writer must start again from the
+/// fresh record.
+struct Interloper<'a> {
+    inner: &'a MemoryKv,
+    before_first_swap: std::sync::Mutex<Option<Box<dyn FnOnce(&MemoryKv) + Send + 'a>>>,
+}
+
+impl Kv for Interloper<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+    fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
+        if let Some(interlude) = self.before_first_swap.lock().unwrap().take() {
+            interlude(self.inner);
+        }
+        self.inner.swap_if(key, expected, new)
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_patch_racing_another_patch_keeps_both_changes() {
+    let kv = MemoryKv::new();
+    let repo = CallRepo::new(&kv);
+    let (service, _) = repo.create_service("Site".into(), NOW).unwrap();
+    let form = json!({"host": "crm.example.com", "event": "end"});
+    let hook = repo.add_hook(&service.id, &form, POLICY, NOW).unwrap();
+    let (sid, hid) = (service.id.clone(), hook.id.clone());
+    let racing = Interloper {
+        inner: &kv,
+        before_first_swap: std::sync::Mutex::new(Some(Box::new(move |inner: &MemoryKv| {
+            CallRepo::new(inner)
+                .edit_hook(&sid, &hid, &json!({"timeoutMs": 5000}), true, POLICY, NOW)
+                .unwrap();
+        }))),
+    };
+    CallRepo::new(&racing)
+        .edit_hook(
+            &service.id,
+            &hook.id,
+            &json!({"name": "CRM"}),
+            true,
+            POLICY,
+            NOW,
+        )
+        .unwrap();
+    let config = repo.service(&service.id).unwrap().hooks[0]
+        .hook(POLICY)
+        .unwrap();
+    assert_eq!(config.name.as_deref(), Some("CRM"));
+    assert_eq!(
+        config.options.timeout_ms, 5000,
+        "the other writer's change survives"
+    );
 }

@@ -7,7 +7,7 @@ use funnelhooks_tests::manifest::{Manifest, Route};
 use funnelhooks_tests::repo_root;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::common::{ADMIN_TOKEN, real_app, serve};
+use crate::common::{Admin, real_app, serve};
 
 const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
@@ -105,6 +105,30 @@ fn routed() -> BTreeSet<(String, String)> {
     out
 }
 
+/// The documented path with real-looking ids: an operation must reach its handler, which may
+/// then say 404 for the id.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|s| match s {
+            "{chatId}" => "1227280",
+            "{key}" => "userBalance",
+            s if s.starts_with('{') => "0b6c3c9e-4c1b-4a57-9a4e-8d1c2b3a4f50",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// A client of the real app with the admin token.
+async fn admin_app() -> (
+    funnelhooks_tests::App,
+    funnelhooks_tests::server::Server,
+    Admin,
+) {
+    let (app, server, client) = serve(real_app()).await;
+    (app, server, Admin::new(&client))
+}
+
 #[test]
 fn every_route_in_spin_toml_is_documented() {
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
@@ -142,29 +166,11 @@ fn every_route_a_component_router_answers_is_documented() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_documented_operation_is_served() {
-    let (_app, _server, client) = serve(real_app()).await;
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let id = "0b6c3c9e-4c1b-4a57-9a4e-8d1c2b3a4f50";
+    let (_app, _server, admin) = admin_app().await;
     for (method, path) in documented() {
-        // Real-looking ids: the operation must reach its handler, which may then say 404.
-        let concrete: String = path
-            .split('/')
-            .map(|s| match s {
-                "{chatId}" => "1227280",
-                "{key}" => "userBalance",
-                s if s.starts_with('{') => id,
-                s => s,
-            })
-            .collect::<Vec<_>>()
-            .join("/");
-        let reply = client
-            .send(&method, &concrete, &headers, "{}".to_string())
-            .await
-            .unwrap();
+        let reply = admin
+            .call(&method, &concrete(&path), Some(serde_json::json!({})))
+            .await;
         let code = serde_json::from_str::<serde_json::Value>(&reply.text())
             .ok()
             .and_then(|v| v["error"]["code"].as_str().map(str::to_string))
@@ -180,34 +186,19 @@ async fn every_documented_operation_is_served() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_route_refuses_other_methods_with_405_and_allow_naming_the_documented_ones() {
-    let (_app, _server, client) = serve(real_app()).await;
-    let auth = format!("Bearer {ADMIN_TOKEN}");
-    let headers = [
-        ("authorization", auth.as_str()),
-        ("content-type", "application/json"),
-    ];
-    let id = "0b6c3c9e-4c1b-4a57-9a4e-8d1c2b3a4f50";
+    let (_app, _server, admin) = admin_app().await;
     let mut by_path: std::collections::BTreeMap<String, BTreeSet<String>> = Default::default();
     for (method, path) in documented() {
         by_path.entry(path).or_default().insert(method);
     }
     for (path, methods) in by_path {
-        let concrete = path
-            .replace("{chatId}", "1227280")
-            .replace("{key}", "userBalance");
-        let concrete: String = concrete
-            .split('/')
-            .map(|s| if s.starts_with('{') { id } else { s })
-            .collect::<Vec<_>>()
-            .join("/");
         for other in METHODS.map(str::to_ascii_uppercase) {
             if methods.contains(&other) {
                 continue;
             }
-            let reply = client
-                .send(&other, &concrete, &headers, "{}".to_string())
-                .await
-                .unwrap();
+            let reply = admin
+                .call(&other, &concrete(&path), Some(serde_json::json!({})))
+                .await;
             assert_eq!(reply.status, 405, "{other} {path}: {}", reply.text());
             let allow: BTreeSet<String> = reply
                 .header("allow")
