@@ -130,8 +130,11 @@ fn a_service_holds_at_most_fifty_hooks() {
 /// fresh record.
 struct Interloper<'a> {
     inner: &'a MemoryKv,
-    before_first_swap: std::sync::Mutex<Option<Box<dyn FnOnce(&MemoryKv) + Send + 'a>>>,
+    before_first_swap: std::sync::Mutex<Option<Interlude<'a>>>,
 }
+
+/// The other writer's change.
+type Interlude<'a> = Box<dyn FnOnce(&MemoryKv) + Send + 'a>;
 
 impl Kv for Interloper<'_> {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
