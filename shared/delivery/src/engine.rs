@@ -17,6 +17,8 @@ use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
 use crate::signing::SigningSecret;
 
+/// What every request says it is, unless its config sets a `User-Agent`.
+pub const USER_AGENT: &str = concat!("funnelhooks/", env!("CARGO_PKG_VERSION"));
 /// Attempts made within one request must end well inside the platform's 30 s budget.
 pub const INLINE_BUDGET: Duration = Duration::from_secs(25);
 /// The longest wait before an attempt made within the same request (the schedule's 5 s).
@@ -301,26 +303,35 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         }
     }
 
-    /// The signature headers of an attempt starting at `at`, when the delivery is signed.
-    fn signature(&self, d: &Delivery, at: Timestamp) -> Vec<(String, String)> {
-        let Some(secret) = d
+    /// The headers an attempt starting at `at` adds to the request: a `User-Agent` unless the
+    /// config set one (some firewalls drop requests without it), and the signature when the
+    /// delivery is signed.
+    fn extra_headers(&self, d: &Delivery, at: Timestamp) -> Vec<(String, String)> {
+        let mut extra = Vec::new();
+        if !d
+            .request
+            .headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("user-agent"))
+        {
+            extra.push(("user-agent".to_string(), USER_AGENT.to_string()));
+        }
+        if let Some(secret) = d
             .signing_secret
             .as_deref()
             .and_then(|s| SigningSecret::parse(s).ok())
-        else {
-            return Vec::new();
-        };
-        secret
-            .headers(&d.id, at.0.div_euclid(1000), &d.request.body)
-            .into_iter()
-            .map(|(name, value)| (name.to_string(), value))
-            .collect()
+        {
+            for (name, value) in secret.headers(&d.id, at.0.div_euclid(1000), &d.request.body) {
+                extra.push((name.to_string(), value));
+            }
+        }
+        extra
     }
 
     /// One attempt: send, log, decide.
     fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
         let at = self.clock.now();
-        let extra = self.signature(d, at);
+        let extra = self.extra_headers(d, at);
         let result = self
             .sender
             .send(&d.request, &extra, Duration::from_millis(d.timeout_ms));
@@ -340,7 +351,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             .iter()
             .map(|&i| Outgoing {
                 request: &deliveries[i].request,
-                extra: self.signature(&deliveries[i], at),
+                extra: self.extra_headers(&deliveries[i], at),
                 timeout: Duration::from_millis(deliveries[i].timeout_ms),
             })
             .collect();

@@ -239,6 +239,38 @@ fn retry_after_is_honoured_within_bounds() {
 }
 
 #[test]
+fn requests_say_they_come_from_funnelhooks_unless_the_config_names_a_user_agent() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    engine
+        .run(engine.create(new_delivery("b1"), None).unwrap(), false)
+        .unwrap();
+    let mut own = new_delivery("b1");
+    if let Some(r) = own.request.as_mut() {
+        r.headers.push(("user-agent".into(), "Keitaro-S2S".into()));
+    }
+    engine
+        .run(engine.create(own, None).unwrap(), false)
+        .unwrap();
+    let got = rx.got.lock().unwrap();
+    let agents = |i: usize| -> Vec<String> {
+        let (request, extra) = &got[i];
+        request
+            .headers
+            .iter()
+            .chain(extra)
+            .filter(|(k, _)| k == "user-agent")
+            .map(|(_, v)| v.clone())
+            .collect()
+    };
+    assert_eq!(
+        agents(0),
+        [format!("funnelhooks/{}", env!("CARGO_PKG_VERSION"))]
+    );
+    assert_eq!(agents(1), ["Keitaro-S2S"], "the config's own, and only it");
+}
+
+#[test]
 fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retries() {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (kv, clock) = (MemoryKv::new(), FakeClock::new());

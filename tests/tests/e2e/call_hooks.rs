@@ -142,6 +142,7 @@ async fn a_get_hook_receives_the_call_under_its_own_parameter_names() {
     );
     assert_eq!(answer["deliveries"][0]["hookId"], hook);
     let got = rx.wait_for(1, Duration::from_secs(10)).await;
+    assert_eq!(got[0].header("user-agent"), Some("funnelhooks/0.1.0"));
     assert_eq!(got[0].method, "GET");
     assert!(
         got[0].path_and_query.starts_with("/calls?"),
