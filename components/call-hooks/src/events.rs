@@ -3,7 +3,9 @@
 //! parameter). Every enabled hook of the event's type gets a delivery; the answer lists
 //! them; their first attempts go out together after the answer.
 
-use funnelhooks_calls::{CallEvent, EventClaim, EventRecord, HookRecord, Service};
+use funnelhooks_calls::{
+    CallError, CallEvent, EventClaim, EventRecord, HookConfig, HookRecord, Service,
+};
 use funnelhooks_delivery::engine::{Engine, LEASE, NewDelivery};
 use funnelhooks_delivery::log::{Delivery, Source};
 use funnelhooks_spin::request::query_param;
@@ -52,6 +54,7 @@ fn delivery_for(
     engine: &Engine<SpinKv, SpinSender, SpinClock>,
     service: &Service,
     hook: &HookRecord,
+    config: &Result<HookConfig, CallError>,
     event: &CallEvent,
 ) -> Result<Delivery, ApiError> {
     let mut new = NewDelivery {
@@ -66,7 +69,7 @@ fn delivery_for(
         first_attempt_after: Some(LEASE),
         ..NewDelivery::default()
     };
-    let skip = match hook.hook(call.policy) {
+    let skip = match config {
         Err(e) => Some(format!("the hook cannot be used: {e}")),
         Ok(_) if hook.gone => {
             Some("the receiver answered 410 Gone before; save the hook again to resume".into())
@@ -118,19 +121,20 @@ pub(crate) fn ingest(call: &Call, service: &str) -> Result<(Response, Option<Fan
     }
     let (sender, clock) = (SpinSender, SpinClock);
     let engine = Engine::new(call.kv, &sender, &clock);
-    let hooks: Vec<&HookRecord> = service
+    // Each hook's form is read once; one that no longer reads (the loopback policy changed)
+    // is logged as skipped, with the reason, whatever its event.
+    let hooks: Vec<(&HookRecord, Result<HookConfig, CallError>)> = service
         .hooks
         .iter()
-        .filter(|h| {
-            h.hook(call.policy)
-                .map(|c| c.enabled && c.event == event.kind)
-                // A hook that no longer reads is logged as skipped when its event is unclear.
-                .unwrap_or(true)
+        .map(|h| (h, h.hook(call.policy)))
+        .filter(|(_, c)| {
+            c.as_ref()
+                .map_or(true, |c| c.enabled && c.event == event.kind)
         })
         .collect();
     let mut deliveries = Vec::with_capacity(hooks.len());
-    for hook in &hooks {
-        deliveries.push(delivery_for(call, &engine, &service, hook, &event)?);
+    for (hook, config) in &hooks {
+        deliveries.push(delivery_for(call, &engine, &service, hook, config, &event)?);
     }
     let record = EventRecord {
         matched: hooks.len(),
