@@ -57,38 +57,39 @@ fn delivery_for(
     config: &Result<HookConfig, CallError>,
     event: &CallEvent,
 ) -> Result<Delivery, ApiError> {
-    let mut new = NewDelivery {
-        source: Source {
-            service_id: Some(service.id.clone()),
-            hook_id: Some(hook.id.clone()),
-            call_id: Some(event.call_id.clone()),
-            event: Some(event.kind.as_str().into()),
-            ..Source::default()
-        },
-        max_attempts: 1,
-        first_attempt_after: Some(LEASE),
-        ..NewDelivery::default()
+    let source = Source {
+        service_id: Some(service.id.clone()),
+        hook_id: Some(hook.id.clone()),
+        call_id: Some(event.call_id.clone()),
+        event: Some(event.kind.as_str().into()),
+        ..Source::default()
     };
-    let skip = match config {
-        Err(e) => Some(format!("the hook cannot be used: {e}")),
+    let prepared = match config {
+        Err(e) => Err(format!("the hook cannot be used: {e}")),
         Ok(_) if hook.gone => {
-            Some("the receiver answered 410 Gone before; save the hook again to resume".into())
+            Err("the receiver answered 410 Gone before; save the hook again to resume".into())
         }
-        Ok(config) => {
-            new.max_attempts = config.options.max_attempts;
-            new.timeout_ms = config.options.timeout_ms;
-            new.signing_secret = config.options.secret_text.clone();
-            match config.build(event, call.policy) {
-                Ok(built) => {
-                    new.request = Some(built.request);
-                    new.missing = built.missing;
-                    None
-                }
-                Err(e) => Some(e.to_string()),
-            }
+        Ok(config) => config
+            .build(event, call.policy)
+            .map(|built| NewDelivery {
+                request: Some(built.request),
+                missing: built.missing,
+                first_attempt_after: Some(LEASE),
+                ..NewDelivery::with_options(source.clone(), &config.options)
+            })
+            .map_err(|e| e.to_string()),
+    };
+    let created = match prepared {
+        Ok(new) => engine.create(new, None)?,
+        Err(reason) => {
+            let new = NewDelivery {
+                source,
+                ..NewDelivery::default()
+            };
+            engine.create(new, Some(reason))?
         }
     };
-    Ok(engine.create(new, skip)?)
+    Ok(created)
 }
 
 /// Reads, checks and de-duplicates the event, logs one delivery per matching hook, and

@@ -78,21 +78,19 @@ pub(crate) fn test_send(call: &Call, service: &str, hook: &str) -> Result<Respon
     let config = record.hook(call.policy)?;
     let event = sample(config.event, &overrides);
     let built = config.build(&event, call.policy)?;
+    let source = Source {
+        service_id: Some(service.id.clone()),
+        hook_id: Some(record.id.clone()),
+        call_id: Some(event.call_id.clone()),
+        event: Some(config.event.as_str().into()),
+        ..Source::default()
+    };
     let new = NewDelivery {
-        source: Source {
-            service_id: Some(service.id.clone()),
-            hook_id: Some(record.id.clone()),
-            call_id: Some(event.call_id.clone()),
-            event: Some(config.event.as_str().into()),
-            ..Source::default()
-        },
         test: true,
         request: Some(built.request),
         missing: built.missing,
         max_attempts: 1,
-        timeout_ms: config.options.timeout_ms,
-        signing_secret: config.options.secret_text.clone(),
-        ..NewDelivery::default()
+        ..NewDelivery::with_options(source, &config.options)
     };
     let (sender, clock) = (SpinSender, SpinClock);
     let engine = Engine::new(call.kv, &sender, &clock);

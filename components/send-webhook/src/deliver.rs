@@ -56,21 +56,21 @@ pub(crate) fn deliver(
             .into());
         }
     };
+    let source = Source {
+        bot_id: Some(bot.id.clone()),
+        chat_id: Some(dialog.chat_id),
+        step_id: Some(step.id.clone()),
+        ..Source::default()
+    };
     let mut new = NewDelivery {
-        source: Source {
-            bot_id: Some(bot.id.clone()),
-            chat_id: Some(dialog.chat_id),
-            step_id: Some(step.id.clone()),
-            ..Source::default()
-        },
         test,
-        max_attempts: if test { 1 } else { config.max_attempts },
-        timeout_ms: config.timeout_ms,
-        signing_secret: config.signing_secret_text().map(str::to_string),
         // Queued: the sweep that found the entry sends it, within its own time budget.
         first_attempt_after: (send == Attempts::Queue).then_some(std::time::Duration::ZERO),
-        ..NewDelivery::default()
+        ..NewDelivery::with_options(source, &config.options)
     };
+    if test {
+        new.max_attempts = 1;
+    }
     if step.webhook_gone && !test {
         let reason = "the receiver answered 410 Gone before; save the step again to resume";
         return log(new, Some(reason.into()));

@@ -156,10 +156,15 @@ fn service_key(id: &str) -> String {
     format!("callsvc:{id}")
 }
 
-fn event_key(service: &str, kind: EventKind, call_id: &str) -> String {
-    // Call ids are the telephony side's text: hashed, they make a safe, bounded key.
+/// `{event}:{hash}`: an event's name among its service's (call ids are the telephony side's
+/// text; hashed, they make a safe, bounded key).
+fn event_name(kind: EventKind, call_id: &str) -> String {
     let hash = hash_hex(call_id.as_bytes());
-    format!("callev:{service}:{}:{}", kind.as_str(), &hash[..32])
+    format!("{}:{}", kind.as_str(), &hash[..32])
+}
+
+fn event_key(service: &str, event: &str) -> String {
+    format!("callev:{service}:{event}")
 }
 
 fn service_missing() -> CallError {
@@ -300,7 +305,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         self.services_index().remove(service.slot)?;
         let events = self.events_index(id);
         for (_, event) in events.all()? {
-            let key = format!("callev:{id}:{event}");
+            let key = event_key(id, &event);
             self.kv.delete(&format!("{key}:r"))?;
             self.kv.delete(&key)?;
         }
@@ -420,19 +425,19 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         kind: EventKind,
         call_id: &str,
     ) -> Result<EventClaim, CallError> {
-        let key = event_key(service_id, kind, call_id);
+        let name = event_name(kind, call_id);
+        let key = event_key(service_id, &name);
         if self.kv.increment(&key, 1)? > 1 {
             let record = self.records().get(&format!("{key}:r"))?;
             return Ok(EventClaim::Repeat(record));
         }
         let events = self.events_index(service_id);
-        let suffix = key[format!("callev:{service_id}:").len()..].to_string();
-        let slot = events.add(&suffix)?;
+        let slot = events.add(&name)?;
         // Forget the oldest event beyond the cap; its call will not come back.
         if slot > MAX_REMEMBERED_EVENTS {
             let old = slot - MAX_REMEMBERED_EVENTS;
             if let Some(old_event) = events.get(old)? {
-                let old_key = format!("callev:{service_id}:{old_event}");
+                let old_key = event_key(service_id, &old_event);
                 self.kv.delete(&format!("{old_key}:r"))?;
                 self.kv.delete(&old_key)?;
             }
@@ -449,7 +454,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         call_id: &str,
         record: &EventRecord,
     ) -> Result<(), CallError> {
-        let key = event_key(service_id, kind, call_id);
+        let key = event_key(service_id, &event_name(kind, call_id));
         Ok(self.records().put(&format!("{key}:r"), record)?)
     }
 }

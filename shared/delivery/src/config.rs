@@ -109,14 +109,8 @@ pub struct WebhookConfig {
     pub headers: Vec<(String, Template)>,
     /// The body.
     pub body: Body,
-    /// Per-attempt timeout.
-    pub timeout_ms: u64,
-    /// Attempts in all, 1 to 8 (1: never retry).
-    pub max_attempts: usize,
-    /// The Standard Webhooks signing secret, if requests are signed.
-    pub signing_secret: Option<SigningSecret>,
-    /// The secret as written (`whsec_...`), to store it again; never shown.
-    secret_text: Option<String>,
+    /// Timeout, attempts, signing.
+    pub options: DeliveryOptions,
     /// Skip the send (and log it as skipped) when a template names a value the dialog lacks.
     pub skip_if_missing: bool,
 }
@@ -302,17 +296,14 @@ impl WebhookConfig {
             method,
             headers,
             body,
-            timeout_ms: options.timeout_ms,
-            max_attempts: options.max_attempts,
-            signing_secret: options.signing_secret,
-            secret_text: options.secret_text,
+            options,
             skip_if_missing,
         })
     }
 
     /// The signing secret as written (`whsec_...`), for the delivery that signs with it.
     pub fn signing_secret_text(&self) -> Option<&str> {
-        self.secret_text.as_deref()
+        self.options.secret_text.as_deref()
     }
 
     /// The config as stored (with its secret).
@@ -321,7 +312,7 @@ impl WebhookConfig {
         if let Json::Object(m) = &mut v {
             // `signed` is the view's stand-in for the secret; the stored form holds the secret.
             m.remove("signed");
-            if let Some(s) = &self.secret_text {
+            if let Some(s) = &self.options.secret_text {
                 m.insert("signingSecret".into(), Json::from(s.clone()));
             }
         }
@@ -353,9 +344,9 @@ impl WebhookConfig {
             "method": self.method.as_str(),
             "headers": headers,
             "body": body,
-            "timeoutMs": self.timeout_ms,
-            "retry": {"maxAttempts": self.max_attempts},
-            "signed": self.signing_secret.is_some(),
+            "timeoutMs": self.options.timeout_ms,
+            "retry": {"maxAttempts": self.options.max_attempts},
+            "signed": self.options.signing_secret.is_some(),
             "skipIfMissing": self.skip_if_missing,
         })
     }

@@ -60,7 +60,7 @@ pub enum SendFailure {
 pub struct Outgoing<'r> {
     /// The request.
     pub request: &'r OutboundRequest,
-    /// Headers added for this attempt (the signature).
+    /// Headers added for this attempt (`User-Agent`, the signature).
     pub extra: Vec<(String, String)>,
     /// Give up after this.
     pub timeout: Duration,
@@ -130,6 +130,19 @@ pub struct NewDelivery {
     /// it then unless this request has sent it first (so a request that dies after creating
     /// it loses nothing). `None`: the caller runs it now.
     pub first_attempt_after: Option<Duration>,
+}
+
+impl NewDelivery {
+    /// A delivery for `source` that tries as hard and signs as `options` say.
+    pub fn with_options(source: Source, options: &crate::config::DeliveryOptions) -> Self {
+        Self {
+            source,
+            max_attempts: options.max_attempts,
+            timeout_ms: options.timeout_ms,
+            signing_secret: options.secret_text.clone(),
+            ..Self::default()
+        }
+    }
 }
 
 /// What a sweep of due attempts did.

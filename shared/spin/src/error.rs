@@ -94,12 +94,8 @@ impl ApiError {
 impl From<DialogError> for ApiError {
     fn from(e: DialogError) -> Self {
         Self {
-            status: e.status,
-            code: e.code,
-            message: e.message,
             field: e.field,
-            position: None,
-            allow: None,
+            ..Self::new(e.status, e.code, e.message)
         }
     }
 }
@@ -132,12 +128,8 @@ impl From<DeliveryError> for ApiError {
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {
         Self {
-            status: e.status,
-            code: e.code,
-            message: e.message,
             field: e.field,
-            position: None,
-            allow: None,
+            ..Self::new(e.status, e.code, e.message)
         }
     }
 }
