@@ -4,7 +4,7 @@
 use funnelhooks_calls::{CallRepo, EventClaim, EventKind, EventRecord};
 use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_dialog::Timestamp;
-use funnelhooks_store::{Kv, MemoryKv, StoreError};
+use funnelhooks_store::{Decide, Kv, MemoryKv, Semantics, StoreError};
 use serde_json::json;
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
@@ -12,9 +12,17 @@ const POLICY: TargetPolicy = TargetPolicy {
     allow_loopback: false,
 };
 
+/// Every store semantics with atomics: each test below runs on all of them.
+const SEMANTICS: [Semantics; 3] = [Semantics::Sqlite, Semantics::Redis, Semantics::Faulty(9)];
+
 #[test]
 fn the_ingest_key_opens_its_service_until_it_is_rotated() {
-    let kv = MemoryKv::new();
+    for semantics in SEMANTICS {
+        the_ingest_key_opens_its_service_until_it_is_rotated_on(MemoryKv::with(semantics));
+    }
+}
+
+fn the_ingest_key_opens_its_service_until_it_is_rotated_on(kv: MemoryKv) {
     let repo = CallRepo::new(&kv);
     let (service, key) = repo.create_service("Site".into(), NOW).unwrap();
     assert!(key.starts_with("ik_") && key.len() == 67);
@@ -32,7 +40,14 @@ fn the_ingest_key_opens_its_service_until_it_is_rotated() {
 
 #[test]
 fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret() {
-    let kv = MemoryKv::new();
+    for semantics in SEMANTICS {
+        patching_a_hook_changes_only_what_it_names_and_keeps_the_secret_on(MemoryKv::with(
+            semantics,
+        ));
+    }
+}
+
+fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret_on(kv: MemoryKv) {
     let repo = CallRepo::new(&kv);
     let (service, _) = repo.create_service("Site".into(), NOW).unwrap();
     let form = json!({"host": "crm.example.com", "event": "end", "method": "POST",
@@ -76,7 +91,14 @@ fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret() {
 
 #[test]
 fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did() {
-    let kv = MemoryKv::new();
+    for semantics in SEMANTICS {
+        an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did_on(MemoryKv::with(
+            semantics,
+        ));
+    }
+}
+
+fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did_on(kv: MemoryKv) {
     let repo = CallRepo::new(&kv);
     let (service, _) = repo.create_service("Site".into(), NOW).unwrap();
     let s = service.id.as_str();
@@ -114,7 +136,12 @@ fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did() {
 
 #[test]
 fn a_service_holds_at_most_fifty_hooks() {
-    let kv = MemoryKv::new();
+    for semantics in SEMANTICS {
+        a_service_holds_at_most_fifty_hooks_on(MemoryKv::with(semantics));
+    }
+}
+
+fn a_service_holds_at_most_fifty_hooks_on(kv: MemoryKv) {
     let repo = CallRepo::new(&kv);
     let (service, _) = repo.create_service("Site".into(), NOW).unwrap();
     let form = json!({"host": "crm.example.com", "event": "end"});
@@ -149,11 +176,14 @@ impl Kv for Interloper<'_> {
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.inner.increment(key, delta)
     }
-    fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-        if let Some(interlude) = self.before_first_swap.lock().unwrap().take() {
-            interlude(self.inner);
-        }
-        self.inner.swap_if(key, expected, new)
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        self.inner.compare_and_swap(key, &mut |current| {
+            let new = decide(current)?;
+            if let Some(interlude) = self.before_first_swap.lock().unwrap().take() {
+                interlude(self.inner);
+            }
+            Some(new)
+        })
     }
     fn atomic(&self) -> bool {
         true

@@ -1,11 +1,13 @@
-//! Bots, links, steps and dialogs through the repository on an in-memory store with Spin's
-//! semantics, with and without key-value atomics.
+//! Bots, links, steps and dialogs through the repository on an in-memory store with the
+//! semantics of each store funnelhooks runs on: Spin's SQLite store, Spin's Redis store (whose
+//! swap reports failure even when it applied), a remote store whose swaps fail ambiguously at
+//! random, and a host without key-value atomics.
 
 use std::sync::Arc;
 
 use funnelhooks_dialog::bots::{FieldDef, StepInput};
 use funnelhooks_dialog::{FieldType, FieldValue, Repo, Start, Status, Timestamp, from_request};
-use funnelhooks_store::{Kv, MemoryKv};
+use funnelhooks_store::{Kv, MemoryKv, Semantics};
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
@@ -47,11 +49,18 @@ fn get(
     Repo::new(kv).postback(link, from_request(query, None, b"").unwrap(), NOW)
 }
 
-fn stores() -> [(&'static str, MemoryKv); 2] {
+fn stores() -> [(&'static str, MemoryKv); 4] {
     [
-        ("with atomics", MemoryKv::new()),
+        ("SQLite", MemoryKv::with(Semantics::Sqlite)),
+        ("Redis", MemoryKv::with(Semantics::Redis)),
+        ("faulty", MemoryKv::with(Semantics::Faulty(42))),
         ("without atomics", MemoryKv::without_atomics()),
     ]
+}
+
+/// The stores with atomics, where concurrent writers never lose each other's changes.
+fn atomic_stores() -> impl Iterator<Item = (&'static str, MemoryKv)> {
+    stores().into_iter().filter(|(_, kv)| kv.atomic())
 }
 
 #[test]
@@ -181,7 +190,13 @@ fn two_hundred_concurrent_postbacks_on_a_chat_that_has_not_started_keep_every_fi
 
 #[test]
 fn concurrent_postbacks_with_undefined_keys_and_tags_lose_nothing_with_atomics() {
-    let kv = Arc::new(MemoryKv::new());
+    for (mode, kv) in atomic_stores() {
+        concurrent_undefined_keys_and_tags(mode, kv);
+    }
+}
+
+fn concurrent_undefined_keys_and_tags(mode: &str, kv: MemoryKv) {
+    let kv = Arc::new(kv);
     let bot = bot_with_link(kv.as_ref());
     // 60: under the 64-tag and 64-tracker-field limits.
     let threads: Vec<_> = (0..60)
@@ -205,10 +220,34 @@ fn concurrent_postbacks_with_undefined_keys_and_tags_lose_nothing_with_atomics()
     for i in 0..60 {
         assert_eq!(
             d.fields[&format!("undefined{i}")],
-            FieldValue::Text("x".into())
+            FieldValue::Text("x".into()),
+            "{mode}"
         );
-        assert_eq!(d.tracker[&format!("t{i}")], "y");
-        assert!(d.tags.contains(&format!("tag{i}")), "tag{i}");
+        assert_eq!(d.tracker[&format!("t{i}")], "y", "{mode}");
+        assert!(d.tags.contains(&format!("tag{i}")), "{mode}: tag{i}");
+    }
+    assert_eq!(d.tags.len(), 60, "{mode}: no tag twice");
+}
+
+#[test]
+fn links_and_steps_created_one_after_another_are_each_recorded_once() {
+    // On Spin's Redis store every swap reports failure: a bot's list of links once filled
+    // with one id a hundred times.
+    for (mode, kv) in stores() {
+        let repo = Repo::new(&kv);
+        let bot = repo.create_bot("b".into(), NOW).unwrap();
+        let links: Vec<String> = (0..5)
+            .map(|_| repo.create_link(&bot.id, NOW).unwrap().id)
+            .collect();
+        let record = repo.bot(&bot.id).unwrap();
+        assert_eq!(record.links, links, "{mode}");
+        let step = StepInput {
+            key: "s".into(),
+            kind: "message".into(),
+            webhook: None,
+        };
+        repo.put_step(&bot.id, STEP, step, NOW).unwrap();
+        assert_eq!(repo.bot(&bot.id).unwrap().steps, [STEP], "{mode}");
     }
 }
 
@@ -282,4 +321,32 @@ fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_pa
     let much_later = Timestamp(later.0 + HANDOFF_GRACE_MS);
     let stale = repo.stale_handoffs(much_later, 10).unwrap();
     assert_eq!(stale, [(young, entry(3, NOW.0 + HANDOFF_GRACE_MS))]);
+}
+
+#[test]
+fn of_many_identical_postbacks_at_once_exactly_one_moves_the_dialog_into_the_step() {
+    // The move decides whether the step's webhook is sent: none would lose it, two would
+    // send it twice. A change applied twice (a swap that applied and reported failure)
+    // would turn the mover's "entered" into "already there".
+    for (mode, kv) in atomic_stores() {
+        let kv = Arc::new(kv);
+        let bot = bot_with_link(kv.as_ref());
+        get(kv.as_ref(), &bot.link, "chatId=77").unwrap();
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let (kv, link) = (kv.clone(), bot.link.clone());
+                std::thread::spawn(move || {
+                    get(kv.as_ref(), &link, &format!("chatId=77&stepId={STEP}"))
+                        .unwrap()
+                        .entered_step
+                        .is_some()
+                })
+            })
+            .collect();
+        let entered = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap().then_some(()))
+            .count();
+        assert_eq!(entered, 1, "{mode}");
+    }
 }

@@ -1,7 +1,7 @@
 //! Spin's key-value store as a [`Kv`]: `wasi:keyvalue` with atomics by default, or
 //! `fermyon:spin/key-value` alone with the `no-kv-atomics` feature.
 
-use funnelhooks_store::{Kv, StoreError};
+use funnelhooks_store::{Decide, Kv, StoreError};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -35,17 +35,24 @@ mod imp {
         fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
             atomics::increment(&self.0, key, delta).map_err(backend)
         }
-        fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-            let cas = atomics::Cas::new(&self.0, key).map_err(backend)?;
-            // The host compares against what `current()` read, so check it is what the
-            // caller based its change on before swapping.
-            if cas.current().map_err(backend)?.as_deref() != Some(expected) {
-                return Ok(false);
-            }
-            match atomics::swap(cas, new) {
-                Ok(()) => Ok(true),
-                Err(atomics::CasError::CasFailed(_)) => Ok(false),
-                Err(atomics::CasError::StoreError(e)) => Err(backend(e)),
+        /// One `wasi:keyvalue` CAS per session: `current()` reads, `swap` writes only over
+        /// what was read. A reported lost race hands back a fresh CAS, which is read again;
+        /// an error may hide an applied write, so a new CAS reads again too. Either way
+        /// `decide` tells from what it is shown whether its write landed.
+        fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+            let mut cas = atomics::Cas::new(&self.0, key).map_err(backend)?;
+            loop {
+                let current = cas.current().map_err(backend)?;
+                let Some(new) = decide(current.as_deref()) else {
+                    return Ok(());
+                };
+                cas = match atomics::swap(cas, &new) {
+                    Ok(()) => return Ok(()),
+                    Err(atomics::CasError::CasFailed(fresh)) => fresh,
+                    Err(atomics::CasError::StoreError(_)) => {
+                        atomics::Cas::new(&self.0, key).map_err(backend)?
+                    }
+                };
             }
         }
         fn atomic(&self) -> bool {
@@ -83,8 +90,8 @@ mod imp {
         fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
             funnelhooks_store::increment_by_read_and_write(self, key, delta)
         }
-        fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-            funnelhooks_store::swap_by_read_and_write(self, key, expected, new)
+        fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+            funnelhooks_store::compare_and_swap_by_read_and_write(self, key, decide)
         }
         fn atomic(&self) -> bool {
             false

@@ -1,14 +1,17 @@
 //! Storage for funnelhooks as plain Rust: the key-value store is the [`Kv`] trait (what Spin's
 //! key-value API and `wasi:keyvalue` atomics offer), [`MemoryKv`] is an in-memory store with
-//! the same semantics for tests, and [`Records`] adds JSON records, compare-and-swap updates
+//! the semantics of each of Spin's stores for tests, and [`Records`] adds JSON records,
+//! compare-and-swap updates that stay correct when the host's swap result cannot be trusted,
 //! and append-only index records on top. Nothing here scans keys.
 
 mod index;
 mod memory;
+mod ops;
 mod records;
 
 pub use index::{Index, IndexPage};
-pub use memory::MemoryKv;
+pub use memory::{MemoryKv, Semantics};
+pub use ops::{OpId, strip_ops};
 pub use records::{Modified, Records};
 
 use std::fmt;
@@ -41,12 +44,15 @@ impl fmt::Display for StoreError {
 
 impl std::error::Error for StoreError {}
 
+/// What a compare-and-swap session's `decide` callback wants done with the value it was shown.
+pub type Decide<'d> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'd;
+
 /// A key-value store with Spin's semantics.
 ///
-/// `increment` and `swap_if` are `wasi:keyvalue` atomics where the host has them. A store
-/// without atomics (Akamai Functions, Fermyon Cloud) reports `atomic() == false`; its
-/// `increment` and `swap_if` are then read-then-write and callers must not rely on them to
-/// keep concurrent writers apart.
+/// `increment` and `compare_and_swap` use `wasi:keyvalue` atomics where the host has them. A
+/// store without atomics (Akamai Functions, Fermyon Cloud) reports `atomic() == false`; its
+/// `increment` and `compare_and_swap` are then read-then-write and callers must not rely on
+/// them to keep concurrent writers apart.
 pub trait Kv {
     /// The value at `key`, if any.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -56,15 +62,21 @@ pub trait Kv {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     /// Adds `delta` to the 64-bit counter at `key` (absent counts as 0) and returns the result.
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
-    /// Replaces the value at `key` with `new` only if it is still `expected`; `Ok(false)` when
-    /// another writer changed it first. Only ever called for keys that exist: on Spin's SQLite
-    /// store a swap on a key that was absent is an upsert, not a comparison.
-    fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError>;
-    /// Whether `increment` and `swap_if` are atomic on this host.
+    /// A compare-and-swap session on `key`: reads the value, shows it to `decide`, and writes
+    /// what `decide` returns only if the value is still the one shown. Whenever a write is not
+    /// known to have landed (the host reported a lost race, or an error), the value is read
+    /// again and shown to `decide` again, which must tell from it whether its write landed
+    /// (hosts can report failure for a swap that was applied: Spin's Redis store always does).
+    /// The session ends when `decide` returns `None` or a write is reported as applied.
+    ///
+    /// `decide` is only ever asked to write over a value it was shown; shown "absent", it must
+    /// not write (on Spin's SQLite store that write would be an upsert, not a comparison).
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError>;
+    /// Whether `increment` and `compare_and_swap` are atomic on this host.
     fn atomic(&self) -> bool;
 }
 
-/// Reads a counter as Spin stores it: 8 little-endian bytes, absent meaning 0.
+/// Reads a counter as Spin's SQLite store keeps it: 8 little-endian bytes, absent meaning 0.
 pub fn decode_counter(bytes: Option<&[u8]>) -> Result<i64, StoreError> {
     match bytes {
         None => Ok(0),
@@ -85,16 +97,16 @@ pub fn increment_by_read_and_write<K: Kv + ?Sized>(
     Ok(next)
 }
 
-/// `swap_if` for a store without atomics: read, compare, write (not atomic; see [`Kv`]).
-pub fn swap_by_read_and_write<K: Kv + ?Sized>(
+/// `compare_and_swap` for a store without atomics: one read, one write (not atomic; see
+/// [`Kv`]).
+pub fn compare_and_swap_by_read_and_write<K: Kv + ?Sized>(
     kv: &K,
     key: &str,
-    expected: &[u8],
-    new: &[u8],
-) -> Result<bool, StoreError> {
-    if kv.get(key)?.as_deref() != Some(expected) {
-        return Ok(false);
+    decide: &mut Decide<'_>,
+) -> Result<(), StoreError> {
+    let current = kv.get(key)?;
+    if let Some(new) = decide(current.as_deref()) {
+        kv.set(key, &new)?;
     }
-    kv.set(key, new)?;
-    Ok(true)
+    Ok(())
 }

@@ -1,31 +1,75 @@
-//! An in-memory [`Kv`] with the semantics of Spin's stores, for tests and benchmarks.
+//! An in-memory [`Kv`] with the semantics of each of Spin's stores, for tests and benchmarks.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::{Kv, StoreError, decode_counter, increment_by_read_and_write, swap_by_read_and_write};
+use crate::{
+    Decide, Kv, StoreError, compare_and_swap_by_read_and_write, decode_counter,
+    increment_by_read_and_write,
+};
 
-/// A store in a `HashMap`. With atomics (the default) `increment` and `swap_if` hold the lock
-/// across read and write, as Spin's SQLite and Redis stores do; [`MemoryKv::without_atomics`]
-/// releases it in between, like a host that only has get and set.
-#[derive(Debug, Default)]
+/// Whose compare-and-swap and counters a [`MemoryKv`] imitates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Semantics {
+    /// Spin's default SQLite store: a swap reports what happened (a swap over a value that
+    /// was absent is an upsert); counters are 8 little-endian bytes.
+    Sqlite,
+    /// Spin's Redis store (3.x to 4.1): a swap that applied reports failure all the same (the
+    /// `UNWATCH key` it sends afterwards is refused by Redis), a lost race reports failure;
+    /// counters are `INCRBY`, kept as decimal text.
+    Redis,
+    /// A remote store under stress: a swap that wins its comparison at random applies and
+    /// says so, applies and reports failure, applies and then errors (a timeout after the
+    /// commit), or errors without applying. Seeded, so a failing run can be repeated.
+    Faulty(u64),
+    /// A host without atomics: increment and compare-and-swap are read-then-write.
+    NoAtomics,
+}
+
+/// A store in a `HashMap`.
+#[derive(Debug)]
 pub struct MemoryKv {
     data: Mutex<HashMap<String, Vec<u8>>>,
-    no_atomics: bool,
+    semantics: Semantics,
+    rng: AtomicU64,
+    swaps: AtomicU64,
+}
+
+impl Default for MemoryKv {
+    fn default() -> Self {
+        Self::with(Semantics::Sqlite)
+    }
 }
 
 impl MemoryKv {
-    /// An empty store with atomics.
+    /// An empty store with the semantics of Spin's SQLite store.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// An empty store whose `increment` and `swap_if` are read-then-write.
-    pub fn without_atomics() -> Self {
+    /// An empty store with the given semantics.
+    pub fn with(semantics: Semantics) -> Self {
+        let seed = match semantics {
+            Semantics::Faulty(seed) => seed | 1,
+            _ => 1,
+        };
         Self {
-            no_atomics: true,
-            ..Self::default()
+            data: Mutex::default(),
+            semantics,
+            rng: AtomicU64::new(seed),
+            swaps: AtomicU64::new(0),
         }
+    }
+
+    /// An empty store whose `increment` and `compare_and_swap` are read-then-write.
+    pub fn without_atomics() -> Self {
+        Self::with(Semantics::NoAtomics)
+    }
+
+    /// The semantics this store imitates.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
     }
 
     /// Every key, sorted (tests only: the product never lists keys).
@@ -35,9 +79,83 @@ impl MemoryKv {
         keys
     }
 
+    /// How many swaps were attempted (each write of a compare-and-swap session).
+    pub fn swaps(&self) -> u64 {
+        self.swaps.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>> {
         // A panic in another test thread must not hide this store's data.
         self.data.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A random number from the store's seeded generator (xorshift64).
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        loop {
+            let mut n = x;
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            match self
+                .rng
+                .compare_exchange_weak(x, n, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return n,
+                Err(now) => x = now,
+            }
+        }
+    }
+}
+
+/// What one swap did, as the host reports it.
+enum Swap {
+    /// Applied, and said so.
+    Applied,
+    /// Reported a failure (applied or not): the session reads again.
+    ReportedFailure,
+}
+
+impl MemoryKv {
+    /// One swap of `new` over `seen` under the store's semantics.
+    fn swap(&self, key: &str, seen: Option<&[u8]>, new: Vec<u8>) -> Swap {
+        self.swaps.fetch_add(1, Ordering::Relaxed);
+        let roll = match self.semantics {
+            Semantics::Faulty(_) => self.next_random() % 4,
+            _ => 0,
+        };
+        let mut data = self.lock();
+        let unchanged = data.get(key).map(Vec::as_slice) == seen;
+        match self.semantics {
+            // SQLite: UPDATE ... WHERE value = :seen, or an upsert when nothing was seen.
+            Semantics::Sqlite | Semantics::NoAtomics => {
+                if unchanged || seen.is_none() {
+                    data.insert(key.to_string(), new);
+                    Swap::Applied
+                } else {
+                    Swap::ReportedFailure
+                }
+            }
+            // Redis: WATCH / MULTI / SET / EXEC, then a refused UNWATCH: never a success.
+            Semantics::Redis => {
+                if unchanged {
+                    data.insert(key.to_string(), new);
+                }
+                Swap::ReportedFailure
+            }
+            // 0: applied and said so; 1: applied, reported a lost race; 2: applied, then an
+            // error; 3: an error, not applied.
+            Semantics::Faulty(_) => {
+                if unchanged && roll < 3 {
+                    data.insert(key.to_string(), new);
+                }
+                if unchanged && roll == 0 {
+                    Swap::Applied
+                } else {
+                    Swap::ReportedFailure
+                }
+            }
+        }
     }
 }
 
@@ -57,28 +175,53 @@ impl Kv for MemoryKv {
     }
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        if self.no_atomics {
-            return increment_by_read_and_write(self, key, delta);
-        }
         let mut data = self.lock();
-        let next = decode_counter(data.get(key).map(Vec::as_slice))? + delta;
-        data.insert(key.to_string(), next.to_le_bytes().to_vec());
-        Ok(next)
+        match self.semantics {
+            Semantics::NoAtomics => {
+                drop(data);
+                increment_by_read_and_write(self, key, delta)
+            }
+            Semantics::Redis => {
+                let current = match data.get(key) {
+                    None => 0,
+                    Some(v) => std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|t| t.parse::<i64>().ok())
+                        .ok_or_else(|| {
+                            StoreError::Backend(
+                                "ERR value is not an integer or out of range".into(),
+                            )
+                        })?,
+                };
+                let next = current + delta;
+                data.insert(key.to_string(), next.to_string().into_bytes());
+                Ok(next)
+            }
+            Semantics::Sqlite | Semantics::Faulty(_) => {
+                let next = decode_counter(data.get(key).map(Vec::as_slice))? + delta;
+                data.insert(key.to_string(), next.to_le_bytes().to_vec());
+                Ok(next)
+            }
+        }
     }
 
-    fn swap_if(&self, key: &str, expected: &[u8], new: &[u8]) -> Result<bool, StoreError> {
-        if self.no_atomics {
-            return swap_by_read_and_write(self, key, expected, new);
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        if self.semantics == Semantics::NoAtomics {
+            return compare_and_swap_by_read_and_write(self, key, decide);
         }
-        let mut data = self.lock();
-        if data.get(key).map(Vec::as_slice) != Some(expected) {
-            return Ok(false);
+        loop {
+            let seen = self.get(key)?;
+            let Some(new) = decide(seen.as_deref()) else {
+                return Ok(());
+            };
+            match self.swap(key, seen.as_deref(), new) {
+                Swap::Applied => return Ok(()),
+                Swap::ReportedFailure => {}
+            }
         }
-        data.insert(key.to_string(), new.to_vec());
-        Ok(true)
     }
 
     fn atomic(&self) -> bool {
-        !self.no_atomics
+        self.semantics != Semantics::NoAtomics
     }
 }

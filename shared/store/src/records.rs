@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::ops::{self, OpId, strip_ops};
 use crate::{Kv, StoreError};
 
 /// How many times a writer re-reads and retries after losing a compare-and-swap. 200
@@ -42,7 +43,7 @@ impl<'a> Records<'a> {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.kv
             .get(key)?
-            .map(|bytes| decode(key, &bytes))
+            .map(|bytes| decode(key, strip_ops(&bytes)))
             .transpose()
     }
 
@@ -56,9 +57,12 @@ impl<'a> Records<'a> {
         self.kv.delete(key)
     }
 
-    /// Changes the existing record at `key` with `change`, re-reading and retrying when another
-    /// writer got there first, so no writer's change is lost. `Ok(None)` when there is no
-    /// record. When `change` fails, nothing is written and its error is returned.
+    /// Changes the existing record at `key` with `change`, so that no writer's change is lost
+    /// and none is applied twice, even on a host whose compare-and-swap reports failure for
+    /// a swap it applied: each write carries an operation id the record remembers
+    /// ([`crate::ops`]), and a swap not known to have landed is checked by reading the record
+    /// again. `Ok(None)` when there is no record. When `change` fails, nothing is written and
+    /// its error is returned.
     pub fn modify<T, R, E>(
         &self,
         key: &str,
@@ -68,19 +72,55 @@ impl<'a> Records<'a> {
         T: Serialize + DeserializeOwned,
         E: From<StoreError>,
     {
-        for attempt in 0..MAX_CAS_ATTEMPTS {
-            let Some(bytes) = self.kv.get(key)? else {
-                return Ok(None);
+        let op = OpId::new();
+        let mut attempts = 0u32;
+        // The result of this call's last write, while it is not known to have landed.
+        let mut written: Option<R> = None;
+        let mut outcome: Option<Result<Option<R>, E>> = None;
+        self.kv.compare_and_swap(key, &mut |current| {
+            let Some(bytes) = current else {
+                outcome = Some(Ok(None));
+                return None;
             };
-            let mut value: T = decode(key, &bytes)?;
-            let result = change(&mut value)?;
-            let new = encode(&value);
-            if new == bytes || self.kv.swap_if(key, &bytes, &new)? {
-                return Ok(Some(result));
+            if written.is_some() && ops::remembers(bytes, op) {
+                outcome = Some(Ok(written.take()));
+                return None;
             }
-            back_off(attempt);
+            if attempts >= MAX_CAS_ATTEMPTS {
+                outcome = Some(Err(StoreError::Contended(key.to_string()).into()));
+                return None;
+            }
+            back_off(attempts);
+            attempts += 1;
+            let record = strip_ops(bytes);
+            let mut value: T = match decode(key, record) {
+                Ok(v) => v,
+                Err(e) => {
+                    outcome = Some(Err(e.into()));
+                    return None;
+                }
+            };
+            match change(&mut value) {
+                Err(e) => {
+                    outcome = Some(Err(e));
+                    None
+                }
+                Ok(r) => {
+                    let new = encode(&value);
+                    if new == record {
+                        outcome = Some(Ok(Some(r)));
+                        return None;
+                    }
+                    written = Some(r);
+                    Some(ops::with_op(bytes, op, &new))
+                }
+            }
+        })?;
+        match outcome {
+            Some(done) => done,
+            // The last write was reported as applied.
+            None => Ok(written),
         }
-        Err(StoreError::Contended(key.to_string()).into())
     }
 
     /// Changes the record at `key`, creating it with `create` first when it does not exist.
@@ -146,7 +186,7 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
 
 /// After a lost compare-and-swap, retry at once a few times, then spread writers out.
 fn back_off(attempt: u32) {
-    if attempt >= 3 {
+    if attempt >= 4 {
         std::thread::sleep(Duration::from_micros(
             200 + u64::from(jitter()) % (500 * u64::from(attempt.min(20))),
         ));

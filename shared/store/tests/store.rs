@@ -1,13 +1,28 @@
 //! Records and indexes on the in-memory store: what concurrent writers and readers of a list
-//! would notice.
+//! would notice, on every store semantics with atomics: Spin's SQLite store, Spin's Redis
+//! store (whose swap reports failure even when it applied) and a faulty remote store.
 
 use std::sync::Arc;
 
-use funnelhooks_store::{Index, Kv, MemoryKv, Modified, Records, StoreError};
+use funnelhooks_store::{Index, Kv, MemoryKv, Modified, Records, Semantics, StoreError};
+
+/// The semantics with atomics the concurrency tests run on.
+const ATOMIC: [Semantics; 4] = [
+    Semantics::Sqlite,
+    Semantics::Redis,
+    Semantics::Faulty(7),
+    Semantics::Faulty(0x5eed),
+];
 
 #[test]
-fn concurrent_modifies_of_one_record_all_land() {
-    let kv = Arc::new(MemoryKv::new());
+fn concurrent_modifies_of_one_record_all_land_once() {
+    for semantics in ATOMIC {
+        concurrent_modifies(semantics);
+    }
+}
+
+fn concurrent_modifies(semantics: Semantics) {
+    let kv = Arc::new(MemoryKv::with(semantics));
     Records::new(kv.as_ref()).put("count", &0u32).unwrap();
     let threads: Vec<_> = (0..16)
         .map(|_| {
@@ -29,12 +44,18 @@ fn concurrent_modifies_of_one_record_all_land() {
         t.join().unwrap();
     }
     let n: u32 = Records::new(kv.as_ref()).get("count").unwrap().unwrap();
-    assert_eq!(n, 16 * 50);
+    assert_eq!(n, 16 * 50, "{semantics:?}");
 }
 
 #[test]
 fn concurrent_upserts_of_an_absent_record_create_it_once_and_keep_every_change() {
-    let kv = Arc::new(MemoryKv::new());
+    for semantics in ATOMIC {
+        concurrent_upserts(semantics);
+    }
+}
+
+fn concurrent_upserts(semantics: Semantics) {
+    let kv = Arc::new(MemoryKv::with(semantics));
     let threads: Vec<_> = (0..32)
         .map(|i| {
             let kv = kv.clone();
@@ -54,10 +75,44 @@ fn concurrent_upserts_of_an_absent_record_create_it_once_and_keep_every_change()
         .map(|t| t.join().unwrap())
         .filter(|m| *m == Modified::Created)
         .count();
-    assert_eq!(created, 1);
+    assert_eq!(created, 1, "{semantics:?}");
     let mut v: Vec<u32> = Records::new(kv.as_ref()).get("set").unwrap().unwrap();
     v.sort();
-    assert_eq!(v, (0..32).collect::<Vec<_>>());
+    assert_eq!(v, (0..32).collect::<Vec<_>>(), "{semantics:?}");
+}
+
+#[test]
+fn a_change_that_appends_is_applied_exactly_once_when_the_swap_reports_failure() {
+    // What Spin's Redis store did to postback links: every swap applied, then reported
+    // failure, so a retry loop appended the same id again until a limit.
+    for semantics in ATOMIC {
+        let kv = MemoryKv::with(semantics);
+        let records = Records::new(&kv);
+        records.put("links", &Vec::<String>::new()).unwrap();
+        for i in 0..20 {
+            let added = records
+                .modify("links", |links: &mut Vec<String>| {
+                    links.push(format!("link-{i}"));
+                    Ok::<_, StoreError>(links.len())
+                })
+                .unwrap();
+            assert_eq!(added, Some(i + 1), "{semantics:?}");
+        }
+        let links: Vec<String> = records.get("links").unwrap().unwrap();
+        let want: Vec<String> = (0..20).map(|i| format!("link-{i}")).collect();
+        assert_eq!(links, want, "{semantics:?}");
+    }
+}
+
+#[test]
+fn redis_counters_are_decimal_text_and_still_count() {
+    let kv = MemoryKv::with(Semantics::Redis);
+    assert_eq!(kv.increment("n", 5).unwrap(), 5);
+    assert_eq!(kv.get("n").unwrap().as_deref(), Some(&b"5"[..]));
+    let index = Index::new(&kv, "things".into());
+    assert_eq!(index.add("a").unwrap(), 1);
+    assert_eq!(index.add("b").unwrap(), 2);
+    assert_eq!(index.page(0, 10).unwrap().items, ["a", "b"]);
 }
 
 #[test]
