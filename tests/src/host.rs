@@ -33,6 +33,7 @@ pub struct HostBuilder {
     env: EnvLookup,
     stores: Vec<String>,
     kv: KvData,
+    wasm_dir: Option<PathBuf>,
 }
 
 impl HostBuilder {
@@ -44,7 +45,22 @@ impl HostBuilder {
             env: Arc::new(|name| std::env::var(name).ok()),
             stores: vec!["default".into()],
             kv: KvData::default(),
+            wasm_dir: None,
         }
+    }
+
+    /// Gives the app's stores the semantics of another of Spin's stores (Redis, a faulty
+    /// remote store, a host without atomics), with no data yet.
+    pub fn store_semantics(mut self, semantics: crate::kv::Semantics) -> Self {
+        self.kv = KvData::with(semantics);
+        self
+    }
+
+    /// Loads every component's `.wasm` from `dir` (same file names), e.g. the builds for
+    /// hosts without key-value atomics.
+    pub fn wasm_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.wasm_dir = Some(dir.as_ref().to_path_buf());
+        self
     }
 
     /// Gives an application variable a value, ahead of `SPIN_VARIABLE_*` and the default.
@@ -80,7 +96,7 @@ impl HostBuilder {
         let mut linker: Linker<HostState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-        crate::kv::add_to_linker(&mut linker, |s| &mut s.spin)?;
+        crate::kv::add_to_linker(&mut linker, |s| &mut s.spin, self.kv.semantics())?;
 
         let ids: Vec<String> = manifest.components.keys().cloned().collect();
         let defined: HashSet<&str> = self.stores.iter().map(String::as_str).collect();
@@ -93,7 +109,10 @@ impl HostBuilder {
                     );
                 }
             }
-            let path = manifest.source_path(c);
+            let mut path = manifest.source_path(c);
+            if let (Some(dir), Some(file)) = (&self.wasm_dir, path.file_name()) {
+                path = dir.join(file);
+            }
             let component = compile(engine, &path)
                 .with_context(|| format!("component {id:?} ({})", path.display()))?;
             let pre = linker.instantiate_pre(&component).map_err(|e| {

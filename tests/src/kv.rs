@@ -1,14 +1,29 @@
-//! Key-value stores with the semantics of Spin's default (SQLite) store, behind
+//! Key-value stores with the semantics of Spin's stores, behind
 //! `fermyon:spin/key-value@2.0.0` and `wasi:keyvalue/{store,atomics,batch}@0.2.0-draft2`.
 //!
-//! The parts a component can tell apart are kept exactly: a store not granted to the component
-//! is `access-denied`; at most 256 open stores per instance; `increment` keeps an i64 as 8
-//! little-endian bytes; a CAS remembers what `current()` read and its `swap` updates only if the
-//! value is still that, but if `current()` saw no value the swap is an upsert (so two creators
-//! can both "win"), and a failed swap hands back a fresh CAS that has already read the value.
+//! The parts a component can tell apart are kept exactly. Everywhere: a store not granted to
+//! the component is `access-denied`; at most 256 open stores per instance; a failed swap hands
+//! back a fresh CAS that has already read the value. Per store ([`Semantics`]):
+//! - SQLite (Spin's default): `increment` keeps an i64 as 8 little-endian bytes; a CAS
+//!   remembers what `current()` read and its `swap` updates only if the value is still that,
+//!   but if `current()` saw no value the swap is an upsert (so two creators can both "win");
+//!   `get-many` returns the keys that exist.
+//! - Redis (Spin 3.x to 4.1): `current()` WATCHes, `swap` applies only if the value did not
+//!   change since (an absent key included) and then reports `cas-failed` whatever happened
+//!   (Spin sends `UNWATCH key`, which Redis refuses); `increment` is `INCRBY`, the counter is
+//!   decimal text; `get-many` is broken (Spin sends `KEYS k1 k2`): an error for two keys or
+//!   more, a trap for one key that exists.
+//! - Faulty: SQLite's, except that a swap that wins its comparison applies and says so,
+//!   applies and reports `cas-failed`, applies and then fails with a store error, or fails
+//!   without applying, at random (seeded).
+//! - No atomics (Akamai Functions, Fermyon Cloud): `wasi:keyvalue/atomics` is not provided, so
+//!   a component importing it does not load.
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
+pub use funnelhooks_store::Semantics;
 
 use wasmtime::component::{HasData, Resource};
 
@@ -28,13 +43,168 @@ const STORE_TABLE_CAPACITY: usize = 256;
 /// Values by (store label, key).
 type Table = BTreeMap<(String, String), Vec<u8>>;
 
-/// Every store's data, shared by all instances of an app (the SQLite file of `spin up`).
-#[derive(Clone, Default)]
+/// Every store's data, shared by all instances of an app (the SQLite file of `spin up`, or
+/// the Redis server), with the semantics of the store it imitates.
+#[derive(Clone)]
 pub struct KvData {
     inner: Arc<Mutex<Table>>,
+    semantics: Semantics,
+    rng: Arc<AtomicU64>,
+    counts: Arc<OpCounts>,
+}
+
+impl Default for KvData {
+    fn default() -> Self {
+        Self::with(Semantics::Sqlite)
+    }
+}
+
+/// How many store operations of each kind the app made (every instance, every store).
+#[derive(Debug, Default)]
+pub struct OpCounts {
+    /// `get` (both interfaces) and CAS `current()`.
+    pub get: AtomicU64,
+    /// `set`.
+    pub set: AtomicU64,
+    /// `get-many`.
+    pub get_many: AtomicU64,
+    /// `set-many`.
+    pub set_many: AtomicU64,
+    /// `delete` and `delete-many`.
+    pub delete: AtomicU64,
+    /// `increment`.
+    pub increment: AtomicU64,
+    /// `swap`.
+    pub swap: AtomicU64,
+    /// `exists` and key listings.
+    pub other: AtomicU64,
+}
+
+/// A snapshot of [`OpCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpSnapshot {
+    /// `get` and CAS `current()`.
+    pub get: u64,
+    /// `set`.
+    pub set: u64,
+    /// `get-many`.
+    pub get_many: u64,
+    /// `set-many`.
+    pub set_many: u64,
+    /// `delete` and `delete-many`.
+    pub delete: u64,
+    /// `increment`.
+    pub increment: u64,
+    /// `swap`.
+    pub swap: u64,
+    /// `exists` and key listings.
+    pub other: u64,
+}
+
+impl OpSnapshot {
+    /// Every operation: the store round trips.
+    pub fn total(&self) -> u64 {
+        self.get
+            + self.set
+            + self.get_many
+            + self.set_many
+            + self.delete
+            + self.increment
+            + self.swap
+            + self.other
+    }
+
+    /// What happened between `earlier` and this snapshot.
+    pub fn since(&self, earlier: &OpSnapshot) -> OpSnapshot {
+        OpSnapshot {
+            get: self.get - earlier.get,
+            set: self.set - earlier.set,
+            get_many: self.get_many - earlier.get_many,
+            set_many: self.set_many - earlier.set_many,
+            delete: self.delete - earlier.delete,
+            increment: self.increment - earlier.increment,
+            swap: self.swap - earlier.swap,
+            other: self.other - earlier.other,
+        }
+    }
+}
+
+impl std::fmt::Display for OpSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} round trips: get {}, set {}, get-many {}, set-many {}, delete {}, increment {}, swap {}, other {}",
+            self.total(),
+            self.get,
+            self.set,
+            self.get_many,
+            self.set_many,
+            self.delete,
+            self.increment,
+            self.swap,
+            self.other
+        )
+    }
 }
 
 impl KvData {
+    /// Empty stores with the given semantics.
+    pub fn with(semantics: Semantics) -> Self {
+        let seed = match semantics {
+            Semantics::Faulty(seed) => seed | 1,
+            _ => 1,
+        };
+        Self {
+            inner: Arc::default(),
+            semantics,
+            rng: Arc::new(AtomicU64::new(seed)),
+            counts: Arc::default(),
+        }
+    }
+
+    /// The semantics of the store these imitate.
+    pub fn semantics(&self) -> Semantics {
+        self.semantics
+    }
+
+    /// The operations made so far.
+    pub fn ops(&self) -> OpSnapshot {
+        let c = &self.counts;
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        OpSnapshot {
+            get: l(&c.get),
+            set: l(&c.set),
+            get_many: l(&c.get_many),
+            set_many: l(&c.set_many),
+            delete: l(&c.delete),
+            increment: l(&c.increment),
+            swap: l(&c.swap),
+            other: l(&c.other),
+        }
+    }
+
+    fn count(&self, which: fn(&OpCounts) -> &AtomicU64) {
+        which(&self.counts).fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A random number from the seeded generator (xorshift64), for the faulty store.
+    fn next_random(&self) -> u64 {
+        let mut x = self.rng.load(Ordering::Relaxed);
+        loop {
+            let mut n = x;
+            n ^= n << 13;
+            n ^= n >> 7;
+            n ^= n << 17;
+            match self
+                .rng
+                .compare_exchange_weak(x, n, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return n,
+                Err(now) => x = now,
+            }
+        }
+    }
+
     /// A value, read from outside the app (for test assertions).
     pub fn get(&self, store: &str, key: &str) -> Option<Vec<u8>> {
         self.lock().get(&(store.into(), key.into())).cloned()
@@ -178,12 +348,22 @@ impl HasData for SpinHost {
     type Data<'a> = &'a mut SpinState;
 }
 
-/// Adds the Spin key-value, variables and `wasi:keyvalue` imports to `linker`.
+/// Adds the Spin key-value, variables and `wasi:keyvalue` imports to `linker`; on a store
+/// without atomics, `wasi:keyvalue/atomics` is left out, so a component that imports it
+/// fails to load, naming it.
 pub fn add_to_linker<T: Send + 'static>(
     linker: &mut wasmtime::component::Linker<T>,
     get: fn(&mut T) -> &mut SpinState,
+    semantics: Semantics,
 ) -> wasmtime::Result<()> {
-    SpinImports::add_to_linker::<T, SpinHost>(linker, get)
+    spin_kv::add_to_linker::<T, SpinHost>(linker, get)?;
+    spin_vars::add_to_linker::<T, SpinHost>(linker, get)?;
+    wasi_kv::add_to_linker::<T, SpinHost>(linker, get)?;
+    batch::add_to_linker::<T, SpinHost>(linker, get)?;
+    if semantics != Semantics::NoAtomics {
+        atomics::add_to_linker::<T, SpinHost>(linker, get)?;
+    }
+    Ok(())
 }
 
 fn spin_error(e: OpenError) -> spin_kv::Error {
@@ -198,6 +378,30 @@ fn spin_error(e: OpenError) -> spin_kv::Error {
 /// never interleave with another request's and races could not show up in tests.
 async fn interleave() {
     tokio::task::yield_now().await;
+}
+
+impl SpinState {
+    fn kv_get(&self, store: &str, key: &str) -> Option<Vec<u8>> {
+        self.data.count(|c| &c.get);
+        self.read(store, key)
+    }
+
+    fn kv_set(&self, store: &str, key: &str, value: &[u8]) {
+        self.data.count(|c| &c.set);
+        self.data.set(store, key, value);
+    }
+
+    fn kv_delete(&self, store: &str, key: &str) {
+        self.data.count(|c| &c.delete);
+        self.data
+            .lock()
+            .remove(&(store.to_string(), key.to_string()));
+    }
+
+    fn kv_exists(&self, store: &str, key: &str) -> bool {
+        self.data.count(|c| &c.other);
+        self.read(store, key).is_some()
+    }
 }
 
 impl spin_kv::Host for SpinState {}
@@ -221,7 +425,7 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
-        Ok(Ok(self.read(&name, &key)))
+        Ok(Ok(self.kv_get(&name, &key)))
     }
 
     async fn set(
@@ -232,7 +436,7 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
-        self.data.set(&name, &key, &value);
+        self.kv_set(&name, &key, &value);
         Ok(Ok(()))
     }
 
@@ -243,7 +447,7 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
-        self.data.lock().remove(&(name, key));
+        self.kv_delete(&name, &key);
         Ok(Ok(()))
     }
 
@@ -254,7 +458,7 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<bool, spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
-        Ok(Ok(self.read(&name, &key).is_some()))
+        Ok(Ok(self.kv_exists(&name, &key)))
     }
 
     async fn get_keys(
@@ -263,6 +467,7 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<Vec<String>, spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
+        self.data.count(|c| &c.other);
         Ok(Ok(self.data.keys(&name)))
     }
 
@@ -315,7 +520,7 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
-        Ok(Ok(self.read(&name, &key)))
+        Ok(Ok(self.kv_get(&name, &key)))
     }
 
     async fn set(
@@ -328,7 +533,7 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
-        self.data.set(&name, &key, &value);
+        self.kv_set(&name, &key, &value);
         Ok(Ok(()))
     }
 
@@ -341,7 +546,7 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
-        self.data.lock().remove(&(name, key));
+        self.kv_delete(&name, &key);
         Ok(Ok(()))
     }
 
@@ -354,7 +559,7 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
-        Ok(Ok(self.read(&name, &key).is_some()))
+        Ok(Ok(self.kv_exists(&name, &key)))
     }
 
     async fn list_keys(
@@ -370,6 +575,7 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
+        self.data.count(|c| &c.other);
         Ok(Ok(wasi_kv::KeyResponse {
             keys: self.data.keys(&name),
             cursor: None,
@@ -394,8 +600,24 @@ impl batch::Host for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
-        // Like Spin's SQLite `IN (...)` query: only keys that exist come back.
+        self.data.count(|c| &c.get_many);
         let data = self.data.lock();
+        if self.data.semantics == Semantics::Redis {
+            // Spin sends `KEYS k1 k2 ...` and reads the answer as pairs.
+            if keys.len() > 1 {
+                return Ok(Err(wasi_kv::Error::Other(
+                    "An error was signalled by the server - ResponseError: wrong number of arguments for 'keys' command".into(),
+                )));
+            }
+            if keys
+                .iter()
+                .any(|k| data.contains_key(&(name.clone(), k.clone())))
+            {
+                wasmtime::bail!("get-many: the Redis client panicked (entered unreachable code)");
+            }
+            return Ok(Ok(Vec::new()));
+        }
+        // Like Spin's SQLite `IN (...)` query: only keys that exist come back.
         Ok(Ok(keys
             .into_iter()
             .filter_map(|k| {
@@ -414,6 +636,7 @@ impl batch::Host for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
+        self.data.count(|c| &c.set_many);
         let mut data = self.data.lock();
         for (k, v) in key_values {
             data.insert((name.clone(), k), v);
@@ -430,6 +653,7 @@ impl batch::Host for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
+        self.data.count(|c| &c.delete);
         let mut data = self.data.lock();
         for k in keys {
             data.remove(&(name.clone(), k));
@@ -449,17 +673,33 @@ impl atomics::Host for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
+        self.data.count(|c| &c.increment);
+        let redis = self.data.semantics == Semantics::Redis;
         let mut data = self.data.lock();
         let entry = (name, key);
         let current = match data.get(&entry) {
             None => 0,
+            // Redis: INCRBY on text that is not an integer is an error.
+            Some(v) if redis => match std::str::from_utf8(v).ok().and_then(|t| t.parse().ok()) {
+                Some(n) => n,
+                None => {
+                    return Ok(Err(wasi_kv::Error::Other(
+                        "ResponseError: value is not an integer or out of range".into(),
+                    )));
+                }
+            },
             // Spin's SQLite store panics on a value that is not 8 bytes; the request fails.
             Some(v) => i64::from_le_bytes(v.as_slice().try_into().map_err(|_| {
                 wasmtime::format_err!("increment: stored value is not an 8-byte integer")
             })?),
         };
         let next = current.wrapping_add(delta);
-        data.insert(entry, next.to_le_bytes().to_vec());
+        let stored = if redis {
+            next.to_string().into_bytes()
+        } else {
+            next.to_le_bytes().to_vec()
+        };
+        data.insert(entry, stored);
         Ok(Ok(next))
     }
 
@@ -469,38 +709,72 @@ impl atomics::Host for SpinState {
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
         interleave().await;
+        self.data.count(|c| &c.swap);
         let rep = cas.rep();
         let open = self
             .cas
             .get_mut(rep as usize)
             .and_then(Option::take)
             .ok_or_else(|| wasmtime::format_err!("invalid compare-and-swap handle"))?;
-        let swapped = {
+        let semantics = self.data.semantics;
+        let roll = match semantics {
+            Semantics::Faulty(_) => self.data.next_random() % 4,
+            _ => 0,
+        };
+        enum Told {
+            Swapped,
+            Failed,
+            Error,
+        }
+        let told = {
             let mut data = self.data.lock();
             let entry = (open.store.clone(), open.key.clone());
-            match &open.seen {
-                // Spin: UPDATE ... WHERE value = :old
-                Some(old) => {
-                    if data.get(&entry) == Some(old) {
+            let unchanged = data.get(&entry) == open.seen.as_ref();
+            match semantics {
+                // Spin: UPDATE ... WHERE value = :old, or INSERT ... ON CONFLICT DO UPDATE
+                // (which always changes one row) when current() saw nothing.
+                Semantics::Sqlite | Semantics::NoAtomics => {
+                    if unchanged || open.seen.is_none() {
                         data.insert(entry, value);
-                        true
+                        Told::Swapped
                     } else {
-                        false
+                        Told::Failed
                     }
                 }
-                // Spin: INSERT ... ON CONFLICT DO UPDATE, which always changes one row.
-                None => {
-                    data.insert(entry, value);
-                    true
+                // Spin: MULTI / SET / EXEC under the WATCH of current(), then UNWATCH key,
+                // refused: cas-failed whether EXEC applied or aborted.
+                Semantics::Redis => {
+                    if unchanged {
+                        data.insert(entry, value);
+                    }
+                    Told::Failed
+                }
+                Semantics::Faulty(_) => {
+                    if unchanged && roll < 3 {
+                        data.insert(entry, value);
+                    }
+                    match (unchanged, roll) {
+                        (false, _) => Told::Failed,
+                        (true, 0) => Told::Swapped,
+                        (true, 1) => Told::Failed,
+                        _ => Told::Error,
+                    }
                 }
             }
         };
-        if swapped {
-            return Ok(Ok(()));
+        match told {
+            Told::Swapped => Ok(Ok(())),
+            Told::Error => Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                "timed out waiting for the store".into(),
+            )))),
+            Told::Failed => {
+                // Spin reads the value for the fresh CAS it hands back: a round trip.
+                self.data.count(|c| &c.get);
+                let again = self.new_cas(open.bucket_rep, open.key)?;
+                self.cas_current(again)?;
+                Ok(Err(atomics::CasError::CasFailed(Resource::new_own(again))))
+            }
         }
-        let again = self.new_cas(open.bucket_rep, open.key)?;
-        self.cas_current(again)?;
-        Ok(Err(atomics::CasError::CasFailed(Resource::new_own(again))))
     }
 }
 
@@ -521,6 +795,7 @@ impl atomics::HostCas for SpinState {
         cas: Resource<atomics::Cas>,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, wasi_kv::Error>> {
         interleave().await;
+        self.data.count(|c| &c.get);
         Ok(Ok(self.cas_current(cas.rep())?))
     }
 
