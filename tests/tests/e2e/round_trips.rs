@@ -1,0 +1,132 @@
+//! Store round trips per request on the main paths, counted by the test host. Each count is
+//! pinned: a change that adds a round trip to a path fails here and has to say why (counts,
+//! not times, so the numbers do not depend on the machine).
+
+use funnelhooks_tests::kv::{OpSnapshot, Semantics};
+use funnelhooks_tests::{App, Client};
+use serde_json::json;
+
+use crate::common::{Admin, real_app, serve};
+
+/// The store operations `f` caused (waiting for work done after the answer, if any).
+async fn ops_of<F: std::future::Future<Output = ()>>(app: &App, f: F) -> OpSnapshot {
+    let before = app.kv().ops();
+    f.await;
+    app.kv().ops().since(&before)
+}
+
+struct Setup {
+    app: App,
+    client: Client,
+    admin: Admin,
+    bot: String,
+    path: String,
+    message_step: String,
+    _server: funnelhooks_tests::server::Server,
+}
+
+async fn setup() -> Setup {
+    setup_on(Semantics::Sqlite).await
+}
+
+async fn setup_on(semantics: Semantics) -> Setup {
+    let (app, server, client) = serve(real_app().store_semantics(semantics)).await;
+    let admin = Admin::new(&client);
+    let bot = admin.bot("Counts").await;
+    admin
+        .put(
+            &format!("/api/bots/{bot}/fields/userBalance"),
+            json!({"type": "number"}),
+        )
+        .await;
+    let step = admin
+        .call(
+            "POST",
+            &format!("/api/bots/{bot}/steps"),
+            Some(json!({"key": "deposit", "kind": "message"})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, url) = admin.link(&bot).await;
+    let path = url
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}"))
+        .unwrap();
+    Setup {
+        app,
+        client,
+        admin,
+        bot,
+        path,
+        message_step: step,
+        _server: server,
+    }
+}
+
+impl Setup {
+    async fn postback(&self, query: &str) {
+        let reply = self
+            .client
+            .get(&format!("{}?{query}", self.path))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postback_costs_a_pinned_number_of_store_round_trips() {
+    let s = setup().await;
+    let new_chat = ops_of(
+        &s.app,
+        s.postback("chatId=1&userBalance=5&tracker.clickid=x"),
+    )
+    .await;
+    let existing = ops_of(&s.app, s.postback("chatId=1&userBalance=6")).await;
+    let step = s.message_step.clone();
+    let moved = ops_of(&s.app, s.postback(&format!("chatId=1&stepId={step}"))).await;
+    println!("postback, new chat: {new_chat}");
+    println!("postback, existing chat: {existing}");
+    println!("postback, existing chat, step move: {moved}");
+    // link, bot, (modify: current + nothing) election increment, set, index increment + set, slot set
+    assert_eq!(new_chat.total(), 8, "new chat: {new_chat}");
+    // link, bot, current, swap
+    assert_eq!(existing.total(), 4, "existing chat: {existing}");
+    // link, bot, step, current, swap, step again for the answer
+    assert_eq!(moved.total(), 6, "step move: {moved}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn on_redis_a_postback_pays_two_reads_more_per_write_to_learn_whether_it_landed() {
+    // Spin's Redis store reports every swap as failed: Spin reads the value again for the
+    // fresh CAS it hands back, and we read it once more to find our operation id.
+    let s = setup_on(Semantics::Redis).await;
+    let new_chat = ops_of(&s.app, s.postback("chatId=1&userBalance=5")).await;
+    let existing = ops_of(&s.app, s.postback("chatId=1&userBalance=6")).await;
+    println!("Redis: postback, new chat: {new_chat}");
+    println!("Redis: postback, existing chat: {existing}");
+    assert_eq!(new_chat.total(), 8, "new chat: {new_chat}");
+    assert_eq!(existing.total(), 6, "existing chat: {existing}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn management_reads_cost_a_pinned_number_of_store_round_trips() {
+    let s = setup().await;
+    s.postback("chatId=1").await;
+    let bot = s.bot.clone();
+    let read_bot = ops_of(&s.app, async {
+        s.admin.get(&format!("/api/bots/{bot}")).await;
+    })
+    .await;
+    let read_dialog = ops_of(&s.app, async {
+        s.admin.get(&format!("/api/bots/{bot}/dialogs/1")).await;
+    })
+    .await;
+    println!("read a bot: {read_bot}");
+    println!("read a dialog: {read_dialog}");
+    assert_eq!(read_bot.total(), 1, "{read_bot}");
+    assert_eq!(read_dialog.total(), 2, "{read_dialog}");
+}
