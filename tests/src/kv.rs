@@ -187,24 +187,6 @@ impl KvData {
         which(&self.counts).fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A random number from the seeded generator (xorshift64), for the faulty store.
-    fn next_random(&self) -> u64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        loop {
-            let mut n = x;
-            n ^= n << 13;
-            n ^= n >> 7;
-            n ^= n << 17;
-            match self
-                .rng
-                .compare_exchange_weak(x, n, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return n,
-                Err(now) => x = now,
-            }
-        }
-    }
-
     /// A value, read from outside the app (for test assertions).
     pub fn get(&self, store: &str, key: &str) -> Option<Vec<u8>> {
         self.lock().get(&(store.into(), key.into())).cloned()
@@ -718,7 +700,7 @@ impl atomics::Host for SpinState {
             .ok_or_else(|| wasmtime::format_err!("invalid compare-and-swap handle"))?;
         let semantics = self.data.semantics;
         let roll = match semantics {
-            Semantics::Faulty(_) => self.data.next_random() % 4,
+            Semantics::Faulty(_) => funnelhooks_store::next_random(&self.data.rng) % 4,
             _ => 0,
         };
         enum Told {

@@ -1,38 +1,39 @@
 //! `/api/bots` and `/api/bots/{botId}`: create, list, read, rename, delete.
 
-use funnelhooks_dialog::bots::bot_name;
-use funnelhooks_spin::{ApiError, json};
+use funnelhooks_core::Error;
+use funnelhooks_dialogs::bots::bot_name;
+use funnelhooks_spin::json;
+use funnelhooks_spin::request::{body, paging};
 use spin_sdk::http::Response;
 
-use crate::{Call, body, page_json, paging};
+use crate::Ctx;
 
-pub(crate) fn create(call: &Call) -> Result<Response, ApiError> {
-    let name = bot_name(&body(call.req)?)?;
-    let bot = call.repo.create_bot(name, call.now)?;
+pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
+    let name = bot_name(&body(ctx.req)?)?;
+    let bot = ctx.repo.create_bot(name, ctx.now)?;
     Ok(json(201, &bot.view()))
 }
 
-pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
-    let (cursor, limit) = paging(call.req)?;
-    let page = call.repo.bots(cursor, limit)?;
-    let items = page.items.iter().map(|b| b.view()).collect();
-    Ok(json(200, &page_json(items, page.next)))
+pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
+    let page = paging(ctx.req)?;
+    let bots = ctx.repo.bots(page.after(), page.limit)?;
+    Ok(json(200, &bots.to_json(|b| b.view())))
 }
 
-pub(crate) fn read(call: &Call, bot: &str) -> Result<Response, ApiError> {
-    Ok(json(200, &call.repo.bot(bot)?.view()))
+pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
+    Ok(json(200, &ctx.repo.bot(ctx.params.get("botId"))?.view()))
 }
 
-pub(crate) fn rename(call: &Call, bot: &str) -> Result<Response, ApiError> {
-    let name = bot_name(&body(call.req)?)?;
-    call.repo.modify_bot(bot, call.now, |b| {
+pub(crate) fn rename(ctx: &Ctx) -> Result<Response, Error> {
+    let name = bot_name(&body(ctx.req)?)?;
+    ctx.repo.modify_bot(ctx.params.get("botId"), ctx.now, |b| {
         b.name.clone_from(&name);
         Ok(())
     })?;
-    read(call, bot)
+    read(ctx)
 }
 
-pub(crate) fn delete(call: &Call, bot: &str) -> Result<Response, ApiError> {
-    call.repo.delete_bot(bot)?;
+pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
+    ctx.repo.delete_bot(ctx.params.get("botId"))?;
     Ok(Response::new(204, ()))
 }

@@ -1,67 +1,74 @@
 //! `/api/calls/services/{serviceId}/hooks`: a service's hooks, as CallKeeper's form holds
 //! them. PUT replaces a hook, PATCH changes the members it names (`{"enabled": false}`).
 
+use funnelhooks_calls::Edit;
 use funnelhooks_calls::event::sample;
-use funnelhooks_delivery::engine::{Engine, NewDelivery};
-use funnelhooks_delivery::log::Source;
-use funnelhooks_spin::{ApiError, SpinClock, SpinSender, json};
+use funnelhooks_core::json::Members;
+use funnelhooks_core::{Error, Kind};
+use funnelhooks_delivery::Owner;
+use funnelhooks_delivery::engine::{Attempts, Engine, NewDelivery};
+use funnelhooks_spin::{SpinClock, SpinSender, json};
 use serde_json::Value as Json;
 use spin_sdk::http::Response;
 
-use crate::Call;
+use crate::Ctx;
 
 /// Largest hook form read (50 parameters of 2 KB each fit).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
-fn config(call: &Call) -> Result<Json, ApiError> {
-    if call.req.body().len() > MAX_FORM_BYTES {
-        return Err(
-            ApiError::new(413, "too_large", "a hook form is at most 256 KiB").with_field("body"),
-        );
-    }
-    serde_json::from_slice(call.req.body()).map_err(|e| {
-        ApiError::new(400, "bad_json", format!("the body is not valid JSON: {e}"))
-            .with_field("body")
+/// The hook form in the body.
+fn form(ctx: &Ctx) -> Result<Json, Error> {
+    funnelhooks_core::json::body(ctx.req.body(), MAX_FORM_BYTES).map_err(|e| {
+        if e.kind == Kind::TooLarge {
+            Error::too_large("too_large", "a hook form is at most 256 KiB").at("body")
+        } else {
+            e
+        }
     })
 }
 
 /// `GET /api/calls/services/{id}/hooks`.
-pub(crate) fn list(call: &Call, service: &str) -> Result<Response, ApiError> {
-    let service = call.repo.service(service)?;
+pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
+    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     let items: Vec<Json> = service.hooks.iter().map(|h| h.view(&service.id)).collect();
     Ok(json(200, &serde_json::json!({ "items": items })))
 }
 
 /// `POST /api/calls/services/{id}/hooks`: 201 with the hook.
-pub(crate) fn create(call: &Call, service: &str) -> Result<Response, ApiError> {
-    let hook = call
+pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
+    let service = ctx.params.get("serviceId");
+    let hook = ctx
         .repo
-        .add_hook(service, &config(call)?, call.policy, call.now)?;
+        .add_hook(service, &form(ctx)?, ctx.policy, ctx.now)?;
     Ok(json(201, &hook.view(service)))
 }
 
 /// `GET /api/calls/services/{id}/hooks/{hookId}`.
-pub(crate) fn read(call: &Call, service: &str, hook: &str) -> Result<Response, ApiError> {
-    let s = call.repo.service(service)?;
-    Ok(json(200, &s.hook(hook)?.view(&s.id)))
+pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
+    let s = ctx.repo.service(ctx.params.get("serviceId"))?;
+    Ok(json(200, &s.hook(ctx.params.get("hookId"))?.view(&s.id)))
 }
 
 /// `PUT` (whole hook) or `PATCH` (named members) `/api/calls/services/{id}/hooks/{hookId}`.
-pub(crate) fn edit(
-    call: &Call,
-    service: &str,
-    hook: &str,
-    merge: bool,
-) -> Result<Response, ApiError> {
-    let hook = call
-        .repo
-        .edit_hook(service, hook, &config(call)?, merge, call.policy, call.now)?;
+pub(crate) fn edit(ctx: &Ctx, edit: Edit) -> Result<Response, Error> {
+    let service = ctx.params.get("serviceId");
+    let hook = ctx.repo.edit_hook(
+        service,
+        ctx.params.get("hookId"),
+        (edit, &form(ctx)?),
+        ctx.policy,
+        ctx.now,
+    )?;
     Ok(json(200, &hook.view(service)))
 }
 
 /// `DELETE /api/calls/services/{id}/hooks/{hookId}`.
-pub(crate) fn delete(call: &Call, service: &str, hook: &str) -> Result<Response, ApiError> {
-    call.repo.delete_hook(service, hook, call.now)?;
+pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
+    ctx.repo.delete_hook(
+        ctx.params.get("serviceId"),
+        ctx.params.get("hookId"),
+        ctx.now,
+    )?;
     Ok(Response::new(204, ()))
 }
 
@@ -69,32 +76,31 @@ pub(crate) fn delete(call: &Call, service: &str, hook: &str) -> Result<Response,
 /// nothing): sends the hook's request for a sample call of the hook's event type (the given
 /// parameters over CallKeeper-shaped defaults), once, marked as a test, and answers with the
 /// delivery and the receiver's answer. Works on disabled and gone hooks too.
-pub(crate) fn test_send(call: &Call, service: &str, hook: &str) -> Result<Response, ApiError> {
-    let body = funnelhooks_spin::request::body(call.req)?;
-    body.only(&["call"])?;
-    let overrides = body.object("call")?.cloned().unwrap_or_default();
-    let service = call.repo.service(service)?;
-    let record = service.hook(hook)?;
-    let config = record.hook(call.policy)?;
+pub(crate) fn test_send(ctx: &Ctx) -> Result<Response, Error> {
+    let body = funnelhooks_spin::request::body(ctx.req)?;
+    let overrides = Members::of(&body, &["call"])?
+        .object("call")?
+        .cloned()
+        .unwrap_or_default();
+    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
+    let record = service.hook(ctx.params.get("hookId"))?;
+    let config = &record.config;
     let event = sample(config.event, &overrides);
-    let built = config.build(&event, call.policy)?;
-    let source = Source {
-        service_id: Some(service.id.clone()),
-        hook_id: Some(record.id.clone()),
-        call_id: Some(event.call_id.clone()),
-        event: Some(config.event.as_str().into()),
-        ..Source::default()
+    let built = config.build(&event, ctx.policy)?;
+    let owner = Owner::Hook {
+        service_id: service.id.clone(),
+        hook_id: record.id.clone(),
+        call_id: event.call_id.clone(),
+        event: config.event.as_str().into(),
     };
-    let new = NewDelivery {
-        test: true,
-        request: Some(built.request),
-        missing: built.missing,
-        max_attempts: 1,
-        ..NewDelivery::with_options(source, &config.options)
-    };
+    let mut new = NewDelivery::new(owner, &config.options);
+    new.test = true;
+    new.request = Some(built.request);
+    new.missing = built.missing;
+    new.max_attempts = 1;
     let (sender, clock) = (SpinSender, SpinClock);
-    let engine = Engine::new(call.kv, &sender, &clock);
+    let engine = Engine::new(ctx.kv, &sender, &clock);
     let created = engine.create(new, None)?;
-    let done = engine.run(created, false)?;
+    let done = engine.run(created, Attempts::FirstOnly)?;
     Ok(json(200, &done.view()))
 }

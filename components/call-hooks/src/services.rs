@@ -2,18 +2,20 @@
 //! call parameters a hook can send.
 
 use funnelhooks_calls::{PRESETS, Service};
-use funnelhooks_spin::request::{body, page_json, paging, public_base};
-use funnelhooks_spin::{ApiError, json};
+use funnelhooks_core::Error;
+use funnelhooks_core::json::Members;
+use funnelhooks_spin::json;
+use funnelhooks_spin::request::{body, paging, public_base};
 use serde_json::{Value as Json, json};
 use spin_sdk::http::Response;
 
-use crate::Call;
+use crate::Ctx;
 
 /// The URL the telephony side posts events to, with the key.
-fn ingest_url(call: &Call, service: &Service, key: &str) -> String {
+fn ingest_url(ctx: &Ctx, service: &Service, key: &str) -> String {
     format!(
         "{}/api/calls/services/{}/events?key={key}",
-        public_base(call.req),
+        public_base(ctx.req),
         service.id
     )
 }
@@ -36,34 +38,32 @@ pub(crate) fn parameters() -> Response {
     json(200, &json!({"parameters": preset_list()}))
 }
 
-/// `POST /api/calls/services` `{"name"}`: 201 with the ingest key, shown this once.
-pub(crate) fn create(call: &Call) -> Result<Response, ApiError> {
-    let body = body(call.req)?;
-    body.only(&["name"])?;
-    let name = body.required_text("name", 100)?.trim().to_string();
-    if name.is_empty() {
-        return Err(ApiError::new(422, "missing_field", "the name is required").with_field("name"));
-    }
-    let (service, key) = call.repo.create_service(name, call.now)?;
+/// The service as shown once, with its new key and ingest URL.
+fn with_key(ctx: &Ctx, service: &Service, key: String) -> Json {
     let mut v = service.view();
-    v["ingestUrl"] = Json::from(ingest_url(call, &service, &key));
+    v["ingestUrl"] = Json::from(ingest_url(ctx, service, &key));
     v["ingestKey"] = Json::from(key);
-    Ok(json(201, &v))
+    v
+}
+
+/// `POST /api/calls/services` `{"name"}`: 201 with the ingest key, shown this once.
+pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
+    let body = body(ctx.req)?;
+    let name = Members::of(&body, &["name"])?.required("name", 100)?;
+    let (service, key) = ctx.repo.create_service(name, ctx.now)?;
+    Ok(json(201, &with_key(ctx, &service, key)))
 }
 
 /// `GET /api/calls/services?cursor&limit`.
-pub(crate) fn list(call: &Call) -> Result<Response, ApiError> {
-    let (after, limit) = paging(call.req)?;
-    let (items, next) = call.repo.services(after, limit)?;
-    Ok(json(
-        200,
-        &page_json(items.iter().map(Service::view).collect(), next),
-    ))
+pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
+    let page = paging(ctx.req)?;
+    let services = ctx.repo.services(page.after(), page.limit)?;
+    Ok(json(200, &services.to_json(Service::view)))
 }
 
 /// `GET /api/calls/services/{id}`: the service, its hooks and the call parameters.
-pub(crate) fn read(call: &Call, id: &str) -> Result<Response, ApiError> {
-    let service = call.repo.service(id)?;
+pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
+    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     let mut v = service.view();
     v["hooks"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
     v["parameters"] = preset_list();
@@ -72,17 +72,15 @@ pub(crate) fn read(call: &Call, id: &str) -> Result<Response, ApiError> {
 
 /// `DELETE /api/calls/services/{id}`: the service and its hooks; its deliveries stay in
 /// the log.
-pub(crate) fn delete(call: &Call, id: &str) -> Result<Response, ApiError> {
-    call.repo.delete_service(id)?;
+pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
+    ctx.repo.delete_service(ctx.params.get("serviceId"))?;
     Ok(Response::new(204, ()))
 }
 
 /// `POST /api/calls/services/{id}/ingest-key`: a new key; the old one stops working now.
-pub(crate) fn rotate_key(call: &Call, id: &str) -> Result<Response, ApiError> {
-    let key = call.repo.rotate_key(id, call.now)?;
-    let service = call.repo.service(id)?;
-    let mut v = service.view();
-    v["ingestUrl"] = Json::from(ingest_url(call, &service, &key));
-    v["ingestKey"] = Json::from(key);
-    Ok(json(200, &v))
+pub(crate) fn rotate_key(ctx: &Ctx) -> Result<Response, Error> {
+    let id = ctx.params.get("serviceId");
+    let key = ctx.repo.rotate_key(id, ctx.now)?;
+    let service = ctx.repo.service(id)?;
+    Ok(json(200, &with_key(ctx, &service, key)))
 }

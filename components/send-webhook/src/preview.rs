@@ -1,55 +1,73 @@
 //! `POST /api/templates/preview`: renders a template for where it will land, against a real
 //! dialog or a sample, and reports missing and unknown names. Nothing is sent or stored.
 
-use funnelhooks_dialog::Dialog;
+use funnelhooks_core::Error;
+use funnelhooks_core::json::Members;
+use funnelhooks_dialogs::Dialog;
+use funnelhooks_spin::json;
 use funnelhooks_spin::request::body;
-use funnelhooks_spin::{ApiError, json};
-use funnelhooks_template::{LintKind, Target, Template};
+use funnelhooks_steps::sample::sample;
+use funnelhooks_template::{LintKind, Name, Target, Template};
 use spin_sdk::http::Response;
 
-use crate::Call;
-use crate::deliver::{dialog_or_sample, sample};
+use crate::Ctx;
+use crate::deliver::{DialogChoice, dialog_or_sample};
 
-/// `{"template", "target": "url|json|form|header|text", "botId"?, "chatId"?, "sample"?}`.
-pub(crate) fn preview(call: &Call) -> Result<Response, ApiError> {
-    let body = body(call.req)?;
-    body.only(&["template", "target", "botId", "chatId", "sample"])?;
-    let source = body.text("template", 64 * 1024)?.ok_or_else(|| {
-        ApiError::new(422, "missing_field", "the template to render").with_field("template")
-    })?;
-    let target = match body.text("target", 16)?.as_deref().unwrap_or("text") {
+/// Longest template a preview renders.
+const MAX_TEMPLATE: usize = 64 * 1024;
+
+fn target(name: Option<&str>) -> Result<Target, Error> {
+    Ok(match name.unwrap_or("text") {
         "url" => Target::Url,
         "json" => Target::Json,
         "form" => Target::Form,
         "header" => Target::Header,
         "text" => Target::Text,
         _ => {
-            return Err(
-                ApiError::new(422, "bad_target", "use url, json, form, header or text")
-                    .with_field("target"),
-            );
+            return Err(Error::invalid(
+                "bad_target",
+                "target",
+                "use url, json, form, header or text",
+            ));
         }
-    };
-    let template = Template::parse(&source, target).map_err(|e| ApiError {
-        position: Some(e.offset),
-        ..ApiError::new(422, "bad_template", e.to_string()).with_field("template")
-    })?;
-    let (dialog, fields): (Dialog, Vec<String>) = match body.text("botId", 64)? {
+    })
+}
+
+/// The dialog to render against, and the custom field keys its bot defines.
+fn context(ctx: &Ctx, m: &Members<'_>) -> Result<(Dialog, Vec<String>), Error> {
+    let choice = DialogChoice::from_members(m)?;
+    match m.text("botId")? {
         Some(bot) => {
-            let bot = call.repo.bot(&bot)?;
-            let d = dialog_or_sample(call, &bot, &body)?;
-            (d, bot.fields.keys().cloned().collect())
+            let bot = ctx.repo.bot(bot)?;
+            let fields = bot.fields.keys().cloned().collect();
+            Ok((dialog_or_sample(ctx, &bot, &choice)?, fields))
         }
-        None => (sample("sample", body.object("sample")?)?, Vec::new()),
-    };
-    let rendered = template.render(&dialog).map_err(|e| ApiError {
-        position: Some(e.offset),
-        ..ApiError::new(422, "render_failed", e.to_string()).with_field("template")
-    })?;
-    let known = |name: &funnelhooks_template::Name| match name {
-        funnelhooks_template::Name::Field { key, .. } => {
-            dialog.fields.contains_key(key) || fields.contains(key)
-        }
+        None => Ok((sample("sample", ctx.now, choice.sample())?, Vec::new())),
+    }
+}
+
+/// `{"template", "target": "url|json|form|header|text", "botId"?, "chatId"?, "sample"?}`.
+pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
+    let body = body(ctx.req)?;
+    let m = Members::of(&body, &["template", "target", "botId", "chatId", "sample"])?;
+    let source = m
+        .text("template")?
+        .ok_or_else(|| Error::invalid("missing_field", "template", "the template to render"))?;
+    if source.len() > MAX_TEMPLATE {
+        return Err(Error::invalid(
+            "value_too_long",
+            "template",
+            format!("at most {MAX_TEMPLATE} bytes"),
+        ));
+    }
+    let target = target(m.text("target")?)?;
+    let template = Template::parse(source, target).map_err(|e| Error::from(e).at("template"))?;
+    let (dialog, fields) = context(ctx, &m)?;
+    let rendered = template
+        .render(&dialog)
+        .map_err(|e| Error::from(e).at("template"))?;
+    let known = |name: &Name| match name {
+        Name::Field { key, .. } => dialog.fields.contains_key(key) || fields.contains(key),
         _ => true,
     };
     let lints = template.lint(known);

@@ -1,85 +1,81 @@
 //! `/api/bots/{botId}/steps/{stepId}`: the steps postbacks move dialogs to. A send-webhook
-//! step's `webhook` config is validated when it is saved (a template error is a 422 with its
+//! step's `webhook` config is checked when it is saved (a template error is a 422 with its
 //! position) and shown without its signing secret.
 
+use funnelhooks_core::{Error, new_id};
 use funnelhooks_delivery::check_target;
-use funnelhooks_delivery::config::WebhookConfig;
-use funnelhooks_dialog::bots::{Step, new_id, step_input};
+use funnelhooks_spin::json;
 use funnelhooks_spin::request::body;
-use funnelhooks_spin::{ApiError, json};
+use funnelhooks_steps::sample::sample;
+use funnelhooks_steps::{WebhookConfig, WebhookStep, step_input};
 use spin_sdk::http::Response;
 
-use crate::Call;
+use crate::Ctx;
 
 /// A step as the API shows it: the webhook config with `signed` instead of its secret.
-fn view(step: &Step) -> serde_json::Value {
-    let mut v = serde_json::to_value(step).unwrap_or_default();
+fn view(step: &WebhookStep) -> serde_json::Value {
+    let mut v = serde_json::json!({
+        "id": step.id,
+        "key": step.key,
+        "kind": step.kind.as_str(),
+        "webhookGone": step.webhook_gone,
+        "createdAt": step.created_at,
+        "updatedAt": step.updated_at,
+    });
     if let Some(config) = &step.webhook {
-        v["webhook"] = match WebhookConfig::from_json(config) {
-            Ok(c) => c.to_view_json(),
-            // Saved before configs were validated: show it, minus any secret.
-            Err(_) => {
-                let mut raw = config.clone();
-                if let Some(m) = raw.as_object_mut() {
-                    m.remove("signingSecret");
-                }
-                raw
-            }
-        };
+        v["webhook"] = config.to_view_json();
     }
     v
 }
 
-pub(crate) fn list(call: &Call, bot: &str) -> Result<Response, ApiError> {
-    let bot = call.repo.bot(bot)?;
-    let steps: Vec<_> = call.repo.steps(&bot)?.iter().map(view).collect();
+pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
+    let bot = ctx.repo.bot(ctx.params.get("botId"))?;
+    let steps: Vec<_> = ctx
+        .repo
+        .steps::<WebhookConfig>(&bot)?
+        .iter()
+        .map(view)
+        .collect();
     Ok(json(200, &serde_json::json!({ "items": steps })))
 }
 
 /// `POST`: a new step with a random id.
-pub(crate) fn create(call: &Call, bot: &str) -> Result<Response, ApiError> {
-    put_with_id(call, bot, &new_id())
+pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
+    save(ctx, &new_id())
 }
 
-pub(crate) fn put(call: &Call, bot: &str, step: &str) -> Result<Response, ApiError> {
-    put_with_id(call, bot, step)
+pub(crate) fn put(ctx: &Ctx) -> Result<Response, Error> {
+    save(ctx, ctx.params.get("stepId"))
 }
 
-fn put_with_id(call: &Call, bot: &str, step: &str) -> Result<Response, ApiError> {
-    let mut input = step_input(&body(call.req)?)?;
-    if input.kind == "send-webhook" && input.webhook.is_none() {
-        return Err(ApiError::new(
-            422,
-            "missing_field",
-            "a send-webhook step needs its webhook config",
-        )
-        .with_field("webhook"));
-    }
+fn save(ctx: &Ctx, step: &str) -> Result<Response, Error> {
+    let input = step_input(&body(ctx.req)?)?;
     if let Some(config) = &input.webhook {
-        let config = WebhookConfig::from_json(config)?;
         // The host is literal (a variable there is refused), so a sample render tells
         // whether the URL parses and may be delivered to.
-        let sample = crate::deliver::sample(bot, None)?;
+        let dialog = sample(ctx.params.get("botId"), ctx.now, None)?;
         let url = config
             .url
-            .render(&sample)
+            .render(&dialog)
             .map(|r| r.output)
             .unwrap_or_default();
-        check_target(&url, call.policy)?;
-        // Stored in its normal form, secret included; saving again also clears "gone".
-        input.webhook = Some(config.to_stored_json());
+        check_target(&url, ctx.policy).map_err(|e| e.at("webhook.url"))?;
     }
-    let (step, created) = call.repo.put_step(bot, step, input, call.now)?;
+    // Saving again also clears the step's "gone" mark.
+    let (step, created) = ctx
+        .repo
+        .put_step(ctx.params.get("botId"), step, input, ctx.now)?;
     Ok(json(if created { 201 } else { 200 }, &view(&step)))
 }
 
-pub(crate) fn read(call: &Call, bot: &str, step: &str) -> Result<Response, ApiError> {
-    let bot = call.repo.bot(bot)?;
-    let step = call.repo.step(&bot, step)?;
+pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
+    let bot = ctx.repo.bot(ctx.params.get("botId"))?;
+    let step = ctx.repo.step(&bot, ctx.params.get("stepId"))?;
     Ok(json(200, &view(&step)))
 }
 
-pub(crate) fn delete(call: &Call, bot: &str, step: &str) -> Result<Response, ApiError> {
-    call.repo.delete_step(bot, step, call.now)?;
+pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
+    ctx.repo
+        .delete_step(ctx.params.get("botId"), ctx.params.get("stepId"), ctx.now)?;
     Ok(Response::new(204, ()))
 }

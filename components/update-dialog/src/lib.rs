@@ -6,35 +6,37 @@
 //! delivered by the send-webhook component through Spin's local chaining, after this
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
-use funnelhooks_dialog::bots::Step;
-use funnelhooks_dialog::handoff::StepEntry;
-use funnelhooks_dialog::{Repo, from_request};
+use funnelhooks_core::{Error, Kind};
+use funnelhooks_dialogs::handoff::{StepEntry, StepReached};
+use funnelhooks_dialogs::{Repo, from_request};
+use funnelhooks_routes::update_dialog::ROUTES;
 use funnelhooks_spin::{ApiError, SpinKv, json, now, respond};
 use spin_sdk::http::conversions::TryFromIncomingRequest;
-use spin_sdk::http::{IncomingRequest, Method, Request, Response, ResponseOutparam};
+use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// Where the send-webhook component is reached by local chaining.
 const STEP_REACHED: &str = "http://send-webhook.spin.internal/internal/step-reached";
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let (response, delivery) = match Request::try_from_incoming_request(incoming).await {
+    let (response, reached) = match Request::try_from_incoming_request(incoming).await {
         Ok(req) => match update_dialog(&req) {
-            Ok((response, delivery)) => (response, delivery),
+            Ok(done) => done,
             Err(e) => (e.response(), None),
         },
         Err(e) => (
-            ApiError::new(
-                400,
+            ApiError::from(Error::new(
+                Kind::Malformed,
                 "bad_request",
                 format!("the request cannot be read: {e}"),
-            )
+            ))
             .response(),
             None,
         ),
     };
     respond(out, response).await;
-    if let Some(body) = delivery {
+    if let Some(reached) = reached {
+        let body = serde_json::to_vec(&reached).unwrap_or_default();
         let request = Request::post(STEP_REACHED, body)
             .header("content-type", "application/json")
             .build();
@@ -46,26 +48,19 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
-/// The postback; the second value is the chained delivery's body when the dialog entered a
-/// send-webhook step.
-fn update_dialog(req: &Request) -> Result<(Response, Option<String>), ApiError> {
-    if !matches!(req.method(), Method::Get | Method::Post) {
-        return Err(ApiError::method_not_allowed("GET or POST"));
-    }
-    let link = req
-        .header("spin-path-match-postback-id")
-        .and_then(|h| h.as_str())
-        .unwrap_or("");
+/// The postback, and the step entry to chain when the dialog entered a send-webhook step.
+fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiError> {
+    let (_, params) = funnelhooks_spin::public_route(ROUTES, req)?;
     let content_type = req.header("content-type").and_then(|h| h.as_str());
-    let params = from_request(req.query(), content_type, req.body())?;
+    let update = from_request(req.query(), content_type, req.body())?;
     let kv = SpinKv::open_default()?;
     let repo = Repo::new(&kv);
     let at = now();
-    let done = repo.postback(link, params, at)?;
-    let delivery = done
+    let done = repo.postback(params.get("postbackId"), update, at)?;
+    let reached = done
         .entered_step
         .as_ref()
-        .filter(|s: &&Step| s.kind == "send-webhook")
+        .filter(|s| s.sends_webhook)
         .map(|s| {
             // Written before the answer: if the chained delivery never happens, the retry
             // sweep finds the handoff and delivers it. Without it the chain is still tried.
@@ -79,9 +74,7 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<String>), ApiError> 
                 .hand_off(&entry)
                 .map_err(|e| eprintln!("update-dialog: handoff not recorded: {e}"))
                 .ok();
-            serde_json::json!({"botId": entry.bot_id, "chatId": entry.chat_id.to_string(),
-                               "stepId": entry.step_id, "handoff": handoff})
-            .to_string()
+            StepReached { entry, handoff }
         });
     let response = json(
         200,
@@ -90,8 +83,8 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<String>), ApiError> 
             "created": done.created,
             "undefinedFields": done.update.undefined_fields,
             "dialog": done.dialog,
-            "webhookQueued": delivery.is_some(),
+            "webhookQueued": reached.is_some(),
         }),
     );
-    Ok((response, delivery))
+    Ok((response, reached))
 }

@@ -11,7 +11,8 @@ use funnelhooks_template::{Builtin, Context, Value};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use crate::error::CallError;
+use funnelhooks_core::media::{self, BodyKind};
+use funnelhooks_core::{Error, form};
 
 /// Largest event body read.
 pub const MAX_EVENT_BYTES: usize = 64 * 1024;
@@ -190,16 +191,15 @@ impl CallEvent {
     /// Reads an event from the query string (without `key`) and a JSON or form body;
     /// body parameters win over query parameters of the same name. `event` (query or body)
     /// names the event type explicitly; otherwise `hook_event` decides.
-    pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, CallError> {
+    pub fn parse(query: &str, content_type: Option<&str>, body: &[u8]) -> Result<Self, Error> {
         if body.len() > MAX_EVENT_BYTES {
-            return Err(CallError::new(
-                413,
+            return Err(Error::too_large(
                 "too_large",
-                Some("body"),
                 format!("a call event is at most {MAX_EVENT_BYTES} bytes"),
-            ));
+            )
+            .at("body"));
         }
-        let mut params = form(query.as_bytes());
+        let mut params = form_params(query.as_bytes())?;
         params.remove("key");
         let body_params = body_params(content_type, body)?;
         params.extend(body_params);
@@ -318,9 +318,9 @@ impl Context for CallEvent {
 
 /// Parameters of a form (or a query string): `a[b]=c` nests, JSON text in the nested
 /// presets (`visit_info`, `current`, `first`) is read as JSON.
-fn form(bytes: &[u8]) -> Map<String, Json> {
+fn form_params(bytes: &[u8]) -> Result<Map<String, Json>, Error> {
     let mut out = Map::new();
-    for (k, v) in url::form_urlencoded::parse(bytes) {
+    for (k, v) in form::pairs(bytes)? {
         if let Some((outer, rest)) = k.split_once('[')
             && let Some(inner) = rest.strip_suffix(']')
             && !outer.is_empty()
@@ -332,67 +332,47 @@ fn form(bytes: &[u8]) -> Map<String, Json> {
                 *entry = Json::Object(Map::new());
             }
             if let Json::Object(m) = entry {
-                m.insert(inner.to_string(), Json::String(v.into_owned()));
+                m.insert(inner.to_string(), Json::String(v));
             }
             continue;
         }
-        let nested = matches!(k.as_ref(), "visit_info" | "current" | "first");
+        let nested = matches!(k.as_str(), "visit_info" | "current" | "first");
         let value = match serde_json::from_str::<Json>(&v) {
             Ok(j @ (Json::Object(_) | Json::Array(_))) if nested => j,
-            _ => Json::String(v.into_owned()),
+            _ => Json::String(v),
         };
-        out.insert(k.into_owned(), value);
+        out.insert(k, value);
     }
-    out
+    Ok(out)
 }
 
-fn body_params(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Json>, CallError> {
-    let trimmed = body.trim_ascii();
-    if trimmed.is_empty() {
-        return Ok(Map::new());
-    }
-    let media = content_type
-        .and_then(|c| c.split(';').next())
-        .map(|c| c.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let json = media == "application/json"
-        || media.ends_with("+json")
-        || (media != "application/x-www-form-urlencoded" && trimmed.starts_with(b"{"));
-    if !json {
-        if media.starts_with("multipart/") {
-            return Err(CallError::new(
-                415,
-                "unsupported_media_type",
-                Some("content-type"),
-                "send the event as application/json or application/x-www-form-urlencoded",
-            ));
-        }
-        return Ok(form(trimmed));
-    }
-    match serde_json::from_slice::<Json>(trimmed) {
-        Ok(Json::Object(m)) => Ok(m),
-        Ok(_) => Err(CallError::new(
-            400,
-            "bad_body",
-            Some("body"),
-            "expected a JSON object of call parameters",
-        )),
-        Err(e) => Err(CallError::new(
-            400,
-            "bad_json",
-            Some("body"),
-            format!("the body is not valid JSON: {e}"),
-        )),
+fn body_params(content_type: Option<&str>, body: &[u8]) -> Result<Map<String, Json>, Error> {
+    match media::classify(content_type, body)? {
+        BodyKind::Empty => Ok(Map::new()),
+        BodyKind::Form => form_params(body.trim_ascii()),
+        BodyKind::Json => match serde_json::from_slice::<Json>(body) {
+            Ok(Json::Object(m)) => Ok(m),
+            Ok(_) => Err(Error::malformed(
+                "bad_body",
+                "body",
+                "expected a JSON object of call parameters",
+            )),
+            Err(e) => Err(Error::malformed(
+                "bad_json",
+                "body",
+                format!("the body is not valid JSON: {e}"),
+            )),
+        },
     }
 }
 
-fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
-    let read = |name: &str| -> Result<Option<EventKind>, CallError> {
+fn event_kind(params: &Map<String, Json>) -> Result<EventKind, Error> {
+    let read = |name: &str| -> Result<Option<EventKind>, Error> {
         match params.get(name) {
             None | Some(Json::Null) => Ok(None),
             Some(Json::String(s)) if s.trim().is_empty() => Ok(None),
             Some(Json::String(s)) => EventKind::parse(s).map(Some).ok_or_else(|| {
-                CallError::invalid(
+                Error::invalid(
                     "unknown_event",
                     name,
                     format!(
@@ -400,7 +380,7 @@ fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
                     ),
                 )
             }),
-            Some(_) => Err(CallError::invalid(
+            Some(_) => Err(Error::invalid(
                 "unknown_event",
                 name,
                 "expected text: \"Call is processing\", \"Call is over\", start or end",
@@ -408,7 +388,7 @@ fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
         }
     };
     match (read("event")?, read("hook_event")?) {
-        (Some(a), Some(b)) if a != b => Err(CallError::invalid(
+        (Some(a), Some(b)) if a != b => Err(Error::invalid(
             "conflicting_event",
             "event",
             format!(
@@ -418,7 +398,7 @@ fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
             ),
         )),
         (Some(k), _) | (None, Some(k)) => Ok(k),
-        (None, None) => Err(CallError::invalid(
+        (None, None) => Err(Error::invalid(
             "missing_event",
             "hook_event",
             "say which event this is: hook_event \"Call is processing\" or \"Call is over\", or event start or end",
@@ -426,13 +406,13 @@ fn event_kind(params: &Map<String, Json>) -> Result<EventKind, CallError> {
     }
 }
 
-fn call_id(params: &Map<String, Json>) -> Result<String, CallError> {
+fn call_id(params: &Map<String, Json>) -> Result<String, Error> {
     let id = match params.get("id") {
         Some(Json::String(s)) => s.trim().to_string(),
         Some(Json::Number(n)) => n.to_string(),
         None | Some(Json::Null) => String::new(),
         Some(_) => {
-            return Err(CallError::invalid(
+            return Err(Error::invalid(
                 "bad_call_id",
                 "id",
                 "the call id is text or a number",
@@ -440,14 +420,14 @@ fn call_id(params: &Map<String, Json>) -> Result<String, CallError> {
         }
     };
     if id.is_empty() {
-        return Err(CallError::invalid(
+        return Err(Error::invalid(
             "missing_call_id",
             "id",
             "the call id is required: it tells a repeated event from a new one",
         ));
     }
     if id.len() > MAX_CALL_ID || id.chars().any(char::is_control) {
-        return Err(CallError::invalid(
+        return Err(Error::invalid(
             "bad_call_id",
             "id",
             format!("at most {MAX_CALL_ID} bytes without control characters"),

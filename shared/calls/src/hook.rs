@@ -9,15 +9,14 @@
 //!  "timeoutMs": 10000, "retry": {"maxAttempts": 8}, "signingSecret": "whsec_..."}
 //! ```
 
-use funnelhooks_delivery::config::DeliveryOptions;
+use funnelhooks_core::json::Members;
+use funnelhooks_core::{Error, Kind};
 use funnelhooks_delivery::log::secret_name;
-use funnelhooks_delivery::request::OutboundRequest;
-use funnelhooks_delivery::{TargetPolicy, check_target};
+use funnelhooks_delivery::{DeliveryOptions, OutboundRequest, TargetPolicy, check_target};
 use funnelhooks_template::{Target, Template};
 use serde_json::{Map, Value as Json, json};
 use url::Url;
 
-use crate::error::CallError;
 use crate::event::{CallEvent, EventKind, Lookup, PRESETS, preset, text};
 
 /// Most parameters a hook sends.
@@ -103,6 +102,7 @@ pub struct Built {
     pub missing: Vec<String>,
 }
 
+/// The members a hook form may have.
 const MEMBERS: [&str; 13] = [
     "name",
     "protocol",
@@ -119,141 +119,118 @@ const MEMBERS: [&str; 13] = [
     "signingSecret",
 ];
 
-fn text_member<'j>(map: &'j Map<String, Json>, name: &str) -> Result<Option<&'j str>, CallError> {
-    match map.get(name) {
-        None | Some(Json::Null) => Ok(None),
-        Some(Json::String(s)) => Ok(Some(s.as_str())),
-        Some(_) => Err(CallError::invalid("wrong_type", name, "expected text")),
+fn protocol(given: Option<&str>) -> Result<&'static str, Error> {
+    match given.map(|p| p.trim().to_ascii_lowercase()).as_deref() {
+        None | Some("https") => Ok("https"),
+        Some("http") => Ok("http"),
+        Some(_) => Err(Error::invalid("bad_protocol", "protocol", "http or https")),
+    }
+}
+
+fn port(given: Option<&Json>, protocol: &str) -> Result<u16, Error> {
+    match given {
+        None => Ok(if protocol == "https" { 443 } else { 80 }),
+        Some(p) => p
+            .as_u64()
+            .or_else(|| p.as_str().and_then(|s| s.trim().parse().ok()))
+            .filter(|p| (1..=65535).contains(p))
+            .map(|p| p as u16)
+            .ok_or_else(|| Error::invalid("bad_port", "port", "a port from 1 to 65535")),
+    }
+}
+
+fn content_type(given: Option<&str>) -> Result<ContentType, Error> {
+    let media = given.map(|c| {
+        c.split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase()
+    });
+    match media.as_deref() {
+        None | Some("application/json") | Some("json") => Ok(ContentType::Json),
+        Some("application/x-www-form-urlencoded") | Some("form") => Ok(ContentType::Form),
+        Some(c) if c.starts_with("multipart/") => Err(Error::invalid(
+            "bad_content_type",
+            "contentType",
+            "multipart/form-data is not supported; use application/x-www-form-urlencoded (same fields, simpler to read)",
+        )),
+        Some(_) => Err(Error::invalid(
+            "bad_content_type",
+            "contentType",
+            "application/json or application/x-www-form-urlencoded",
+        )),
+    }
+}
+
+fn event(given: Option<&str>) -> Result<EventKind, Error> {
+    let given = given.ok_or_else(|| {
+        Error::invalid(
+            "missing_field",
+            "event",
+            "say when the hook fires: start (\"Call is processing\") or end (\"Call is over\")",
+        )
+    })?;
+    EventKind::parse(given).ok_or_else(|| {
+        Error::invalid(
+            "bad_event",
+            "event",
+            "start (\"Call is processing\") or end (\"Call is over\")",
+        )
+    })
+}
+
+fn post(method: Option<&str>) -> Result<bool, Error> {
+    match method.map(|m| m.trim().to_ascii_uppercase()).as_deref() {
+        None | Some("GET") => Ok(false),
+        Some("POST") => Ok(true),
+        Some(_) => Err(Error::invalid("bad_method", "method", "GET or POST")),
     }
 }
 
 impl HookConfig {
-    /// Reads and validates a hook; the error names the member. The target must pass the
-    /// SSRF rules under `policy`.
-    pub fn from_json(config: &Json, policy: TargetPolicy) -> Result<Self, CallError> {
-        let map = config.as_object().ok_or_else(|| {
-            CallError::new(400, "bad_body", Some("body"), "expected a JSON object")
-        })?;
-        if let Some(k) = map.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
-            return Err(CallError::invalid(
-                "unknown_field",
-                k,
-                format!("unknown member; expected one of: {}", MEMBERS.join(", ")),
-            ));
-        }
-        let name = match text_member(map, "name")? {
+    /// Reads and checks a hook form (a request body, or the stored hook); errors name the
+    /// member (`host`, `parameters[2].param`). Where the hook may send is checked separately
+    /// ([`HookConfig::check_target`]), when it is saved and at every send.
+    pub fn from_json(config: &Json) -> Result<Self, Error> {
+        let m = Members::of(config, &MEMBERS)?;
+        let name = match m.text("name")? {
             Some(n) if n.chars().count() > 100 => {
-                return Err(CallError::invalid(
-                    "too_long",
-                    "name",
-                    "at most 100 characters",
-                ));
+                return Err(Error::invalid("too_long", "name", "at most 100 characters"));
             }
             n => n.map(|n| n.trim().to_string()).filter(|n| !n.is_empty()),
         };
-        let protocol = match text_member(map, "protocol")?.map(|p| p.trim().to_ascii_lowercase()) {
-            None => "https",
-            Some(p) if p == "https" => "https",
-            Some(p) if p == "http" => "http",
-            Some(_) => {
-                return Err(CallError::invalid(
-                    "bad_protocol",
-                    "protocol",
-                    "http or https",
-                ));
-            }
-        };
-        let host = host(text_member(map, "host")?)?;
-        let port = match map.get("port") {
-            None | Some(Json::Null) => {
-                if protocol == "https" {
-                    443
-                } else {
-                    80
-                }
-            }
-            Some(p) => p
-                .as_u64()
-                .or_else(|| p.as_str().and_then(|s| s.trim().parse().ok()))
-                .filter(|p| (1..=65535).contains(p))
-                .ok_or_else(|| CallError::invalid("bad_port", "port", "a port from 1 to 65535"))?
-                as u16,
-        };
-        let path = path(text_member(map, "path")?.unwrap_or("/"))?;
-        let post = match text_member(map, "method")?.map(|m| m.trim().to_ascii_uppercase()) {
-            None => false,
-            Some(m) if m == "GET" => false,
-            Some(m) if m == "POST" => true,
-            Some(_) => return Err(CallError::invalid("bad_method", "method", "GET or POST")),
-        };
-        let content_type = match text_member(map, "contentType")?.map(|c| {
-            c.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        }) {
-            None => ContentType::Json,
-            Some(c) if c == "application/json" || c == "json" => ContentType::Json,
-            Some(c) if c == "application/x-www-form-urlencoded" || c == "form" => ContentType::Form,
-            Some(c) if c.starts_with("multipart/") => {
-                return Err(CallError::invalid(
-                    "bad_content_type",
-                    "contentType",
-                    "multipart/form-data is not supported; use application/x-www-form-urlencoded (same fields, simpler to read)",
-                ));
-            }
-            Some(_) => {
-                return Err(CallError::invalid(
-                    "bad_content_type",
-                    "contentType",
-                    "application/json or application/x-www-form-urlencoded",
-                ));
-            }
-        };
-        let event = match map.get("event") {
-            Some(Json::String(e)) => EventKind::parse(e).ok_or_else(|| {
-                CallError::invalid(
-                    "bad_event",
-                    "event",
-                    "start (\"Call is processing\") or end (\"Call is over\")",
-                )
-            })?,
-            None | Some(Json::Null) => {
-                return Err(CallError::invalid(
-                    "missing_field",
-                    "event",
-                    "say when the hook fires: start (\"Call is processing\") or end (\"Call is over\")",
-                ));
-            }
-            Some(_) => return Err(CallError::invalid("wrong_type", "event", "expected text")),
-        };
-        let enabled = match map.get("enabled") {
-            None | Some(Json::Null) => true,
-            Some(Json::Bool(b)) => *b,
-            Some(_) => {
-                return Err(CallError::invalid("wrong_type", "enabled", "true or false"));
-            }
-        };
-        let parameters = parameters(map.get("parameters"))?;
-        let options =
-            DeliveryOptions::from_json(map, "").map_err(|e| CallError::from_delivery(e, "body"))?;
-        let hook = HookConfig {
+        let protocol = protocol(m.text("protocol")?)?;
+        Ok(HookConfig {
             name,
             protocol,
-            host,
-            port,
-            path,
-            parameters,
-            post,
-            content_type,
-            event,
-            enabled,
-            options,
-        };
-        check_target(hook.base_url().as_str(), policy)
-            .map_err(|e| CallError::from_delivery(e, "host"))?;
-        Ok(hook)
+            host: host(m.text("host")?)?,
+            port: port(m.get("port"), protocol)?,
+            path: path(m.text("path")?.unwrap_or("/"))?,
+            parameters: parameters(m.array("parameters")?.unwrap_or_default())?,
+            post: post(m.text("method")?)?,
+            content_type: content_type(m.text("contentType")?)?,
+            event: event(m.text("event")?)?,
+            enabled: m.bool("enabled")?.unwrap_or(true),
+            options: DeliveryOptions::from_members(&m)?,
+        })
+    }
+
+    /// Fails, naming `host`, when the hook's target may not be sent to under `policy`.
+    pub fn check_target(&self, policy: TargetPolicy) -> Result<(), Error> {
+        check_target(self.base_url().as_str(), policy)
+            .map(drop)
+            .map_err(|e| e.at("host"))
+    }
+
+    /// This hook with the members `patch` names replaced (a PATCH), read and checked as a
+    /// whole form.
+    pub fn patched(&self, patch: &Json) -> Result<Self, Error> {
+        let mut merged = self.to_stored_json();
+        if let (Json::Object(base), Json::Object(p)) = (&mut merged, patch) {
+            base.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        Self::from_json(&merged)
     }
 
     /// `protocol://host:port/path`, no query.
@@ -324,7 +301,7 @@ impl HookConfig {
 
     /// The request this hook sends for `event`. Parameters the event lacks are sent empty
     /// and listed in `missing`; so are the ones that do not exist yet at call start.
-    pub fn build(&self, event: &CallEvent, policy: TargetPolicy) -> Result<Built, CallError> {
+    pub fn build(&self, event: &CallEvent, policy: TargetPolicy) -> Result<Built, Error> {
         let mut missing = Vec::new();
         let mut values: Vec<(&str, Json)> = Vec::with_capacity(self.parameters.len());
         for p in &self.parameters {
@@ -341,7 +318,7 @@ impl HookConfig {
                 ParamValue::Template(t) => {
                     let rendered = t
                         .render(event)
-                        .map_err(|e| CallError::invalid("render_failed", &p.name, e.to_string()))?;
+                        .map_err(|e| Error::invalid("render_failed", &p.name, e.to_string()))?;
                     missing.extend(rendered.missing.iter().map(|m| m.to_string()));
                     Json::String(rendered.output)
                 }
@@ -380,8 +357,7 @@ impl HookConfig {
                 }
             };
         }
-        let url =
-            check_target(url.as_str(), policy).map_err(|e| CallError::from_delivery(e, "host"))?;
+        let url = check_target(url.as_str(), policy).map_err(|e| e.at("host"))?;
         Ok(Built {
             request: OutboundRequest {
                 method: if self.post { "POST" } else { "GET" }.into(),
@@ -395,11 +371,11 @@ impl HookConfig {
 }
 
 /// A domain or an IP address, nothing else: no scheme, port, path or credentials.
-fn host(given: Option<&str>) -> Result<String, CallError> {
-    let bad = |why: &str| CallError::invalid("bad_host", "host", why);
+fn host(given: Option<&str>) -> Result<String, Error> {
+    let bad = |why: &str| Error::invalid("bad_host", "host", why);
     let raw = given.map(str::trim).unwrap_or("");
     if raw.is_empty() {
-        return Err(CallError::invalid(
+        return Err(Error::invalid(
             "missing_field",
             "host",
             "the host is required: a domain name or an IP address",
@@ -438,9 +414,9 @@ fn host(given: Option<&str>) -> Result<String, CallError> {
 }
 
 /// Everything before `?`, starting with `/`.
-fn path(given: &str) -> Result<String, CallError> {
+fn path(given: &str) -> Result<String, Error> {
     let given = given.trim();
-    let bad = |why: &str| CallError::invalid("bad_path", "path", why);
+    let bad = |why: &str| Error::invalid("bad_path", "path", why);
     if given.contains('?') || given.contains('#') {
         return Err(bad(
             "the path is everything before '?': put query parameters in parameters",
@@ -461,120 +437,111 @@ fn path(given: &str) -> Result<String, CallError> {
     })
 }
 
-fn parameters(given: Option<&Json>) -> Result<Vec<HookParam>, CallError> {
-    let list = match given {
-        None | Some(Json::Null) => return Ok(Vec::new()),
-        Some(Json::Array(list)) => list,
-        Some(_) => {
-            return Err(CallError::invalid(
-                "wrong_type",
-                "parameters",
-                "expected a list of {\"name\", \"param\" | \"value\" | \"template\"}",
-            ));
-        }
-    };
-    if list.len() > MAX_PARAMETERS {
-        return Err(CallError::invalid(
+fn parameters(rows: &[Json]) -> Result<Vec<HookParam>, Error> {
+    if rows.len() > MAX_PARAMETERS {
+        return Err(Error::invalid(
             "too_many",
             "parameters",
             format!("at most {MAX_PARAMETERS} parameters"),
         ));
     }
-    let mut out = Vec::with_capacity(list.len());
-    for (i, item) in list.iter().enumerate() {
-        let at = |member: &str| format!("parameters[{i}].{member}");
-        let map = item.as_object().ok_or_else(|| {
-            CallError::invalid(
-                "wrong_type",
-                &format!("parameters[{i}]"),
-                "expected {\"name\", \"param\" | \"value\" | \"template\"}",
-            )
-        })?;
-        if let Some(k) = map
-            .keys()
-            .find(|k| !["name", "param", "value", "template"].contains(&k.as_str()))
-        {
-            return Err(CallError::invalid(
-                "unknown_field",
-                &at(k),
-                "a parameter has name and one of param, value, template",
-            ));
-        }
-        let name = match map.get("name") {
-            Some(Json::String(n)) if !n.trim().is_empty() => n.trim().to_string(),
-            _ => {
-                return Err(CallError::invalid(
-                    "missing_field",
-                    &at("name"),
-                    "the name the receiver gets is required",
-                ));
-            }
-        };
-        if name.len() > MAX_PARAMETER_TEXT || name.chars().any(char::is_control) {
-            return Err(CallError::invalid(
-                "bad_name",
-                &at("name"),
-                "at most 2048 bytes without control characters",
-            ));
-        }
-        let sources: Vec<(&str, &Json)> = ["param", "value", "template"]
-            .iter()
-            .filter_map(|k| map.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
-            .collect();
-        let (kind, source) = match sources.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(CallError::invalid(
-                    "missing_field",
-                    &at("param"),
-                    "give param (a call parameter), value (a constant) or template",
-                ));
-            }
-            _ => {
-                return Err(CallError::invalid(
-                    "ambiguous_value",
-                    &format!("parameters[{i}]"),
-                    "give only one of param, value, template",
-                ));
-            }
-        };
-        let source_text = match source {
-            Json::String(s) => s.as_str(),
-            Json::Number(_) | Json::Bool(_) if kind == "value" => "",
-            _ => return Err(CallError::invalid("wrong_type", &at(kind), "expected text")),
-        };
-        if source_text.len() > MAX_PARAMETER_TEXT {
-            return Err(CallError::invalid(
-                "too_long",
-                &at(kind),
-                format!("at most {MAX_PARAMETER_TEXT} bytes"),
-            ));
-        }
-        let value =
-            match kind {
-                "param" => ParamValue::Preset(
-                    preset(source_text)
-                        .ok_or_else(|| {
-                            CallError::invalid(
-                                "unknown_param",
-                                &at("param"),
-                                format!(
-                                    "{source_text:?} is not a call parameter; use one of: {}",
-                                    PRESETS.map(|p| p.name).join(", ")
-                                ),
-                            )
-                        })?
-                        .name,
-                ),
-                "value" => ParamValue::Constant(match source {
-                    Json::String(s) => s.clone(),
-                    other => other.to_string(),
-                }),
-                _ => ParamValue::Template(Template::parse(source_text, Target::Text).map_err(
-                    |e| CallError::invalid("bad_template", &at("template"), e.to_string()),
-                )?),
-            };
-        out.push(HookParam { name, value });
-    }
-    Ok(out)
+    rows.iter()
+        .enumerate()
+        .map(|(i, row)| parameter(row).map_err(|e| e.under(&format!("parameters[{i}]"))))
+        .collect()
 }
+
+/// One row; errors name its member (`name`, `param`, ...), or the row itself.
+fn parameter(row: &Json) -> Result<HookParam, Error> {
+    let m = Members::of(row, &["name", "param", "value", "template"])?;
+    let name = match m.text("name")?.map(str::trim) {
+        Some(n) if !n.is_empty() => n.to_string(),
+        _ => {
+            return Err(Error::invalid(
+                "missing_field",
+                "name",
+                "the name the receiver gets is required",
+            ));
+        }
+    };
+    if name.len() > MAX_PARAMETER_TEXT || name.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "bad_name",
+            "name",
+            "at most 2048 bytes without control characters",
+        ));
+    }
+    let value = match (m.get("param"), m.get("value"), m.get("template")) {
+        (Some(p), None, None) => ParamValue::Preset(preset_named(text_of(p, "param")?)?),
+        (None, Some(v), None) => ParamValue::Constant(constant(v)?),
+        (None, None, Some(t)) => {
+            let t = text_of(t, "template")?;
+            if t.len() > MAX_PARAMETER_TEXT {
+                return Err(too_long("template"));
+            }
+            ParamValue::Template(
+                Template::parse(t, Target::Text).map_err(|e| Error::from(e).at("template"))?,
+            )
+        }
+        (None, None, None) => {
+            return Err(Error::invalid(
+                "missing_field",
+                "param",
+                "give param (a call parameter), value (a constant) or template",
+            ));
+        }
+        _ => {
+            return Err(Error::new(
+                Kind::Invalid,
+                "ambiguous_value",
+                "give only one of param, value, template",
+            ));
+        }
+    };
+    Ok(HookParam { name, value })
+}
+
+fn too_long(member: &str) -> Error {
+    Error::invalid(
+        "too_long",
+        member,
+        format!("at most {MAX_PARAMETER_TEXT} bytes"),
+    )
+}
+
+fn preset_named(name: &str) -> Result<&'static str, Error> {
+    if name.len() > MAX_PARAMETER_TEXT {
+        return Err(too_long("param"));
+    }
+    preset(name).map(|p| p.name).ok_or_else(|| {
+        Error::invalid(
+            "unknown_param",
+            "param",
+            format!(
+                "{name:?} is not a call parameter; use one of: {}",
+                PRESETS.map(|p| p.name).join(", ")
+            ),
+        )
+    })
+}
+
+fn text_of<'j>(value: &'j Json, member: &str) -> Result<&'j str, Error> {
+    value
+        .as_str()
+        .ok_or_else(|| Error::invalid("wrong_type", member, "expected text"))
+}
+
+fn constant(value: &Json) -> Result<String, Error> {
+    let text = match value {
+        Json::String(s) => s.clone(),
+        v @ (Json::Number(_) | Json::Bool(_)) => v.to_string(),
+        _ => return Err(Error::invalid("wrong_type", "value", "expected text")),
+    };
+    if text.len() > MAX_PARAMETER_TEXT {
+        return Err(too_long("value"));
+    }
+    Ok(text)
+}
+
+// Stored as the form it was read from, secret and constants included.
+funnelhooks_core::stored_as_json_form!(HookConfig, to_stored_json, HookConfig::from_json);

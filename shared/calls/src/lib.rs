@@ -3,12 +3,10 @@
 //! events that carry them ([`event`]), and a hook's form and the request it builds for an
 //! event ([`hook`]). Sending goes through the shared delivery engine.
 
-pub mod error;
 pub mod event;
 pub mod hook;
 pub mod repo;
 
-pub use error::CallError;
 pub use event::{CallEvent, EventKind, PRESETS, Preset};
 pub use hook::HookConfig;
-pub use repo::{CallRepo, EventClaim, EventRecord, HookRecord, Service};
+pub use repo::{CallRepo, Edit, EventClaim, EventRecord, HookRecord, Service};

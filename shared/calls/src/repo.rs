@@ -6,15 +6,13 @@
 //! `callevs:{serviceId}:…` (the events remembered, oldest dropped beyond
 //! [`MAX_REMEMBERED_EVENTS`]).
 
+use funnelhooks_core::secret::{hash_hex, matches_hash};
+use funnelhooks_core::{Error, Kind, Page, Timestamp, is_uuid, new_id};
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_dialog::Timestamp;
-use funnelhooks_dialog::bots::{is_uuid, new_id};
 use funnelhooks_store::{Index, Kv, Records};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
-use sha2::{Digest, Sha256};
 
-use crate::error::CallError;
 use crate::event::EventKind;
 use crate::hook::HookConfig;
 
@@ -22,8 +20,6 @@ use crate::hook::HookConfig;
 pub const MAX_HOOKS: usize = 50;
 /// How many events per service are remembered to tell a repeat from a new event.
 pub const MAX_REMEMBERED_EVENTS: u64 = 10_000;
-/// Most services one page lists.
-const MAX_PAGE: usize = 200;
 
 /// A hook as stored: its form and its state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +27,8 @@ const MAX_PAGE: usize = 200;
 pub struct HookRecord {
     /// Random UUID.
     pub id: String,
-    /// The form, as stored by [`HookConfig::to_stored_json`].
-    pub config: Json,
+    /// The form, checked, stored as written.
+    pub config: HookConfig,
     /// The receiver answered 410 Gone: the hook sends nothing until it is saved again.
     #[serde(default)]
     pub gone: bool,
@@ -43,23 +39,9 @@ pub struct HookRecord {
 }
 
 impl HookRecord {
-    /// The hook's form, read back. Stored forms were valid when stored; `policy` may be
-    /// stricter now (loopback turned off), which the error then says.
-    pub fn hook(&self, policy: TargetPolicy) -> Result<HookConfig, CallError> {
-        HookConfig::from_json(&self.config, policy)
-    }
-
     /// The hook as the API shows it.
     pub fn view(&self, service_id: &str) -> Json {
-        // Views never apply the SSRF policy: a stored hook is shown even when it no longer
-        // passes it.
-        let policy = TargetPolicy {
-            allow_loopback: true,
-        };
-        let mut v = match self.hook(policy) {
-            Ok(h) => h.to_view_json(),
-            Err(e) => json!({"error": e.to_string()}),
-        };
+        let mut v = self.config.to_view_json();
         v["id"] = Json::from(self.id.clone());
         v["serviceId"] = Json::from(service_id);
         v["gone"] = Json::from(self.gone);
@@ -106,17 +88,11 @@ impl Service {
 
     /// Whether `key` is this service's ingest key (compared as hashes, in constant time).
     pub fn key_matches(&self, key: &str) -> bool {
-        let given = hash_hex(key.as_bytes());
-        given.len() == self.key_hash.len()
-            && given
-                .bytes()
-                .zip(self.key_hash.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        matches_hash(key, &self.key_hash)
     }
 
     /// The hook `id`, or a 404.
-    pub fn hook(&self, id: &str) -> Result<&HookRecord, CallError> {
+    pub fn hook(&self, id: &str) -> Result<&HookRecord, Error> {
         self.hooks
             .iter()
             .find(|h| h.id == id)
@@ -136,6 +112,15 @@ pub struct EventRecord {
     pub at: Timestamp,
 }
 
+/// How a hook is edited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// The whole form is given (PUT).
+    Replace,
+    /// Only the members given change (PATCH).
+    Patch,
+}
+
 /// Whether an event is new.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventClaim {
@@ -143,13 +128,6 @@ pub enum EventClaim {
     First,
     /// Seen before: send nothing; what the first one did, if it got that far.
     Repeat(Option<EventRecord>),
-}
-
-fn hash_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn service_key(id: &str) -> String {
@@ -167,22 +145,12 @@ fn event_key(service: &str, event: &str) -> String {
     format!("callev:{service}:{event}")
 }
 
-fn service_missing() -> CallError {
-    CallError::new(
-        404,
-        "unknown_service",
-        Some("serviceId"),
-        "no call-tracking service with this id",
-    )
+fn service_missing() -> Error {
+    Error::not_found("unknown_service", "no call-tracking service with this id").at("serviceId")
 }
 
-fn hook_missing() -> CallError {
-    CallError::new(
-        404,
-        "unknown_hook",
-        Some("hookId"),
-        "no hook with this id in the service",
-    )
+fn hook_missing() -> Error {
+    Error::not_found("unknown_hook", "no hook with this id in the service").at("hookId")
 }
 
 /// A new ingest key: `ik_` and 64 hex digits (two random UUIDs' worth, 244 random bits).
@@ -218,11 +186,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     }
 
     /// Creates a service; returns it and its ingest key (the only time the key is shown).
-    pub fn create_service(
-        &self,
-        name: String,
-        now: Timestamp,
-    ) -> Result<(Service, String), CallError> {
+    pub fn create_service(&self, name: String, now: Timestamp) -> Result<(Service, String), Error> {
         let id = new_id();
         let key = new_key();
         let slot = self.services_index().add(&id)?;
@@ -241,7 +205,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     }
 
     /// The service, or a 404.
-    pub fn service(&self, id: &str) -> Result<Service, CallError> {
+    pub fn service(&self, id: &str) -> Result<Service, Error> {
         if !is_uuid(id) {
             return Err(service_missing());
         }
@@ -251,19 +215,20 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     }
 
     /// A page of services, oldest first, and the cursor of the next.
-    pub fn services(
-        &self,
-        after: u64,
-        limit: usize,
-    ) -> Result<(Vec<Service>, Option<u64>), CallError> {
-        let page = self.services_index().page(after, limit.min(MAX_PAGE))?;
+    pub fn services(&self, after: u64, limit: usize) -> Result<Page<Service>, Error> {
+        let page = self
+            .services_index()
+            .page(after, limit.min(funnelhooks_core::MAX_PAGE))?;
         let mut items = Vec::with_capacity(page.items.len());
         for id in page.items {
             if let Some(s) = self.records().get(&service_key(&id))? {
                 items.push(s);
             }
         }
-        Ok((items, page.next))
+        Ok(Page {
+            items,
+            next: page.next,
+        })
     }
 
     /// Changes the service with `change` (retried on concurrent writes), or a 404. When
@@ -272,8 +237,8 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         &self,
         id: &str,
         now: Timestamp,
-        mut change: impl FnMut(&mut Service) -> Result<R, CallError>,
-    ) -> Result<R, CallError> {
+        mut change: impl FnMut(&mut Service) -> Result<R, Error>,
+    ) -> Result<R, Error> {
         if !is_uuid(id) {
             return Err(service_missing());
         }
@@ -281,13 +246,13 @@ impl<'a, K: Kv> CallRepo<'a, K> {
             .modify(&service_key(id), |s: &mut Service| {
                 let r = change(s)?;
                 s.updated_at = now;
-                Ok::<_, CallError>(r)
+                Ok::<_, Error>(r)
             })?
             .ok_or_else(service_missing)
     }
 
     /// Replaces the service's ingest key; returns the new key. The old one stops at once.
-    pub fn rotate_key(&self, id: &str, now: Timestamp) -> Result<String, CallError> {
+    pub fn rotate_key(&self, id: &str, now: Timestamp) -> Result<String, Error> {
         let key = new_key();
         self.modify_service(id, now, |s| {
             s.key_hash = hash_hex(key.as_bytes());
@@ -299,7 +264,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
 
     /// Deletes the service (its hooks with it, so events stop at once) and the events it
     /// remembers.
-    pub fn delete_service(&self, id: &str) -> Result<(), CallError> {
+    pub fn delete_service(&self, id: &str) -> Result<(), Error> {
         let service = self.service(id)?;
         self.kv.delete(&service_key(id))?;
         self.services_index().remove(service.slot)?;
@@ -313,28 +278,28 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         Ok(())
     }
 
-    /// Adds a hook read from `config`; returns it.
+    /// Adds a hook read from `form`, which must pass the target rules under `policy`;
+    /// returns it.
     pub fn add_hook(
         &self,
         service_id: &str,
-        config: &Json,
+        form: &Json,
         policy: TargetPolicy,
         now: Timestamp,
-    ) -> Result<HookRecord, CallError> {
-        let hook = HookConfig::from_json(config, policy)?;
+    ) -> Result<HookRecord, Error> {
+        let hook = HookConfig::from_json(form)?;
+        hook.check_target(policy)?;
         let record = HookRecord {
             id: new_id(),
-            config: hook.to_stored_json(),
+            config: hook,
             gone: false,
             created_at: now,
             updated_at: now,
         };
         self.modify_service(service_id, now, |s| {
             if s.hooks.len() >= MAX_HOOKS {
-                return Err(CallError::new(
-                    409,
+                return Err(Error::conflict(
                     "too_many_hooks",
-                    None,
                     format!("a service has at most {MAX_HOOKS} hooks"),
                 ));
             }
@@ -344,18 +309,17 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         Ok(record)
     }
 
-    /// Replaces hook `hook_id` with `config` (PUT), or changes the members `config` names
-    /// (PATCH, `merge`); either way the whole hook is checked again and the 410 mark is
-    /// cleared.
+    /// Replaces hook `hook_id` with `config` (PUT, [`Edit::Replace`]), or changes the
+    /// members `config` names ([`Edit::Patch`]); either way the whole hook is checked again
+    /// (target rules under `policy` included) and the 410 mark is cleared.
     pub fn edit_hook(
         &self,
         service_id: &str,
         hook_id: &str,
-        config: &Json,
-        merge: bool,
+        (edit, config): (Edit, &Json),
         policy: TargetPolicy,
         now: Timestamp,
-    ) -> Result<HookRecord, CallError> {
+    ) -> Result<HookRecord, Error> {
         // Merged inside the compare-and-swap: two PATCHes of different members at once both
         // land.
         self.modify_service(service_id, now, |s| {
@@ -364,15 +328,12 @@ impl<'a, K: Kv> CallRepo<'a, K> {
                 .iter_mut()
                 .find(|h| h.id == hook_id)
                 .ok_or_else(hook_missing)?;
-            let wanted = match (merge, config, &hook.config) {
-                (true, Json::Object(patch), Json::Object(base)) => {
-                    let mut merged = base.clone();
-                    merged.extend(patch.iter().map(|(k, v)| (k.clone(), v.clone())));
-                    Json::Object(merged)
-                }
-                _ => config.clone(),
+            let checked = match edit {
+                Edit::Patch => hook.config.patched(config)?,
+                Edit::Replace => HookConfig::from_json(config)?,
             };
-            hook.config = HookConfig::from_json(&wanted, policy)?.to_stored_json();
+            checked.check_target(policy)?;
+            hook.config = checked;
             hook.gone = false;
             hook.updated_at = now;
             Ok(hook.clone())
@@ -385,7 +346,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         service_id: &str,
         hook_id: &str,
         now: Timestamp,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         self.modify_service(service_id, now, |s| {
             let before = s.hooks.len();
             s.hooks.retain(|h| h.id != hook_id);
@@ -402,7 +363,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         service_id: &str,
         hook_id: &str,
         now: Timestamp,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         let marked = self.modify_service(service_id, now, |s| {
             if let Some(h) = s.hooks.iter_mut().find(|h| h.id == hook_id) {
                 h.gone = true;
@@ -411,7 +372,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         });
         match marked {
             // Deleted meanwhile: nothing to mark.
-            Err(e) if e.status == 404 => Ok(()),
+            Err(e) if e.kind == Kind::NotFound => Ok(()),
             other => other,
         }
     }
@@ -424,7 +385,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         service_id: &str,
         kind: EventKind,
         call_id: &str,
-    ) -> Result<EventClaim, CallError> {
+    ) -> Result<EventClaim, Error> {
         let name = event_name(kind, call_id);
         let key = event_key(service_id, &name);
         if self.kv.increment(&key, 1)? > 1 {
@@ -453,7 +414,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         kind: EventKind,
         call_id: &str,
         record: &EventRecord,
-    ) -> Result<(), CallError> {
+    ) -> Result<(), Error> {
         let key = event_key(service_id, &event_name(kind, call_id));
         Ok(self.records().put(&format!("{key}:r"), record)?)
     }

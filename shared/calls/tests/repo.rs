@@ -1,9 +1,9 @@
 //! Services, hooks and events in the store: keys shown once and rotated, hooks edited without
 //! losing what PATCH does not name, repeated events recognised.
 
-use funnelhooks_calls::{CallRepo, EventClaim, EventKind, EventRecord};
+use funnelhooks_calls::{CallRepo, Edit, EventClaim, EventKind, EventRecord};
+use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_dialog::Timestamp;
 use funnelhooks_store::{Decide, Kv, MemoryKv, Semantics, StoreError};
 use serde_json::json;
 
@@ -58,21 +58,19 @@ fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret_on(kv: Memory
         .edit_hook(
             &service.id,
             &hook.id,
-            &json!({"enabled": false}),
-            true,
+            (Edit::Patch, &json!({"enabled": false})),
             POLICY,
             NOW,
         )
         .unwrap();
-    let config = patched.hook(POLICY).unwrap();
+    let config = &patched.config;
     assert!(!config.enabled);
     assert!(config.post && config.options.signing_secret.is_some());
     // A bad PATCH changes nothing.
     let bad = repo.edit_hook(
         &service.id,
         &hook.id,
-        &json!({"port": 0}),
-        true,
+        (Edit::Patch, &json!({"port": 0})),
         POLICY,
         NOW,
     );
@@ -84,8 +82,8 @@ fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret_on(kv: Memory
     assert_eq!(
         repo.delete_hook(&service.id, &hook.id, NOW)
             .unwrap_err()
-            .status,
-        404
+            .kind,
+        Kind::NotFound
     );
 }
 
@@ -130,7 +128,7 @@ fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did_on(kv: Mem
     );
     // Deleting the service forgets its events and its hooks.
     repo.delete_service(s).unwrap();
-    assert_eq!(repo.service(s).unwrap_err().status, 404);
+    assert_eq!(repo.service(s).unwrap_err().kind, Kind::NotFound);
     assert!(kv.keys().iter().all(|k| !k.contains(s)), "{:?}", kv.keys());
 }
 
@@ -149,7 +147,7 @@ fn a_service_holds_at_most_fifty_hooks_on(kv: MemoryKv) {
         repo.add_hook(&service.id, &form, POLICY, NOW).unwrap();
     }
     let e = repo.add_hook(&service.id, &form, POLICY, NOW).unwrap_err();
-    assert_eq!((e.status, e.code), (409, "too_many_hooks"));
+    assert_eq!((e.kind, e.code), (Kind::Conflict, "too_many_hooks"));
 }
 
 /// A store where another writer slips in a change just before our first compare-and-swap,
@@ -202,7 +200,13 @@ fn a_patch_racing_another_patch_keeps_both_changes() {
         inner: &kv,
         before_first_swap: std::sync::Mutex::new(Some(Box::new(move |inner: &MemoryKv| {
             CallRepo::new(inner)
-                .edit_hook(&sid, &hid, &json!({"timeoutMs": 5000}), true, POLICY, NOW)
+                .edit_hook(
+                    &sid,
+                    &hid,
+                    (Edit::Patch, &json!({"timeoutMs": 5000})),
+                    POLICY,
+                    NOW,
+                )
                 .unwrap();
         }))),
     };
@@ -210,15 +214,12 @@ fn a_patch_racing_another_patch_keeps_both_changes() {
         .edit_hook(
             &service.id,
             &hook.id,
-            &json!({"name": "CRM"}),
-            true,
+            (Edit::Patch, &json!({"name": "CRM"})),
             POLICY,
             NOW,
         )
         .unwrap();
-    let config = repo.service(&service.id).unwrap().hooks[0]
-        .hook(POLICY)
-        .unwrap();
+    let config = repo.service(&service.id).unwrap().hooks[0].config.clone();
     assert_eq!(config.name.as_deref(), Some("CRM"));
     assert_eq!(
         config.options.timeout_ms, 5000,

@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
-use funnelhooks_dialog::Timestamp;
+use funnelhooks_core::Timestamp;
 use funnelhooks_store::{Index, Kv, Records, StoreError};
 
-use crate::log::{Attempt, Delivery, MAX_LOGGED_DELIVERIES, MAX_RESPONSE_BODY, Source, Status};
+use crate::log::{Attempt, Delivery, MAX_LOGGED_DELIVERIES, MAX_RESPONSE_BODY, Owner, Status};
+use crate::options::DeliveryOptions;
 use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
 use crate::signing::SigningSecret;
@@ -108,10 +109,10 @@ pub trait Clock {
 }
 
 /// A delivery to create.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewDelivery {
     /// What it is for.
-    pub source: Source,
+    pub owner: Owner,
     /// A test send.
     pub test: bool,
     /// The delivery it replays.
@@ -133,16 +134,40 @@ pub struct NewDelivery {
 }
 
 impl NewDelivery {
-    /// A delivery for `source` that tries as hard and signs as `options` say.
-    pub fn with_options(source: Source, options: &crate::config::DeliveryOptions) -> Self {
+    /// A delivery for `owner` that tries as hard and signs as `options` say.
+    pub fn new(owner: Owner, options: &DeliveryOptions) -> Self {
         Self {
-            source,
+            owner,
+            test: false,
+            replay_of: None,
+            request: None,
+            missing: Vec::new(),
             max_attempts: options.max_attempts,
             timeout_ms: options.timeout_ms,
             signing_secret: options.secret_text.clone(),
-            ..Self::default()
+            first_attempt_after: None,
         }
     }
+}
+
+/// Which attempts a request makes itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempts {
+    /// The first, and the retries due within seconds that fit the request's budget.
+    WithQuickRetries,
+    /// The first only; retries wait in the outbox for the sweep.
+    FirstOnly,
+}
+
+/// Which part of the log a listing reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogScope {
+    /// Every delivery.
+    All,
+    /// One bot's.
+    Bot(String),
+    /// One call-tracking service's.
+    Service(String),
 }
 
 /// What a sweep of due attempts did.
@@ -203,12 +228,19 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Index::new(self.kv, "dlvs".into())
     }
 
-    fn owner_index(&self, source: &Source) -> Option<Index<'a>> {
-        if let Some(bot) = &source.bot_id {
-            return Some(Index::new(self.kv, format!("dlvs:bot:{bot}")));
+    fn scope_index(&self, scope: &LogScope) -> Index<'a> {
+        match scope {
+            LogScope::All => self.all(),
+            LogScope::Bot(bot) => Index::new(self.kv, format!("dlvs:bot:{bot}")),
+            LogScope::Service(svc) => Index::new(self.kv, format!("dlvs:svc:{svc}")),
         }
-        let svc = source.service_id.as_ref()?;
-        Some(Index::new(self.kv, format!("dlvs:svc:{svc}")))
+    }
+
+    fn owner_index(&self, owner: &Owner) -> Index<'a> {
+        self.scope_index(&match owner {
+            Owner::Step { bot_id, .. } => LogScope::Bot(bot_id.clone()),
+            Owner::Hook { service_id, .. } => LogScope::Service(service_id.clone()),
+        })
     }
 
     /// Stores a new delivery (pending, or skipped with `skip_reason`) and logs it.
@@ -220,10 +252,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         let now = self.clock.now();
         let id = uuid::Uuid::new_v4().to_string();
         let all_slot = self.all().add(&id)?;
-        let owner_slot = match self.owner_index(&new.source) {
-            Some(index) => index.add(&id)?,
-            None => 0,
-        };
+        let owner_slot = self.owner_index(&new.owner).add(&id)?;
         let skipped = skip_reason.is_some();
         let next_attempt_at = match new.first_attempt_after {
             Some(after) if !skipped => Some(Timestamp(now.0 + after.as_millis() as i64)),
@@ -231,7 +260,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         };
         let delivery = Delivery {
             id,
-            source: new.source,
+            owner: new.owner,
             test: new.test,
             replay_of: new.replay_of,
             status: if skipped {
@@ -272,10 +301,8 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         }
         let old_slot = newest_slot - MAX_LOGGED_DELIVERIES;
         if let Some(old_id) = self.all().get(old_slot)? {
-            if let Some(old) = self.records().get::<Delivery>(&key(&old_id))?
-                && let Some(index) = self.owner_index(&old.source)
-            {
-                index.remove(old.slots.1)?;
+            if let Some(old) = self.records().get::<Delivery>(&key(&old_id))? {
+                self.owner_index(&old.owner).remove(old.slots.1)?;
             }
             self.kv.delete(&key(&old_id))?;
         }
@@ -284,19 +311,17 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
 
     /// A delivery by id.
     pub fn get(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        if !funnelhooks_dialog::bots::is_uuid(id) {
+        if !funnelhooks_core::is_uuid(id) {
             return Ok(None);
         }
         self.records().get(&key(id))
     }
 
-    /// Makes attempts now: the first, and, with `inline_retries`, those due within a few
-    /// seconds as long as they fit the request budget. A retry due later goes to the outbox.
-    pub fn run(
-        &self,
-        mut delivery: Delivery,
-        inline_retries: bool,
-    ) -> Result<Delivery, StoreError> {
+    /// Makes attempts now: the first, and with [`Attempts::WithQuickRetries`] those due
+    /// within a few seconds as long as they fit the request budget. A retry due later goes
+    /// to the outbox.
+    pub fn run(&self, mut delivery: Delivery, attempts: Attempts) -> Result<Delivery, StoreError> {
+        let inline_retries = attempts == Attempts::WithQuickRetries;
         let started = self.clock.now();
         loop {
             self.attempt(&mut delivery)?;
@@ -511,7 +536,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                         return Ok(sweep);
                     }
                 };
-                let done = self.run(delivery, false)?;
+                let done = self.run(delivery, Attempts::FirstOnly)?;
                 sweep.attempted += 1;
                 match done.status {
                     Status::Delivered => sweep.delivered += 1,
@@ -561,12 +586,12 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     /// (a page with a cursor and fewer matches means "more may follow").
     pub fn list(
         &self,
-        owner: &Source,
+        scope: &LogScope,
         before: Option<u64>,
         limit: usize,
         keep: impl Fn(&Delivery) -> bool,
     ) -> Result<(Vec<Delivery>, Option<u64>), StoreError> {
-        let index = self.owner_index(owner).unwrap_or_else(|| self.all());
+        let index = self.scope_index(scope);
         let mut out = Vec::with_capacity(limit);
         let (mut cursor, mut scanned) = (before, 0);
         // Bounded in reads: entries, and index pages (a stretch of expired slots is empty).

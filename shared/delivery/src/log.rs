@@ -1,7 +1,7 @@
 //! The delivery log: every delivery and every attempt, as stored and as shown (secrets
 //! masked), kept newest first up to a retention cap.
 
-use funnelhooks_dialog::Timestamp;
+use funnelhooks_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -64,26 +64,160 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// What the delivery is for: a step of a dialog, or a call hook.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// What a delivery is for: a step a dialog entered, or a call hook an event fired. Stored
+/// as flat ids (`{"botId", "chatId", "stepId"}` or `{"serviceId", "hookId", "callId",
+/// "event"}`), as the log has always kept them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owner {
+    /// A send-webhook step.
+    Step {
+        /// The bot.
+        bot_id: String,
+        /// The dialog's chat.
+        chat_id: i64,
+        /// The step.
+        step_id: String,
+    },
+    /// A call hook.
+    Hook {
+        /// The call-tracking service.
+        service_id: String,
+        /// The hook.
+        hook_id: String,
+        /// The call.
+        call_id: String,
+        /// `start` or `end`.
+        event: String,
+    },
+}
+
+/// An owner's ids as stored: one flat record for both kinds (a derive over plain options is
+/// much smaller in Wasm than an untagged enum).
+#[derive(Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Source {
-    /// The bot.
-    pub bot_id: Option<String>,
-    /// The dialog's chat.
-    pub chat_id: Option<i64>,
-    /// The send-webhook step.
-    pub step_id: Option<String>,
-    /// The call-tracking service.
-    pub service_id: Option<String>,
-    /// The call hook.
-    pub hook_id: Option<String>,
-    /// The call, for a call hook's delivery.
+struct OwnerIds {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub call_id: Option<String>,
-    /// `start` or `end`, for a call hook's delivery.
+    bot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event: Option<String>,
+    chat_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    step_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    service_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    hook_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    call_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<String>,
+}
+
+impl Serialize for Owner {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let ids = match self.clone() {
+            Owner::Step {
+                bot_id,
+                chat_id,
+                step_id,
+            } => OwnerIds {
+                bot_id: Some(bot_id),
+                chat_id: Some(chat_id),
+                step_id: Some(step_id),
+                ..OwnerIds::default()
+            },
+            Owner::Hook {
+                service_id,
+                hook_id,
+                call_id,
+                event,
+            } => OwnerIds {
+                service_id: Some(service_id),
+                hook_id: Some(hook_id),
+                call_id: Some(call_id),
+                event: Some(event),
+                ..OwnerIds::default()
+            },
+        };
+        ids.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Owner {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let ids = OwnerIds::deserialize(d)?;
+        match ids {
+            OwnerIds {
+                bot_id: Some(bot_id),
+                chat_id: Some(chat_id),
+                step_id: Some(step_id),
+                ..
+            } => Ok(Owner::Step {
+                bot_id,
+                chat_id,
+                step_id,
+            }),
+            OwnerIds {
+                service_id: Some(service_id),
+                hook_id: Some(hook_id),
+                call_id,
+                event,
+                ..
+            } => Ok(Owner::Hook {
+                service_id,
+                hook_id,
+                call_id: call_id.unwrap_or_default(),
+                event: event.unwrap_or_default(),
+            }),
+            _ => Err(serde::de::Error::custom(
+                "a delivery's owner is a step (botId, chatId, stepId) or a hook (serviceId, hookId)",
+            )),
+        }
+    }
+}
+
+impl Owner {
+    /// The owner's ids as the log shows them: `botId`, `chatId`, `stepId`, `serviceId`,
+    /// `hookId` always (null for the other kind), `callId` and `event` for hooks.
+    fn view(&self, out: &mut serde_json::Map<String, Json>) {
+        let (bot, chat, step, service, hook) = match self {
+            Owner::Step {
+                bot_id,
+                chat_id,
+                step_id,
+            } => (
+                json!(bot_id),
+                json!(chat_id),
+                json!(step_id),
+                Json::Null,
+                Json::Null,
+            ),
+            Owner::Hook {
+                service_id,
+                hook_id,
+                call_id,
+                event,
+            } => {
+                out.insert("callId".into(), json!(call_id));
+                out.insert("event".into(), json!(event));
+                (
+                    Json::Null,
+                    Json::Null,
+                    Json::Null,
+                    json!(service_id),
+                    json!(hook_id),
+                )
+            }
+        };
+        for (k, v) in [
+            ("botId", bot),
+            ("chatId", chat),
+            ("stepId", step),
+            ("serviceId", service),
+            ("hookId", hook),
+        ] {
+            out.insert(k.into(), v);
+        }
+    }
 }
 
 /// One delivery: a request and its attempts.
@@ -93,7 +227,8 @@ pub struct Delivery {
     /// Random UUID; also the `webhook-id` of a signed request, the same on every attempt.
     pub id: String,
     /// What it is for.
-    pub source: Source,
+    #[serde(alias = "source")]
+    pub owner: Owner,
     /// A test send from the API, not a real event.
     pub test: bool,
     /// The delivery this one replays.
@@ -213,37 +348,56 @@ fn mask_headers(headers: &[(String, String)]) -> Json {
 }
 
 impl Delivery {
-    /// The delivery as the API shows it: secrets masked, bookkeeping left out.
+    /// The delivery as the API shows it: secrets masked, bookkeeping left out. Written out
+    /// member by member rather than through its stored form (a second serialiser of the
+    /// record would cost the components kilobytes).
     pub fn view(&self) -> Json {
-        let mut v = serde_json::to_value(self).unwrap_or_default();
-        if let Json::Object(m) = &mut v {
-            // The source's ids read best at the top level: {"botId", "chatId", "stepId", ...}.
-            if let Some(Json::Object(source)) = m.remove("source") {
-                m.extend(source);
-            }
-            m.remove("signingSecret");
-            m.remove("slots");
-            m.insert("signed".into(), Json::from(self.signing_secret.is_some()));
-            m.insert(
-                "request".into(),
+        let attempts: Vec<Json> = self
+            .attempts
+            .iter()
+            .map(|a| {
+                json!({
+                    "n": a.n,
+                    "at": a.at,
+                    "durationMs": a.duration_ms,
+                    "status": a.status,
+                    "headers": mask_headers(&a.headers),
+                    "body": a.body,
+                    "truncated": a.truncated,
+                    "error": a.error,
+                })
+            })
+            .collect();
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(self.id));
+        // The owner's ids read best at the top level: {"botId", "chatId", "stepId", ...}.
+        self.owner.view(&mut m);
+        for (k, v) in [
+            ("test", json!(self.test)),
+            ("replayOf", json!(self.replay_of)),
+            ("status", json!(self.status)),
+            ("signed", json!(self.signing_secret.is_some())),
+            ("missing", json!(self.missing)),
+            (
+                "request",
                 json!({
                     "method": self.request.method,
                     "url": mask_url(&self.request.url),
                     "headers": mask_headers(&self.request.headers),
                     "body": mask_body(&self.request.headers, &self.request.body),
                 }),
-            );
-            let attempts: Vec<Json> = self
-                .attempts
-                .iter()
-                .map(|a| {
-                    let mut j = serde_json::to_value(a).unwrap_or_default();
-                    j["headers"] = mask_headers(&a.headers);
-                    j
-                })
-                .collect();
-            m.insert("attempts".into(), Json::Array(attempts));
+            ),
+            ("attempts", Json::Array(attempts)),
+            ("maxAttempts", json!(self.max_attempts)),
+            ("timeoutMs", json!(self.timeout_ms)),
+            ("nextAttemptAt", json!(self.next_attempt_at)),
+            ("gone", json!(self.gone)),
+            ("error", json!(self.error)),
+            ("createdAt", json!(self.created_at)),
+            ("updatedAt", json!(self.updated_at)),
+        ] {
+            m.insert(k.into(), v);
         }
-        v
+        Json::Object(m)
     }
 }

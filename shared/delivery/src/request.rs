@@ -1,95 +1,20 @@
-//! Building one delivery's request from a step's webhook config and a dialog: every
-//! template rendered with escaping for where its value lands, the URL checked against the
-//! SSRF rules, the body and its content type set.
+//! A request ready to send: what a step's webhook or a call hook renders, what the log keeps
+//! and what a retry sends again.
 
-use funnelhooks_dialog::Dialog;
-use funnelhooks_template::Template;
 use serde::{Deserialize, Serialize};
-
-use crate::config::{Body, WebhookConfig};
-use crate::error::DeliveryError;
-use crate::profile::profile;
-use crate::target::{TargetPolicy, check_target};
 
 /// A request ready to send (and to log, and to send again on a retry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct OutboundRequest {
     /// `GET`, `POST`...
     pub method: String,
-    /// The URL.
+    /// The URL, normalised (checked against the target rules when it was built).
     pub url: String,
     /// Header names (lower case) and values.
     pub headers: Vec<(String, String)>,
     /// The body (empty for none).
     #[serde(with = "body_text")]
     pub body: Vec<u8>,
-}
-
-/// A built request and the names that had no value.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Prepared {
-    /// The request.
-    pub request: OutboundRequest,
-    /// Names the templates used that the dialog has no value for, as written.
-    pub missing: Vec<String>,
-}
-
-fn render(
-    field: &str,
-    template: &Template,
-    dialog: &Dialog,
-    missing: &mut Vec<String>,
-) -> Result<String, DeliveryError> {
-    let rendered = template.render(dialog).map_err(|e| DeliveryError::Config {
-        field: field.to_string(),
-        code: "render_failed",
-        message: e.to_string(),
-        position: Some(e.offset),
-    })?;
-    missing.extend(rendered.missing.iter().map(|m| m.to_string()));
-    Ok(rendered.output)
-}
-
-/// Builds the request `config` describes for `dialog`.
-pub fn prepare(
-    config: &WebhookConfig,
-    dialog: &Dialog,
-    policy: TargetPolicy,
-) -> Result<Prepared, DeliveryError> {
-    let mut missing = Vec::new();
-    let url = render("webhook.url", &config.url, dialog, &mut missing)?;
-    let url = check_target(&url, policy)?.to_string();
-    let mut headers = Vec::with_capacity(config.headers.len() + 1);
-    for (name, template) in &config.headers {
-        let value = render(
-            &format!("webhook.headers.{name}"),
-            template,
-            dialog,
-            &mut missing,
-        )?;
-        headers.push((name.clone(), value));
-    }
-    let body = match &config.body {
-        Body::None => Vec::new(),
-        Body::Profile => profile(dialog).to_string().into_bytes(),
-        Body::Template { template } => {
-            render("webhook.body.template", template, dialog, &mut missing)?.into_bytes()
-        }
-    };
-    if let Some(ct) = config.body.content_type()
-        && !headers.iter().any(|(n, _)| n == "content-type")
-    {
-        headers.push(("content-type".into(), ct.into()));
-    }
-    Ok(Prepared {
-        request: OutboundRequest {
-            method: config.method.as_str().to_string(),
-            url,
-            headers,
-            body,
-        },
-        missing,
-    })
 }
 
 /// Bodies are stored as text when they are UTF-8 (they nearly always are), else base64.

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::error::DeliveryError;
+use funnelhooks_core::Error;
 
 const PREFIX: &str = "whsec_";
 
@@ -27,10 +27,8 @@ impl std::fmt::Debug for SigningSecret {
 
 impl SigningSecret {
     /// Parses `whsec_<base64>`; the key must be 24 to 64 bytes, as the spec asks.
-    pub fn parse(secret: &str) -> Result<Self, DeliveryError> {
-        let bad = |reason: &str| DeliveryError::BadSecret {
-            reason: reason.to_string(),
-        };
+    pub fn parse(secret: &str) -> Result<Self, Error> {
+        let bad = |reason: &str| Error::invalid("bad_secret", "signingSecret", reason);
         let encoded = secret
             .strip_prefix(PREFIX)
             .ok_or_else(|| bad("a signing secret starts with \"whsec_\""))?;
@@ -44,11 +42,13 @@ impl SigningSecret {
     }
 
     /// A new secret from `random` key bytes (24 to 64 of them), in `whsec_` form.
-    pub fn generate(random: &[u8]) -> Result<String, DeliveryError> {
+    pub fn generate(random: &[u8]) -> Result<String, Error> {
         if !(24..=64).contains(&random.len()) {
-            return Err(DeliveryError::BadSecret {
-                reason: "the key must be 24 to 64 bytes".into(),
-            });
+            return Err(Error::invalid(
+                "bad_secret",
+                "signingSecret",
+                "the key must be 24 to 64 bytes",
+            ));
         }
         Ok(format!("{PREFIX}{}", STANDARD.encode(random)))
     }

@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-use crate::error::DeliveryError;
+use funnelhooks_core::Error;
 
 /// What targets are allowed beyond public ones.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,27 +23,39 @@ pub struct TargetPolicy {
 /// Host names that always mean "this machine" or "the cloud's metadata service".
 const REFUSED_NAMES: [&str; 3] = ["localhost", "metadata.google.internal", "metadata"];
 
-/// Parses `url` and checks it may be delivered to under `policy`.
-pub fn check_target(url: &str, policy: TargetPolicy) -> Result<Url, DeliveryError> {
-    let parsed = Url::parse(url.trim()).map_err(|e| DeliveryError::BadUrl {
-        url: url.to_string(),
-        reason: e.to_string(),
-    })?;
+fn bad_url(url: &str, reason: impl std::fmt::Display) -> Error {
+    Error::new(
+        funnelhooks_core::Kind::Invalid,
+        "bad_url",
+        format!("{url:?} is not a usable URL: {reason}"),
+    )
+}
+
+/// Parses `url` and checks it may be delivered to under `policy`. Errors carry no field:
+/// the caller names where the URL came from.
+pub fn check_target(url: &str, policy: TargetPolicy) -> Result<Url, Error> {
+    let parsed = Url::parse(url.trim()).map_err(|e| bad_url(url, e))?;
     if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(DeliveryError::BadUrl {
-            url: url.to_string(),
-            reason: format!("scheme {:?} is not http or https", parsed.scheme()),
-        });
+        return Err(bad_url(
+            url,
+            format_args!("scheme {:?} is not http or https", parsed.scheme()),
+        ));
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
-        return Err(DeliveryError::BadUrl {
-            url: url.to_string(),
-            reason: "credentials in the URL are not allowed; use a header".into(),
-        });
+        return Err(bad_url(
+            url,
+            "credentials in the URL are not allowed; use a header",
+        ));
     }
-    let refused = |why: &str| DeliveryError::RefusedTarget {
-        host: parsed.host_str().unwrap_or_default().to_string(),
-        reason: why.to_string(),
+    let refused = |why: &str| {
+        Error::new(
+            funnelhooks_core::Kind::Invalid,
+            "refused_target",
+            format!(
+                "webhooks may not be sent to {:?}: {why}",
+                parsed.host_str().unwrap_or_default()
+            ),
+        )
     };
     match parsed.host() {
         None => return Err(refused("the URL has no host")),
@@ -134,7 +146,7 @@ mod tests {
     fn refused(url: &str) -> bool {
         matches!(
             check_target(url, TargetPolicy::default()),
-            Err(DeliveryError::RefusedTarget { .. })
+            Err(e) if e.code == "refused_target"
         )
     }
 
@@ -206,7 +218,7 @@ mod tests {
             assert!(
                 matches!(
                     check_target(url, TargetPolicy::default()),
-                    Err(DeliveryError::BadUrl { .. })
+                    Err(e) if e.code == "bad_url"
                 ),
                 "{url}"
             );

@@ -7,10 +7,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
-use funnelhooks_delivery::engine::{Clock, Engine, NewDelivery, Received, SendFailure, Sender};
-use funnelhooks_delivery::log::{Delivery, Source, Status};
+use funnelhooks_core::Timestamp;
+use funnelhooks_delivery::DeliveryOptions;
+use funnelhooks_delivery::engine::{
+    Attempts, Clock, Engine, LogScope, NewDelivery, Received, SendFailure, Sender,
+};
+use funnelhooks_delivery::log::{Delivery, Owner, Status};
 use funnelhooks_delivery::request::OutboundRequest;
-use funnelhooks_dialog::Timestamp;
 use funnelhooks_store::MemoryKv;
 
 const START: i64 = 1_710_092_972_806;
@@ -85,14 +88,23 @@ impl Sender for Receiver {
     }
 }
 
+fn owner(bot: &str, chat: i64) -> Owner {
+    Owner::Step {
+        bot_id: bot.into(),
+        chat_id: chat,
+        step_id: "s1".into(),
+    }
+}
+
+fn chat_of(d: &Delivery) -> Option<i64> {
+    match &d.owner {
+        Owner::Step { chat_id, .. } => Some(*chat_id),
+        Owner::Hook { .. } => None,
+    }
+}
+
 fn new_delivery(bot: &str) -> NewDelivery {
     NewDelivery {
-        source: Source {
-            bot_id: Some(bot.into()),
-            chat_id: Some(1227280),
-            step_id: Some("s1".into()),
-            ..Source::default()
-        },
         request: Some(OutboundRequest {
             method: "POST".into(),
             url: "https://hooks.example.com/in?token=s3cret&sub1=abc".into(),
@@ -102,15 +114,17 @@ fn new_delivery(bot: &str) -> NewDelivery {
             ],
             body: br#"{"chatId":1227280}"#.to_vec(),
         }),
-        max_attempts: 8,
-        timeout_ms: 10_000,
-        ..NewDelivery::default()
+        ..NewDelivery::new(owner(bot, 1227280), &DeliveryOptions::default())
     }
 }
 
-fn run(engine: &Engine<'_, MemoryKv, Receiver, FakeClock>, bot: &str, inline: bool) -> Delivery {
+fn run(
+    engine: &Engine<'_, MemoryKv, Receiver, FakeClock>,
+    bot: &str,
+    attempts: Attempts,
+) -> Delivery {
     let created = engine.create(new_delivery(bot), None).unwrap();
-    engine.run(created, inline).unwrap()
+    engine.run(created, attempts).unwrap()
 }
 
 #[test]
@@ -121,7 +135,7 @@ fn a_500_then_a_200_is_one_delivery_with_two_attempts() {
         Receiver::answering(vec![status(500), status(200)]),
     );
     let engine = Engine::new(&kv, &rx, &clock);
-    let d = run(&engine, "b1", true);
+    let d = run(&engine, "b1", Attempts::WithQuickRetries);
     assert_eq!(d.status, Status::Delivered);
     assert_eq!(d.attempts.len(), 2);
     assert_eq!(d.attempts[0].status, Some(500));
@@ -133,7 +147,7 @@ fn a_500_then_a_200_is_one_delivery_with_two_attempts() {
         "the schedule's 5 s ± 10 %: {wait} ms"
     );
     assert_eq!(rx.requests(), 2);
-    let (items, _) = engine.list(&Source::default(), None, 10, |_| true).unwrap();
+    let (items, _) = engine.list(&LogScope::All, None, 10, |_| true).unwrap();
     assert_eq!(items.len(), 1, "one delivery in the log");
     assert_eq!(engine.get(&d.id).unwrap().unwrap(), d);
 }
@@ -143,13 +157,13 @@ fn a_404_fails_at_once_and_a_410_marks_the_webhook_gone() {
     let (kv, clock) = (MemoryKv::new(), FakeClock::new());
     let rx = Receiver::answering(vec![status(404), status(410)]);
     let engine = Engine::new(&kv, &rx, &clock);
-    let d = run(&engine, "b1", true);
+    let d = run(&engine, "b1", Attempts::WithQuickRetries);
     assert_eq!(
         (d.status, d.attempts.len(), d.gone),
         (Status::Failed, 1, false)
     );
     assert!(d.error.as_deref().unwrap().contains("404"));
-    let d = run(&engine, "b1", true);
+    let d = run(&engine, "b1", Attempts::WithQuickRetries);
     assert_eq!(
         (d.status, d.attempts.len(), d.gone),
         (Status::Failed, 1, true)
@@ -167,7 +181,7 @@ fn a_timeout_is_retried_from_the_outbox_and_retry_due_sends_only_what_is_due() {
     ]);
     let engine = Engine::new(&kv, &rx, &clock);
     // No inline retries (the postback path): the 5 s retry waits in the outbox.
-    let slow = run(&engine, "b1", false);
+    let slow = run(&engine, "b1", Attempts::FirstOnly);
     assert_eq!(slow.status, Status::Retrying);
     assert_eq!(slow.attempts[0].error.as_deref(), Some("timed out"));
     let due = slow.next_attempt_at.unwrap();
@@ -213,7 +227,12 @@ fn max_attempts_bounds_the_retries() {
     let engine = Engine::new(&kv, &rx, &clock);
     let mut new = new_delivery("b1");
     new.max_attempts = 2;
-    let d = engine.run(engine.create(new, None).unwrap(), true).unwrap();
+    let d = engine
+        .run(
+            engine.create(new, None).unwrap(),
+            Attempts::WithQuickRetries,
+        )
+        .unwrap();
     assert_eq!((d.status, d.attempts.len()), (Status::Failed, 2));
     assert_eq!(d.error.as_deref(), Some("gave up after 2 attempts"));
 }
@@ -229,7 +248,7 @@ fn retry_after_is_honoured_within_bounds() {
     });
     let rx = Receiver::answering(vec![throttled]);
     let engine = Engine::new(&kv, &rx, &clock);
-    let d = run(&engine, "b1", true);
+    let d = run(&engine, "b1", Attempts::WithQuickRetries);
     assert_eq!(
         d.status,
         Status::Retrying,
@@ -243,14 +262,17 @@ fn requests_say_they_come_from_funnelhooks_unless_the_config_names_a_user_agent(
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);
     engine
-        .run(engine.create(new_delivery("b1"), None).unwrap(), false)
+        .run(
+            engine.create(new_delivery("b1"), None).unwrap(),
+            Attempts::FirstOnly,
+        )
         .unwrap();
     let mut own = new_delivery("b1");
     if let Some(r) = own.request.as_mut() {
         r.headers.push(("user-agent".into(), "Keitaro-S2S".into()));
     }
     engine
-        .run(engine.create(own, None).unwrap(), false)
+        .run(engine.create(own, None).unwrap(), Attempts::FirstOnly)
         .unwrap();
     let got = rx.got.lock().unwrap();
     let agents = |i: usize| -> Vec<String> {
@@ -278,7 +300,12 @@ fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retr
     let engine = Engine::new(&kv, &rx, &clock);
     let mut new = new_delivery("b1");
     new.signing_secret = Some(secret.into());
-    let d = engine.run(engine.create(new, None).unwrap(), true).unwrap();
+    let d = engine
+        .run(
+            engine.create(new, None).unwrap(),
+            Attempts::WithQuickRetries,
+        )
+        .unwrap();
     assert_eq!(d.status, Status::Delivered);
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.trim_start_matches("whsec_"))
@@ -323,9 +350,9 @@ fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retr
 fn the_log_masks_secrets_and_lists_newest_first_with_filters() {
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);
-    let first = run(&engine, "b1", true);
+    let first = run(&engine, "b1", Attempts::WithQuickRetries);
     clock.advance(Duration::from_secs(1));
-    let second = run(&engine, "b2", true);
+    let second = run(&engine, "b2", Attempts::WithQuickRetries);
     let view = first.view();
     let text = view.to_string();
     assert!(!text.contains("s3cret"), "{text}");
@@ -335,23 +362,20 @@ fn the_log_masks_secrets_and_lists_newest_first_with_filters() {
     );
     assert_eq!(view["botId"], "b1");
     assert_eq!(view["attempts"][0]["status"], 200);
-    let (all, _) = engine.list(&Source::default(), None, 10, |_| true).unwrap();
+    let (all, _) = engine.list(&LogScope::All, None, 10, |_| true).unwrap();
     let ids: Vec<_> = all.iter().map(|d| d.id.clone()).collect();
     assert_eq!(ids, [second.id.clone(), first.id.clone()], "newest first");
-    let b1 = Source {
-        bot_id: Some("b1".into()),
-        ..Source::default()
-    };
+    let b1 = LogScope::Bot("b1".into());
     let (only_b1, _) = engine.list(&b1, None, 10, |_| true).unwrap();
     assert_eq!(only_b1.len(), 1);
     assert_eq!(only_b1[0].id, first.id);
     let (delivered, _) = engine
-        .list(&Source::default(), None, 10, |d| d.status == Status::Failed)
+        .list(&LogScope::All, None, 10, |d| d.status == Status::Failed)
         .unwrap();
     assert!(delivered.is_empty());
     // Paging: one per page, newest first, then nothing.
-    let (page1, next) = engine.list(&Source::default(), None, 1, |_| true).unwrap();
-    let (page2, _) = engine.list(&Source::default(), next, 1, |_| true).unwrap();
+    let (page1, next) = engine.list(&LogScope::All, None, 1, |_| true).unwrap();
+    let (page2, _) = engine.list(&LogScope::All, next, 1, |_| true).unwrap();
     assert_eq!(
         (page1[0].id.clone(), page2[0].id.clone()),
         (second.id, first.id)
@@ -396,10 +420,7 @@ fn the_log_keeps_the_newest_ten_thousand_deliveries() {
         "the oldest is gone"
     );
     assert!(engine.get(&last.id).unwrap().is_some());
-    let b1 = Source {
-        bot_id: Some("b1".into()),
-        ..Source::default()
-    };
+    let b1 = LogScope::Bot("b1".into());
     let (page, _) = engine.list(&b1, None, 1, |_| true).unwrap();
     assert_eq!(page[0].id, last.id);
     let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count();
@@ -430,7 +451,10 @@ fn a_sweep_starts_only_attempts_that_can_end_within_its_budget() {
     // Three deliveries whose first attempt timed out (10 s each) wait in the outbox.
     for bot in ["b1", "b2", "b3"] {
         let created = engine.create(new_delivery(bot), None).unwrap();
-        assert_eq!(engine.run(created, false).unwrap().status, Status::Retrying);
+        assert_eq!(
+            engine.run(created, Attempts::FirstOnly).unwrap().status,
+            Status::Retrying
+        );
     }
     clock.advance(Duration::from_secs(120));
     // 25 s: two 10 s attempts fit, a third would end past the budget and waits.
@@ -448,17 +472,14 @@ fn a_filtered_page_fills_up_past_entries_that_do_not_match() {
     let engine = Engine::new(&kv, &rx, &clock);
     // Chat 1 first, then 30 deliveries for chat 2 on top of it.
     let mut wanted = new_delivery("b1");
-    wanted.source.chat_id = Some(1);
+    wanted.owner = owner("b1", 1);
     let wanted = engine.create(wanted, None).unwrap();
     for _ in 0..30 {
-        run(&engine, "b1", true);
+        run(&engine, "b1", Attempts::WithQuickRetries);
     }
-    let b1 = Source {
-        bot_id: Some("b1".into()),
-        ..Source::default()
-    };
+    let b1 = LogScope::Bot("b1".into());
     let (page, next) = engine
-        .list(&b1, None, 10, |d| d.source.chat_id == Some(1))
+        .list(&b1, None, 10, |d| chat_of(d) == Some(1))
         .unwrap();
     assert_eq!(
         page.len(),

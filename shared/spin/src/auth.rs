@@ -1,19 +1,26 @@
-//! The management API's bearer token, from the secret Spin variable `admin_token`.
+//! Who may call what: the management API's bearer token (the secret Spin variable
+//! `admin_token`), the retry sweep's key, and requests chained from another component.
 
+use funnelhooks_core::secret::same_secret;
+use funnelhooks_core::{Error, Kind};
+use funnelhooks_routes::Access;
 use spin_sdk::http::Request;
-use subtle::ConstantTimeEq;
 
 use crate::error::ApiError;
 
-/// Passes when the request carries `Authorization: Bearer <admin_token>`. The comparison
-/// takes the same time wherever the tokens differ; an empty `admin_token` admits nobody.
+/// Passes when the request carries `Authorization: Bearer <admin_token>`. Both sides are
+/// hashed before a constant-time comparison, so neither the token nor its length leaks; an
+/// empty `admin_token` admits nobody.
 pub fn require_admin(req: &Request) -> Result<(), ApiError> {
     let expected = spin_sdk::variables::get("admin_token").map_err(|e| {
-        ApiError::new(
-            500,
-            "admin_token_unavailable",
-            format!("the admin_token variable cannot be read: {e}"),
-        )
+        ApiError::from(Error {
+            detail: Some(e.to_string()),
+            ..Error::new(
+                Kind::Internal,
+                "admin_token_unavailable",
+                "the admin_token variable cannot be read",
+            )
+        })
     })?;
     let given = req
         .header("authorization")
@@ -45,7 +52,21 @@ pub fn require_admin_or_sweep_key(req: &Request) -> Result<(), ApiError> {
     }
 }
 
-/// Equal, non-empty, compared in the same time wherever they differ.
-fn same_secret(given: &str, expected: &str) -> bool {
-    !expected.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+/// Chained requests arrive on Spin's synthetic `/...` route; public requests never do, as
+/// no public route of the app is a catch-all.
+pub fn chained(req: &Request) -> bool {
+    req.header("spin-matched-route").and_then(|h| h.as_str()) == Some("/...")
+}
+
+/// Checks `access` for `req`. Routes that take an ingest key check it themselves (it is the
+/// service's own). A chained-only route reached from outside is a 404, as if it were not
+/// there.
+pub fn check(req: &Request, access: Access) -> Result<(), ApiError> {
+    match access {
+        Access::Public | Access::IngestKey => Ok(()),
+        Access::Admin => require_admin(req),
+        Access::AdminOrSweepKey => require_admin_or_sweep_key(req),
+        Access::Chained if chained(req) => Ok(()),
+        Access::Chained => Err(ApiError::no_route()),
+    }
 }

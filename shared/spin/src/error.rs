@@ -1,10 +1,7 @@
-//! The one place errors become responses: `{"error": {"code", "message", "field"}}` with a
-//! 4xx or 5xx status.
+//! The one place errors become responses: `{"error": {"code", "message", "field"}}` with the
+//! status the error's kind maps to. The domain crates never name a status.
 
-use funnelhooks_calls::CallError;
-use funnelhooks_delivery::DeliveryError;
-use funnelhooks_dialog::DialogError;
-use funnelhooks_store::StoreError;
+use funnelhooks_core::{Error, Kind};
 use spin_sdk::http::Response;
 
 /// An error on its way to the caller.
@@ -12,131 +9,98 @@ use spin_sdk::http::Response;
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
-    /// Machine-readable code.
-    pub code: &'static str,
-    /// A sentence for people.
-    pub message: String,
-    /// The field or parameter at fault.
-    pub field: Option<String>,
-    /// For a template error: the byte offset in the template.
-    pub position: Option<usize>,
-    /// For a 405: the methods the route takes (`GET or POST`), sent as `Allow`.
-    pub allow: Option<&'static str>,
+    /// The domain error (boxed: errors travel by value through every handler).
+    pub error: Box<Error>,
+    /// For a 405: the methods the route takes, sent as `Allow`.
+    pub allow: Option<Vec<&'static str>>,
+}
+
+/// The status a kind of problem is answered with.
+pub fn status(kind: Kind) -> u16 {
+    match kind {
+        Kind::Malformed => 400,
+        Kind::Unauthorized => 401,
+        Kind::NotFound => 404,
+        Kind::Conflict => 409,
+        Kind::TooLarge => 413,
+        Kind::UnsupportedMedia => 415,
+        Kind::Invalid => 422,
+        Kind::RateLimited => 429,
+        Kind::Internal => 500,
+        Kind::Unavailable => 503,
+    }
 }
 
 impl ApiError {
     /// 401 for a missing or wrong bearer token.
     pub fn unauthorized() -> Self {
-        Self::new(
-            401,
+        Error::new(
+            Kind::Unauthorized,
             "unauthorized",
             "send Authorization: Bearer <admin_token>",
         )
+        .at("Authorization")
+        .into()
+    }
+
+    /// 400 for a request whose head or body cannot be read at all.
+    pub fn unreadable() -> Self {
+        Error::new(Kind::Malformed, "bad_request", "the request cannot be read").into()
     }
 
     /// 404 for a route nothing serves.
     pub fn no_route() -> Self {
-        Self::new(404, "not_found", "no such route")
+        Error::not_found("not_found", "no such route").into()
     }
 
-    /// 405, naming the methods the route takes (`"GET, PUT or DELETE"`), in the message and
-    /// in the `Allow` header RFC 9110 asks for.
-    pub fn method_not_allowed(allowed: &'static str) -> Self {
-        let mut e = Self::new(
-            405,
-            "method_not_allowed",
-            format!("this route takes {allowed}"),
-        );
-        e.allow = Some(allowed);
-        e
-    }
-
-    /// An error with no field.
-    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+    /// 405, naming the methods the route takes, in the message and in the `Allow` header
+    /// RFC 9110 asks for.
+    pub fn method_not_allowed(allowed: Vec<&'static str>) -> Self {
+        let message = format!("this route takes {}", allowed.join(", "));
         Self {
-            status,
-            code,
-            message: message.into(),
-            field: None,
-            position: None,
-            allow: None,
+            status: 405,
+            error: Box::new(Error::new(Kind::Invalid, "method_not_allowed", message)),
+            allow: Some(allowed),
         }
     }
 
-    /// The same error, naming `field`.
-    pub fn with_field(mut self, field: &str) -> Self {
-        self.field = Some(field.to_string());
-        self
-    }
-
-    /// The JSON response.
+    /// The JSON response. What only operators should see (a store's own message) is logged,
+    /// never sent.
     pub fn response(&self) -> Response {
-        let mut body = serde_json::json!({"error": {
-            "code": self.code, "message": self.message, "field": self.field,
-        }});
-        if self.status == 401 {
-            body["error"]["field"] = "Authorization".into();
+        if let Some(detail) = &self.error.detail {
+            eprintln!("{} {}: {detail}", self.status, self.error.code);
         }
-        if let Some(p) = self.position {
+        let e = &self.error;
+        let mut body = serde_json::json!({"error": {
+            "code": e.code, "message": e.message, "field": e.field,
+        }});
+        if let Some(p) = e.position {
             body["error"]["position"] = p.into();
         }
         let mut response = json(self.status, &body);
         if self.status == 401 {
             response.set_header("www-authenticate", "Bearer");
         }
-        if let Some(allow) = self.allow {
-            response.set_header("allow", allow.replace(" or ", ", "));
+        if let Some(allow) = &self.allow {
+            response.set_header("allow", allow.join(", "));
         }
         response
     }
 }
 
-impl From<DialogError> for ApiError {
-    fn from(e: DialogError) -> Self {
+impl From<Error> for ApiError {
+    fn from(error: Error) -> Self {
         Self {
-            field: e.field,
-            ..Self::new(e.status, e.code, e.message)
+            status: status(error.kind),
+            error: Box::new(error),
+            allow: None,
         }
     }
 }
 
-impl From<DeliveryError> for ApiError {
-    fn from(e: DeliveryError) -> Self {
-        let message = e.to_string();
-        match e {
-            DeliveryError::Config {
-                field,
-                code,
-                message,
-                position,
-            } => Self {
-                status: 422,
-                code,
-                message,
-                field: Some(field),
-                position,
-                allow: None,
-            },
-            DeliveryError::BadSecret { .. } => {
-                Self::new(422, "bad_secret", message).with_field("webhook.signingSecret")
-            }
-            other => Self::new(422, other.code(), message).with_field("webhook.url"),
-        }
-    }
-}
-
-impl From<CallError> for ApiError {
-    fn from(e: CallError) -> Self {
-        Self {
-            field: e.field,
-            ..Self::new(e.status, e.code, e.message)
-        }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        DialogError::from(e).into()
+impl From<funnelhooks_store::StoreError> for ApiError {
+    fn from(e: funnelhooks_store::StoreError) -> Self {
+        Error::from(e).into()
     }
 }
 

@@ -1,6 +1,7 @@
 //! What every funnelhooks component needs from Spin, in one place: the key-value store as a
-//! [`Kv`](funnelhooks_store::Kv), errors turned into JSON responses, the admin token check
-//! and the clock. The domain crates stay free of `spin-sdk`.
+//! [`Kv`](funnelhooks_store::Kv), errors turned into JSON responses (the only place a kind of
+//! problem becomes a status), dispatch from the route tables with access checks, reading
+//! requests, outbound HTTP and the clock. The domain crates stay free of `spin-sdk`.
 
 pub mod auth;
 pub mod error;
@@ -8,12 +9,15 @@ pub mod kv;
 pub mod outbound;
 pub mod request;
 pub mod respond;
+pub mod router;
 
-pub use auth::{require_admin, require_admin_or_sweep_key};
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
 pub use outbound::{SpinClock, SpinSender};
 pub use respond::respond;
+pub use router::{public_route, route};
+
+use funnelhooks_core::Timestamp;
 
 /// Where webhooks may go, from the `allow_loopback_webhooks` variable (off unless "true").
 pub fn target_policy() -> funnelhooks_delivery::TargetPolicy {
@@ -21,8 +25,6 @@ pub fn target_policy() -> funnelhooks_delivery::TargetPolicy {
         .is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"));
     funnelhooks_delivery::TargetPolicy { allow_loopback }
 }
-
-use funnelhooks_dialog::Timestamp;
 
 /// Now, in Unix milliseconds.
 pub fn now() -> Timestamp {

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use funnelhooks_core::Timestamp;
 use funnelhooks_delivery::engine::{Clock, Outgoing, Received, SendFailure, Sender, Sent};
 use funnelhooks_delivery::log::MAX_RESPONSE_BODY;
 use funnelhooks_delivery::request::OutboundRequest;
-use funnelhooks_dialog::Timestamp;
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,

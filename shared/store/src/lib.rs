@@ -10,7 +10,7 @@ mod ops;
 mod records;
 
 pub use index::{Index, IndexPage};
-pub use memory::{MemoryKv, Semantics};
+pub use memory::{MemoryKv, Semantics, next_random};
 pub use ops::{OpId, strip_ops};
 pub use records::{Modified, Records};
 

@@ -88,22 +88,20 @@ impl MemoryKv {
         // A panic in another test thread must not hide this store's data.
         self.data.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
 
-    /// A random number from the store's seeded generator (xorshift64).
-    fn next_random(&self) -> u64 {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        loop {
-            let mut n = x;
-            n ^= n << 13;
-            n ^= n >> 7;
-            n ^= n << 17;
-            match self
-                .rng
-                .compare_exchange_weak(x, n, Ordering::Relaxed, Ordering::Relaxed)
-            {
-                Ok(_) => return n,
-                Err(now) => x = now,
-            }
+/// The next number of a seeded xorshift64 generator kept in `state` (the faulty store's
+/// coin; not for secrets).
+pub fn next_random(state: &AtomicU64) -> u64 {
+    let mut x = state.load(Ordering::Relaxed);
+    loop {
+        let mut n = x;
+        n ^= n << 13;
+        n ^= n >> 7;
+        n ^= n << 17;
+        match state.compare_exchange_weak(x, n, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return n,
+            Err(now) => x = now,
         }
     }
 }
@@ -121,7 +119,7 @@ impl MemoryKv {
     fn swap(&self, key: &str, seen: Option<&[u8]>, new: Vec<u8>) -> Swap {
         self.swaps.fetch_add(1, Ordering::Relaxed);
         let roll = match self.semantics {
-            Semantics::Faulty(_) => self.next_random() % 4,
+            Semantics::Faulty(_) => next_random(&self.rng) % 4,
             _ => 0,
         };
         let mut data = self.lock();

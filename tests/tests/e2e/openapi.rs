@@ -49,59 +49,44 @@ fn documented() -> Vec<(String, String)> {
     out
 }
 
-/// Operations a component's router matches: `(["api", "bots", bot, "steps"], Get | Post) =>`
-/// arms, read from its source, with the prefix the router strips.
-fn routed() -> BTreeSet<(String, String)> {
-    let components = [
-        ("bots-api", "/api/bots"),
-        ("send-webhook", ""),
-        ("call-hooks", "/api/calls"),
-    ];
-    let mut out = BTreeSet::new();
-    for (component, prefix) in components {
-        let source =
-            std::fs::read_to_string(repo_root().join(format!("components/{component}/src/lib.rs")))
-                .unwrap();
-        let mut rest = source.as_str();
-        while let Some(i) = rest.find("([") {
-            rest = &rest[i + 2..];
-            let Some(end) = rest.find("],") else { break };
-            let segments = &rest[..end];
-            let after = &rest[end + 2..];
-            let Some(close) = after.find(')') else { break };
-            let methods = after[..close].trim();
-            if !after[close + 1..].trim_start().starts_with("=>") {
-                continue;
-            }
-            let parts: Vec<&str> = segments
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            // Arms with wildcards are the 405/404 answers, not routes.
-            if methods.contains('_') || parts.iter().any(|p| *p == "_" || p.starts_with("..")) {
-                continue;
-            }
-            let path: String = parts
-                .iter()
-                .map(
-                    |p| match p.strip_prefix('"').and_then(|p| p.strip_suffix('"')) {
-                        Some(literal) => format!("/{literal}"),
-                        None => "/{}".to_string(),
-                    },
+/// Every route of every component's table (`funnelhooks_routes`), except those reached only
+/// through local chaining: (METHOD, path template, operation id).
+fn tabled() -> Vec<(String, String, String)> {
+    use funnelhooks_routes::{Access, Route};
+    fn rows<Op: Copy>(table: &[Route<Op>]) -> Vec<(String, String, String)> {
+        table
+            .iter()
+            .filter(|r| r.access != Access::Chained && r.method != "HEAD")
+            .map(|r| {
+                (
+                    r.method.to_string(),
+                    r.path.to_string(),
+                    r.operation_id.to_string(),
                 )
-                .collect();
-            let path = format!("{prefix}{path}");
-            // Reached only through local chaining; not part of the public API.
-            if path.starts_with("/internal/") {
-                continue;
-            }
-            for m in methods.split('|') {
-                out.insert((m.trim().to_ascii_uppercase(), shape(&path)));
+            })
+            .collect()
+    }
+    let mut out = rows(funnelhooks_routes::health::ROUTES);
+    out.extend(rows(funnelhooks_routes::update_dialog::ROUTES));
+    out.extend(rows(funnelhooks_routes::bots_api::ROUTES));
+    out.extend(rows(funnelhooks_routes::send_webhook::ROUTES));
+    out.extend(rows(funnelhooks_routes::call_hooks::ROUTES));
+    out
+}
+
+/// Documented operation ids by (METHOD, path).
+fn operation_ids() -> std::collections::BTreeMap<(String, String), String> {
+    let text = std::fs::read_to_string(repo_root().join("openapi.yaml")).unwrap();
+    let doc = &YamlLoader::load_from_str(&text).expect("openapi.yaml is YAML")[0];
+    let mut out = std::collections::BTreeMap::new();
+    for (path, item) in doc["paths"].as_hash().expect("paths") {
+        for m in METHODS {
+            if let Some(id) = item[m]["operationId"].as_str() {
+                let key = (m.to_ascii_uppercase(), path.as_str().unwrap().to_string());
+                out.insert(key, id.to_string());
             }
         }
     }
-    assert!(out.len() > 30, "the router scan found the routes: {out:?}");
     out
 }
 
@@ -152,16 +137,26 @@ fn every_route_in_spin_toml_is_documented() {
 }
 
 #[test]
-fn every_route_a_component_router_answers_is_documented() {
-    let documented: BTreeSet<(String, String)> = documented()
-        .into_iter()
-        .map(|(m, p)| (m, shape(&p)))
-        .collect();
-    let missing: Vec<_> = routed().difference(&documented).cloned().collect();
-    assert!(
-        missing.is_empty(),
-        "routed but not in openapi.yaml: {missing:?}"
-    );
+fn the_route_tables_and_the_document_name_the_same_operations() {
+    let documented = operation_ids();
+    let tabled = tabled();
+    for (method, path, id) in &tabled {
+        let key = (method.clone(), path.clone());
+        assert_eq!(
+            documented.get(&key),
+            Some(id),
+            "{method} {path} ({id}) is served but openapi.yaml does not document it so"
+        );
+    }
+    let served: BTreeSet<(String, String)> = tabled.into_iter().map(|(m, p, _)| (m, p)).collect();
+    for key in documented.keys() {
+        assert!(
+            served.contains(key),
+            "{} {} is documented but no component's route table serves it",
+            key.0,
+            key.1
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -223,7 +223,7 @@ async fn every_bad_postback_is_a_json_4xx_naming_the_parameter_and_stores_nothin
             big.as_str(),
             413,
             "body_too_large",
-            Value::Null,
+            json!("body"),
         ),
         (
             "POST",

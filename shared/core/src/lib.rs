@@ -1,0 +1,19 @@
+//! What every funnelhooks crate shares, as plain Rust: the one domain error type ([`Error`],
+//! whose [`Kind`] only the Spin adapter turns into an HTTP status), ids, timestamps, JSON
+//! bodies read into typed values with errors that name the member path, paging, chat ids,
+//! liberal form decoding, media types and secret comparison.
+
+pub mod chat;
+pub mod error;
+pub mod form;
+pub mod ids;
+pub mod json;
+pub mod media;
+pub mod paging;
+pub mod secret;
+pub mod time;
+
+pub use error::{Error, Kind};
+pub use ids::{is_uuid, new_id};
+pub use paging::{MAX_PAGE, Page, Paging};
+pub use time::Timestamp;

@@ -1,0 +1,48 @@
+//! Moments: Unix milliseconds, written as ISO 8601 UTC with milliseconds, as Chatterfy writes
+//! them (`2024-03-10T17:49:32.806Z`).
+
+use funnelhooks_template::datetime::{Buf, DateForm, format, parse_iso};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A moment in Unix milliseconds, written as `2024-03-10T17:49:32.806Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The ISO 8601 form.
+    pub fn iso(self) -> String {
+        let mut buf = Buf::new();
+        format(self.0, DateForm::Iso, false, &mut buf);
+        buf.as_str().to_string()
+    }
+
+    /// Unix seconds.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.div_euclid(1000)
+    }
+
+    /// The moment `ms` milliseconds later (saturating).
+    pub fn plus_ms(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+
+    /// Reads an ISO 8601 time.
+    pub fn parse_iso(text: &str) -> Option<Timestamp> {
+        parse_iso(text).map(Timestamp)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.iso())
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_iso(&text)
+            .map(Timestamp)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 time")))
+    }
+}

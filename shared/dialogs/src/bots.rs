@@ -1,0 +1,298 @@
+//! Bots and what belongs to them: postback links, custom field definitions ("Bot Settings")
+//! and steps. Records as stored, and the management inputs that create or change them.
+
+use std::collections::BTreeMap;
+
+use funnelhooks_core::json::{Members, required_text};
+use funnelhooks_core::{Error, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::limits::{MAX_KEY_LEN, valid_key};
+use crate::model::FieldType;
+
+/// Longest bot name.
+pub const MAX_BOT_NAME: usize = 200;
+/// Longest custom field description.
+pub const MAX_DESCRIPTION: usize = 500;
+/// Most postback links per bot.
+pub const MAX_LINKS: usize = 100;
+/// Most steps per bot.
+pub const MAX_STEPS: usize = 2_000;
+
+/// A bot: its settings live in this record so that a postback reads one record for them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bot {
+    /// Random UUID.
+    pub id: String,
+    /// Shown to people.
+    pub name: String,
+    /// Custom field definitions by key.
+    pub fields: BTreeMap<String, FieldDef>,
+    /// Ids of the bot's steps (each step is its own record).
+    pub steps: Vec<String>,
+    /// Ids of the bot's postback links (each link is its own record).
+    pub links: Vec<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Last change to the bot record.
+    pub updated_at: Timestamp,
+    /// Its entry in the list of bots.
+    #[serde(default)]
+    pub slot: u64,
+}
+
+impl Bot {
+    /// The bot as the API shows it (without internal bookkeeping).
+    pub fn view(&self) -> Json {
+        serde_json::json!({
+            "id": self.id,
+            "name": self.name,
+            "fields": self.fields.len(),
+            "steps": self.steps.len(),
+            "webhooks": self.links.len(),
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        })
+    }
+
+    /// The custom field types, as updateDialog checks them.
+    pub fn field_types(&self) -> BTreeMap<String, FieldType> {
+        self.fields
+            .iter()
+            .map(|(k, d)| (k.clone(), d.kind))
+            .collect()
+    }
+}
+
+/// A custom field definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FieldDef {
+    /// string, number, boolean or date.
+    #[serde(rename = "type")]
+    pub kind: FieldType,
+    /// What the field is for.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// What a step does when a dialog reaches it. Kinds other than these two are the bot
+/// engine's business and kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepKind {
+    /// Sends a message (the bot engine's).
+    Message,
+    /// Sends its webhook: the one kind funnelhooks acts on.
+    SendWebhook,
+    /// Any other kind the bot engine has (`lower-case`, digits and `-`).
+    Other(String),
+}
+
+impl StepKind {
+    /// Reads a kind: lower-case letters, digits and `-`, such as `message` or `send-webhook`.
+    pub fn parse(text: &str) -> Result<StepKind, Error> {
+        let kind = text.trim().to_ascii_lowercase();
+        let well_formed = !kind.is_empty()
+            && kind.len() <= 32
+            && kind
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !well_formed {
+            return Err(Error::invalid(
+                "bad_step_kind",
+                "kind",
+                "a kind is lower-case letters, digits and -, such as message or send-webhook",
+            ));
+        }
+        Ok(match kind.as_str() {
+            "message" => StepKind::Message,
+            "send-webhook" => StepKind::SendWebhook,
+            _ => StepKind::Other(kind),
+        })
+    }
+
+    /// The kind as written.
+    pub fn as_str(&self) -> &str {
+        match self {
+            StepKind::Message => "message",
+            StepKind::SendWebhook => "send-webhook",
+            StepKind::Other(k) => k,
+        }
+    }
+}
+
+impl Serialize for StepKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for StepKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        StepKind::parse(&text).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// A step of a bot's script, with its webhook config typed as `W` (the send-webhook crate's
+/// config; readers that do not need it use [`serde::de::IgnoredAny`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Step<W> {
+    /// UUID, chosen by the bot engine.
+    pub id: String,
+    /// The `stepKey` templates see.
+    pub key: String,
+    /// What the step does.
+    pub kind: StepKind,
+    /// A send-webhook step's webhook config.
+    #[serde(default = "none", skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<W>,
+    /// The receiver answered 410 Gone: nothing more is sent until the step is saved again.
+    #[serde(default)]
+    pub webhook_gone: bool,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+fn none<W>() -> Option<W> {
+    None
+}
+
+/// A postback link: the secret id in `/api/bots/webhooks/{id}/updateDialog`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PostbackLink {
+    /// Random UUID (122 random bits): the secret.
+    pub id: String,
+    /// The bot it updates.
+    pub bot_id: String,
+    /// When it was created.
+    pub created_at: Timestamp,
+}
+
+impl PostbackLink {
+    /// The full URL to paste into a tracker, under `base` (scheme and host, no trailing `/`).
+    pub fn url(&self, base: &str) -> String {
+        format!(
+            "{}/api/bots/webhooks/{}/updateDialog",
+            base.trim_end_matches('/'),
+            self.id
+        )
+    }
+
+    /// The link as the API shows it.
+    pub fn view(&self, base: &str) -> Json {
+        serde_json::json!({
+            "id": self.id,
+            "botId": self.bot_id,
+            "url": self.url(base),
+            "createdAt": self.created_at,
+        })
+    }
+}
+
+/// `{"name"}`: creating or renaming a bot; the name trimmed, required, not blank, at most
+/// [`MAX_BOT_NAME`] bytes.
+pub fn bot_name(body: &Json) -> Result<String, Error> {
+    Members::of(body, &["name"])?.required("name", MAX_BOT_NAME)
+}
+
+/// `{"type", "description"}`: a custom field definition.
+pub fn field_def(body: &Json) -> Result<FieldDef, Error> {
+    let m = Members::of(body, &["type", "description"])?;
+    let kind = m.required("type", 16)?;
+    let kind = match kind.to_ascii_lowercase().as_str() {
+        "string" | "text" => FieldType::String,
+        "number" => FieldType::Number,
+        "boolean" | "bool" => FieldType::Boolean,
+        "date" => FieldType::Date,
+        _ => {
+            return Err(Error::invalid(
+                "bad_field_type",
+                "type",
+                format!("{kind:?} is not a field type; use string, number, boolean or date"),
+            ));
+        }
+    };
+    let description = m.string("description")?.unwrap_or_default();
+    if description.len() > MAX_DESCRIPTION {
+        return Err(Error::invalid(
+            "value_too_long",
+            "description",
+            format!("at most {MAX_DESCRIPTION} bytes"),
+        ));
+    }
+    Ok(FieldDef { kind, description })
+}
+
+/// Checks a custom field key from a URL.
+pub fn check_field_key(key: &str) -> Result<(), Error> {
+    if valid_key(key) {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "bad_key",
+            "key",
+            format!("{key:?} is not a key: 1 to {MAX_KEY_LEN} of A-Z a-z 0-9 _ -"),
+        ))
+    }
+}
+
+/// What a step's PUT carries, checked: `key`, `kind` and, for a send-webhook step, its
+/// webhook config (already checked by its own crate).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepInput<W> {
+    /// The step key.
+    pub key: String,
+    /// The step kind.
+    pub kind: StepKind,
+    /// The webhook config (send-webhook steps only).
+    pub webhook: Option<W>,
+}
+
+impl<W> StepInput<W> {
+    /// Checks a step: a key, a kind, and a webhook config exactly when it sends a webhook.
+    pub fn new(
+        key: Option<String>,
+        kind: Option<String>,
+        webhook: Option<W>,
+    ) -> Result<Self, Error> {
+        let (key, kind) = key_and_kind(key, kind, webhook.is_some())?;
+        Ok(StepInput { key, kind, webhook })
+    }
+}
+
+/// A step's key and kind, checked, and whether it has a webhook config exactly when it sends
+/// a webhook.
+pub fn key_and_kind(
+    key: Option<String>,
+    kind: Option<String>,
+    has_webhook: bool,
+) -> Result<(String, StepKind), Error> {
+    let key = required_text(key, "key", MAX_KEY_LEN)?;
+    if !valid_key(&key) {
+        return Err(Error::invalid(
+            "bad_key",
+            "key",
+            format!("{key:?} is not a step key: 1 to {MAX_KEY_LEN} of A-Z a-z 0-9 _ -"),
+        ));
+    }
+    let kind = StepKind::parse(&required_text(kind, "kind", 32)?)?;
+    match (&kind, has_webhook) {
+        (StepKind::SendWebhook, false) => Err(Error::invalid(
+            "missing_field",
+            "webhook",
+            "a send-webhook step needs its webhook config",
+        )),
+        (StepKind::Message | StepKind::Other(_), true) => Err(Error::invalid(
+            "unexpected_webhook",
+            "webhook",
+            "only a send-webhook step has a webhook config",
+        )),
+        _ => Ok((key, kind)),
+    }
+}

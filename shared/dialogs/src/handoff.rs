@@ -1,0 +1,98 @@
+//! Step entries handed over to the send-webhook component. A postback that moves a dialog
+//! into a send-webhook step writes a handoff before it answers, then asks send-webhook (by
+//! Spin's local chaining) to deliver; send-webhook removes the handoff once the delivery is
+//! in its log. A handoff still there a minute later means the chain never got that far (a
+//! crash, an overloaded host): the retry sweep delivers it then, so no step entry is lost.
+//!
+//! Keys: `handoffs:n` / `handoffs:{slot}` (an [`Index`] of [`StepEntry`] JSON, oldest first)
+//! and `handoffs:cursor` (every slot up to it is handled).
+
+use funnelhooks_store::{Index, Kv, Records};
+use serde::{Deserialize, Serialize};
+
+use crate::repo::Repo;
+use funnelhooks_core::{Error, Timestamp};
+
+/// How long a handoff may wait for its chained delivery before the sweep takes it over.
+pub const HANDOFF_GRACE_MS: i64 = 60_000;
+
+/// Most slots one call of [`Repo::stale_handoffs`] reads.
+const MAX_SLOTS_PER_CALL: u64 = 1_000;
+
+const CURSOR: &str = "handoffs:cursor";
+
+/// A dialog that entered a send-webhook step, waiting for its delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepEntry {
+    /// The bot.
+    pub bot_id: String,
+    /// The dialog's chat.
+    pub chat_id: i64,
+    /// The step entered.
+    pub step_id: String,
+    /// When, in Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// What update-dialog sends the send-webhook component (by Spin's local chaining) when a
+/// postback moved a dialog into a send-webhook step: the entry and its handoff's slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StepReached {
+    /// The entry.
+    #[serde(flatten)]
+    pub entry: StepEntry,
+    /// The handoff recorded for it, if recording it worked.
+    pub handoff: Option<u64>,
+}
+
+impl<K: Kv> Repo<'_, K> {
+    fn handoffs(&self) -> Index<'_> {
+        Index::new(self.kv, "handoffs".into())
+    }
+
+    /// Records a step entry before the postback answers; returns its slot.
+    pub fn hand_off(&self, entry: &StepEntry) -> Result<u64, Error> {
+        let text = serde_json::to_string(entry).unwrap_or_default();
+        Ok(self.handoffs().add(&text)?)
+    }
+
+    /// The step entry's delivery is in the log: the handoff is done.
+    pub fn handed_over(&self, slot: u64) -> Result<(), Error> {
+        Ok(self.handoffs().remove(slot)?)
+    }
+
+    /// Up to `limit` handoffs older than the grace period, oldest first, with their slots.
+    /// Moves the cursor past the slots already handled, so each call reads only what is new.
+    pub fn stale_handoffs(
+        &self,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<(u64, StepEntry)>, Error> {
+        let index = self.handoffs();
+        let last = index.last_slot()?;
+        let cursor: u64 = Records::new(self.kv).get(CURSOR)?.unwrap_or(0);
+        let (mut handled_to, mut slot, mut stale) = (cursor, cursor, Vec::new());
+        while slot < last && stale.len() < limit && slot - cursor < MAX_SLOTS_PER_CALL {
+            slot += 1;
+            let Some(text) = index.get(slot)? else {
+                if stale.is_empty() {
+                    handled_to = slot;
+                }
+                continue;
+            };
+            match serde_json::from_str::<StepEntry>(&text) {
+                // Entries are written in time order: the rest are younger still.
+                Ok(entry) if entry.at_ms > now.0 - HANDOFF_GRACE_MS => break,
+                Ok(entry) => stale.push((slot, entry)),
+                // Unreadable: nothing can deliver it; keep the sweep moving.
+                Err(_) => index.remove(slot)?,
+            }
+        }
+        if handled_to > cursor {
+            Records::new(self.kv).put(CURSOR, &handled_to)?;
+        }
+        Ok(stale)
+    }
+}

@@ -1,0 +1,150 @@
+//! A dialog as stored and as the API shows it (camelCase, as Chatterfy writes it).
+
+use std::collections::BTreeMap;
+
+use funnelhooks_core::Timestamp;
+use funnelhooks_template::{Builtin, Context, Value};
+use serde::{Deserialize, Serialize};
+
+/// Who drives the dialog.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The bot answers.
+    #[default]
+    Auto,
+    /// A person answers.
+    Manual,
+    /// Nobody answers.
+    Blocked,
+}
+
+impl Status {
+    /// Parses `auto`, `manual` or `blocked` (any case).
+    pub fn parse(s: &str) -> Option<Status> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Some(Status::Auto),
+            "manual" => Some(Status::Manual),
+            "blocked" => Some(Status::Blocked),
+            _ => None,
+        }
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Auto => "auto",
+            Status::Manual => "manual",
+            Status::Blocked => "blocked",
+        }
+    }
+}
+
+/// The type of a custom field, as defined in the bot's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldType {
+    /// Text.
+    String,
+    /// A number (integer or decimal).
+    Number,
+    /// `true` / `false`.
+    Boolean,
+    /// A moment, stored as ISO 8601 UTC.
+    Date,
+}
+
+/// A custom field's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FieldValue {
+    /// `true` / `false`.
+    Bool(bool),
+    /// A number.
+    Number(serde_json::Number),
+    /// Text (and dates, as ISO 8601 text).
+    Text(String),
+}
+
+/// One chat's dialog with one bot. A dialog whose chat has not started the bot yet is
+/// `started: false` and holds what postbacks assigned in advance.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Dialog {
+    /// The bot.
+    pub bot_id: String,
+    /// Telegram chat id.
+    pub chat_id: i64,
+    /// Telegram username.
+    pub username: Option<String>,
+    /// The person's name.
+    pub name: Option<String>,
+    /// Current step's id.
+    pub step_id: Option<String>,
+    /// Current step's key.
+    pub step_key: Option<String>,
+    /// Who drives the dialog.
+    pub status: Status,
+    /// Custom fields.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Tracker fields (`clickid`, `utm_*`...).
+    pub tracker: BTreeMap<String, String>,
+    /// Tags, in the order they were added.
+    pub tags: Vec<String>,
+    /// Whether the chat has started the bot.
+    pub started: bool,
+    /// When the chat started the bot.
+    pub created_at: Option<Timestamp>,
+    /// Last change.
+    pub updated_at: Timestamp,
+}
+
+impl Dialog {
+    /// A dialog for a chat that has not started the bot: postbacks fill it in advance.
+    pub fn pending(bot_id: &str, chat_id: i64, now: Timestamp) -> Self {
+        Self {
+            bot_id: bot_id.to_string(),
+            chat_id,
+            username: None,
+            name: None,
+            step_id: None,
+            step_key: None,
+            status: Status::Auto,
+            fields: BTreeMap::new(),
+            tracker: BTreeMap::new(),
+            tags: Vec::new(),
+            started: false,
+            created_at: None,
+            updated_at: now,
+        }
+    }
+}
+
+impl Context for Dialog {
+    fn builtin(&self, builtin: Builtin) -> Option<Value<'_>> {
+        match builtin {
+            Builtin::ChatId => Some(Value::Int(self.chat_id)),
+            Builtin::Username => self.username.as_deref().map(Value::Str),
+            Builtin::Name => self.name.as_deref().map(Value::Str),
+            Builtin::StepKey => self.step_key.as_deref().map(Value::Str),
+            Builtin::StepId => self.step_id.as_deref().map(Value::Str),
+            Builtin::Status => Some(Value::Str(self.status.as_str())),
+            Builtin::CreatedAt => self.created_at.map(|t| Value::Time(t.0)),
+        }
+    }
+
+    fn field(&self, key: &str) -> Option<Value<'_>> {
+        Some(match self.fields.get(key)? {
+            FieldValue::Bool(b) => Value::Bool(*b),
+            FieldValue::Number(n) => match n.as_i64() {
+                Some(i) => Value::Int(i),
+                None => Value::Num(n.as_f64()?),
+            },
+            FieldValue::Text(t) => Value::Str(t),
+        })
+    }
+
+    fn tracker(&self, key: &str) -> Option<Value<'_>> {
+        self.tracker.get(key).map(|v| Value::Str(v))
+    }
+}

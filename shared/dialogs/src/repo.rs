@@ -1,0 +1,529 @@
+//! Where bots, postback links, steps and dialogs live in the key-value store, and every
+//! change to them. Keys (ASCII, no `/ \ ? #`, well under 250 bytes):
+//!
+//! | key | record |
+//! |---|---|
+//! | `bot:{botId}` | [`Bot`], with its custom field definitions and the ids of its steps and links |
+//! | `bots:n`, `bots:{slot}` | the list of bots ([`Index`]) |
+//! | `link:{postbackId}` | [`PostbackLink`] |
+//! | `step:{botId}:{stepId}` | [`Step`] |
+//! | `dlg:{botId}:{chatId}` | [`Dialog`] |
+//! | `dlg:{botId}:{chatId}:born` | creation election counter (hosts with atomics) |
+//! | `dlg:{botId}:{chatId}:slot` | the dialog's slot in its bot's list |
+//! | `dlgs:{botId}:n`, `dlgs:{botId}:{slot}` | a bot's dialogs ([`Index`]) |
+//! | `handoffs:n`, `handoffs:{slot}`, `handoffs:cursor` | step entries awaiting delivery ([`crate::handoff`]) |
+//!
+//! On hosts without key-value atomics a dialog's custom and tracker fields are stored one
+//! per key instead (see [`crate::split`]), so concurrent postbacks writing different fields
+//! never overwrite each other.
+
+use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
+use funnelhooks_store::{Index, Kv, Modified, Records};
+use serde::Serialize;
+use serde::de::{DeserializeOwned, IgnoredAny};
+
+use crate::bots::{Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind};
+use crate::limits::MAX_FIELDS;
+use crate::model::Dialog;
+use crate::params::Param;
+use crate::split;
+use crate::start::Start;
+use crate::update::{BotSchema, StepRef, Update, parse_update};
+
+/// The store, seen as bots and dialogs. Generic over the store so that a build for a host
+/// with atomics leaves out the per-part layout (`K::atomic()` is a constant there).
+pub struct Repo<'a, K: Kv> {
+    pub(crate) kv: &'a K,
+}
+
+/// What an updateDialog postback did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Postback {
+    /// The dialog after the update.
+    pub dialog: Dialog,
+    /// The validated update.
+    pub update: Update,
+    /// Whether the dialog was created by this postback.
+    pub created: bool,
+    /// The step the dialog moved into, when this postback moved it to another step (a
+    /// postback repeating the step the dialog is already on moves nothing).
+    pub entered_step: Option<StepRef>,
+}
+
+fn bot_key(id: &str) -> String {
+    format!("bot:{id}")
+}
+fn link_key(id: &str) -> String {
+    format!("link:{id}")
+}
+/// Where a step record is kept.
+pub fn step_key(bot: &str, id: &str) -> String {
+    format!("step:{bot}:{id}")
+}
+pub(crate) fn dialog_key(bot: &str, chat: i64) -> String {
+    format!("dlg:{bot}:{chat}")
+}
+
+fn bot_missing() -> Error {
+    Error::not_found("unknown_bot", "no bot with this id").at("botId")
+}
+
+/// No custom field under this key.
+pub fn field_missing() -> Error {
+    Error::not_found(
+        "unknown_field",
+        "this bot has no custom field with this key",
+    )
+    .at("key")
+}
+
+fn step_missing() -> Error {
+    Error::not_found("unknown_step", "this bot has no step with this id").at("stepId")
+}
+
+/// The same answer for a link that never existed and one that was revoked.
+fn link_missing() -> Error {
+    Error::not_found(
+        "unknown_webhook",
+        "no postback link with this id; it may have been revoked",
+    )
+}
+
+impl<'a, K: Kv> Repo<'a, K> {
+    /// Bots and dialogs in `kv`.
+    pub fn new(kv: &'a K) -> Self {
+        Self { kv }
+    }
+
+    fn records(&self) -> Records<'a> {
+        Records::new(self.kv)
+    }
+
+    fn bots_index(&self) -> Index<'a> {
+        Index::new(self.kv, "bots".into())
+    }
+
+    fn dialogs_index(&self, bot: &str) -> Index<'a> {
+        Index::new(self.kv, format!("dlgs:{bot}"))
+    }
+
+    // ---- bots
+
+    /// Creates a bot named `name`.
+    pub fn create_bot(&self, name: String, now: Timestamp) -> Result<Bot, Error> {
+        let id = new_id();
+        let slot = self.bots_index().add(&id)?;
+        let bot = Bot {
+            id,
+            name,
+            fields: Default::default(),
+            steps: Vec::new(),
+            links: Vec::new(),
+            created_at: now,
+            updated_at: now,
+            slot,
+        };
+        self.records().put(&bot_key(&bot.id), &bot)?;
+        Ok(bot)
+    }
+
+    /// The bot, or a 404.
+    pub fn bot(&self, id: &str) -> Result<Bot, Error> {
+        if !is_uuid(id) {
+            return Err(bot_missing());
+        }
+        self.records().get(&bot_key(id))?.ok_or_else(bot_missing)
+    }
+
+    /// A page of bots, oldest first.
+    pub fn bots(&self, after: u64, limit: usize) -> Result<Page<Bot>, Error> {
+        let page = self.bots_index().page(after, limit.min(MAX_PAGE))?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for id in page.items {
+            if let Some(bot) = self.records().get(&bot_key(&id))? {
+                items.push(bot);
+            }
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// Changes the bot with `change` (retried on concurrent writes), or a 404.
+    pub fn modify_bot<R>(
+        &self,
+        id: &str,
+        now: Timestamp,
+        mut change: impl FnMut(&mut Bot) -> Result<R, Error>,
+    ) -> Result<R, Error> {
+        if !is_uuid(id) {
+            return Err(bot_missing());
+        }
+        self.records()
+            .modify(&bot_key(id), |bot: &mut Bot| {
+                let r = change(bot)?;
+                bot.updated_at = now;
+                Ok::<_, Error>(r)
+            })?
+            .ok_or_else(bot_missing)
+    }
+
+    /// Deletes the bot and everything that belongs to it: links first (so its postbacks stop
+    /// at once), then steps, dialogs and the bot.
+    pub fn delete_bot(&self, id: &str) -> Result<(), Error> {
+        let bot = self.bot(id)?;
+        for link in &bot.links {
+            self.kv.delete(&link_key(link))?;
+        }
+        for step in &bot.steps {
+            self.kv.delete(&step_key(id, step))?;
+        }
+        let dialogs = self.dialogs_index(id);
+        for (_, chat) in dialogs.all()? {
+            if let Ok(chat) = chat.parse() {
+                self.erase_dialog_keys(&bot, chat)?;
+            }
+        }
+        dialogs.clear()?;
+        self.kv.delete(&bot_key(id))?;
+        self.bots_index().remove(bot.slot)?;
+        Ok(())
+    }
+
+    // ---- postback links
+
+    /// Creates a postback link for the bot.
+    pub fn create_link(&self, bot_id: &str, now: Timestamp) -> Result<PostbackLink, Error> {
+        let link = PostbackLink {
+            id: new_id(),
+            bot_id: bot_id.to_string(),
+            created_at: now,
+        };
+        self.modify_bot(bot_id, now, |bot| {
+            if bot.links.len() >= MAX_LINKS {
+                return Err(Error::new(
+                    Kind::Invalid,
+                    "too_many_webhooks",
+                    format!("a bot has at most {MAX_LINKS} postback links; revoke one first"),
+                ));
+            }
+            bot.links.push(link.id.clone());
+            Ok(())
+        })?;
+        self.records().put(&link_key(&link.id), &link)?;
+        Ok(link)
+    }
+
+    /// The bot's postback links, oldest first.
+    pub fn links(&self, bot: &Bot) -> Result<Vec<PostbackLink>, Error> {
+        let mut out = Vec::with_capacity(bot.links.len());
+        for id in &bot.links {
+            if let Some(link) = self.records().get(&link_key(id))? {
+                out.push(link);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Revokes a link: from now on it is a 404, like an id that never existed.
+    pub fn revoke_link(&self, bot_id: &str, link_id: &str, now: Timestamp) -> Result<(), Error> {
+        self.modify_bot(bot_id, now, |bot| {
+            let before = bot.links.len();
+            bot.links.retain(|l| l != link_id);
+            if bot.links.len() == before {
+                return Err(link_missing());
+            }
+            Ok(())
+        })?;
+        self.kv.delete(&link_key(link_id))?;
+        Ok(())
+    }
+
+    // ---- custom fields
+
+    /// Defines or redefines a custom field; `true` when it is new.
+    pub fn put_field(
+        &self,
+        bot_id: &str,
+        key: &str,
+        def: FieldDef,
+        now: Timestamp,
+    ) -> Result<bool, Error> {
+        self.modify_bot(bot_id, now, |bot| {
+            if !bot.fields.contains_key(key) && bot.fields.len() >= MAX_FIELDS {
+                return Err(Error::invalid(
+                    "too_many_fields",
+                    "key",
+                    format!("a bot defines at most {MAX_FIELDS} custom fields"),
+                ));
+            }
+            Ok(bot.fields.insert(key.to_string(), def.clone()).is_none())
+        })
+    }
+
+    /// Removes a custom field definition (values already stored in dialogs stay).
+    pub fn delete_field(&self, bot_id: &str, key: &str, now: Timestamp) -> Result<(), Error> {
+        self.modify_bot(bot_id, now, |bot| {
+            bot.fields.remove(key).map(|_| ()).ok_or_else(field_missing)
+        })
+    }
+
+    // ---- steps
+
+    /// Creates or replaces a step; `true` when it is new.
+    pub fn put_step<W: Serialize + DeserializeOwned>(
+        &self,
+        bot_id: &str,
+        step_id: &str,
+        input: StepInput<W>,
+        now: Timestamp,
+    ) -> Result<(Step<W>, bool), Error> {
+        if !is_uuid(step_id) {
+            return Err(Error::invalid(
+                "bad_step_id",
+                "stepId",
+                format!("{step_id:?} is not a UUID"),
+            ));
+        }
+        let created = self.modify_bot(bot_id, now, |bot| {
+            if bot.steps.iter().any(|s| s == step_id) {
+                return Ok(false);
+            }
+            if bot.steps.len() >= MAX_STEPS {
+                return Err(Error::new(
+                    Kind::Invalid,
+                    "too_many_steps",
+                    format!("a bot has at most {MAX_STEPS} steps"),
+                ));
+            }
+            bot.steps.push(step_id.to_string());
+            Ok(true)
+        })?;
+        // Only when it was first created matters of the old record.
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Created {
+            created_at: Timestamp,
+        }
+        let old = self.records().get::<Created>(&step_key(bot_id, step_id))?;
+        let step = Step {
+            id: step_id.to_string(),
+            key: input.key,
+            kind: input.kind,
+            webhook: input.webhook,
+            webhook_gone: false,
+            created_at: old.map_or(now, |o| o.created_at),
+            updated_at: now,
+        };
+        self.records().put(&step_key(bot_id, step_id), &step)?;
+        Ok((step, created))
+    }
+
+    /// Marks a send-webhook step's webhook as gone (its receiver answered 410).
+    pub fn mark_webhook_gone(&self, bot_id: &str, step_id: &str) -> Result<(), Error> {
+        // Changed as raw JSON: the config is kept exactly as stored.
+        self.records()
+            .modify(&step_key(bot_id, step_id), |s: &mut serde_json::Value| {
+                s["webhookGone"] = true.into();
+                Ok::<_, Error>(())
+            })?;
+        Ok(())
+    }
+
+    /// The step with its webhook config read as `W`, or a 404.
+    pub fn step<W: DeserializeOwned>(&self, bot: &Bot, step_id: &str) -> Result<Step<W>, Error> {
+        self.find_step(bot, step_id)?.ok_or_else(step_missing)
+    }
+
+    fn find_step<W: DeserializeOwned>(
+        &self,
+        bot: &Bot,
+        step_id: &str,
+    ) -> Result<Option<Step<W>>, Error> {
+        if !bot.steps.iter().any(|s| s == step_id) {
+            return Ok(None);
+        }
+        Ok(self.records().get(&step_key(&bot.id, step_id))?)
+    }
+
+    /// The bot's steps, in the order they were created.
+    pub fn steps<W: DeserializeOwned>(&self, bot: &Bot) -> Result<Vec<Step<W>>, Error> {
+        let mut out = Vec::with_capacity(bot.steps.len());
+        for id in &bot.steps {
+            if let Some(step) = self.records().get(&step_key(&bot.id, id))? {
+                out.push(step);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes a step. Dialogs on it keep its id and key.
+    pub fn delete_step(&self, bot_id: &str, step_id: &str, now: Timestamp) -> Result<(), Error> {
+        self.modify_bot(bot_id, now, |bot| {
+            let before = bot.steps.len();
+            bot.steps.retain(|s| s != step_id);
+            if bot.steps.len() == before {
+                return Err(step_missing());
+            }
+            Ok(())
+        })?;
+        self.kv.delete(&step_key(bot_id, step_id))?;
+        Ok(())
+    }
+
+    // ---- dialogs
+
+    /// An updateDialog postback through link `link_id`: all of it is applied or none.
+    pub fn postback(
+        &self,
+        link_id: &str,
+        params: Vec<(String, Param)>,
+        now: Timestamp,
+    ) -> Result<Postback, Error> {
+        if !is_uuid(link_id) {
+            return Err(link_missing());
+        }
+        let link: PostbackLink = self
+            .records()
+            .get(&link_key(link_id))?
+            .ok_or_else(link_missing)?;
+        // A link whose bot is gone is as unknown as any other.
+        let bot: Bot = self
+            .records()
+            .get(&bot_key(&link.bot_id))?
+            .ok_or_else(link_missing)?;
+        let fields = bot.field_types();
+        let step = |id: &str| -> Result<Option<StepRef>, Error> {
+            // The config is not needed here: it is skipped, not parsed.
+            Ok(self.find_step::<IgnoredAny>(&bot, id)?.map(|s| StepRef {
+                id: s.id,
+                key: s.key,
+                sends_webhook: s.kind == StepKind::SendWebhook,
+            }))
+        };
+        let update = parse_update(
+            params,
+            &BotSchema {
+                fields: &fields,
+                step: &step,
+            },
+        )?;
+        let (dialog, created, entered) = self.change_dialog(&bot, update.chat_id, now, |d| {
+            let before = d.step_id.clone();
+            d.apply(&update, now)?;
+            Ok(update.step.is_some() && d.step_id != before)
+        })?;
+        let entered_step = update.step.clone().filter(|_| entered);
+        Ok(Postback {
+            dialog,
+            update,
+            entered_step,
+            created,
+        })
+    }
+
+    /// The bot engine starting (or refreshing) a dialog; `true` when it was created.
+    pub fn start_dialog(
+        &self,
+        bot_id: &str,
+        chat: i64,
+        start: &Start,
+        now: Timestamp,
+    ) -> Result<(Dialog, bool), Error> {
+        let bot = self.bot(bot_id)?;
+        let (dialog, created, _) =
+            self.change_dialog(&bot, chat, now, |d| d.start(start, now).map(|()| false))?;
+        Ok((dialog, created))
+    }
+
+    fn change_dialog(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        now: Timestamp,
+        change: impl Fn(&mut Dialog) -> Result<bool, Error>,
+    ) -> Result<(Dialog, bool, bool), Error> {
+        let (dialog, created, entered) = if self.kv.atomic() {
+            let key = dialog_key(&bot.id, chat);
+            let (dialog, modified) = self.records().upsert(
+                &key,
+                &format!("{key}:born"),
+                || Dialog::pending(&bot.id, chat, now),
+                |d: &mut Dialog| {
+                    let entered = change(d)?;
+                    Ok::<_, Error>((d.clone(), entered))
+                },
+            )?;
+            let (dialog, entered) = dialog;
+            (dialog, modified == Modified::Created, entered)
+        } else {
+            split::change(self.kv, bot, chat, &change)?
+        };
+        if created {
+            let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+            self.kv.set(
+                &format!("{}:slot", dialog_key(&bot.id, chat)),
+                slot.to_string().as_bytes(),
+            )?;
+        }
+        Ok((dialog, created, entered))
+    }
+
+    /// The dialog, or a 404.
+    pub fn dialog(&self, bot: &Bot, chat: i64) -> Result<Dialog, Error> {
+        self.find_dialog(bot, chat)?.ok_or_else(|| {
+            Error::not_found("unknown_dialog", "this bot has no dialog with this chat").at("chatId")
+        })
+    }
+
+    fn find_dialog(&self, bot: &Bot, chat: i64) -> Result<Option<Dialog>, Error> {
+        if self.kv.atomic() {
+            Ok(self.records().get(&dialog_key(&bot.id, chat))?)
+        } else {
+            Ok(split::load(self.kv, bot, chat)?)
+        }
+    }
+
+    /// A page of the bot's dialogs, oldest first.
+    pub fn dialogs(&self, bot: &Bot, after: u64, limit: usize) -> Result<Page<Dialog>, Error> {
+        let page = self
+            .dialogs_index(&bot.id)
+            .page(after, limit.min(MAX_PAGE))?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for chat in page.items {
+            if let Ok(chat) = chat.parse()
+                && let Some(d) = self.find_dialog(bot, chat)?
+            {
+                items.push(d);
+            }
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// Erases the dialog and everything stored for it, or a 404.
+    pub fn erase_dialog(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
+        self.dialog(bot, chat)?;
+        let slot_key = format!("{}:slot", dialog_key(&bot.id, chat));
+        if let Some(slot) = self.kv.get(&slot_key)?
+            && let Some(slot) = std::str::from_utf8(&slot).ok().and_then(|s| s.parse().ok())
+        {
+            self.dialogs_index(&bot.id).remove(slot)?;
+        }
+        self.erase_dialog_keys(bot, chat)
+    }
+
+    fn erase_dialog_keys(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
+        let key = dialog_key(&bot.id, chat);
+        if !self.kv.atomic() {
+            split::erase(self.kv, bot, chat)?;
+        }
+        self.kv.delete(&key)?;
+        self.kv.delete(&format!("{key}:slot"))?;
+        self.kv.delete(&format!("{key}:born"))?;
+        Ok(())
+    }
+}

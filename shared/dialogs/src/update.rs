@@ -1,0 +1,357 @@
+//! An updateDialog request, validated against the bot, and applied to a dialog.
+//!
+//! Parameters (Chatterfy's, plus tags):
+//! - `chatId` (required): the Telegram chat id, a signed 64-bit integer.
+//! - `stepId`: a step of this bot; sets `stepId` and `stepKey`.
+//! - `status`: `auto`, `manual` or `blocked`.
+//! - `fields.KEY`, `details.KEY` and a bare `KEY`: custom field KEY, typed by the bot's field
+//!   definitions; a key the bot does not define is stored as text and reported.
+//! - `tracker.KEY`: tracker field KEY, stored as text.
+//! - `addTag` / `addTags` and `removeTag` / `removeTags`: tags, comma-separated or (in JSON)
+//!   an array. Removal happens after adding.
+//!
+//! Names of the reserved parameters ignore case and underscores (`chat_id`, `ChatID`).
+//! When a parameter comes twice, the last one wins (query first, then body).
+
+use std::collections::BTreeMap;
+
+use funnelhooks_core::{Error, Timestamp, chat};
+use serde_json::Value as Json;
+
+use crate::limits::{MAX_FIELDS, MAX_TAGS, MAX_TRACKER_FIELDS, MAX_VALUE_LEN, valid_key};
+use crate::model::{Dialog, FieldType, FieldValue, Status};
+use crate::params::Param;
+
+/// What updateDialog needs to know of a step of the bot.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StepRef {
+    /// The step's id.
+    pub id: String,
+    /// Its key (`stepKey`).
+    pub key: String,
+    /// Whether entering it sends its webhook.
+    pub sends_webhook: bool,
+}
+
+/// What the update is checked against: the bot's custom field definitions and steps.
+pub struct BotSchema<'a> {
+    /// Defined custom fields and their types.
+    pub fields: &'a BTreeMap<String, FieldType>,
+    /// The step with this id, if the bot has it.
+    pub step: &'a dyn Fn(&str) -> Result<Option<StepRef>, Error>,
+}
+
+/// A validated update, ready to apply.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Update {
+    /// The chat.
+    pub chat_id: i64,
+    /// New step.
+    pub step: Option<StepRef>,
+    /// New status.
+    pub status: Option<Status>,
+    /// Custom fields to write.
+    pub fields: BTreeMap<String, FieldValue>,
+    /// Keys written that the bot does not define (stored as text).
+    pub undefined_fields: Vec<String>,
+    /// Tracker fields to write.
+    pub tracker: BTreeMap<String, String>,
+    /// Tags to add.
+    pub add_tags: Vec<String>,
+    /// Tags to remove.
+    pub remove_tags: Vec<String>,
+}
+
+enum Reserved {
+    ChatId,
+    StepId,
+    Status,
+    AddTags,
+    RemoveTags,
+}
+
+fn reserved(name: &str) -> Option<Reserved> {
+    // Folded on the stack: this runs twice for every parameter of every postback.
+    let mut folded = [0u8; 10];
+    let mut n = 0;
+    for b in name.bytes().filter(|b| *b != b'_') {
+        *folded.get_mut(n)? = b.to_ascii_lowercase();
+        n += 1;
+    }
+    Some(match &folded[..n] {
+        b"chatid" => Reserved::ChatId,
+        b"stepid" => Reserved::StepId,
+        b"status" => Reserved::Status,
+        b"addtag" | b"addtags" => Reserved::AddTags,
+        b"removetag" | b"removetags" => Reserved::RemoveTags,
+        _ => return None,
+    })
+}
+
+/// Validates `params` against `schema`. The first bad parameter is the error; nothing is
+/// half-applied because nothing is applied here.
+pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Result<Update, Error> {
+    let mut update = Update::default();
+    // Without a chat there is nothing to update: say so before judging anything else.
+    if !params
+        .iter()
+        .any(|(n, _)| matches!(reserved(n), Some(Reserved::ChatId)))
+    {
+        return Err(Error::malformed(
+            "missing_chat_id",
+            "chatId",
+            "chatId is required: the Telegram chat id of the dialog to update",
+        ));
+    }
+    let mut chat_id = 0;
+    for (name, value) in params {
+        match reserved(&name) {
+            Some(Reserved::ChatId) => chat_id = parse_chat_id(&name, &value)?,
+            Some(Reserved::StepId) => {
+                let id = text(&name, &value)?;
+                let step = (schema.step)(id.trim())?.ok_or_else(|| {
+                    Error::invalid(
+                        "unknown_step",
+                        &name,
+                        format!("this bot has no step {:?}", id.trim()),
+                    )
+                })?;
+                update.step = Some(step);
+            }
+            Some(Reserved::Status) => {
+                let s = text(&name, &value)?;
+                update.status = Some(Status::parse(&s).ok_or_else(|| {
+                    Error::invalid(
+                        "bad_status",
+                        &name,
+                        format!("{s:?} is not a status; use auto, manual or blocked"),
+                    )
+                })?);
+            }
+            Some(Reserved::AddTags) => update.add_tags.extend(tags(&name, &value)?),
+            Some(Reserved::RemoveTags) => update.remove_tags.extend(tags(&name, &value)?),
+            None => {
+                let (scope, key) = match name.split_once('.') {
+                    Some((scope, key)) => (scope, key),
+                    None => ("fields", name.as_str()),
+                };
+                if !valid_key(key) {
+                    return Err(Error::invalid(
+                        "bad_key",
+                        &name,
+                        "a key is 1 to 64 of A-Z a-z 0-9 _ -",
+                    ));
+                }
+                match scope {
+                    "fields" | "details" => {
+                        let typed = typed_value(&name, &value, schema.fields.get(key).copied())?;
+                        if !schema.fields.contains_key(key)
+                            && !update.undefined_fields.iter().any(|k| k == key)
+                        {
+                            update.undefined_fields.push(key.to_string());
+                        }
+                        update.fields.insert(key.to_string(), typed);
+                    }
+                    "tracker" => {
+                        let v = text(&name, &value)?;
+                        check_len(&name, &v)?;
+                        update.tracker.insert(key.to_string(), v);
+                    }
+                    _ => {
+                        return Err(Error::invalid(
+                            "bad_key",
+                            &name,
+                            "use fields.KEY, details.KEY, tracker.KEY or a bare KEY",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    update.chat_id = chat_id;
+    Ok(update)
+}
+
+fn parse_chat_id(name: &str, value: &Param) -> Result<i64, Error> {
+    match value {
+        Param::Text(s) => chat::parse(s, name),
+        Param::Json(j) => chat::from_json(j, name),
+    }
+}
+
+fn text(name: &str, value: &Param) -> Result<String, Error> {
+    match value {
+        Param::Text(s) | Param::Json(Json::String(s)) => Ok(s.clone()),
+        Param::Json(j @ (Json::Number(_) | Json::Bool(_))) => Ok(j.to_string()),
+        Param::Json(_) => Err(Error::invalid(
+            "bad_value",
+            name,
+            "expected text, a number or a boolean",
+        )),
+    }
+}
+
+fn check_len(name: &str, value: &str) -> Result<(), Error> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(Error::invalid(
+            "value_too_long",
+            name,
+            format!(
+                "the value is {} bytes; the limit is {MAX_VALUE_LEN}",
+                value.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn tags(name: &str, value: &Param) -> Result<Vec<String>, Error> {
+    let raw: Vec<String> = match value {
+        Param::Json(Json::Array(items)) => items
+            .iter()
+            .map(|i| text(name, &Param::Json(i.clone())))
+            .collect::<Result<_, _>>()?,
+        other => text(name, other)?.split(',').map(str::to_string).collect(),
+    };
+    let mut out = Vec::new();
+    for tag in raw {
+        let tag = tag.trim();
+        if tag.is_empty() {
+            continue;
+        }
+        if !valid_key(tag) {
+            return Err(Error::invalid(
+                "bad_tag",
+                name,
+                format!("{tag:?} is not a tag: 1 to 64 of A-Z a-z 0-9 _ -"),
+            ));
+        }
+        out.push(tag.to_string());
+    }
+    Ok(out)
+}
+
+fn typed_value(name: &str, value: &Param, kind: Option<FieldType>) -> Result<FieldValue, Error> {
+    let wrong = |what: &str| {
+        Error::invalid(
+            "wrong_type",
+            name,
+            format!("the field is a {what}; this value is not one"),
+        )
+    };
+    let as_text = text(name, value)?;
+    check_len(name, &as_text)?;
+    Ok(match kind {
+        None | Some(FieldType::String) => FieldValue::Text(as_text),
+        Some(FieldType::Number) => match value {
+            Param::Json(Json::Number(n)) => FieldValue::Number(n.clone()),
+            _ => number(as_text.trim()).ok_or_else(|| wrong("number"))?,
+        },
+        Some(FieldType::Boolean) => match value {
+            Param::Json(Json::Bool(b)) => FieldValue::Bool(*b),
+            _ => FieldValue::Bool(match as_text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                _ => return Err(wrong("boolean (true/false, 1/0, yes/no)")),
+            }),
+        },
+        Some(FieldType::Date) => {
+            let t = as_text.trim();
+            let ms = match t.parse::<i64>() {
+                // Unix seconds, or milliseconds when it is too large to be seconds.
+                Ok(n) if n.abs() < 100_000_000_000 => n.checked_mul(1000),
+                Ok(n) => Some(n),
+                Err(_) => Timestamp::parse_iso(t).map(|t| t.0),
+            };
+            FieldValue::Text(
+                Timestamp(ms.ok_or_else(|| wrong("date (ISO 8601 or Unix time)"))?).iso(),
+            )
+        }
+    })
+}
+
+fn number(s: &str) -> Option<FieldValue> {
+    if let Ok(i) = s.parse::<i64>() {
+        return Some(FieldValue::Number(i.into()));
+    }
+    let f: f64 = s.parse().ok()?;
+    serde_json::Number::from_f64(f).map(FieldValue::Number)
+}
+
+/// Fails when writing `incoming` into `existing` would hold more than `max` keys.
+pub(crate) fn check_room<V, W>(
+    existing: &BTreeMap<String, V>,
+    incoming: &BTreeMap<String, W>,
+    max: usize,
+    code: &'static str,
+    field: Option<&str>,
+) -> Result<(), Error> {
+    let added = incoming
+        .keys()
+        .filter(|k| !existing.contains_key(*k))
+        .count();
+    if existing.len() + added > max {
+        let e = Error::new(
+            funnelhooks_core::Kind::Invalid,
+            code,
+            format!(
+                "a dialog holds at most {max} of these; this would make {}",
+                existing.len() + added
+            ),
+        );
+        return Err(match field {
+            Some(f) => e.at(f),
+            None => e,
+        });
+    }
+    Ok(())
+}
+
+impl Dialog {
+    /// Applies a validated update. Limits are checked first, so an update that would pass one
+    /// changes nothing.
+    pub fn apply(&mut self, update: &Update, now: Timestamp) -> Result<(), Error> {
+        check_room(
+            &self.fields,
+            &update.fields,
+            MAX_FIELDS,
+            "too_many_fields",
+            None,
+        )?;
+        check_room(
+            &self.tracker,
+            &update.tracker,
+            MAX_TRACKER_FIELDS,
+            "too_many_tracker_fields",
+            None,
+        )?;
+        let mut tags = self.tags.clone();
+        for tag in &update.add_tags {
+            if !tags.contains(tag) {
+                tags.push(tag.clone());
+            }
+        }
+        tags.retain(|t| !update.remove_tags.contains(t));
+        if tags.len() > MAX_TAGS {
+            return Err(Error::new(
+                funnelhooks_core::Kind::Invalid,
+                "too_many_tags",
+                format!("a dialog holds at most {MAX_TAGS} tags"),
+            ));
+        }
+        self.tags = tags;
+        self.fields
+            .extend(update.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+        self.tracker
+            .extend(update.tracker.iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(step) = &update.step {
+            self.step_id = Some(step.id.clone());
+            self.step_key = Some(step.key.clone());
+        }
+        if let Some(status) = update.status {
+            self.status = status;
+        }
+        self.updated_at = now;
+        Ok(())
+    }
+}

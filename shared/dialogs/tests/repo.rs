@@ -1,0 +1,357 @@
+//! Bots, links, steps and dialogs through the repository on an in-memory store with the
+//! semantics of each store funnelhooks runs on: Spin's SQLite store, Spin's Redis store (whose
+//! swap reports failure even when it applied), a remote store whose swaps fail ambiguously at
+//! random, and a host without key-value atomics.
+
+use std::sync::Arc;
+
+use funnelhooks_core::{Kind, Timestamp};
+use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
+use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
+use funnelhooks_store::{Kv, MemoryKv, Semantics};
+
+const NOW: Timestamp = Timestamp(1_710_092_972_806);
+const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
+
+struct Bot {
+    id: String,
+    link: String,
+}
+
+fn bot_with_link(kv: &MemoryKv) -> Bot {
+    let repo = Repo::new(kv);
+    let bot = repo.create_bot("Casino funnel".into(), NOW).unwrap();
+    let field = |kind| FieldDef {
+        kind,
+        description: String::new(),
+    };
+    repo.put_field(&bot.id, "userBalance", field(FieldType::Number), NOW)
+        .unwrap();
+    repo.put_field(&bot.id, "reg_status", field(FieldType::Boolean), NOW)
+        .unwrap();
+    let step = StepInput {
+        key: "deposit".into(),
+        kind: StepKind::Message,
+        webhook: None::<()>,
+    };
+    repo.put_step(&bot.id, STEP, step, NOW).unwrap();
+    let link = repo.create_link(&bot.id, NOW).unwrap();
+    Bot {
+        id: bot.id,
+        link: link.id,
+    }
+}
+
+fn get(
+    kv: &MemoryKv,
+    link: &str,
+    query: &str,
+) -> Result<funnelhooks_dialogs::Postback, funnelhooks_core::Error> {
+    Repo::new(kv).postback(link, from_request(query, None, b"").unwrap(), NOW)
+}
+
+fn stores() -> [(&'static str, MemoryKv); 4] {
+    [
+        ("SQLite", MemoryKv::with(Semantics::Sqlite)),
+        ("Redis", MemoryKv::with(Semantics::Redis)),
+        ("faulty", MemoryKv::with(Semantics::Faulty(42))),
+        ("without atomics", MemoryKv::without_atomics()),
+    ]
+}
+
+/// The stores with atomics, where concurrent writers never lose each other's changes.
+fn atomic_stores() -> impl Iterator<Item = (&'static str, MemoryKv)> {
+    stores().into_iter().filter(|(_, kv)| kv.atomic())
+}
+
+#[test]
+fn a_postback_before_the_chat_starts_is_kept_and_merged_at_start() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let query =
+            format!("chatId=1227280&stepId={STEP}&userBalance=5000&tracker.clickid=abc&addTag=vip");
+        let first = get(&kv, &bot.link, &query).unwrap();
+        assert!(first.created, "{mode}");
+        assert!(!first.dialog.started, "{mode}");
+        get(&kv, &bot.link, "chatId=1227280&status=manual").unwrap();
+
+        let repo = Repo::new(&kv);
+        let start = Start {
+            username: Some("ivan".into()),
+            name: Some("Ivan".into()),
+            tracker: [("clickid".to_string(), "from-campaign".to_string())].into(),
+        };
+        let later = Timestamp(NOW.0 + 60_000);
+        let (d, created) = repo.start_dialog(&bot.id, 1227280, &start, later).unwrap();
+        assert!(!created, "{mode}");
+        assert!(d.started, "{mode}");
+        assert_eq!(d.created_at, Some(later), "{mode}");
+        assert_eq!(d.step_key.as_deref(), Some("deposit"), "{mode}");
+        assert_eq!(d.status, Status::Manual, "{mode}");
+        assert_eq!(
+            d.fields["userBalance"],
+            FieldValue::Number(5000.into()),
+            "{mode}"
+        );
+        assert_eq!(d.tracker["clickid"], "from-campaign", "{mode}");
+        assert_eq!(d.tags, ["vip"], "{mode}");
+        let bot_record = repo.bot(&bot.id).unwrap();
+        assert_eq!(repo.dialog(&bot_record, 1227280).unwrap(), d, "{mode}");
+    }
+}
+
+#[test]
+fn a_rejected_postback_leaves_the_store_exactly_as_it_was() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        get(&kv, &bot.link, "chatId=7&userBalance=10").unwrap();
+        let before: Vec<_> = kv
+            .keys()
+            .iter()
+            .map(|k| (k.clone(), kv.get(k).unwrap()))
+            .collect();
+        for bad in [
+            "chatId=7&refID=1&userBalance=lots",
+            "chatId=8&refID=1&stepId=00000000-0000-4000-8000-000000000000",
+            "chatId=9&status=sleeping&refID=2",
+        ] {
+            let e = get(&kv, &bot.link, bad).unwrap_err();
+            assert_eq!(e.kind, Kind::Invalid, "{mode}: {bad}");
+        }
+        let after: Vec<_> = kv
+            .keys()
+            .iter()
+            .map(|k| (k.clone(), kv.get(k).unwrap()))
+            .collect();
+        assert_eq!(before, after, "{mode}");
+    }
+}
+
+#[test]
+fn unknown_revoked_and_orphaned_links_get_the_same_404() {
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let repo = Repo::new(&kv);
+    let never = get(&kv, "55833627-242e-4061-9b0a-30da3e9cf7d4", "chatId=1").unwrap_err();
+    let not_uuid = get(&kv, "../../bot", "chatId=1").unwrap_err();
+    repo.revoke_link(&bot.id, &bot.link, NOW).unwrap();
+    let revoked = get(&kv, &bot.link, "chatId=1").unwrap_err();
+    let other = bot_with_link(&kv);
+    repo.delete_bot(&other.id).unwrap();
+    let orphaned = get(&kv, &other.link, "chatId=1").unwrap_err();
+    for e in [&not_uuid, &revoked, &orphaned] {
+        assert_eq!(e, &never);
+    }
+    assert_eq!(never.kind, Kind::NotFound);
+}
+
+#[test]
+fn two_hundred_concurrent_postbacks_on_a_chat_that_has_not_started_keep_every_field() {
+    for (mode, kv) in stores() {
+        let kv = Arc::new(kv);
+        let bot = bot_with_link(kv.as_ref());
+        // Without atomics only fields the bot defines are guaranteed (see split.rs).
+        let repo = Repo::new(kv.as_ref());
+        for i in 0..200 {
+            let def = FieldDef {
+                kind: FieldType::Number,
+                description: String::new(),
+            };
+            repo.put_field(&bot.id, &format!("f{i}"), def, NOW).unwrap();
+        }
+        let threads: Vec<_> = (0..200)
+            .map(|i| {
+                let (kv, link) = (kv.clone(), bot.link.clone());
+                std::thread::spawn(move || {
+                    get(kv.as_ref(), &link, &format!("chatId=-100500&f{i}={i}")).map(|p| p.created)
+                })
+            })
+            .collect();
+        let created = threads
+            .into_iter()
+            .map(|t| t.join().unwrap().unwrap())
+            .filter(|c| *c)
+            .count();
+        let bot_record = repo.bot(&bot.id).unwrap();
+        let d = repo.dialog(&bot_record, -100500).unwrap();
+        let missing: Vec<_> = (0..200)
+            .filter(|i| !d.fields.contains_key(&format!("f{i}")))
+            .collect();
+        assert!(missing.is_empty(), "{mode}: lost fields {missing:?}");
+        if kv.atomic() {
+            assert_eq!(
+                created, 1,
+                "{mode}: exactly one postback creates the dialog"
+            );
+            let page = repo.dialogs(&bot_record, 0, 10).unwrap();
+            assert_eq!(page.items.len(), 1, "{mode}");
+        }
+    }
+}
+
+#[test]
+fn concurrent_postbacks_with_undefined_keys_and_tags_lose_nothing_with_atomics() {
+    for (mode, kv) in atomic_stores() {
+        concurrent_undefined_keys_and_tags(mode, kv);
+    }
+}
+
+fn concurrent_undefined_keys_and_tags(mode: &str, kv: MemoryKv) {
+    let kv = Arc::new(kv);
+    let bot = bot_with_link(kv.as_ref());
+    // 60: under the 64-tag and 64-tracker-field limits.
+    let threads: Vec<_> = (0..60)
+        .map(|i| {
+            let (kv, link) = (kv.clone(), bot.link.clone());
+            std::thread::spawn(move || {
+                get(
+                    kv.as_ref(),
+                    &link,
+                    &format!("chatId=5&undefined{i}=x&tracker.t{i}=y&addTag=tag{i}"),
+                )
+                .unwrap()
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let repo = Repo::new(kv.as_ref());
+    let d = repo.dialog(&repo.bot(&bot.id).unwrap(), 5).unwrap();
+    for i in 0..60 {
+        assert_eq!(
+            d.fields[&format!("undefined{i}")],
+            FieldValue::Text("x".into()),
+            "{mode}"
+        );
+        assert_eq!(d.tracker[&format!("t{i}")], "y", "{mode}");
+        assert!(d.tags.contains(&format!("tag{i}")), "{mode}: tag{i}");
+    }
+    assert_eq!(d.tags.len(), 60, "{mode}: no tag twice");
+}
+
+#[test]
+fn links_and_steps_created_one_after_another_are_each_recorded_once() {
+    // On Spin's Redis store every swap reports failure: a bot's list of links once filled
+    // with one id a hundred times.
+    for (mode, kv) in stores() {
+        let repo = Repo::new(&kv);
+        let bot = repo.create_bot("b".into(), NOW).unwrap();
+        let links: Vec<String> = (0..5)
+            .map(|_| repo.create_link(&bot.id, NOW).unwrap().id)
+            .collect();
+        let record = repo.bot(&bot.id).unwrap();
+        assert_eq!(record.links, links, "{mode}");
+        let step = StepInput {
+            key: "s".into(),
+            kind: StepKind::Message,
+            webhook: None::<()>,
+        };
+        repo.put_step(&bot.id, STEP, step, NOW).unwrap();
+        assert_eq!(repo.bot(&bot.id).unwrap().steps, [STEP], "{mode}");
+    }
+}
+
+#[test]
+fn dialog_list_pages_in_creation_order_and_skips_erased_dialogs() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        for chat in 1..=7 {
+            get(&kv, &bot.link, &format!("chatId={chat}")).unwrap();
+        }
+        let repo = Repo::new(&kv);
+        let record = repo.bot(&bot.id).unwrap();
+        repo.erase_dialog(&record, 3).unwrap();
+        assert_eq!(
+            repo.dialog(&record, 3).unwrap_err().kind,
+            Kind::NotFound,
+            "{mode}"
+        );
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = repo.dialogs(&record, after, 2).unwrap();
+            seen.extend(page.items.iter().map(|d| d.chat_id));
+            match page.next {
+                Some(n) => after = n,
+                None => break,
+            }
+        }
+        assert_eq!(seen, [1, 2, 4, 5, 6, 7], "{mode}");
+    }
+}
+
+#[test]
+fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        for chat in [1, -2, 3] {
+            get(
+                &kv,
+                &bot.link,
+                &format!("chatId={chat}&undefinedKey=1&tracker.clickid=x&userBalance=3"),
+            )
+            .unwrap();
+        }
+        Repo::new(&kv).delete_bot(&bot.id).unwrap();
+        assert_eq!(kv.keys(), ["bots:n"], "{mode}");
+    }
+}
+
+#[test]
+fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_passed_over() {
+    use funnelhooks_dialogs::handoff::{HANDOFF_GRACE_MS, StepEntry};
+    let kv = MemoryKv::new();
+    let repo = Repo::new(&kv);
+    let entry = |chat, at_ms| StepEntry {
+        bot_id: "b1".into(),
+        chat_id: chat,
+        step_id: STEP.into(),
+        at_ms,
+    };
+    let delivered = repo.hand_off(&entry(1, NOW.0)).unwrap();
+    let lost = repo.hand_off(&entry(2, NOW.0)).unwrap();
+    let young = repo.hand_off(&entry(3, NOW.0 + HANDOFF_GRACE_MS)).unwrap();
+    // The chain delivered chat 1; chat 2's chain never ran.
+    repo.handed_over(delivered).unwrap();
+    assert!(
+        repo.stale_handoffs(NOW, 10).unwrap().is_empty(),
+        "within grace"
+    );
+    let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
+    let stale = repo.stale_handoffs(later, 10).unwrap();
+    assert_eq!(stale, [(lost, entry(2, NOW.0))], "chat 3's is still young");
+    repo.handed_over(lost).unwrap();
+    assert!(repo.stale_handoffs(later, 10).unwrap().is_empty());
+    let much_later = Timestamp(later.0 + HANDOFF_GRACE_MS);
+    let stale = repo.stale_handoffs(much_later, 10).unwrap();
+    assert_eq!(stale, [(young, entry(3, NOW.0 + HANDOFF_GRACE_MS))]);
+}
+
+#[test]
+fn of_many_identical_postbacks_at_once_exactly_one_moves_the_dialog_into_the_step() {
+    // The move decides whether the step's webhook is sent: none would lose it, two would
+    // send it twice. A change applied twice (a swap that applied and reported failure)
+    // would turn the mover's "entered" into "already there".
+    for (mode, kv) in atomic_stores() {
+        let kv = Arc::new(kv);
+        let bot = bot_with_link(kv.as_ref());
+        get(kv.as_ref(), &bot.link, "chatId=77").unwrap();
+        let threads: Vec<_> = (0..50)
+            .map(|_| {
+                let (kv, link) = (kv.clone(), bot.link.clone());
+                std::thread::spawn(move || {
+                    get(kv.as_ref(), &link, &format!("chatId=77&stepId={STEP}"))
+                        .unwrap()
+                        .entered_step
+                        .is_some()
+                })
+            })
+            .collect();
+        let entered = threads
+            .into_iter()
+            .filter_map(|t| t.join().unwrap().then_some(()))
+            .count();
+        assert_eq!(entered, 1, "{mode}");
+    }
+}

@@ -1,0 +1,93 @@
+//! The subscriber profile a `"body": "profile"` step sends: BotHelp's webhook body, filled
+//! from our dialog. Field by field:
+//!
+//! | member | from the dialog |
+//! |---|---|
+//! | `created_at` | `createdAt` in Unix seconds (`null` before the chat starts) |
+//! | `name` | `name` (empty when unknown) |
+//! | `first_name`, `last_name` | `name` split at its first space |
+//! | `profile_link` | `https://t.me/{username}` (empty without a username) |
+//! | `email`, `phone` | the custom fields `email` and `phone` (empty when absent) |
+//! | `conversations_count` | 1 once the chat started, else 0 |
+//! | `first_contact_at` | `createdAt` in Unix seconds (`null` before the chat starts) |
+//! | `last_contact_at` | `updatedAt` in Unix seconds |
+//! | `user_id` | `chatId`, as a string |
+//! | `username` | the Telegram username (empty when unknown) |
+//! | `created_at_show` | `createdAt` as `14/07/2017 07:56:32 UTC` (empty before the start) |
+//! | `utm_*` | each tracker field whose key starts with `utm_` |
+//! | every custom field | its key and value (numbers and booleans stay JSON numbers and booleans) |
+//!
+//! A custom field whose key is one of the standard members above does not replace it.
+//! BotHelp's `bothelp_user_id` and `cuid` have no equivalent here and are left out.
+
+use funnelhooks_dialogs::{Dialog, FieldValue};
+use funnelhooks_template::datetime::{Buf, DateForm, format};
+use serde_json::{Map, Value as Json};
+
+/// The profile of `dialog`.
+pub fn profile(dialog: &Dialog) -> Json {
+    let mut out = Map::new();
+    for (key, value) in &dialog.fields {
+        let v = match value {
+            FieldValue::Bool(b) => Json::from(*b),
+            FieldValue::Number(n) => Json::Number(n.clone()),
+            FieldValue::Text(t) => Json::from(t.as_str()),
+        };
+        out.insert(key.clone(), v);
+    }
+    for (key, value) in &dialog.tracker {
+        if key.starts_with("utm_") {
+            out.insert(key.clone(), Json::from(value.as_str()));
+        }
+    }
+    let text = |key: &str| match dialog.fields.get(key) {
+        Some(FieldValue::Text(t)) => t.clone(),
+        Some(FieldValue::Number(n)) => n.to_string(),
+        _ => String::new(),
+    };
+    let (email, phone) = (text("email"), text("phone"));
+    let name = dialog.name.clone().unwrap_or_default();
+    let (first, last) = match name.trim().split_once(' ') {
+        Some((f, l)) => (f.to_string(), l.trim().to_string()),
+        None => (name.trim().to_string(), String::new()),
+    };
+    let created = dialog.created_at.map(|t| t.0.div_euclid(1000));
+    let show = dialog
+        .created_at
+        .map(|t| {
+            let mut buf = Buf::new();
+            format(t.0, DateForm::Show, false, &mut buf);
+            buf.as_str().to_string()
+        })
+        .unwrap_or_default();
+    let username = dialog.username.clone().unwrap_or_default();
+    let standard = [
+        ("created_at", Json::from(created)),
+        ("name", Json::from(name)),
+        ("first_name", Json::from(first)),
+        ("last_name", Json::from(last)),
+        (
+            "profile_link",
+            Json::from(if username.is_empty() {
+                String::new()
+            } else {
+                format!("https://t.me/{username}")
+            }),
+        ),
+        ("email", Json::from(email)),
+        ("phone", Json::from(phone)),
+        ("conversations_count", Json::from(u8::from(dialog.started))),
+        ("first_contact_at", Json::from(created)),
+        (
+            "last_contact_at",
+            Json::from(dialog.updated_at.0.div_euclid(1000)),
+        ),
+        ("user_id", Json::from(dialog.chat_id.to_string())),
+        ("username", Json::from(username)),
+        ("created_at_show", Json::from(show)),
+    ];
+    for (key, value) in standard {
+        out.insert(key.to_string(), value);
+    }
+    Json::Object(out)
+}
