@@ -302,8 +302,40 @@ impl HookConfig {
     /// The request this hook sends for `event`. Parameters the event lacks are sent empty
     /// and listed in `missing`; so are the ones that do not exist yet at call start.
     pub fn build(&self, event: &CallEvent, policy: TargetPolicy) -> Result<Built, Error> {
+        let (values, missing) = self.values(event)?;
+        let mut url = self.base_url();
+        let mut headers = Vec::new();
+        let mut body = Vec::new();
+        if !self.post {
+            if !values.is_empty() {
+                let mut query = url.query_pairs_mut();
+                for (name, value) in &values {
+                    query.append_pair(name, &text(value));
+                }
+            }
+        } else {
+            headers.push((
+                "content-type".to_string(),
+                self.content_type.as_str().into(),
+            ));
+            body = self.content_type.body(values);
+        }
+        let url = check_target(url.as_str(), policy).map_err(|e| e.at("host"))?;
+        Ok(Built {
+            request: OutboundRequest {
+                method: if self.post { "POST" } else { "GET" }.into(),
+                url: url.to_string(),
+                headers,
+                body,
+            },
+            missing,
+        })
+    }
+
+    /// Each parameter's name and value for `event`, and the names the event lacks.
+    fn values(&self, event: &CallEvent) -> Result<(Values<'_>, Vec<String>), Error> {
         let mut missing = Vec::new();
-        let mut values: Vec<(&str, Json)> = Vec::with_capacity(self.parameters.len());
+        let mut values = Vec::with_capacity(self.parameters.len());
         for p in &self.parameters {
             let value = match &p.value {
                 ParamValue::Preset(name) => match event.lookup(name) {
@@ -323,50 +355,34 @@ impl HookConfig {
                     Json::String(rendered.output)
                 }
             };
-            values.push((&p.name, value));
+            values.push((p.name.as_str(), value));
         }
-        let mut url = self.base_url();
-        let mut headers = Vec::new();
-        let mut body = Vec::new();
-        if !self.post {
-            if !values.is_empty() {
-                let mut query = url.query_pairs_mut();
-                for (name, value) in &values {
-                    query.append_pair(name, &text(value));
-                }
+        Ok((values, missing))
+    }
+}
+
+/// Parameter names and their values, in the hook's order.
+type Values<'h> = Vec<(&'h str, Json)>;
+
+impl ContentType {
+    /// A POST body of `values` in this encoding.
+    fn body(self, values: Vec<(&str, Json)>) -> Vec<u8> {
+        match self {
+            ContentType::Json => {
+                let object: Map<String, Json> = values
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect();
+                Json::Object(object).to_string().into_bytes()
             }
-        } else {
-            headers.push((
-                "content-type".to_string(),
-                self.content_type.as_str().into(),
-            ));
-            body = match self.content_type {
-                ContentType::Json => {
-                    let object: Map<String, Json> = values
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v))
-                        .collect();
-                    Json::Object(object).to_string().into_bytes()
+            ContentType::Form => {
+                let mut form = url::form_urlencoded::Serializer::new(String::new());
+                for (name, value) in &values {
+                    form.append_pair(name, &text(value));
                 }
-                ContentType::Form => {
-                    let mut form = url::form_urlencoded::Serializer::new(String::new());
-                    for (name, value) in &values {
-                        form.append_pair(name, &text(value));
-                    }
-                    form.finish().into_bytes()
-                }
-            };
+                form.finish().into_bytes()
+            }
         }
-        let url = check_target(url.as_str(), policy).map_err(|e| e.at("host"))?;
-        Ok(Built {
-            request: OutboundRequest {
-                method: if self.post { "POST" } else { "GET" }.into(),
-                url: url.to_string(),
-                headers,
-                body,
-            },
-            missing,
-        })
     }
 }
 

@@ -185,6 +185,78 @@ pub struct Sweep {
     pub more: bool,
 }
 
+/// Attempt number `n`, started at `at`, ended at `end` with `result`, as the log keeps it,
+/// and its outcome.
+fn attempt_of(
+    n: usize,
+    at: Timestamp,
+    end: Timestamp,
+    result: Result<Received, SendFailure>,
+) -> (Outcome, Attempt) {
+    let duration_ms = (end.0 - at.0).max(0) as u64;
+    match result {
+        Ok(r) => (
+            Outcome::Status(r.status),
+            Attempt {
+                n,
+                at,
+                duration_ms,
+                status: Some(r.status),
+                body: String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_RESPONSE_BODY)])
+                    .into_owned(),
+                truncated: r.truncated || r.body.len() > MAX_RESPONSE_BODY,
+                headers: r.headers,
+                error: None,
+            },
+        ),
+        Err(failure) => {
+            let (outcome, error) = match failure {
+                SendFailure::Timeout(e) => (Outcome::Timeout, e),
+                SendFailure::Network(e) => (Outcome::NetworkError, e),
+            };
+            let attempt = Attempt {
+                n,
+                at,
+                duration_ms,
+                status: None,
+                headers: Vec::new(),
+                body: String::new(),
+                truncated: false,
+                error: Some(error),
+            };
+            (outcome, attempt)
+        }
+    }
+}
+
+/// Where the delivery stands after its latest attempt's `verdict`, at `end`.
+fn decide(d: &mut Delivery, verdict: Verdict, end: Timestamp) {
+    let n = d.attempts.len();
+    match verdict {
+        Verdict::Delivered => {
+            d.status = Status::Delivered;
+            d.error = None;
+        }
+        Verdict::RetryIn(wait) if n < d.max_attempts => {
+            d.status = Status::Retrying;
+            d.next_attempt_at = Some(Timestamp(end.0 + wait.as_millis() as i64));
+        }
+        Verdict::RetryIn(_) | Verdict::Exhausted => {
+            d.status = Status::Failed;
+            d.error = Some(format!("gave up after {n} attempts"));
+        }
+        Verdict::Failed { gone } => {
+            d.status = Status::Failed;
+            d.gone = gone;
+            d.error = Some(match d.attempts.last().and_then(|a| a.status) {
+                Some(410) => "the receiver answered 410 Gone".to_string(),
+                Some(s) => format!("the receiver answered {s}; not retried"),
+                None => "not retried".to_string(),
+            });
+        }
+    }
+}
+
 /// What a sweep got when it tried to take a delivery.
 enum Claim {
     /// Leased to this sweep.
@@ -416,41 +488,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         result: Result<Received, SendFailure>,
     ) -> Result<(), StoreError> {
         let n = d.attempts.len() + 1;
-        let (outcome, attempt) = match result {
-            Ok(r) => (
-                Outcome::Status(r.status),
-                Attempt {
-                    n,
-                    at,
-                    duration_ms: (end.0 - at.0).max(0) as u64,
-                    status: Some(r.status),
-                    body: String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_RESPONSE_BODY)])
-                        .into_owned(),
-                    truncated: r.truncated || r.body.len() > MAX_RESPONSE_BODY,
-                    headers: r.headers,
-                    error: None,
-                },
-            ),
-            Err(failure) => {
-                let (outcome, error) = match failure {
-                    SendFailure::Timeout(e) => (Outcome::Timeout, e),
-                    SendFailure::Network(e) => (Outcome::NetworkError, e),
-                };
-                (
-                    outcome,
-                    Attempt {
-                        n,
-                        at,
-                        duration_ms: (end.0 - at.0).max(0) as u64,
-                        status: None,
-                        headers: Vec::new(),
-                        body: String::new(),
-                        truncated: false,
-                        error: Some(error),
-                    },
-                )
-            }
-        };
+        let (outcome, attempt) = attempt_of(n, at, end, result);
         let retry_after = attempt
             .headers
             .iter()
@@ -459,35 +497,14 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         d.attempts.push(attempt);
         d.updated_at = end;
         d.next_attempt_at = None;
-        match verdict(
+        let verdict = verdict(
             outcome,
             n,
             retry_after.as_deref(),
             end.0.div_euclid(1000),
             random_u32(),
-        ) {
-            Verdict::Delivered => {
-                d.status = Status::Delivered;
-                d.error = None;
-            }
-            Verdict::RetryIn(wait) if n < d.max_attempts => {
-                d.status = Status::Retrying;
-                d.next_attempt_at = Some(Timestamp(end.0 + wait.as_millis() as i64));
-            }
-            Verdict::RetryIn(_) | Verdict::Exhausted => {
-                d.status = Status::Failed;
-                d.error = Some(format!("gave up after {n} attempts"));
-            }
-            Verdict::Failed { gone } => {
-                d.status = Status::Failed;
-                d.gone = gone;
-                d.error = Some(match d.attempts.last().and_then(|a| a.status) {
-                    Some(410) => "the receiver answered 410 Gone".to_string(),
-                    Some(s) => format!("the receiver answered {s}; not retried"),
-                    None => "not retried".to_string(),
-                });
-            }
-        }
+        );
+        decide(d, verdict, end);
         self.records().put(&key(&d.id), &*d)
     }
 

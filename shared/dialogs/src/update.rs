@@ -103,73 +103,77 @@ pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Res
             "chatId is required: the Telegram chat id of the dialog to update",
         ));
     }
-    let mut chat_id = 0;
     for (name, value) in params {
         match reserved(&name) {
-            Some(Reserved::ChatId) => chat_id = parse_chat_id(&name, &value)?,
-            Some(Reserved::StepId) => {
-                let id = text(&name, &value)?;
-                let step = (schema.step)(id.trim())?.ok_or_else(|| {
-                    Error::invalid(
-                        "unknown_step",
-                        &name,
-                        format!("this bot has no step {:?}", id.trim()),
-                    )
-                })?;
-                update.step = Some(step);
-            }
-            Some(Reserved::Status) => {
-                let s = text(&name, &value)?;
-                update.status = Some(Status::parse(&s).ok_or_else(|| {
-                    Error::invalid(
-                        "bad_status",
-                        &name,
-                        format!("{s:?} is not a status; use auto, manual or blocked"),
-                    )
-                })?);
-            }
+            Some(Reserved::ChatId) => update.chat_id = parse_chat_id(&name, &value)?,
+            Some(Reserved::StepId) => update.step = Some(step(&name, &value, schema)?),
+            Some(Reserved::Status) => update.status = Some(status(&name, &value)?),
             Some(Reserved::AddTags) => update.add_tags.extend(tags(&name, &value)?),
             Some(Reserved::RemoveTags) => update.remove_tags.extend(tags(&name, &value)?),
-            None => {
-                let (scope, key) = match name.split_once('.') {
-                    Some((scope, key)) => (scope, key),
-                    None => ("fields", name.as_str()),
-                };
-                if !valid_key(key) {
-                    return Err(Error::invalid(
-                        "bad_key",
-                        &name,
-                        "a key is 1 to 64 of A-Z a-z 0-9 _ -",
-                    ));
-                }
-                match scope {
-                    "fields" | "details" => {
-                        let typed = typed_value(&name, &value, schema.fields.get(key).copied())?;
-                        if !schema.fields.contains_key(key)
-                            && !update.undefined_fields.iter().any(|k| k == key)
-                        {
-                            update.undefined_fields.push(key.to_string());
-                        }
-                        update.fields.insert(key.to_string(), typed);
-                    }
-                    "tracker" => {
-                        let v = text(&name, &value)?;
-                        check_len(&name, &v)?;
-                        update.tracker.insert(key.to_string(), v);
-                    }
-                    _ => {
-                        return Err(Error::invalid(
-                            "bad_key",
-                            &name,
-                            "use fields.KEY, details.KEY, tracker.KEY or a bare KEY",
-                        ));
-                    }
-                }
-            }
+            None => update.custom(&name, &value, schema)?,
         }
     }
-    update.chat_id = chat_id;
     Ok(update)
+}
+
+fn step(name: &str, value: &Param, schema: &BotSchema<'_>) -> Result<StepRef, Error> {
+    let id = text(name, value)?;
+    (schema.step)(id.trim())?.ok_or_else(|| {
+        Error::invalid(
+            "unknown_step",
+            name,
+            format!("this bot has no step {:?}", id.trim()),
+        )
+    })
+}
+
+fn status(name: &str, value: &Param) -> Result<Status, Error> {
+    let s = text(name, value)?;
+    Status::parse(&s).ok_or_else(|| {
+        Error::invalid(
+            "bad_status",
+            name,
+            format!("{s:?} is not a status; use auto, manual or blocked"),
+        )
+    })
+}
+
+impl Update {
+    /// `fields.KEY`, `details.KEY`, a bare `KEY` or `tracker.KEY`.
+    fn custom(&mut self, name: &str, value: &Param, schema: &BotSchema<'_>) -> Result<(), Error> {
+        let (scope, key) = name.split_once('.').unwrap_or(("fields", name));
+        if !valid_key(key) {
+            return Err(Error::invalid(
+                "bad_key",
+                name,
+                "a key is 1 to 64 of A-Z a-z 0-9 _ -",
+            ));
+        }
+        match scope {
+            "fields" | "details" => {
+                let typed = typed_value(name, value, schema.fields.get(key).copied())?;
+                if !schema.fields.contains_key(key)
+                    && !self.undefined_fields.iter().any(|k| k == key)
+                {
+                    self.undefined_fields.push(key.to_string());
+                }
+                self.fields.insert(key.to_string(), typed);
+            }
+            "tracker" => {
+                let v = text(name, value)?;
+                check_len(name, &v)?;
+                self.tracker.insert(key.to_string(), v);
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "bad_key",
+                    name,
+                    "use fields.KEY, details.KEY, tracker.KEY or a bare KEY",
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 fn parse_chat_id(name: &str, value: &Param) -> Result<i64, Error> {

@@ -63,12 +63,12 @@ fn failure(code: ErrorCode) -> SendFailure {
     }
 }
 
-/// Starts sending one request: the request is on its way when this returns.
-fn start(
+/// The wasi-http request for `request` with `extra` headers: method, scheme, authority,
+/// path and query, and the headers with the body's length.
+fn outgoing(
     request: &OutboundRequest,
     extra: &[(String, String)],
-    timeout: Duration,
-) -> Result<FutureIncomingResponse, SendFailure> {
+) -> Result<OutgoingRequest, SendFailure> {
     let url = url::Url::parse(&request.url).map_err(network)?;
     let mut entries: Vec<(String, Vec<u8>)> = request
         .headers
@@ -97,22 +97,33 @@ fn start(
     } else {
         Scheme::Http
     };
+    let host = url.host_str().unwrap_or_default();
     let authority = match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or_default()),
-        None => url.host_str().unwrap_or_default().to_string(),
+        Some(p) => format!("{host}:{p}"),
+        None => host.to_string(),
     };
-    let mut path = url.path().to_string();
-    if let Some(q) = url.query() {
-        path.push('?');
-        path.push_str(q);
-    }
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
     let ok = outgoing.set_method(&method).is_ok()
         && outgoing.set_scheme(Some(&scheme)).is_ok()
         && outgoing.set_authority(Some(&authority)).is_ok()
         && outgoing.set_path_with_query(Some(&path)).is_ok();
-    if !ok {
-        return Err(network("the URL cannot be sent"));
+    if ok {
+        Ok(outgoing)
+    } else {
+        Err(network("the URL cannot be sent"))
     }
+}
+
+/// Starts sending one request: the request is on its way when this returns.
+fn start(
+    request: &OutboundRequest,
+    extra: &[(String, String)],
+    timeout: Duration,
+) -> Result<FutureIncomingResponse, SendFailure> {
+    let outgoing = outgoing(request, extra)?;
     let options = RequestOptions::new();
     let nanos = Some(timeout.as_nanos() as u64);
     // Hosts may not support every timeout; what they support is applied.

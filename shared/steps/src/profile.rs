@@ -24,7 +24,8 @@ use funnelhooks_dialogs::{Dialog, FieldValue};
 use funnelhooks_template::datetime::{Buf, DateForm, format};
 use serde_json::{Map, Value as Json};
 
-/// The profile of `dialog`.
+/// The profile of `dialog`: its custom fields and `utm_*` tracker fields, then the standard
+/// members over them.
 pub fn profile(dialog: &Dialog) -> Json {
     let mut out = Map::new();
     for (key, value) in &dialog.fields {
@@ -40,12 +41,19 @@ pub fn profile(dialog: &Dialog) -> Json {
             out.insert(key.clone(), Json::from(value.as_str()));
         }
     }
+    for (key, value) in standard(dialog) {
+        out.insert(key.to_string(), value);
+    }
+    Json::Object(out)
+}
+
+/// BotHelp's standard members, from the dialog.
+fn standard(dialog: &Dialog) -> [(&'static str, Json); 13] {
     let text = |key: &str| match dialog.fields.get(key) {
         Some(FieldValue::Text(t)) => t.clone(),
         Some(FieldValue::Number(n)) => n.to_string(),
         _ => String::new(),
     };
-    let (email, phone) = (text("email"), text("phone"));
     let name = dialog.name.clone().unwrap_or_default();
     let (first, last) = match name.trim().split_once(' ') {
         Some((f, l)) => (f.to_string(), l.trim().to_string()),
@@ -61,21 +69,18 @@ pub fn profile(dialog: &Dialog) -> Json {
         })
         .unwrap_or_default();
     let username = dialog.username.clone().unwrap_or_default();
-    let standard = [
+    let link = match username.as_str() {
+        "" => String::new(),
+        u => format!("https://t.me/{u}"),
+    };
+    [
         ("created_at", Json::from(created)),
         ("name", Json::from(name)),
         ("first_name", Json::from(first)),
         ("last_name", Json::from(last)),
-        (
-            "profile_link",
-            Json::from(if username.is_empty() {
-                String::new()
-            } else {
-                format!("https://t.me/{username}")
-            }),
-        ),
-        ("email", Json::from(email)),
-        ("phone", Json::from(phone)),
+        ("profile_link", Json::from(link)),
+        ("email", Json::from(text("email"))),
+        ("phone", Json::from(text("phone"))),
         ("conversations_count", Json::from(u8::from(dialog.started))),
         ("first_contact_at", Json::from(created)),
         (
@@ -85,9 +90,5 @@ pub fn profile(dialog: &Dialog) -> Json {
         ("user_id", Json::from(dialog.chat_id.to_string())),
         ("username", Json::from(username)),
         ("created_at_show", Json::from(show)),
-    ];
-    for (key, value) in standard {
-        out.insert(key.to_string(), value);
-    }
-    Json::Object(out)
+    ]
 }

@@ -101,6 +101,40 @@ impl Default for Buf {
     }
 }
 
+/// A moment split into its calendar parts (UTC).
+struct Parts {
+    y: i64,
+    m: i64,
+    d: i64,
+    hh: i64,
+    mm: i64,
+    ss: i64,
+    ms: i64,
+}
+
+impl Parts {
+    fn of(unix_ms: i64) -> Parts {
+        let (y, m, d) = civil_from_days(unix_ms.div_euclid(86_400_000));
+        let ms_of_day = unix_ms.rem_euclid(86_400_000);
+        Parts {
+            y,
+            m,
+            d,
+            hh: ms_of_day / 3_600_000,
+            mm: ms_of_day / 60_000 % 60,
+            ss: ms_of_day / 1000 % 60,
+            ms: ms_of_day % 1000,
+        }
+    }
+}
+
+/// The separators a form uses, plain or already percent-encoded for a URL.
+struct Seps {
+    colon: &'static [u8],
+    space: &'static [u8],
+    slash: &'static [u8],
+}
+
 /// Writes `unix_ms` in `form`; with `for_url`, already percent-encoded for a URL
 /// (`:` as `%3A`, space as `%20`, `/` as `%2F`), which saves escaping it afterwards.
 pub fn format(unix_ms: i64, form: DateForm, for_url: bool, out: &mut Buf) {
@@ -109,87 +143,93 @@ pub fn format(unix_ms: i64, form: DateForm, for_url: bool, out: &mut Buf) {
         DateForm::UnixMs => return out.push_int(unix_ms, 1),
         _ => {}
     }
-    let days = unix_ms.div_euclid(86_400_000);
-    let ms_of_day = unix_ms.rem_euclid(86_400_000);
-    let (y, m, d) = civil_from_days(days);
-    let (hh, mm, ss, ms) = (
-        ms_of_day / 3_600_000,
-        ms_of_day / 60_000 % 60,
-        ms_of_day / 1000 % 60,
-        ms_of_day % 1000,
-    );
-    let (colon, space, slash): (&[u8], &[u8], &[u8]) = if for_url {
-        (b"%3A", b"%20", b"%2F")
-    } else {
-        (b":", b" ", b"/")
-    };
-    let date = |out: &mut Buf| {
-        out.push_int(y, 4);
-        out.push(b'-');
-        out.push_two(m);
-        out.push(b'-');
-        out.push_two(d);
-    };
-    let clock = |out: &mut Buf| {
-        out.push_two(hh);
-        out.push_slice(colon);
-        out.push_two(mm);
-        out.push_slice(colon);
-        out.push_two(ss);
-    };
-    if form == DateForm::Iso && (0..=9999).contains(&y) {
-        // The common case, written at fixed positions in one copy.
-        let mut iso = *b"0000-00-00T00:00:00.000Z";
-        let two = |n: i64| {
-            let p = (n as usize) * 2;
-            [DIGIT_PAIRS[p], DIGIT_PAIRS[p + 1]]
-        };
-        [iso[0], iso[1]] = two(y / 100);
-        [iso[2], iso[3]] = two(y % 100);
-        [iso[5], iso[6]] = two(m);
-        [iso[8], iso[9]] = two(d);
-        [iso[11], iso[12]] = two(hh);
-        [iso[14], iso[15]] = two(mm);
-        [iso[17], iso[18]] = two(ss);
-        iso[20] = b'0' + (ms / 100) as u8;
-        [iso[21], iso[22]] = two(ms % 100);
-        if !for_url {
-            return out.push_slice(&iso);
-        }
-        out.push_slice(&iso[..13]);
-        out.push_slice(b"%3A");
-        out.push_slice(&iso[14..16]);
-        out.push_slice(b"%3A");
-        return out.push_slice(&iso[17..]);
+    let p = Parts::of(unix_ms);
+    if form == DateForm::Iso && (0..=9999).contains(&p.y) {
+        return iso_fast(&p, for_url, out);
     }
+    let seps = if for_url {
+        Seps {
+            colon: b"%3A",
+            space: b"%20",
+            slash: b"%2F",
+        }
+    } else {
+        Seps {
+            colon: b":",
+            space: b" ",
+            slash: b"/",
+        }
+    };
     match form {
         DateForm::Iso => {
-            date(out);
+            date(&p, out);
             out.push(b'T');
-            clock(out);
+            clock(&p, &seps, out);
             out.push(b'.');
-            out.push_int(ms, 3);
+            out.push_int(p.ms, 3);
             out.push(b'Z');
         }
-        DateForm::Date => date(out),
+        DateForm::Date => date(&p, out),
         DateForm::DateTime => {
-            date(out);
-            out.push_slice(space);
-            clock(out);
+            date(&p, out);
+            out.push_slice(seps.space);
+            clock(&p, &seps, out);
         }
         DateForm::Show => {
-            out.push_two(d);
-            out.push_slice(slash);
-            out.push_two(m);
-            out.push_slice(slash);
-            out.push_int(y, 4);
-            out.push_slice(space);
-            clock(out);
-            out.push_slice(space);
+            out.push_two(p.d);
+            out.push_slice(seps.slash);
+            out.push_two(p.m);
+            out.push_slice(seps.slash);
+            out.push_int(p.y, 4);
+            out.push_slice(seps.space);
+            clock(&p, &seps, out);
+            out.push_slice(seps.space);
             out.push_slice(b"UTC");
         }
         DateForm::Unix | DateForm::UnixMs => unreachable!("handled above"),
     }
+}
+
+fn date(p: &Parts, out: &mut Buf) {
+    out.push_int(p.y, 4);
+    out.push(b'-');
+    out.push_two(p.m);
+    out.push(b'-');
+    out.push_two(p.d);
+}
+
+fn clock(p: &Parts, seps: &Seps, out: &mut Buf) {
+    out.push_two(p.hh);
+    out.push_slice(seps.colon);
+    out.push_two(p.mm);
+    out.push_slice(seps.colon);
+    out.push_two(p.ss);
+}
+
+/// The common case, ISO 8601 of years 0 to 9999, written at fixed positions in one copy.
+fn iso_fast(p: &Parts, for_url: bool, out: &mut Buf) {
+    let mut iso = *b"0000-00-00T00:00:00.000Z";
+    let two = |n: i64| {
+        let i = (n as usize) * 2;
+        [DIGIT_PAIRS[i], DIGIT_PAIRS[i + 1]]
+    };
+    [iso[0], iso[1]] = two(p.y / 100);
+    [iso[2], iso[3]] = two(p.y % 100);
+    [iso[5], iso[6]] = two(p.m);
+    [iso[8], iso[9]] = two(p.d);
+    [iso[11], iso[12]] = two(p.hh);
+    [iso[14], iso[15]] = two(p.mm);
+    [iso[17], iso[18]] = two(p.ss);
+    iso[20] = b'0' + (p.ms / 100) as u8;
+    [iso[21], iso[22]] = two(p.ms % 100);
+    if !for_url {
+        return out.push_slice(&iso);
+    }
+    out.push_slice(&iso[..13]);
+    out.push_slice(b"%3A");
+    out.push_slice(&iso[14..16]);
+    out.push_slice(b"%3A");
+    out.push_slice(&iso[17..]);
 }
 
 /// Proleptic Gregorian (year, month, day) of a day count since 1970-01-01, using Neri and
@@ -243,18 +283,41 @@ pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The digits in `b[r]` as a number, if they are all digits.
+fn digits(b: &[u8], r: std::ops::Range<usize>) -> Option<i64> {
+    let part = b.get(r)?;
+    if !part.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(part).ok()?.parse().ok()
+}
+
 /// Unix milliseconds of `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM[:SS[.fff]]` with `Z`, `±HH:MM` or
 /// no zone (UTC); a space may stand for `T`. `None` for anything else or an impossible date.
 pub fn parse_iso(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> {
-        let part = b.get(r)?;
-        if !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
+    let day_ms = parse_date(b)? * 86_400_000;
+    if b.len() == 10 {
+        return Some(day_ms);
+    }
+    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+        return None;
+    }
+    let (hh, mi) = (digits(b, 11..13)?, digits(b, 14..16)?);
+    let (ss, ms, zone_at) = match b.get(16) {
+        Some(b':') => seconds(b)?,
+        _ => (0, 0, 16),
     };
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    if hh > 23 || mi > 59 || ss > 60 {
+        return None;
+    }
+    let offset_ms = zone_offset_ms(b.get(zone_at..)?)?;
+    Some(day_ms + ((hh * 60 + mi) * 60 + ss) * 1000 + ms - offset_ms)
+}
+
+/// Days since 1970-01-01 of the `YYYY-MM-DD` that `b` starts with, if it is a real date.
+fn parse_date(b: &[u8]) -> Option<i64> {
+    let (y, m, d) = (digits(b, 0..4)?, digits(b, 5..7)?, digits(b, 8..10)?);
     if b.get(4) != Some(&b'-') || b.get(7) != Some(&b'-') || !(1..=12).contains(&m) {
         return None;
     }
@@ -275,58 +338,47 @@ pub fn parse_iso(s: &str) -> Option<i64> {
     if d < 1 || d > month_days[(m - 1) as usize] {
         return None;
     }
-    let day_ms = days_from_civil(y, m, d) * 86_400_000;
-    if b.len() == 10 {
-        return Some(day_ms);
+    Some(days_from_civil(y, m, d))
+}
+
+/// `:SS[.fff…]` at byte 16: seconds, milliseconds (the first three digits, padded) and where
+/// the zone starts.
+fn seconds(b: &[u8]) -> Option<(i64, i64, usize)> {
+    let ss = digits(b, 17..19)?;
+    if b.get(19) != Some(&b'.') {
+        return Some((ss, 0, 19));
     }
-    if !matches!(b.get(10), Some(b'T' | b't' | b' ')) || b.get(13) != Some(&b':') {
+    let start = 20;
+    let mut end = start;
+    while b.get(end).is_some_and(u8::is_ascii_digit) {
+        end += 1;
+    }
+    if end == start {
         return None;
     }
-    let (hh, mi) = (num(11..13)?, num(14..16)?);
-    let mut i = 16;
-    let mut ss = 0;
-    let mut ms = 0;
-    if b.get(i) == Some(&b':') {
-        ss = num(17..19)?;
-        i = 19;
-        if b.get(i) == Some(&b'.') {
-            let start = i + 1;
-            let mut end = start;
-            while b.get(end).is_some_and(u8::is_ascii_digit) {
-                end += 1;
-            }
-            if end == start {
-                return None;
-            }
-            // Milliseconds: the first three digits, padded.
-            let digits = &b[start..end.min(start + 3)];
-            let mut v = 0;
-            for k in 0..3 {
-                v = v * 10 + digits.get(k).map_or(0, |d| i64::from(d - b'0'));
-            }
-            ms = v;
-            i = end;
-        }
-    }
-    if hh > 23 || mi > 59 || ss > 60 {
-        return None;
-    }
-    let offset_ms = match b.get(i..)? {
-        // No zone: UTC, as a tracker writing "2024-03-10 17:49" most likely means.
-        b"" | b"Z" | b"z" => 0,
+    let fraction = &b[start..end.min(start + 3)];
+    let ms = (0..3).fold(0, |v, k| {
+        v * 10 + fraction.get(k).map_or(0, |d| i64::from(d - b'0'))
+    });
+    Some((ss, ms, end))
+}
+
+/// `Z`, nothing (UTC, as a tracker writing "2024-03-10 17:49" most likely means) or
+/// `±HH:MM`, in milliseconds east of UTC.
+fn zone_offset_ms(zone: &[u8]) -> Option<i64> {
+    match zone {
+        b"" | b"Z" | b"z" => Some(0),
         [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] => {
-            let digits = [*h1, *h2, *m1, *m2];
-            if !digits.iter().all(u8::is_ascii_digit) {
+            if ![*h1, *h2, *m1, *m2].iter().all(u8::is_ascii_digit) {
                 return None;
             }
             let h = i64::from((h1 - b'0') * 10 + (h2 - b'0'));
             let m = i64::from((m1 - b'0') * 10 + (m2 - b'0'));
             let off = (h * 60 + m) * 60_000;
-            if *sign == b'+' { off } else { -off }
+            Some(if *sign == b'+' { off } else { -off })
         }
-        _ => return None,
-    };
-    Some(day_ms + ((hh * 60 + mi) * 60 + ss) * 1000 + ms - offset_ms)
+        _ => None,
+    }
 }
 
 fn is_leap(y: i64) -> bool {

@@ -269,63 +269,64 @@ impl Template {
         let mut lints = Vec::new();
         for part in &self.parts {
             match part {
-                Part::Tag(tag) => {
-                    let written = &self.source[tag.name_span.0..tag.name_span.1];
-                    let is_builtin = matches!(tag.name, Name::Builtin(_));
-                    if !is_builtin && !known(&tag.name) {
-                        lints.push(Lint::new(
-                            tag.name_span,
-                            LintKind::UnknownName,
-                            format!(
-                                "unknown name {written:?}: not a built-in ({}) nor a known field",
-                                Builtin::ALL.map(Builtin::as_str).join(", ")
-                            ),
-                        ));
-                    }
-                    if tag.slot == Slot::UrlAuthority {
-                        lints.push(Lint::new(
-                            tag.span,
-                            LintKind::VariableInHost,
-                            format!(
-                                "{written:?} is in the URL's scheme or host: a value there decides where the request goes"
-                            ),
-                        ));
-                    }
-                    let breaks =
-                        tag.slot.is_url() || matches!(tag.slot, Slot::JsonString | Slot::JsonValue);
-                    if tag.raw && breaks {
-                        lints.push(Lint::new(
-                            tag.span,
-                            LintKind::RawValue,
-                            format!(
-                                "{written:?} is raw: an unescaped value can break the URL or JSON"
-                            ),
-                        ));
-                    }
-                }
-                Part::Text(a, b) => {
-                    let text = &self.source[*a..*b];
-                    let mut from = 0;
-                    while let Some(k) = text[from..].find("{{") {
-                        let at = from + k;
-                        let rest = text[at + 2..].trim_start();
-                        if rest
-                            .bytes()
-                            .next()
-                            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
-                        {
-                            lints.push(Lint::new(
-                                (a + at, a + at + 2),
-                                LintKind::UnclosedTag,
-                                "\"{{\" opens a variable that is never closed with \"}}\"; it is written as text".into(),
-                            ));
-                        }
-                        from = at + 2;
-                    }
-                }
+                Part::Tag(tag) => self.lint_tag(tag, &known, &mut lints),
+                Part::Text(a, b) => lint_text(&self.source[*a..*b], *a, &mut lints),
                 Part::Literal(_) => {}
             }
         }
         lints
+    }
+
+    fn lint_tag(&self, tag: &Tag, known: &impl Fn(&Name) -> bool, lints: &mut Vec<Lint>) {
+        let written = &self.source[tag.name_span.0..tag.name_span.1];
+        if !matches!(tag.name, Name::Builtin(_)) && !known(&tag.name) {
+            lints.push(Lint::new(
+                tag.name_span,
+                LintKind::UnknownName,
+                format!(
+                    "unknown name {written:?}: not a built-in ({}) nor a known field",
+                    Builtin::ALL.map(Builtin::as_str).join(", ")
+                ),
+            ));
+        }
+        if tag.slot == Slot::UrlAuthority {
+            lints.push(Lint::new(
+                tag.span,
+                LintKind::VariableInHost,
+                format!(
+                    "{written:?} is in the URL's scheme or host: a value there decides where the request goes"
+                ),
+            ));
+        }
+        let breaks = tag.slot.is_url() || matches!(tag.slot, Slot::JsonString | Slot::JsonValue);
+        if tag.raw && breaks {
+            lints.push(Lint::new(
+                tag.span,
+                LintKind::RawValue,
+                format!("{written:?} is raw: an unescaped value can break the URL or JSON"),
+            ));
+        }
+    }
+}
+
+/// `{{` opening a name that is never closed, in a text part starting at byte `base`.
+fn lint_text(text: &str, base: usize, lints: &mut Vec<Lint>) {
+    let mut from = 0;
+    while let Some(k) = text[from..].find("{{") {
+        let at = from + k;
+        let rest = text[at + 2..].trim_start();
+        if rest
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == b'_')
+        {
+            lints.push(Lint::new(
+                (base + at, base + at + 2),
+                LintKind::UnclosedTag,
+                "\"{{\" opens a variable that is never closed with \"}}\"; it is written as text"
+                    .into(),
+            ));
+        }
+        from = at + 2;
     }
 }
