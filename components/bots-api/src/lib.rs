@@ -13,8 +13,9 @@ use funnelhooks_core::Timestamp;
 use funnelhooks_dialogs::Repo;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::bots_api::{Op, ROUTES};
-use funnelhooks_spin::{ApiError, SpinKv};
-use spin_sdk::http::{Request, Response};
+use funnelhooks_spin::request::{MAX_JSON_BODY, read};
+use funnelhooks_spin::{ApiError, SpinKv, respond};
+use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// What every handler gets: the request, its path parameters, the store, the time it
 /// arrived.
@@ -26,8 +27,12 @@ pub(crate) struct Ctx<'a> {
 }
 
 #[spin_sdk::http_component]
-fn handle(req: Request) -> Response {
-    serve(&req).unwrap_or_else(|e| e.response())
+async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    let response = match read(incoming, MAX_JSON_BODY).await {
+        Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
+        Err(e) => e.response(),
+    };
+    respond(out, response).await;
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {

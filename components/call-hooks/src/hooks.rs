@@ -14,7 +14,7 @@ use spin_sdk::http::Response;
 use crate::Ctx;
 
 /// Largest hook form read (50 parameters of 2 KB each fit).
-const MAX_FORM_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// The hook form in the body.
 fn form(ctx: &Ctx) -> Result<Json, Error> {

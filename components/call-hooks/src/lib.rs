@@ -13,8 +13,8 @@ use funnelhooks_core::Timestamp;
 use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::call_hooks::{Op, ROUTES};
+use funnelhooks_spin::request::read;
 use funnelhooks_spin::{ApiError, SpinKv, respond};
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// What every handler gets: the request, its path parameters, the store (as call-tracking
@@ -30,8 +30,11 @@ pub(crate) struct Ctx<'a> {
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let Ok(req) = Request::try_from_incoming_request(incoming).await else {
-        return respond(out, ApiError::unreadable().response()).await;
+    // Hook forms are the largest bodies (50 parameters of 2 KB each fit); events are
+    // checked against their own, smaller limit.
+    let req = match read(incoming, hooks::MAX_FORM_BYTES).await {
+        Ok(req) => req,
+        Err(e) => return respond(out, e.response()).await,
     };
     let (op, params) = match funnelhooks_spin::route(ROUTES, &req) {
         Ok(found) => found,

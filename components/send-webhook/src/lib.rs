@@ -16,8 +16,8 @@ use funnelhooks_delivery::engine::Engine;
 use funnelhooks_dialogs::Repo;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::send_webhook::{Op, ROUTES};
+use funnelhooks_spin::request::{MAX_JSON_BODY, read};
 use funnelhooks_spin::{ApiError, SpinClock, SpinKv, SpinSender, respond};
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// What every handler gets: the request, its path parameters, the store seen as bots and
@@ -33,9 +33,9 @@ pub(crate) struct Ctx<'a> {
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let response = match Request::try_from_incoming_request(incoming).await {
+    let response = match read(incoming, MAX_JSON_BODY).await {
         Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
-        Err(_) => ApiError::unreadable().response(),
+        Err(e) => e.response(),
     };
     respond(out, response).await;
 }

@@ -13,8 +13,8 @@ use spin_sdk::http::Response;
 use crate::Ctx;
 use crate::deliver::{DialogChoice, dialog_or_sample};
 
-/// Longest template a preview renders.
-const MAX_TEMPLATE: usize = 64 * 1024;
+/// Longest template a preview renders: as long as a step's templates may be.
+const MAX_TEMPLATE: usize = funnelhooks_steps::config::MAX_TEMPLATE_BYTES;
 
 fn target(name: Option<&str>) -> Result<Target, Error> {
     Ok(match name.unwrap_or("text") {

@@ -2,7 +2,7 @@
 //! step's `webhook` config is checked when it is saved (a template error is a 422 with its
 //! position) and shown without its signing secret.
 
-use funnelhooks_core::{Error, new_id};
+use funnelhooks_core::{Error, Kind, new_id};
 use funnelhooks_delivery::check_target;
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::body;
@@ -49,11 +49,23 @@ pub(crate) fn put(ctx: &Ctx) -> Result<Response, Error> {
 }
 
 fn save(ctx: &Ctx, step: &str) -> Result<Response, Error> {
-    let input = step_input(&body(ctx.req)?)?;
+    let bot = ctx.params.get("botId");
+    // A config sent back from a view carries `***` for its secrets: they keep their values.
+    let stored = match ctx.repo.bot(bot) {
+        Ok(b) => match ctx.repo.step::<WebhookConfig>(&b, step) {
+            Ok(s) => s.webhook,
+            Err(e) if e.kind == Kind::NotFound => None,
+            Err(e) => return Err(e),
+        },
+        // No such bot: saving answers it.
+        Err(e) if e.kind == Kind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let input = step_input(&body(ctx.req)?, stored.as_ref())?;
     if let Some(config) = &input.webhook {
         // The host is literal (a variable there is refused), so a sample render tells
         // whether the URL parses and may be delivered to.
-        let dialog = sample(ctx.params.get("botId"), ctx.now, None)?;
+        let dialog = sample(bot, ctx.now, None)?;
         let url = config
             .url
             .render(&dialog)
@@ -62,9 +74,7 @@ fn save(ctx: &Ctx, step: &str) -> Result<Response, Error> {
         check_target(&url, ctx.policy).map_err(|e| e.at("webhook.url"))?;
     }
     // Saving again also clears the step's "gone" mark.
-    let (step, created) = ctx
-        .repo
-        .put_step(ctx.params.get("botId"), step, input, ctx.now)?;
+    let (step, created) = ctx.repo.put_step(bot, step, input, ctx.now)?;
     Ok(json(if created { 201 } else { 200 }, &view(&step)))
 }
 

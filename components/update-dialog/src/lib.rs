@@ -6,44 +6,38 @@
 //! delivered by the send-webhook component through Spin's local chaining, after this
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
-use funnelhooks_core::{Error, Kind};
 use funnelhooks_dialogs::handoff::{StepEntry, StepReached};
+use funnelhooks_dialogs::limits::MAX_BODY_BYTES;
 use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
+use std::time::Duration;
+
+use funnelhooks_spin::outbound::chain;
+use funnelhooks_spin::request::read;
 use funnelhooks_spin::{ApiError, SpinKv, json, now, respond};
-use spin_sdk::http::conversions::TryFromIncomingRequest;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
-/// Where the send-webhook component is reached by local chaining.
-const STEP_REACHED: &str = "http://send-webhook.spin.internal/internal/step-reached";
+/// Where the send-webhook component takes step entries, by local chaining.
+const STEP_REACHED: &str = "/internal/step-reached";
+/// The chained delivery makes one attempt of at most 25 s; the chain waits a little longer.
+const CHAIN_TIMEOUT: Duration = Duration::from_secs(28);
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
-    let (response, reached) = match Request::try_from_incoming_request(incoming).await {
+    let (response, reached) = match read(incoming, MAX_BODY_BYTES).await {
         Ok(req) => match update_dialog(&req) {
             Ok(done) => done,
             Err(e) => (e.response(), None),
         },
-        Err(e) => (
-            ApiError::from(Error::new(
-                Kind::Malformed,
-                "bad_request",
-                format!("the request cannot be read: {e}"),
-            ))
-            .response(),
-            None,
-        ),
+        Err(e) => (e.response(), None),
     };
     respond(out, response).await;
     if let Some(reached) = reached {
         let body = serde_json::to_vec(&reached).unwrap_or_default();
-        let request = Request::post(STEP_REACHED, body)
-            .header("content-type", "application/json")
-            .build();
         // The postback is answered already. If the chain fails, the handoff written before
         // the answer is still there, and the retry sweep delivers it.
-        if let Err(e) = spin_sdk::http::send::<_, Response>(request).await {
-            eprintln!("update-dialog: could not reach send-webhook: {e}");
+        if let Err(e) = chain("send-webhook", STEP_REACHED, &body, CHAIN_TIMEOUT) {
+            eprintln!("update-dialog: could not reach send-webhook: {e:?}");
         }
     }
 }

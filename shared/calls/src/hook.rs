@@ -11,7 +11,7 @@
 
 use funnelhooks_core::json::Members;
 use funnelhooks_core::{Error, Kind};
-use funnelhooks_delivery::log::secret_name;
+use funnelhooks_delivery::mask::{MASK, secret_name};
 use funnelhooks_delivery::{DeliveryOptions, OutboundRequest, TargetPolicy, check_target};
 use funnelhooks_template::{Target, Template};
 use serde_json::{Map, Value as Json, json};
@@ -230,7 +230,27 @@ impl HookConfig {
         if let (Json::Object(base), Json::Object(p)) = (&mut merged, patch) {
             base.extend(p.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        Self::from_json(&merged)
+        self.replaced(&merged)
+    }
+
+    /// The hook `form` describes, sent back after a view: a constant whose value is `***`
+    /// keeps the value this hook has for a constant of that name.
+    pub fn replaced(&self, form: &Json) -> Result<Self, Error> {
+        let mut form = form.clone();
+        if let Some(Json::Array(rows)) = form.get_mut("parameters") {
+            for row in rows.iter_mut() {
+                let kept = self.parameters.iter().find_map(|p| match &p.value {
+                    ParamValue::Constant(c) if row["name"].as_str() == Some(p.name.as_str()) => {
+                        Some(c.clone())
+                    }
+                    _ => None,
+                });
+                if let (Some(MASK), Some(value)) = (row["value"].as_str(), kept) {
+                    row["value"] = Json::from(value);
+                }
+            }
+        }
+        Self::from_json(&form)
     }
 
     /// `protocol://host:port/path`, no query.
@@ -240,12 +260,13 @@ impl HookConfig {
         } else {
             self.host.clone()
         };
-        // Host, port and path were checked when the hook was read.
+        // Host, port and path were checked when the hook was read, each on its own and as
+        // a URL; a URL of them all parses (the fallback is never reached, and refused).
         Url::parse(&format!(
             "{}://{host}:{}{}",
             self.protocol, self.port, self.path
         ))
-        .expect("a checked hook makes a URL")
+        .unwrap_or_else(|_| Url::parse("http://0.0.0.0/").expect("a literal URL"))
     }
 
     /// The hook as stored (with its secret and constants).
@@ -273,7 +294,7 @@ impl HookConfig {
             .map(|p| match &p.value {
                 ParamValue::Preset(name) => json!({"name": p.name, "param": name}),
                 ParamValue::Constant(_) if mask && secret_name(&p.name) => {
-                    json!({"name": p.name, "value": "***"})
+                    json!({"name": p.name, "value": MASK})
                 }
                 ParamValue::Constant(v) => json!({"name": p.name, "value": v}),
                 ParamValue::Template(t) => json!({"name": p.name, "template": t.source()}),
@@ -425,6 +446,13 @@ fn host(given: Option<&str>) -> Result<String, Error> {
             .any(|label| label.is_empty() || label.len() > 63)
     {
         return Err(bad("every part of a domain name has 1 to 63 characters"));
+    }
+    // What URL parsers take for an IPv4 address must be one: `1.2.3.4.5` and `foo.123` are
+    // neither a valid address nor a domain.
+    if Url::parse(&format!("http://{host}/")).is_err() {
+        return Err(bad(
+            "not a valid IP address, and a domain name's last part is not all digits",
+        ));
     }
     Ok(host)
 }

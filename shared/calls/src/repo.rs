@@ -330,7 +330,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
                 .ok_or_else(hook_missing)?;
             let checked = match edit {
                 Edit::Patch => hook.config.patched(config)?,
-                Edit::Replace => HookConfig::from_json(config)?,
+                Edit::Replace => hook.config.replaced(config)?,
             };
             checked.check_target(policy)?;
             hook.config = checked;

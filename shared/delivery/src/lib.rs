@@ -7,6 +7,7 @@
 
 pub mod engine;
 pub mod log;
+pub mod mask;
 pub mod options;
 pub mod request;
 pub mod retry;

@@ -5,6 +5,7 @@ use funnelhooks_core::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
+use crate::mask::{mask_body, mask_headers, mask_url};
 use crate::request::OutboundRequest;
 
 /// Most response body bytes an attempt keeps.
@@ -261,90 +262,6 @@ pub struct Delivery {
     /// Its slots in the log's indexes (all deliveries, and its bot's or service's).
     #[serde(default)]
     pub slots: (u64, u64),
-}
-
-/// Header and query parameter names whose values the log masks.
-const SECRET_WORDS: [&str; 8] = [
-    "authorization",
-    "token",
-    "secret",
-    "password",
-    "key",
-    "cookie",
-    "signature",
-    "sig",
-];
-
-/// Whether a header or parameter called `name` holds a secret (its value is masked when shown).
-pub fn secret_name(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
-}
-
-/// `url` with the values of secret-looking query parameters replaced by `***`.
-pub fn mask_url(url: &str) -> String {
-    let Some((base, query)) = url.split_once('?') else {
-        return url.to_string();
-    };
-    let (query, fragment) = match query.split_once('#') {
-        Some((q, f)) => (q, Some(f)),
-        None => (query, None),
-    };
-    let masked: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if secret_name(k) => format!("{k}=***"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    let mut out = format!("{base}?{}", masked.join("&"));
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
-}
-
-/// The body as shown: the values of secret-looking members of a form or a JSON object
-/// replaced by `***` (a call hook's `token` constant, a template's `api_key`).
-fn mask_body(headers: &[(String, String)], body: &[u8]) -> String {
-    let content_type = headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .map(|(_, v)| v.to_ascii_lowercase())
-        .unwrap_or_default();
-    if content_type.starts_with("application/x-www-form-urlencoded") {
-        let text = String::from_utf8_lossy(body);
-        return text
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((k, _)) if secret_name(k) => format!("{k}=***"),
-                _ => pair.to_string(),
-            })
-            .collect::<Vec<_>>()
-            .join("&");
-    }
-    if content_type.starts_with("application/json")
-        && let Ok(Json::Object(mut m)) = serde_json::from_slice::<Json>(body)
-        && m.keys().any(|k| secret_name(k))
-    {
-        for (k, v) in m.iter_mut() {
-            if secret_name(k) {
-                *v = Json::from("***");
-            }
-        }
-        return Json::Object(m).to_string();
-    }
-    String::from_utf8_lossy(body).into_owned()
-}
-
-fn mask_headers(headers: &[(String, String)]) -> Json {
-    Json::Array(
-        headers
-            .iter()
-            .map(|(k, v)| json!([k, if secret_name(k) { "***" } else { v.as_str() }]))
-            .collect(),
-    )
 }
 
 impl Delivery {

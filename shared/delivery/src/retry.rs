@@ -114,7 +114,8 @@ fn parse_http_date(s: &str) -> Option<i64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = parts.next()?.parse().ok()?;
+    // Four digits, as the format has: a huge year must not overflow the day count.
+    let year: i64 = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
     let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
     let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
     if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
@@ -211,5 +212,30 @@ mod tests {
         assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 UTC"), None);
         assert_eq!(parse_http_date("garbage"), None);
+        assert_eq!(
+            parse_http_date("Wed, 21 Oct 99999999999999999 07:28:00 GMT"),
+            None
+        );
+        // A date far ahead is capped like any long wait.
+        assert_eq!(
+            verdict(
+                Outcome::Status(503),
+                1,
+                Some("Fri, 31 Dec 9999 23:59:59 GMT"),
+                0,
+                0
+            ),
+            Verdict::RetryIn(RETRY_AFTER_MAX)
+        );
+        assert_eq!(
+            verdict(
+                Outcome::Status(503),
+                1,
+                Some("99999999999999999999999"),
+                0,
+                0
+            ),
+            Verdict::RetryIn(Duration::from_secs_f64(4.5))
+        );
     }
 }

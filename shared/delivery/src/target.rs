@@ -20,8 +20,35 @@ pub struct TargetPolicy {
     pub allow_loopback: bool,
 }
 
-/// Host names that always mean "this machine" or "the cloud's metadata service".
-const REFUSED_NAMES: [&str; 3] = ["localhost", "metadata.google.internal", "metadata"];
+/// Host names that always mean "this machine", "this app" or a cloud's metadata service.
+const REFUSED_NAMES: [&str; 6] = [
+    "localhost",
+    "metadata",
+    "metadata.goog",
+    "instance-data",
+    "ip6-localhost",
+    "ip6-loopback",
+];
+
+/// Name suffixes of private namespaces: this machine (`.localhost`), Spin's local chaining to
+/// the app's own components and every cloud's internal DNS (`.internal`: `*.spin.internal`,
+/// `metadata.google.internal`, `*.ec2.internal`), mDNS (`.local`), home networks
+/// (`.home.arpa`) and `.localdomain`.
+const REFUSED_SUFFIXES: [&str; 5] = [
+    ".localhost",
+    ".internal",
+    ".local",
+    ".home.arpa",
+    ".localdomain",
+];
+
+/// Cloud metadata and host services at public-looking addresses.
+const METADATA_V4: [Ipv4Addr; 2] = [
+    // AWS, GCP, Azure, Oracle, DigitalOcean...
+    Ipv4Addr::new(169, 254, 169, 254),
+    // Azure's WireServer.
+    Ipv4Addr::new(168, 63, 129, 16),
+];
 
 fn bad_url(url: &str, reason: impl std::fmt::Display) -> Error {
     Error::new(
@@ -60,9 +87,8 @@ pub fn check_target(url: &str, policy: TargetPolicy) -> Result<Url, Error> {
     match parsed.host() {
         None => return Err(refused("the URL has no host")),
         Some(Host::Domain(name)) => {
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if REFUSED_NAMES.contains(&name.as_str()) || name.ends_with(".localhost") {
-                return Err(refused("a local or metadata host name"));
+            if let Some(why) = refused_name(name) {
+                return Err(refused(why));
             }
         }
         Some(Host::Ipv4(ip)) => {
@@ -79,6 +105,22 @@ pub fn check_target(url: &str, policy: TargetPolicy) -> Result<Url, Error> {
     Ok(parsed)
 }
 
+/// Why a host name may not be a webhook target, if it may not (a name that resolves to a
+/// private address is the host's to refuse: `block_networks`).
+pub fn refused_name(name: &str) -> Option<&'static str> {
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    if REFUSED_NAMES.contains(&name.as_str()) {
+        return Some("a local or metadata host name");
+    }
+    if REFUSED_SUFFIXES
+        .iter()
+        .any(|s| name.ends_with(s) || name == s[1..])
+    {
+        return Some("a name in a private namespace (.internal, .local, .localhost, ...)");
+    }
+    None
+}
+
 /// Why an address may not be a webhook target, if it may not.
 pub fn refused_ip(ip: IpAddr, policy: TargetPolicy) -> Option<&'static str> {
     match ip {
@@ -92,8 +134,8 @@ fn refused_v4(ip: Ipv4Addr, policy: TargetPolicy) -> Option<&'static str> {
     if ip.is_loopback() {
         return (!policy.allow_loopback).then_some("a loopback address");
     }
-    if ip == Ipv4Addr::new(169, 254, 169, 254) {
-        return Some("the cloud metadata address");
+    if METADATA_V4.contains(&ip) {
+        return Some("a cloud metadata address");
     }
     if ip.is_unspecified() || a == 0 {
         return Some("an unspecified address");
@@ -113,16 +155,41 @@ fn refused_v4(ip: Ipv4Addr, policy: TargetPolicy) -> Option<&'static str> {
     None
 }
 
-fn refused_v6(ip: Ipv6Addr, policy: TargetPolicy) -> Option<&'static str> {
+/// The IPv4 address an IPv6 address carries, where routers or stacks may deliver to it:
+/// IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
+/// 6to4 (`2002:aabb:ccdd::/48`).
+fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = ip.segments();
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     if let Some(v4) = ip.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // ::a.b.c.d, but not :: and ::1 (which are their own kinds).
+    if s[..6] == [0; 6] && (s[6] != 0 || s[7] > 1) {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return Some(v4(s[6], s[7]));
+    }
+    if s[0] == 0x2002 {
+        return Some(v4(s[1], s[2]));
+    }
+    None
+}
+
+fn refused_v6(ip: Ipv6Addr, policy: TargetPolicy) -> Option<&'static str> {
+    if let Some(v4) = embedded_v4(ip) {
         return refused_v4(v4, policy);
     }
     if ip.is_loopback() {
         return (!policy.allow_loopback).then_some("a loopback address");
     }
     let first = ip.segments()[0];
-    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) {
-        return Some("the cloud metadata address");
+    // AWS's and GCP's metadata services over IPv6.
+    if ip == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+        || ip == Ipv6Addr::new(0xfd20, 0xce, 0, 0, 0, 0, 0, 0x254)
+    {
+        return Some("a cloud metadata address");
     }
     if ip.is_unspecified() {
         return Some("an unspecified address");
@@ -156,6 +223,9 @@ mod tests {
             "https://keitaro.example.com/25123a/postback?subid=1",
             "http://203.0.113.7:8080/postback",
             "https://[2001:db8::1]/x",
+            "https://[64:ff9b::cb00:7107]/nat64-of-a-public-address",
+            "https://local.example.com/",
+            "https://internal.example.com/",
         ] {
             assert!(check_target(url, TargetPolicy::default()).is_ok(), "{url}");
         }
@@ -186,6 +256,26 @@ mod tests {
             "http://metadata.google.internal/computeMetadata/v1/",
             "http://255.255.255.255/",
             "http://224.0.0.1/",
+            // IPv4 inside IPv6: compatible, NAT64, 6to4.
+            "http://[::127.0.0.1]/",
+            "http://[::10.0.0.1]/",
+            "http://[64:ff9b::127.0.0.1]/",
+            "http://[64:ff9b::a9fe:a9fe]/",
+            "http://[2002:7f00:1::1]/",
+            "http://[2002:c0a8:101::1]/",
+            "http://[fd20:ce::254]/",
+            // Other clouds' metadata and host services.
+            "http://168.63.129.16/",
+            "http://100.100.100.200/",
+            "http://metadata.goog/",
+            "http://instance-data/latest/",
+            // The app's own components, and private namespaces.
+            "http://send-webhook.spin.internal/internal/step-reached",
+            "http://bots-api.spin.internal/api/bots",
+            "http://ip-10-0-0-1.ec2.internal/",
+            "http://printer.local/",
+            "http://router.home.arpa/",
+            "http://ip6-localhost/",
         ] {
             assert!(refused(url), "{url} must be refused");
         }
@@ -232,6 +322,8 @@ mod tests {
         };
         assert!(check_target("http://127.0.0.1:8080/hook", tests).is_ok());
         assert!(check_target("http://[::1]:8080/hook", tests).is_ok());
+        assert!(check_target("http://[::127.0.0.1]:8080/hook", tests).is_ok());
+        assert!(check_target("http://send-webhook.spin.internal/", tests).is_err());
         assert!(check_target("http://10.0.0.1/", tests).is_err());
         assert!(check_target("http://169.254.169.254/", tests).is_err());
         assert!(check_target("http://localhost:8080/", tests).is_err());

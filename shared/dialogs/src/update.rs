@@ -263,7 +263,7 @@ fn typed_value(name: &str, value: &Param, kind: Option<FieldType>) -> Result<Fie
             let t = as_text.trim();
             let ms = match t.parse::<i64>() {
                 // Unix seconds, or milliseconds when it is too large to be seconds.
-                Ok(n) if n.abs() < 100_000_000_000 => n.checked_mul(1000),
+                Ok(n) if n.unsigned_abs() < 100_000_000_000 => n.checked_mul(1000),
                 Ok(n) => Some(n),
                 Err(_) => Timestamp::parse_iso(t).map(|t| t.0),
             };

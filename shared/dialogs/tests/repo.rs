@@ -355,3 +355,29 @@ fn of_many_identical_postbacks_at_once_exactly_one_moves_the_dialog_into_the_ste
         assert_eq!(entered, 1, "{mode}");
     }
 }
+
+#[test]
+fn the_extreme_chat_ids_and_dates_are_values_like_any_other() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let repo = Repo::new(&kv);
+        for chat in [i64::MIN, i64::MAX, -1, 0] {
+            let p = get(&kv, &bot.link, &format!("chatId={chat}&userBalance=1")).unwrap();
+            assert_eq!(p.dialog.chat_id, chat, "{mode}");
+            let record = repo.bot(&bot.id).unwrap();
+            assert_eq!(repo.dialog(&record, chat).unwrap().chat_id, chat, "{mode}");
+        }
+        let field = FieldDef {
+            kind: FieldType::Date,
+            description: String::new(),
+        };
+        repo.put_field(&bot.id, "regDate", field, NOW).unwrap();
+        for date in ["-9223372036854775808", "9223372036854775807"] {
+            let e = get(&kv, &bot.link, &format!("chatId=1&regDate={date}"));
+            assert!(
+                e.is_ok() || e.unwrap_err().code == "wrong_type",
+                "{mode}: {date}"
+            );
+        }
+    }
+}

@@ -2,8 +2,56 @@
 //! chat ids in the path, the public origin.
 
 use funnelhooks_core::{Error, Paging, form};
+use futures::TryStreamExt;
 use serde_json::Value as Json;
-use spin_sdk::http::Request;
+use spin_sdk::http::{IncomingRequest, Request};
+
+use crate::error::ApiError;
+
+/// Reads an incoming request with a body of at most `limit` bytes. A larger body is refused
+/// with 413 as soon as it is known: at once when its `Content-Length` says so, else when the
+/// bytes read pass the limit (the host hands them over 16 KiB at a time), never after
+/// buffering it all.
+pub async fn read(incoming: IncomingRequest, limit: usize) -> Result<Request, ApiError> {
+    let too_large = || {
+        ApiError::from(
+            Error::too_large(
+                "body_too_large",
+                format!("the body is larger than {limit} bytes"),
+            )
+            .at("body"),
+        )
+    };
+    // Copied out and the host's handle dropped before the body is taken: a child resource
+    // still open when its request goes is a trap on Spin 3.x.
+    let headers = incoming.headers().entries();
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok()?.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let (method, uri) = (incoming.method(), incoming.uri());
+    let mut stream = incoming.into_body_stream();
+    let mut body = Vec::new();
+    while let Some(chunk) = stream
+        .try_next()
+        .await
+        .map_err(|_| ApiError::unreadable())?
+    {
+        body.extend_from_slice(&chunk);
+        if body.len() > limit {
+            return Err(too_large());
+        }
+    }
+    Ok(Request::builder()
+        .method(method)
+        .uri(uri)
+        .headers(headers)
+        .body(body)
+        .build())
+}
 
 /// Largest JSON body a management route reads.
 pub const MAX_JSON_BODY: usize = 64 * 1024;

@@ -23,6 +23,7 @@ use std::collections::BTreeMap;
 use funnelhooks_core::Error;
 use funnelhooks_core::json::Members;
 use funnelhooks_delivery::DeliveryOptions;
+use funnelhooks_delivery::mask::{MASK, mask_url, secret_name};
 use funnelhooks_dialogs::bots::{StepInput, key_and_kind};
 use funnelhooks_template::{LintKind, Target, Template};
 use serde_json::{Map, Value as Json, json};
@@ -206,11 +207,43 @@ impl WebhookConfig {
     }
 
     /// The config as the API shows it: the signing secret is never returned, only whether
-    /// there is one.
+    /// there is one, and secrets written into the URL or headers show as `***`.
     pub fn to_view_json(&self) -> Json {
         let mut v = self.to_form(false);
         v["signed"] = Json::from(self.options.signing_secret.is_some());
+        v["url"] = Json::from(mask_url(self.url.source()));
+        if let Some(Json::Object(headers)) = v.get_mut("headers") {
+            for (name, value) in headers.iter_mut() {
+                if secret_name(name) {
+                    *value = Json::from(MASK);
+                }
+            }
+        }
         v
+    }
+
+    /// Reads a config sent back after a view: a header whose value is `***` keeps the value
+    /// `stored` has for it, and a URL equal to the stored URL's view keeps the stored URL.
+    pub fn from_json_over(config: &Json, stored: Option<&WebhookConfig>) -> Result<Self, Error> {
+        let Some(stored) = stored else {
+            return Self::from_json(config);
+        };
+        let mut config = config.clone();
+        if config["url"].as_str() == Some(mask_url(stored.url.source()).as_str()) {
+            config["url"] = Json::from(stored.url.source());
+        }
+        if let Some(Json::Object(headers)) = config.get_mut("headers") {
+            for (name, value) in headers.iter_mut() {
+                let kept = stored
+                    .headers
+                    .iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name));
+                if let (Some(MASK), Some((_, template))) = (value.as_str(), kept) {
+                    *value = Json::from(template.source());
+                }
+            }
+        }
+        Self::from_json(&config)
     }
 
     /// The config as stored (with its secret).
@@ -342,12 +375,17 @@ fn body(value: Option<&Json>) -> Result<Body, Error> {
 
 /// A step's PUT or POST body, `{"key", "kind", "webhook"}`, checked: its key and kind first,
 /// then the webhook config, whose errors name `webhook.<member>`.
-pub fn step_input(body: &Json) -> Result<StepInput<WebhookConfig>, Error> {
+/// `stored` is the step's config before this save: values masked in its view (`***`) and
+/// sent back keep what it has.
+pub fn step_input(
+    body: &Json,
+    stored: Option<&WebhookConfig>,
+) -> Result<StepInput<WebhookConfig>, Error> {
     let m = Members::of(body, &["key", "kind", "webhook"])?;
     let webhook = m.get("webhook");
     let (key, kind) = key_and_kind(m.string("key")?, m.string("kind")?, webhook.is_some())?;
     let webhook = webhook
-        .map(|w| WebhookConfig::from_json(w).map_err(|e| e.under("webhook")))
+        .map(|w| WebhookConfig::from_json_over(w, stored).map_err(|e| e.under("webhook")))
         .transpose()?;
     Ok(StepInput { key, kind, webhook })
 }

@@ -295,3 +295,28 @@ fn a_stored_config_reads_back_as_saved_with_or_without_a_secret() {
         assert_eq!(WebhookConfig::from_json(&stored).unwrap(), c, "{stored}");
     }
 }
+
+#[test]
+fn a_view_masks_secret_headers_and_url_credentials_and_sending_it_back_keeps_them() {
+    let stored = config(json!({
+        "url": "https://api.telegram.org/bot123456:AAE-abcdefghijklmnopqrstuvwxyz/sendMessage?chat_id={chatId}&token=s3cret",
+        "method": "POST",
+        "headers": {"Authorization": "Bearer live-token-1", "X-Source": "funnel"},
+        "body": {"template": "{\"text\": \"hi\"}", "contentType": "json"}
+    }));
+    let view = stored.to_view_json();
+    let shown = view.to_string();
+    for secret in ["live-token-1", "AAE-abcdefghij", "s3cret"] {
+        assert!(!shown.contains(secret), "{secret} shown in {shown}");
+    }
+    assert_eq!(view["headers"]["authorization"], "***");
+    assert_eq!(view["headers"]["x-source"], "funnel");
+    // The view sent back unchanged (minus `signed`) is the same config.
+    let mut back = view.clone();
+    back.as_object_mut().unwrap().remove("signed");
+    let again = WebhookConfig::from_json_over(&back, Some(&stored)).unwrap();
+    assert_eq!(again, stored);
+    // Without a stored config, `***` is taken as written.
+    let literal = WebhookConfig::from_json(&back).unwrap();
+    assert_eq!(literal.headers[0].1.source(), "***");
+}
