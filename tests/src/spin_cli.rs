@@ -109,12 +109,15 @@ impl RedisServer {
     }
 }
 
-/// Which key-value store a `spin up` gets.
+/// Which key-value store (and runtime config) a `spin up` gets.
 pub enum Store {
-    /// Spin's default: SQLite in the state directory.
+    /// Spin's default: SQLite in the state directory, no runtime config.
     Sqlite,
     /// Redis at this URL (`redis://127.0.0.1:6379`).
     Redis(String),
+    /// A runtime config file of the repository (`runtime-config/sqlite.toml`), as a user
+    /// runs it, but with its SQLite file moved into the test's own directory.
+    Config(PathBuf),
 }
 
 /// A running `spin up` of an application.
@@ -150,13 +153,33 @@ impl SpinUp {
             .envs(env.iter().copied())
             .stdout(log.try_clone()?)
             .stderr(log);
-        if let Store::Redis(url) = store {
-            let config = dir.path().join("runtime-config.toml");
-            std::fs::write(
-                &config,
-                format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
-            )?;
-            command.arg("--runtime-config-file").arg(config);
+        let config = dir.path().join("runtime-config.toml");
+        match store {
+            Store::Sqlite => {}
+            Store::Redis(url) => {
+                std::fs::write(
+                    &config,
+                    format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{url}\"\n"),
+                )?;
+                command.arg("--runtime-config-file").arg(&config);
+            }
+            Store::Config(file) => {
+                let db = dir.path().join("store.db");
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+                    .lines()
+                    .map(|l| {
+                        if l.trim_start().starts_with("path =") {
+                            format!("path = {:?}", db.display().to_string())
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                std::fs::write(&config, text)?;
+                command.arg("--runtime-config-file").arg(&config);
+            }
         }
         let process = Group::spawn(command)?;
         let mut up = SpinUp {

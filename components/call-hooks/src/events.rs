@@ -113,7 +113,7 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
         repeat_answer(&mut answer, first);
         return Ok((json(200, &answer), None));
     }
-    let (sender, clock) = (SpinSender, SpinClock);
+    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock);
     let engine = Engine::new(ctx.kv, &sender, &clock);
     let hooks: Vec<&HookRecord> = service
         .hooks
@@ -153,7 +153,7 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
 /// The first attempt of every delivery of an event, all at once; retries go to the outbox.
 /// A receiver that answers 410 Gone stops its hook.
 pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
-    let (sender, clock) = (SpinSender, SpinClock);
+    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock);
     let engine = Engine::new(ctx.kv, &sender, &clock);
     // If this fails (the store), the held deliveries are sent by the sweep after the lease.
     match engine.run_all(fan_out.deliveries) {

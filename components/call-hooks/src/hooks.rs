@@ -98,7 +98,7 @@ pub(crate) fn test_send(ctx: &Ctx) -> Result<Response, Error> {
     new.request = Some(built.request);
     new.missing = built.missing;
     new.max_attempts = 1;
-    let (sender, clock) = (SpinSender, SpinClock);
+    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock);
     let engine = Engine::new(ctx.kv, &sender, &clock);
     let created = engine.create(new, None)?;
     let done = engine.run(created, Attempts::FirstOnly)?;

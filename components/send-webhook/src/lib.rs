@@ -43,13 +43,14 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 fn serve(req: &Request) -> Result<Response, ApiError> {
     let (op, params) = funnelhooks_spin::route(ROUTES, req)?;
     let kv = SpinKv::open_default()?;
-    let (sender, clock) = (SpinSender, SpinClock);
+    let policy = funnelhooks_spin::target_policy();
+    let (sender, clock) = (SpinSender::new(policy), SpinClock);
     let ctx = Ctx {
         req,
         params,
         repo: Repo::new(&kv),
         engine: Engine::new(&kv, &sender, &clock),
-        policy: funnelhooks_spin::target_policy(),
+        policy,
         now: funnelhooks_spin::now(),
     };
     Ok(match op {

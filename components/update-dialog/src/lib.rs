@@ -7,7 +7,7 @@
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
 use funnelhooks_dialogs::handoff::{StepEntry, StepReached};
-use funnelhooks_dialogs::limits::MAX_BODY_BYTES;
+use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
 use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
 use std::time::Duration;
@@ -42,6 +42,22 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     }
 }
 
+/// How many new dialogs a bot's links may create: the `max_new_dialogs_per_minute` and
+/// `max_dialogs_per_bot` variables (0: no limit), else the defaults.
+fn dialog_limits() -> DialogLimits {
+    let var = |name: &str, default: u64| {
+        spin_sdk::variables::get(name)
+            .ok()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(default)
+    };
+    let defaults = DialogLimits::default();
+    DialogLimits {
+        per_minute: var("max_new_dialogs_per_minute", defaults.per_minute),
+        total: var("max_dialogs_per_bot", defaults.total),
+    }
+}
+
 /// The postback, and the step entry to chain when the dialog entered a send-webhook step.
 fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiError> {
     let (_, params) = funnelhooks_spin::public_route(ROUTES, req)?;
@@ -50,7 +66,7 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     let kv = SpinKv::open_default()?;
     let repo = Repo::new(&kv);
     let at = now();
-    let done = repo.postback(params.get("postbackId"), update, at)?;
+    let done = repo.postback(params.get("postbackId"), update, at, dialog_limits())?;
     let reached = done
         .entered_step
         .as_ref()

@@ -12,6 +12,7 @@
 use funnelhooks_core::json::Members;
 use funnelhooks_core::{Error, Kind};
 use funnelhooks_delivery::mask::{MASK, secret_name};
+use funnelhooks_delivery::options::keep_secret;
 use funnelhooks_delivery::{DeliveryOptions, OutboundRequest, TargetPolicy, check_target};
 use funnelhooks_template::{Target, Template};
 use serde_json::{Map, Value as Json, json};
@@ -193,7 +194,9 @@ impl HookConfig {
     /// member (`host`, `parameters[2].param`). Where the hook may send is checked separately
     /// ([`HookConfig::check_target`]), when it is saved and at every send.
     pub fn from_json(config: &Json) -> Result<Self, Error> {
-        let m = Members::of(config, &MEMBERS)?;
+        let mut config = config.clone();
+        keep_secret(&mut config, None)?;
+        let m = Members::of(&config, &MEMBERS)?;
         let name = match m.text("name")? {
             Some(n) if n.chars().count() > 100 => {
                 return Err(Error::invalid("too_long", "name", "at most 100 characters"));
@@ -237,6 +240,7 @@ impl HookConfig {
     /// keeps the value this hook has for a constant of that name.
     pub fn replaced(&self, form: &Json) -> Result<Self, Error> {
         let mut form = form.clone();
+        keep_secret(&mut form, self.options.secret_text.as_deref())?;
         if let Some(Json::Array(rows)) = form.get_mut("parameters") {
             for row in rows.iter_mut() {
                 let kept = self.parameters.iter().find_map(|p| match &p.value {

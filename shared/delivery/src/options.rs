@@ -79,3 +79,32 @@ impl DeliveryOptions {
         })
     }
 }
+
+/// A view's `"signed"` sent back: `true` without a `signingSecret` keeps `stored`, `false`
+/// means unsigned; the member itself is not part of the stored form.
+pub fn keep_secret(config: &mut Json, stored: Option<&str>) -> Result<(), Error> {
+    let Some(m) = config.as_object_mut() else {
+        return Ok(());
+    };
+    match m.remove("signed") {
+        Some(Json::Bool(true)) if !m.contains_key("signingSecret") => {
+            let secret = stored.ok_or_else(|| {
+                Error::invalid(
+                    "missing_secret",
+                    "signingSecret",
+                    "\"signed\": true keeps a stored secret, and there is none: send signingSecret",
+                )
+            })?;
+            m.insert("signingSecret".into(), Json::from(secret));
+        }
+        Some(Json::Bool(_)) | None => {}
+        Some(_) => {
+            return Err(Error::invalid(
+                "wrong_type",
+                "signed",
+                "expected true or false",
+            ));
+        }
+    }
+    Ok(())
+}

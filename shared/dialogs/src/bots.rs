@@ -41,6 +41,59 @@ pub struct Bot {
     /// Its entry in the list of bots.
     #[serde(default)]
     pub slot: u64,
+    /// Whether its postback links may create new dialogs now.
+    #[serde(default, skip_serializing_if = "Admission::is_open")]
+    pub admission: Admission,
+}
+
+/// The admission of new dialogs through a bot's postback links: checked every
+/// [`crate::limits::ADMISSION_CHECK_EVERY`] creations against [`crate::limits::DialogLimits`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Admission {
+    /// The Unix minute being counted.
+    #[serde(default)]
+    pub minute: i64,
+    /// The dialog list's slot when that minute's count began.
+    #[serde(default)]
+    pub first_slot: u64,
+    /// No new dialogs before this Unix millisecond (the minute's limit was reached).
+    #[serde(default)]
+    pub closed_until: i64,
+    /// No new dialogs at all: the bot has had its limit of dialogs.
+    #[serde(default)]
+    pub full: bool,
+}
+
+impl Admission {
+    fn is_open(&self) -> bool {
+        *self == Admission::default()
+    }
+
+    /// Why a new dialog may not be created at `now`, if it may not.
+    pub fn refusal(&self, now: Timestamp, limits: crate::limits::DialogLimits) -> Option<Error> {
+        if self.full && limits.total > 0 {
+            return Some(Error::new(
+                funnelhooks_core::Kind::Conflict,
+                "too_many_dialogs",
+                format!(
+                    "this bot has had {} dialogs, its limit (max_dialogs_per_bot); erase the bot's old dialogs or raise the limit",
+                    limits.total
+                ),
+            ));
+        }
+        if now.0 < self.closed_until && limits.per_minute > 0 {
+            return Some(Error::new(
+                funnelhooks_core::Kind::RateLimited,
+                "too_many_new_dialogs",
+                format!(
+                    "this bot's postback links created more than {} new dialogs this minute (max_new_dialogs_per_minute); postbacks to existing dialogs still work, new ones again next minute",
+                    limits.per_minute
+                ),
+            ));
+        }
+        None
+    }
 }
 
 impl Bot {

@@ -23,7 +23,7 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::bots::{Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind};
-use crate::limits::MAX_FIELDS;
+use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
 use crate::model::Dialog;
 use crate::params::Param;
 use crate::split;
@@ -122,6 +122,7 @@ impl<'a, K: Kv> Repo<'a, K> {
             created_at: now,
             updated_at: now,
             slot,
+            admission: Default::default(),
         };
         self.records().put(&bot_key(&bot.id), &bot)?;
         Ok(bot)
@@ -374,12 +375,14 @@ impl<'a, K: Kv> Repo<'a, K> {
 
     // ---- dialogs
 
-    /// An updateDialog postback through link `link_id`: all of it is applied or none.
+    /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
+    /// dialog is created only within `limits`.
     pub fn postback(
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
         now: Timestamp,
+        limits: DialogLimits,
     ) -> Result<Postback, Error> {
         if !is_uuid(link_id) {
             return Err(link_missing());
@@ -409,11 +412,18 @@ impl<'a, K: Kv> Repo<'a, K> {
                 step: &step,
             },
         )?;
-        let (dialog, created, entered) = self.change_dialog(&bot, update.chat_id, now, |d| {
+        let refusal = bot.admission.refusal(now, limits);
+        let change = |d: &mut Dialog| {
             let before = d.step_id.clone();
             d.apply(&update, now)?;
             Ok(update.step.is_some() && d.step_id != before)
-        })?;
+        };
+        let (dialog, slot, entered) =
+            self.change_dialog(&bot, update.chat_id, now, refusal, change)?;
+        if let Some(slot) = slot {
+            self.admit(&bot, slot, now, limits)?;
+        }
+        let created = slot.is_some();
         let entered_step = update.step.clone().filter(|_| entered);
         Ok(Postback {
             dialog,
@@ -432,25 +442,39 @@ impl<'a, K: Kv> Repo<'a, K> {
         now: Timestamp,
     ) -> Result<(Dialog, bool), Error> {
         let bot = self.bot(bot_id)?;
-        let (dialog, created, _) =
-            self.change_dialog(&bot, chat, now, |d| d.start(start, now).map(|()| false))?;
-        Ok((dialog, created))
+        // The bot engine starting a chat is always admitted: only postback links are limited.
+        let (dialog, slot, _) = self.change_dialog(&bot, chat, now, None, |d| {
+            d.start(start, now).map(|()| false)
+        })?;
+        Ok((dialog, slot.is_some()))
     }
 
+    /// Changes (or creates) the dialog with `change`; `refusal` is the error a creation
+    /// gets, if creating is not allowed now. Returns the dialog, its slot in the bot's list
+    /// when this call created it, and what `change` said.
     fn change_dialog(
         &self,
         bot: &Bot,
         chat: i64,
         now: Timestamp,
+        refusal: Option<Error>,
         change: impl Fn(&mut Dialog) -> Result<bool, Error>,
-    ) -> Result<(Dialog, bool, bool), Error> {
+    ) -> Result<(Dialog, Option<u64>, bool), Error> {
         let (dialog, created, entered) = if self.kv.atomic() {
             let key = dialog_key(&bot.id, chat);
+            // Set by `create`, which the upsert calls just before changing the fresh record.
+            let fresh = std::cell::Cell::new(false);
             let (dialog, modified) = self.records().upsert(
                 &key,
                 &format!("{key}:born"),
-                || Dialog::pending(&bot.id, chat, now),
+                || {
+                    fresh.set(true);
+                    Dialog::pending(&bot.id, chat, now)
+                },
                 |d: &mut Dialog| {
+                    if let (true, Some(e)) = (fresh.replace(false), &refusal) {
+                        return Err(e.clone());
+                    }
                     let entered = change(d)?;
                     Ok::<_, Error>((d.clone(), entered))
                 },
@@ -458,16 +482,46 @@ impl<'a, K: Kv> Repo<'a, K> {
             let (dialog, entered) = dialog;
             (dialog, modified == Modified::Created, entered)
         } else {
-            split::change(self.kv, bot, chat, &change)?
+            split::change(self.kv, bot, chat, refusal, &change)?
         };
-        if created {
-            let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
-            self.kv.set(
-                &format!("{}:slot", dialog_key(&bot.id, chat)),
-                slot.to_string().as_bytes(),
-            )?;
+        if !created {
+            return Ok((dialog, None, entered));
         }
-        Ok((dialog, created, entered))
+        let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+        self.kv.set(
+            &format!("{}:slot", dialog_key(&bot.id, chat)),
+            slot.to_string().as_bytes(),
+        )?;
+        Ok((dialog, Some(slot), entered))
+    }
+
+    /// After a postback created a dialog in `slot` of the bot's list: every
+    /// [`ADMISSION_CHECK_EVERY`] creations, counts
+    /// this minute's new dialogs and the bot's total against `limits`, and closes the bot to
+    /// new dialogs for the rest of the minute (or for good, at the total) when past them.
+    fn admit(
+        &self,
+        bot: &Bot,
+        slot: u64,
+        now: Timestamp,
+        limits: DialogLimits,
+    ) -> Result<(), Error> {
+        if slot % ADMISSION_CHECK_EVERY != 0 {
+            return Ok(());
+        }
+        let minute = now.0.div_euclid(60_000);
+        self.records().modify(&bot_key(&bot.id), |b: &mut Bot| {
+            let a = &mut b.admission;
+            if a.minute != minute {
+                a.minute = minute;
+                a.first_slot = slot;
+            } else if limits.per_minute > 0 && slot - a.first_slot >= limits.per_minute {
+                a.closed_until = (minute + 1) * 60_000;
+            }
+            a.full = limits.total > 0 && slot >= limits.total;
+            Ok::<_, Error>(())
+        })?;
+        Ok(())
     }
 
     /// The dialog, or a 404.

@@ -111,10 +111,14 @@ pub(crate) fn change(
     kv: &dyn Kv,
     bot: &Bot,
     chat: i64,
+    refusal: Option<Error>,
     change: &dyn Fn(&mut Dialog) -> Result<bool, Error>,
 ) -> Result<(Dialog, bool, bool), Error> {
     let base = dialog_key(&bot.id, chat);
     let created = kv.get(&base)?.is_none();
+    if let (true, Some(e)) = (created, refusal) {
+        return Err(e);
+    }
     let before = load_parts(kv, bot, chat)?;
     let mut after = before.clone();
     let entered = change(&mut after)?;

@@ -123,6 +123,6 @@ impl Dialog {
         }
         self.started = true;
         self.updated_at = now;
-        Ok(())
+        self.check_size()
     }
 }

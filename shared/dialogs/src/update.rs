@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use funnelhooks_core::{Error, Timestamp, chat};
 use serde_json::Value as Json;
 
-use crate::limits::{MAX_FIELDS, MAX_TAGS, MAX_TRACKER_FIELDS, MAX_VALUE_LEN, valid_key};
+use crate::limits::{
+    MAX_DIALOG_BYTES, MAX_FIELDS, MAX_TAGS, MAX_TRACKER_FIELDS, MAX_VALUE_LEN, valid_key,
+};
 use crate::model::{Dialog, FieldType, FieldValue, Status};
 use crate::params::Param;
 
@@ -356,6 +358,59 @@ impl Dialog {
             self.status = status;
         }
         self.updated_at = now;
+        self.check_size()
+    }
+
+    /// Refuses a dialog larger than [`MAX_DIALOG_BYTES`] as stored (JSON, escapes counted).
+    pub(crate) fn check_size(&self) -> Result<(), Error> {
+        let size = self.stored_size();
+        if size > MAX_DIALOG_BYTES {
+            return Err(Error::new(
+                funnelhooks_core::Kind::Invalid,
+                "dialog_too_large",
+                format!(
+                    "the dialog would take {size} bytes; a dialog holds at most {MAX_DIALOG_BYTES} (erase fields it no longer needs)"
+                ),
+            ));
+        }
         Ok(())
+    }
+
+    /// About the size of the dialog's JSON, counted without writing it: every key and value
+    /// with the bytes JSON escaping adds, and room for the fixed members.
+    fn stored_size(&self) -> usize {
+        let text = |s: &str| {
+            2 + s.len()
+                + s.bytes()
+                    .map(|b| match b {
+                        b'"' | b'\\' => 1,
+                        0..=0x1f => 5,
+                        _ => 0,
+                    })
+                    .sum::<usize>()
+        };
+        let fields: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| {
+                text(k)
+                    + 2
+                    + match v {
+                        FieldValue::Text(t) => text(t),
+                        FieldValue::Number(_) | FieldValue::Bool(_) => 24,
+                    }
+            })
+            .sum();
+        let tracker: usize = self
+            .tracker
+            .iter()
+            .map(|(k, v)| text(k) + text(v) + 2)
+            .sum();
+        let tags: usize = self.tags.iter().map(|t| text(t) + 1).sum();
+        let profile = [&self.username, &self.name, &self.step_id, &self.step_key]
+            .iter()
+            .map(|v| v.as_deref().map_or(4, text))
+            .sum::<usize>();
+        512 + fields + tracker + tags + profile
     }
 }

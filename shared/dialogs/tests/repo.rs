@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
+use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
 use funnelhooks_store::{Kv, MemoryKv, Semantics};
 
@@ -47,7 +48,12 @@ fn get(
     link: &str,
     query: &str,
 ) -> Result<funnelhooks_dialogs::Postback, funnelhooks_core::Error> {
-    Repo::new(kv).postback(link, from_request(query, None, b"").unwrap(), NOW)
+    Repo::new(kv).postback(
+        link,
+        from_request(query, None, b"").unwrap(),
+        NOW,
+        DialogLimits::default(),
+    )
 }
 
 fn stores() -> [(&'static str, MemoryKv); 4] {
@@ -380,4 +386,65 @@ fn the_extreme_chat_ids_and_dates_are_values_like_any_other() {
             );
         }
     }
+}
+
+#[test]
+fn a_flood_of_new_chats_is_stopped_for_the_minute_and_existing_dialogs_keep_working() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let limits = DialogLimits {
+            per_minute: 2 * ADMISSION_CHECK_EVERY,
+            total: 0,
+        };
+        let repo = Repo::new(&kv);
+        let post = |chat: i64, at: Timestamp| {
+            let params = from_request(&format!("chatId={chat}&userBalance=1"), None, b"").unwrap();
+            repo.postback(&bot.link, params, at, limits)
+        };
+        let mut refused_at = None;
+        for chat in 1..=(4 * ADMISSION_CHECK_EVERY as i64) {
+            if let Err(e) = post(chat, NOW) {
+                assert_eq!(
+                    (e.kind, e.code),
+                    (Kind::RateLimited, "too_many_new_dialogs"),
+                    "{mode}"
+                );
+                refused_at = Some(chat);
+                break;
+            }
+        }
+        let at = refused_at.unwrap_or_else(|| panic!("{mode}: never refused"));
+        // Checked every ADMISSION_CHECK_EVERY creations: closed within one check of the limit.
+        assert!(
+            at as u64 <= 3 * ADMISSION_CHECK_EVERY + 1,
+            "{mode}: refused only at {at}"
+        );
+        // An existing dialog still takes postbacks; new ones are admitted next minute.
+        post(1, NOW).unwrap();
+        let next_minute = Timestamp(NOW.0 + 60_000);
+        assert!(post(1_000_000, next_minute).unwrap().created, "{mode}");
+    }
+}
+
+#[test]
+fn a_dialog_cannot_grow_past_its_size_limit() {
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let big = "x".repeat(4000);
+    let mut refused = None;
+    for i in 0..40 {
+        match get(&kv, &bot.link, &format!("chatId=9&note{i}={big}")) {
+            Ok(_) => {}
+            Err(e) => {
+                refused = Some((i, e.code));
+                break;
+            }
+        }
+    }
+    let (i, code) = refused.expect("refused past 64 KiB");
+    assert_eq!(code, "dialog_too_large");
+    assert!((14..=16).contains(&i), "refused at field {i}");
+    let repo = Repo::new(&kv);
+    let d = repo.dialog(&repo.bot(&bot.id).unwrap(), 9).unwrap();
+    assert_eq!(d.fields.len(), i, "the refused postback changed nothing");
 }

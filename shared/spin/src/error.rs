@@ -81,6 +81,10 @@ impl ApiError {
         if self.status == 401 {
             response.set_header("www-authenticate", "Bearer");
         }
+        // Rate limits are per minute: try again in the next one.
+        if self.status == 429 {
+            response.set_header("retry-after", "60");
+        }
         if let Some(allow) = &self.allow {
             response.set_header("allow", allow.join(", "));
         }

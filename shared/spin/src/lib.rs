@@ -13,7 +13,7 @@ pub mod router;
 
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
-pub use outbound::{SpinClock, SpinSender};
+pub use outbound::{PrivateNetworks, SpinClock, SpinSender, private_networks};
 pub use respond::respond;
 pub use router::{public_route, route};
 

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use funnelhooks_core::Timestamp;
+use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_delivery::engine::{Clock, Outgoing, Received, SendFailure, Sender, Sent};
 use funnelhooks_delivery::log::MAX_RESPONSE_BODY;
 use funnelhooks_delivery::request::OutboundRequest;
@@ -17,8 +18,116 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::InputStream;
 
-/// Sends through the host's outbound HTTP.
-pub struct SpinSender;
+/// Sends through the host's outbound HTTP, refusing host names when the host does not block
+/// private networks (see [`Guard`]).
+pub struct SpinSender {
+    guard: Guard,
+}
+
+impl SpinSender {
+    /// A sender for webhooks that may go where `policy` says.
+    pub fn new(policy: TargetPolicy) -> Self {
+        Self {
+            guard: Guard::new(policy),
+        }
+    }
+}
+
+/// What the host does with outbound requests to private networks, as a loopback probe
+/// shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivateNetworks {
+    /// Refused, loopback included: `block_networks = ["private"]`.
+    Blocked,
+    /// Refused but for 127.0.0.1 and ::1: a local test set-up that lets webhooks reach
+    /// receivers on the same machine (`runtime-config/sqlite-loopback.toml`).
+    BlockedExceptLoopback,
+    /// Not refused: a host name can lead a webhook to an internal address.
+    Open,
+}
+
+impl PrivateNetworks {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PrivateNetworks::Blocked => "blocked",
+            PrivateNetworks::BlockedExceptLoopback => "blocked-except-loopback",
+            PrivateNetworks::Open => "open",
+        }
+    }
+}
+
+/// Whether the host refuses `http://<addr>:1/` before connecting (`block_networks`), as
+/// opposed to connecting and finding the port closed. Only ever probes loopback addresses.
+fn refused_by_host(addr: &str) -> bool {
+    let request = OutboundRequest {
+        method: "GET".into(),
+        url: format!("http://{addr}:1/"),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    let probe = Outgoing {
+        request: &request,
+        extra: Vec::new(),
+        timeout: Duration::from_secs(2),
+    };
+    let sent = send_batch(std::slice::from_ref(&probe));
+    matches!(
+        sent.first().map(|s| &s.result),
+        Some(Err(SendFailure::Network(m))) if m == PROHIBITED
+    )
+}
+
+/// What the host blocks, probed with requests to closed ports on 127.0.0.1 and 127.0.0.2
+/// (never another address): refused before connecting means blocked.
+pub fn private_networks() -> PrivateNetworks {
+    if refused_by_host("127.0.0.1") {
+        PrivateNetworks::Blocked
+    } else if refused_by_host("127.0.0.2") {
+        PrivateNetworks::BlockedExceptLoopback
+    } else {
+        PrivateNetworks::Open
+    }
+}
+
+/// Host names are resolved by the host, where this component cannot look: a name can lead
+/// to a loopback, private or metadata address that the literal-address rules would refuse.
+/// Only the host's `block_networks` stops that, so requests to host names go out only when a
+/// probe shows the host blocks private networks (loopback too, unless loopback webhooks are
+/// allowed). The probe runs once per instance, when the first request to a host name is
+/// about to go.
+struct Guard {
+    policy: TargetPolicy,
+    verdict: std::cell::OnceCell<bool>,
+}
+
+impl Guard {
+    fn new(policy: TargetPolicy) -> Self {
+        Self {
+            policy,
+            verdict: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Whether `request` may go: literal addresses were checked by the target rules; host
+    /// names need the host's blocking.
+    fn allows(&self, request: &OutboundRequest) -> bool {
+        let by_name = url::Url::parse(&request.url)
+            .is_ok_and(|u| matches!(u.host(), Some(url::Host::Domain(_))));
+        !by_name
+            || *self.verdict.get_or_init(|| {
+                let probe = if self.policy.allow_loopback {
+                    "127.0.0.2"
+                } else {
+                    "127.0.0.1"
+                };
+                refused_by_host(probe)
+            })
+    }
+}
+
+/// Why a request to a host name was not sent.
+pub const UNGUARDED: &str = "not sent: this Spin does not block outbound requests to private networks, so a host name could lead to an internal address; run it with a runtime config that sets block_networks = [\"private\"] (runtime-config/sqlite.toml, docs/security.md)";
 
 /// The host's clock.
 pub struct SpinClock;
@@ -31,6 +140,10 @@ impl Clock for SpinClock {
         std::thread::sleep(d);
     }
 }
+
+/// The host refused the address a request resolved to (`block_networks`).
+const PROHIBITED: &str =
+    "the host refused this destination: its address is in a blocked network (block_networks)";
 
 fn network(e: impl std::fmt::Display) -> SendFailure {
     SendFailure::Network(e.to_string())
@@ -53,8 +166,9 @@ fn failure(code: ErrorCode) -> SendFailure {
         ErrorCode::TlsProtocolError
         | ErrorCode::TlsCertificateError
         | ErrorCode::TlsAlertReceived(_) => network("TLS failed"),
-        ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied => {
-            network("the host refused this destination (allowed_outbound_hosts or block_networks)")
+        ErrorCode::DestinationIpProhibited => network(PROHIBITED),
+        ErrorCode::HttpRequestDenied => {
+            network("the host refused this destination (allowed_outbound_hosts)")
         }
         ErrorCode::DestinationNotFound | ErrorCode::DestinationUnavailable => {
             network("the destination is unreachable")
@@ -294,49 +408,75 @@ impl Sender for SpinSender {
     }
 
     /// Starts every request, then waits on all of them at once with `wasi:io/poll`: the
-    /// batch takes as long as its slowest receiver, not the sum.
+    /// batch takes as long as its slowest receiver, not the sum. Requests to host names wait
+    /// for the [`Guard`].
     fn send_all(&self, batch: &[Outgoing<'_>]) -> Vec<Sent> {
         let started = Instant::now();
-        let mut states: Vec<State> = batch
+        let (allowed, refused): (Vec<usize>, Vec<usize>) =
+            (0..batch.len()).partition(|&i| self.guard.allows(batch[i].request));
+        let cleared: Vec<Outgoing<'_>> = allowed
             .iter()
-            .map(|o| match start(o.request, &o.extra, o.timeout) {
-                Ok(future) => State::Waiting(future),
-                Err(e) => State::Done(Err(e), started.elapsed()),
+            .map(|&i| Outgoing {
+                request: batch[i].request,
+                extra: batch[i].extra.clone(),
+                timeout: batch[i].timeout,
             })
             .collect();
-        loop {
-            let waiting: Vec<(usize, Pollable)> = states
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| s.pollable().map(|p| (i, p)))
-                .collect();
-            if waiting.is_empty() {
-                break;
-            }
-            let refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
-            let ready = poll(&refs);
-            let ready: Vec<usize> = ready.iter().map(|&r| waiting[r as usize].0).collect();
-            // Pollables are children of the futures and streams: drop them before moving on.
-            drop(refs);
-            drop(waiting);
-            for i in ready {
-                let state =
-                    std::mem::replace(&mut states[i], State::Done(Ok(empty()), Duration::ZERO));
-                states[i] = state.advance(started);
-            }
+        let mut results: Vec<Option<Sent>> = (0..batch.len()).map(|_| None).collect();
+        for (i, sent) in allowed.into_iter().zip(send_batch(&cleared)) {
+            results[i] = Some(sent);
         }
-        states
-            .into_iter()
-            .map(|s| match s {
-                State::Done(result, elapsed) => Sent { result, elapsed },
-                // The loop ends only when every request is done.
-                _ => Sent {
-                    result: Err(network("the request was not finished")),
-                    elapsed: started.elapsed(),
-                },
-            })
-            .collect()
+        for i in refused {
+            results[i] = Some(Sent {
+                result: Err(network(UNGUARDED)),
+                elapsed: started.elapsed(),
+            });
+        }
+        results.into_iter().flatten().collect()
     }
+}
+
+/// Starts every request of `batch`, then polls them together until all are answered.
+fn send_batch(batch: &[Outgoing<'_>]) -> Vec<Sent> {
+    let started = Instant::now();
+    let mut states: Vec<State> = batch
+        .iter()
+        .map(|o| match start(o.request, &o.extra, o.timeout) {
+            Ok(future) => State::Waiting(future),
+            Err(e) => State::Done(Err(e), started.elapsed()),
+        })
+        .collect();
+    loop {
+        let waiting: Vec<(usize, Pollable)> = states
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.pollable().map(|p| (i, p)))
+            .collect();
+        if waiting.is_empty() {
+            break;
+        }
+        let refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
+        let ready = poll(&refs);
+        let ready: Vec<usize> = ready.iter().map(|&r| waiting[r as usize].0).collect();
+        // Pollables are children of the futures and streams: drop them before moving on.
+        drop(refs);
+        drop(waiting);
+        for i in ready {
+            let state = std::mem::replace(&mut states[i], State::Done(Ok(empty()), Duration::ZERO));
+            states[i] = state.advance(started);
+        }
+    }
+    states
+        .into_iter()
+        .map(|s| match s {
+            State::Done(result, elapsed) => Sent { result, elapsed },
+            // The loop ends only when every request is done.
+            _ => Sent {
+                result: Err(network("the request was not finished")),
+                elapsed: started.elapsed(),
+            },
+        })
+        .collect()
 }
 
 fn empty() -> Received {

@@ -24,6 +24,7 @@ use funnelhooks_core::Error;
 use funnelhooks_core::json::Members;
 use funnelhooks_delivery::DeliveryOptions;
 use funnelhooks_delivery::mask::{MASK, mask_url, secret_name};
+use funnelhooks_delivery::options::keep_secret;
 use funnelhooks_dialogs::bots::{StepInput, key_and_kind};
 use funnelhooks_template::{LintKind, Target, Template};
 use serde_json::{Map, Value as Json, json};
@@ -171,7 +172,9 @@ impl WebhookConfig {
     /// name the member (`url`, `headers.X-Token`, `body.template`) and, in a template, the
     /// byte position.
     pub fn from_json(config: &Json) -> Result<WebhookConfig, Error> {
-        let m = Members::of(config, &MEMBERS)?;
+        let mut config = config.clone();
+        keep_secret(&mut config, None)?;
+        let m = Members::of(&config, &MEMBERS)?;
         let url = m
             .text("url")?
             .ok_or_else(|| Error::invalid("missing_field", "url", "the URL is required"))?;
@@ -223,12 +226,17 @@ impl WebhookConfig {
     }
 
     /// Reads a config sent back after a view: a header whose value is `***` keeps the value
-    /// `stored` has for it, and a URL equal to the stored URL's view keeps the stored URL.
+    /// `stored` has for it, a URL equal to the stored URL's view keeps the stored URL, and
+    /// `"signed": true` without a `signingSecret` keeps the stored secret.
     pub fn from_json_over(config: &Json, stored: Option<&WebhookConfig>) -> Result<Self, Error> {
-        let Some(stored) = stored else {
-            return Self::from_json(config);
-        };
         let mut config = config.clone();
+        keep_secret(
+            &mut config,
+            stored.and_then(|s| s.options.secret_text.as_deref()),
+        )?;
+        let Some(stored) = stored else {
+            return Self::from_json(&config);
+        };
         if config["url"].as_str() == Some(mask_url(stored.url.source()).as_str()) {
             config["url"] = Json::from(stored.url.source());
         }

@@ -139,6 +139,64 @@ fn runtime_config_examples_set_what_the_readme_promises() {
 }
 
 #[test]
+fn the_loopback_test_config_blocks_every_private_network_but_127_0_0_1_and_1() {
+    let text =
+        std::fs::read_to_string(repo_root().join("runtime-config/sqlite-loopback.toml")).unwrap();
+    let config: toml::Table = toml::from_str(&text).unwrap();
+    let blocked: Vec<String> = config["outbound_networking"]["block_networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    let covers = |addr: std::net::IpAddr| blocked.iter().any(|net| cidr_contains(net, addr));
+    for addr in [
+        "127.0.0.2",
+        "127.0.1.1",
+        "127.255.255.254",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "168.63.129.16",
+        "fd00:ec2::254",
+        "fe80::1",
+    ] {
+        assert!(covers(addr.parse().unwrap()), "{addr} is not blocked");
+    }
+    for addr in ["127.0.0.1", "::1", "8.8.8.8", "2001:4860:4860::8888"] {
+        assert!(!covers(addr.parse().unwrap()), "{addr} is blocked");
+    }
+}
+
+/// Whether `cidr` (`10.0.0.0/8`) contains `addr`.
+fn cidr_contains(cidr: &str, addr: std::net::IpAddr) -> bool {
+    let (net, bits) = cidr.split_once('/').unwrap();
+    let bits: u32 = bits.parse().unwrap();
+    match (net.parse::<std::net::IpAddr>().unwrap(), addr) {
+        (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+#[test]
 fn wit_files_match_spin_sdk() {
     // The host's WIT copies must be exactly what the components were built against.
     let lock = std::fs::read_to_string(repo_root().join("Cargo.lock")).unwrap();

@@ -16,6 +16,7 @@ mod readme;
 mod real_spin;
 mod round_trips;
 mod scenarios;
+mod security;
 mod send_webhook;
 mod stores;
 mod update_dialog;

@@ -95,3 +95,164 @@ async fn spin_3_6_with_sqlite_passes_every_scenario() {
 async fn spin_3_6_with_redis_passes_every_scenario() {
     run("spin-3.6", "3.6", Kind::Redis).await;
 }
+
+/// A host name other than `localhost` that resolves to 127.0.0.1 on this machine: its own
+/// name, or one `/etc/hosts` maps there.
+fn loopback_name() -> Option<String> {
+    use std::net::ToSocketAddrs;
+    let own = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let listed = hosts
+        .lines()
+        .filter(|l| l.trim_start().starts_with("127.0.0.1"))
+        .flat_map(|l| l.split_whitespace().skip(1).map(str::to_string))
+        .collect::<Vec<_>>();
+    std::iter::once(own.trim().to_string())
+        .chain(listed)
+        .filter(|n| !n.is_empty() && !n.contains("localhost") && !n.starts_with('#'))
+        .find(|n| {
+            (n.as_str(), 80)
+                .to_socket_addrs()
+                .is_ok_and(|mut a| a.any(|a| a.ip() == std::net::Ipv4Addr::LOCALHOST))
+        })
+}
+
+/// What a webhook and a call hook to `name` do on `binary` with `store`: (the health
+/// report's privateNetworks, whether the receiver got the step's test send, whether it got
+/// the hook's).
+async fn send_to_name(
+    binary: std::path::PathBuf,
+    store: Store,
+    allow_loopback: bool,
+    name: &str,
+) -> (String, bool, bool) {
+    let env = [
+        ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN),
+        (
+            "SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS",
+            if allow_loopback { "true" } else { "false" },
+        ),
+    ];
+    let manifest = repo_root().join("spin.toml");
+    let up = tokio::task::spawn_blocking(move || {
+        SpinUp::start(&binary, &manifest, store, &env, "/api/health")
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let client = Client::new(up.url());
+    let admin = crate::common::Admin::new(&client);
+    let health = client.get("/api/health").await.unwrap().json();
+    let rx = funnelhooks_tests::Receiver::start().await.unwrap();
+    let bot = admin.bot("SSRF").await;
+    let url = format!("http://{name}:{}/hook?c={{chatId}}", rx.port());
+    let step = admin
+        .call(
+            "POST",
+            &format!("/api/bots/{bot}/steps"),
+            Some(serde_json::json!({"key": "s", "kind": "send-webhook", "webhook": {"url": url}})),
+        )
+        .await;
+    assert_eq!(step.status, 201, "{}", step.text());
+    let step = step.json()["id"].as_str().unwrap().to_string();
+    let sent = admin
+        .call(
+            "POST",
+            &format!("/api/bots/{bot}/steps/{step}/test-send"),
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let step_got = !rx.received().is_empty();
+    let service = admin
+        .call(
+            "POST",
+            "/api/calls/services",
+            Some(serde_json::json!({"name": "s"})),
+        )
+        .await
+        .json();
+    let sid = service["id"].as_str().unwrap().to_string();
+    let hook = admin
+        .call(
+            "POST",
+            &format!("/api/calls/services/{sid}/hooks"),
+            Some(
+                serde_json::json!({"protocol": "http", "host": name, "port": rx.port(),
+                                    "path": "/call", "event": "end"}),
+            ),
+        )
+        .await;
+    assert_eq!(hook.status, 201, "{}", hook.text());
+    let hid = hook.json()["id"].as_str().unwrap().to_string();
+    let before = rx.received().len();
+    let sent = admin
+        .call(
+            "POST",
+            &format!("/api/calls/services/{sid}/hooks/{hid}/test-send"),
+            None,
+        )
+        .await;
+    assert_eq!(sent.status, 200, "{}", sent.text());
+    let hook_got = rx.received().len() > before;
+    if !step_got || !hook_got {
+        // Refused: said so in the delivery, before any connection.
+        let error = sent.json()["attempts"][0]["error"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        assert!(
+            error.contains("block") || error.contains("not sent"),
+            "refused without saying why: {}",
+            sent.text()
+        );
+    }
+    let private = health["outbound"]["privateNetworks"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    drop(up);
+    (private, step_got, hook_got)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_to_a_host_name_that_resolves_to_loopback_reaches_it_only_when_loopback_is_allowed()
+ {
+    let Some(name) = loopback_name() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no host name resolves to 127.0.0.1 here (its own name, /etc/hosts)"
+        );
+        eprintln!("SKIPPED: no host name resolves to 127.0.0.1 here");
+        return;
+    };
+    let strict = repo_root().join("runtime-config/sqlite.toml");
+    let loopback = repo_root().join("runtime-config/sqlite-loopback.toml");
+    for (spin, version) in [("spin", "4.1"), ("spin-3.6", "3.6")] {
+        let Some(binary) = require(spin).unwrap() else {
+            continue;
+        };
+        // The documented production and local runs: blocked, before any connection.
+        let got = send_to_name(binary.clone(), Store::Config(strict.clone()), false, &name).await;
+        assert_eq!(
+            got,
+            ("blocked".into(), false, false),
+            "spin {version}, sqlite.toml"
+        );
+        // Loopback explicitly allowed for local testing: delivered.
+        let got = send_to_name(binary.clone(), Store::Config(loopback.clone()), true, &name).await;
+        assert_eq!(
+            got,
+            ("blocked-except-loopback".into(), true, true),
+            "spin {version}, sqlite-loopback.toml"
+        );
+        // No runtime config at all (a bare `spin up`): the host blocks nothing, health says
+        // so, and the senders refuse host names rather than trust them.
+        let got = send_to_name(binary, Store::Sqlite, false, &name).await;
+        assert_eq!(
+            got,
+            ("open".into(), false, false),
+            "spin {version}, no runtime config"
+        );
+    }
+}
