@@ -506,7 +506,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         now: Timestamp,
         limits: DialogLimits,
     ) -> Result<(), Error> {
-        if slot % ADMISSION_CHECK_EVERY != 0 {
+        if !slot.is_multiple_of(ADMISSION_CHECK_EVERY) {
             return Ok(());
         }
         let minute = now.0.div_euclid(60_000);
