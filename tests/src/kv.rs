@@ -51,6 +51,14 @@ pub struct KvData {
     semantics: Semantics,
     rng: Arc<AtomicU64>,
     counts: Arc<OpCounts>,
+    outages: Arc<Mutex<Vec<Outage>>>,
+}
+
+/// Writes to keys with a prefix that fail: after `skip` more writes, the next `times`.
+struct Outage {
+    prefix: String,
+    skip: u32,
+    times: u32,
 }
 
 impl Default for KvData {
@@ -159,7 +167,43 @@ impl KvData {
             semantics,
             rng: Arc::new(AtomicU64::new(seed)),
             counts: Arc::default(),
+            outages: Arc::default(),
         }
+    }
+
+    /// Makes the next `times` writes (set, increment, swap) to keys starting with `prefix`
+    /// fail as a store outage would: the app sees an error and nothing is written.
+    pub fn fail_writes(&self, prefix: &str, times: u32) {
+        self.fail_writes_after(prefix, 0, times);
+    }
+
+    /// Like [`KvData::fail_writes`], once `skip` writes to such keys have succeeded.
+    pub fn fail_writes_after(&self, prefix: &str, skip: u32, times: u32) {
+        self.outages
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Outage {
+                prefix: prefix.to_string(),
+                skip,
+                times,
+            });
+    }
+
+    /// Whether a write to `key` fails now (and counts it against its outage).
+    fn outage(&self, key: &str) -> bool {
+        let mut outages = self.outages.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(o) = outages
+            .iter_mut()
+            .find(|o| o.times > 0 && key.starts_with(o.prefix.as_str()))
+        else {
+            return false;
+        };
+        if o.skip > 0 {
+            o.skip -= 1;
+            return false;
+        }
+        o.times -= 1;
+        true
     }
 
     /// The semantics of the store these imitate.
@@ -418,6 +462,9 @@ impl spin_kv::HostStore for SpinState {
     ) -> wasmtime::Result<Result<(), spin_kv::Error>> {
         interleave().await;
         let name = self.store_name(store.rep())?;
+        if self.data.outage(&key) {
+            return Ok(Err(spin_kv::Error::Other("injected outage".into())));
+        }
         self.kv_set(&name, &key, &value);
         Ok(Ok(()))
     }
@@ -515,6 +562,9 @@ impl wasi_kv::HostBucket for SpinState {
         let Ok(name) = self.store_name(bucket.rep()) else {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
+        if self.data.outage(&key) {
+            return Ok(Err(wasi_kv::Error::Other("injected outage".into())));
+        }
         self.kv_set(&name, &key, &value);
         Ok(Ok(()))
     }
@@ -656,6 +706,9 @@ impl atomics::Host for SpinState {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
         self.data.count(|c| &c.increment);
+        if self.data.outage(&key) {
+            return Ok(Err(wasi_kv::Error::Other("injected outage".into())));
+        }
         let redis = self.data.semantics == Semantics::Redis;
         let mut data = self.data.lock();
         let entry = (name, key);
@@ -698,6 +751,11 @@ impl atomics::Host for SpinState {
             .get_mut(rep as usize)
             .and_then(Option::take)
             .ok_or_else(|| wasmtime::format_err!("invalid compare-and-swap handle"))?;
+        if self.data.outage(&open.key) {
+            return Ok(Err(atomics::CasError::StoreError(wasi_kv::Error::Other(
+                "injected outage".into(),
+            ))));
+        }
         let semantics = self.data.semantics;
         let roll = match semantics {
             Semantics::Faulty(_) => funnelhooks_store::next_random(&self.data.rng) % 4,
