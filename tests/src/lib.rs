@@ -14,6 +14,7 @@ pub mod outbound;
 pub mod receiver;
 pub mod routing;
 pub mod server;
+pub mod soak;
 pub mod spin_cli;
 pub mod variables;
 

@@ -3,12 +3,13 @@
 //! parameter). Every enabled hook of the event's type gets a delivery; the answer lists
 //! them; their first attempts go out together after the answer.
 
-use funnelhooks_calls::{CallEvent, EventClaim, EventRecord, HookRecord, Service};
+use funnelhooks_calls::{CallEvent, CallRepo, EventClaim, EventRecord, HookRecord, Service};
 use funnelhooks_core::{Error, Kind};
-use funnelhooks_delivery::engine::{Engine, LEASE, NewDelivery};
-use funnelhooks_delivery::{Delivery, Owner};
+use funnelhooks_delivery::engine::{Created, Engine, NewDelivery, Secrets};
+use funnelhooks_delivery::{Delivery, Owner, SigningSecret};
 use funnelhooks_spin::request::query_param;
 use funnelhooks_spin::{SpinClock, SpinKv, SpinSender, json};
+use funnelhooks_store::StoreError;
 use serde_json::{Value as Json, json};
 use spin_sdk::http::Response;
 
@@ -16,7 +17,7 @@ use crate::Ctx;
 
 /// The deliveries an event created, to send after the answer.
 pub(crate) struct FanOut {
-    service_id: String,
+    service: Service,
     deliveries: Vec<Delivery>,
 }
 
@@ -47,15 +48,15 @@ fn check_key(ctx: &Ctx, service: &Service) -> Result<(), Error> {
     Ok(())
 }
 
-/// A delivery for one hook: pending (held in the outbox until this request sends it), or
-/// skipped with the reason.
+/// A delivery for one hook, under an id derived from the event and the hook (a retried
+/// event finds the one it created before): pending, held in the outbox until this request
+/// sends it, or skipped with the reason.
 fn delivery_for(
     ctx: &Ctx,
     engine: &Engine<SpinKv, SpinSender, SpinClock>,
-    service: &Service,
-    hook: &HookRecord,
+    (service, hook): (&Service, &HookRecord),
     event: &CallEvent,
-) -> Result<Delivery, Error> {
+) -> Result<Created, Error> {
     let owner = Owner::Hook {
         service_id: service.id.clone(),
         hook_id: hook.id.clone(),
@@ -64,6 +65,11 @@ fn delivery_for(
     };
     let config = &hook.config;
     let mut new = NewDelivery::new(owner, &config.options);
+    new.id = Some(CallRepo::<SpinKv>::event_delivery_id(
+        &service.id,
+        (event.kind, &event.call_id),
+        &hook.id,
+    ));
     let skip = if hook.gone {
         Some("the receiver answered 410 Gone before; save the hook again to resume".to_string())
     } else {
@@ -71,30 +77,46 @@ fn delivery_for(
             Ok(built) => {
                 new.request = Some(built.request);
                 new.missing = built.missing;
-                new.first_attempt_after = Some(LEASE);
                 None
             }
             Err(e) => Some(format!("the hook cannot be used: {e}")),
         }
     };
-    Ok(engine.create(new, skip)?)
+    Ok(engine.create_once(new, skip)?)
 }
 
 /// What the first copy of an event did, for the answer to its repeats.
-fn repeat_answer(answer: &mut Json, first: Option<EventRecord>) {
+fn repeat_answer(answer: &mut Json, first: EventRecord) {
     answer["duplicate"] = Json::Bool(true);
-    if let Some(first) = first {
-        answer["matched"] = first.matched.into();
-        answer["deliveries"] = first
-            .deliveries
+    answer["matched"] = first.matched.into();
+    answer["deliveries"] = first
+        .deliveries
+        .iter()
+        .map(|(hook, id)| json!({"hookId": hook, "deliveryId": id}))
+        .collect();
+}
+
+/// The signing secrets of a service's hooks, as this request read them.
+pub(crate) struct HookSecrets<'s>(pub(crate) &'s Service);
+
+impl Secrets for HookSecrets<'_> {
+    fn secret(&self, owner: &Owner) -> Result<Option<SigningSecret>, StoreError> {
+        let Owner::Hook { hook_id, .. } = owner else {
+            return Ok(None);
+        };
+        Ok(self
+            .0
+            .hooks
             .iter()
-            .map(|(hook, id)| json!({"hookId": hook, "deliveryId": id}))
-            .collect();
+            .find(|h| &h.id == hook_id)
+            .and_then(|h| h.config.options.signing_secret.clone()))
     }
 }
 
 /// Reads, checks and de-duplicates the event, logs one delivery per matching hook, and
-/// answers; the sending is left to [`send`].
+/// answers; the sending is left to [`send`]. A copy of an event that is being delivered by
+/// another request right now is answered 503 with `Retry-After`; one whose delivery failed
+/// before is delivered now, creating only the deliveries that do not exist yet.
 pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     check_key(ctx, &service)?;
@@ -106,14 +128,44 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
         "callId": event.call_id,
         "event": event.kind.as_str(),
     });
-    if let EventClaim::Repeat(first) =
-        ctx.repo
-            .claim_event(&service.id, event.kind, &event.call_id)?
-    {
-        repeat_answer(&mut answer, first);
-        return Ok((json(200, &answer), None));
+    let which = (event.kind, event.call_id.as_str());
+    match ctx.repo.claim_event(&service.id, which, ctx.now)? {
+        EventClaim::Repeat(first) => {
+            repeat_answer(&mut answer, first);
+            return Ok((json(200, &answer), None));
+        }
+        EventClaim::InProgress(until) => {
+            let wait = ((until.0 - ctx.now.0) / 1000).clamp(1, 3600) as u32;
+            return Err(Error::new(
+                Kind::Unavailable,
+                "event_in_progress",
+                "this event is being delivered by another request right now; send it again later",
+            )
+            .retry_after(wait));
+        }
+        EventClaim::Deliver => {}
     }
-    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock);
+    match deliver_event(ctx, &service, &event, &mut answer) {
+        Ok(fan_out) => Ok((json(200, &answer), Some(fan_out))),
+        Err(e) => {
+            // The tracker's retry takes over at once, creating what is missing.
+            if let Err(release) = ctx.repo.release_event(&service.id, which, ctx.now) {
+                eprintln!("call-hooks: could not release the event: {release}");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Creates the event's deliveries (those that exist already are kept as they are) and
+/// records the event as done; fills in the answer.
+fn deliver_event(
+    ctx: &Ctx,
+    service: &Service,
+    event: &CallEvent,
+    answer: &mut Json,
+) -> Result<FanOut, Error> {
+    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
     let engine = Engine::new(ctx.kv, &sender, &clock);
     let hooks: Vec<&HookRecord> = service
         .hooks
@@ -121,40 +173,45 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
         .filter(|h| h.config.enabled && h.config.event == event.kind)
         .collect();
     let mut deliveries = Vec::with_capacity(hooks.len());
+    let mut fresh = Vec::new();
     for hook in &hooks {
-        deliveries.push(delivery_for(ctx, &engine, &service, hook, &event)?);
+        let created = delivery_for(ctx, &engine, (service, hook), event)?;
+        if created.fresh {
+            fresh.push(created.delivery.clone());
+        }
+        deliveries.push((hook.id.clone(), created.delivery));
     }
-    let ids = |d: &Delivery| match &d.owner {
-        Owner::Hook { hook_id, .. } => hook_id.clone(),
-        Owner::Step { .. } => String::new(),
-    };
     let record = EventRecord {
         matched: hooks.len(),
-        deliveries: deliveries.iter().map(|d| (ids(d), d.id.clone())).collect(),
+        deliveries: deliveries
+            .iter()
+            .map(|(hook, d)| (hook.clone(), d.id.clone()))
+            .collect(),
         at: ctx.now,
+        processing_until: None,
     };
     ctx.repo
-        .record_event(&service.id, event.kind, &event.call_id, &record)?;
+        .record_event(&service.id, (event.kind, &event.call_id), &record)?;
     answer["duplicate"] = Json::Bool(false);
     answer["matched"] = hooks.len().into();
     answer["deliveries"] = deliveries
         .iter()
-        .map(
-            |d| json!({"hookId": ids(d), "deliveryId": d.id, "status": d.status, "error": d.error}),
-        )
+        .map(|(hook, d)| {
+            json!({"hookId": hook, "deliveryId": d.id, "status": d.status, "error": d.error})
+        })
         .collect();
-    let fan_out = FanOut {
-        service_id: service.id.clone(),
-        deliveries,
-    };
-    Ok((json(200, &answer), Some(fan_out)))
+    Ok(FanOut {
+        service: service.clone(),
+        deliveries: fresh,
+    })
 }
 
-/// The first attempt of every delivery of an event, all at once; retries go to the outbox.
-/// A receiver that answers 410 Gone stops its hook.
+/// The first attempt of every new delivery of an event, all at once; retries go to the
+/// outbox. A receiver that answers 410 Gone stops its hook.
 pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
-    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock);
-    let engine = Engine::new(ctx.kv, &sender, &clock);
+    let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
+    let secrets = HookSecrets(&fan_out.service);
+    let engine = Engine::new(ctx.kv, &sender, &clock).with_secrets(&secrets);
     // If this fails (the store), the held deliveries are sent by the sweep after the lease.
     match engine.run_all(fan_out.deliveries) {
         Ok(done) => {
@@ -164,7 +221,7 @@ pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
                 };
                 if let Err(e) = ctx
                     .repo
-                    .mark_hook_gone(&fan_out.service_id, hook_id, ctx.now)
+                    .mark_hook_gone(&fan_out.service.id, hook_id, ctx.now)
                 {
                     eprintln!("call-hooks: could not mark hook {hook_id} gone: {e}");
                 }

@@ -36,13 +36,21 @@ pub(crate) enum Purpose {
     Test,
 }
 
-/// Builds and sends the step's webhook for the dialog; returns the logged delivery. Once the
-/// delivery is in the log, the `handoff` of the step entry it answers is done.
+/// The step entry a delivery answers: its delivery's id, and the handoff to clear once the
+/// delivery is in the log.
+pub(crate) struct Answering<'e> {
+    id: &'e str,
+    handoff: Option<u64>,
+}
+
+/// Builds and sends the step's webhook for the dialog; returns the logged delivery. When it
+/// answers a step entry, it gets the entry's id: an entry delivered already (by the chain or
+/// by the sweep) is not delivered again.
 pub(crate) fn deliver(
     ctx: &Ctx,
     (bot, dialog, step): (&Bot, &Dialog, &WebhookStep),
     (purpose, sending): (Purpose, Sending),
-    handoff: Option<u64>,
+    entry: Option<Answering<'_>>,
 ) -> Result<Delivery, Error> {
     let config = match (&step.webhook, &step.kind) {
         (Some(config), StepKind::SendWebhook) => config,
@@ -60,6 +68,7 @@ pub(crate) fn deliver(
         step_id: step.id.clone(),
     };
     let mut new = NewDelivery::new(owner, &config.options);
+    new.id = entry.as_ref().map(|e| e.id.to_string());
     // Queued: the sweep that found the entry sends it, within its own time budget.
     new.first_attempt_after = (sending == Sending::Queue).then_some(std::time::Duration::ZERO);
     if purpose == Purpose::Test {
@@ -80,14 +89,16 @@ pub(crate) fn deliver(
         }
     };
     let skipped = skip.is_some();
-    let created = ctx.engine.create(new, skip)?;
-    if let Some(slot) = handoff {
+    let created = ctx.engine.create_once(new, skip)?;
+    if let Some(slot) = entry.and_then(|e| e.handoff) {
         ctx.repo.handed_over(slot)?;
     }
     let done = match sending {
-        _ if skipped => return Ok(created),
-        Sending::Queue => return Ok(created),
-        Sending::Now(attempts) => ctx.engine.run(created, attempts)?,
+        // Created before by someone else, who sends it (or it waits in the outbox).
+        _ if !created.fresh => return Ok(created.delivery),
+        _ if skipped => return Ok(created.delivery),
+        Sending::Queue => return Ok(created.delivery),
+        Sending::Now(attempts) => ctx.engine.run(created.delivery, attempts)?,
     };
     if done.gone && purpose == Purpose::Real {
         ctx.repo.mark_webhook_gone(&bot.id, &step.id)?;
@@ -115,26 +126,56 @@ pub(crate) fn step_reached(ctx: &Ctx) -> Result<Response, Error> {
     let reached: StepReached = serde_json::from_slice(ctx.req.body())
         .map_err(|e| Error::malformed("bad_json", "body", format!("not a step entry: {e}")))?;
     let sending = Sending::Now(Attempts::FirstOnly);
-    let done = deliver_entry(ctx, &reached, sending)?;
-    Ok(json(200, &done.view()))
+    match deliver_entry(ctx, &reached, sending)? {
+        Handled::Delivered(done) => Ok(json(200, &done.view())),
+        Handled::NeverHappened => Ok(json(200, &serde_json::json!({"delivered": false}))),
+    }
+}
+
+/// What became of a step entry.
+pub(crate) enum Handled {
+    /// Its delivery, created now or before.
+    Delivered(Box<Delivery>),
+    /// The dialog never moved into the step (the postback's write did not land): nothing
+    /// to deliver.
+    NeverHappened,
 }
 
 /// Delivers a step entry: now, from the chain, or queued, by the sweep finding its handoff.
+/// The sweep checks the entry happened: the dialog records it with the move.
 pub(crate) fn deliver_entry(
     ctx: &Ctx,
     reached: &StepReached,
     sending: Sending,
-) -> Result<Delivery, Error> {
+) -> Result<Handled, Error> {
     let entry = &reached.entry;
     let bot = ctx.repo.bot(&entry.bot_id)?;
     let step = ctx.repo.step(&bot, &entry.step_id)?;
     let dialog = ctx.repo.dialog(&bot, entry.chat_id)?;
-    deliver(
+    // Handoffs written before entries had ids were written after the move: they happened.
+    let answering = (!entry.id.is_empty()).then_some(Answering {
+        id: &entry.id,
+        handoff: reached.handoff,
+    });
+    if sending == Sending::Queue
+        && !entry.id.is_empty()
+        && !dialog.step_deliveries.contains(&entry.id)
+        && ctx.engine.get(&entry.id)?.is_none()
+    {
+        return Ok(Handled::NeverHappened);
+    }
+    let done = deliver(
         ctx,
         (&bot, &dialog, &step),
         (Purpose::Real, sending),
-        reached.handoff,
-    )
+        answering,
+    )?;
+    if entry.id.is_empty()
+        && let Some(slot) = reached.handoff
+    {
+        ctx.repo.handed_over(slot)?;
+    }
+    Ok(Handled::Delivered(Box::new(done)))
 }
 
 /// `{"chatId"}` (a real dialog) or `{"sample": {...}}` (or neither: the default sample).

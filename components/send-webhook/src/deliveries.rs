@@ -13,13 +13,16 @@ use funnelhooks_spin::request::query_param;
 use spin_sdk::http::Response;
 
 use crate::Ctx;
-use crate::deliver::{Sending, deliver_entry, undeliverable};
+use crate::deliver::{Handled, Sending, deliver_entry, undeliverable};
+use funnelhooks_store::Jobs;
 
 /// Every attempt of one sweep ends within this, inside the platform's 30 s handler budget
 /// (an attempt starts only when its timeout still fits).
 const SWEEP_BUDGET: Duration = Duration::from_secs(27);
 /// Most lost step entries one sweep takes over (each costs a few store reads and writes).
 const MAX_HANDOFFS_PER_SWEEP: usize = 200;
+/// The phases before the attempts leave them at least this much of the budget.
+const PHASE_RESERVE: Duration = Duration::from_secs(10);
 
 fn unknown() -> Error {
     Error::not_found("unknown_delivery", "no delivery with this id").at("deliveryId")
@@ -143,7 +146,10 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
             "this delivery was never sent; send the step again instead",
         ));
     }
+    // Signed again with the owner's current secret, like every attempt.
     let new = NewDelivery {
+        id: None,
+        signed: old.signed || old.signing_secret.is_some(),
         owner: old.owner,
         test: old.test,
         replay_of: Some(old.id),
@@ -151,7 +157,6 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
         missing: old.missing,
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
-        signing_secret: old.signing_secret,
         first_attempt_after: None,
     };
     let created = ctx.engine.create(new, None)?;
@@ -160,16 +165,21 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
 }
 
 /// Step entries handed off by postbacks whose chained delivery never got into the log:
-/// their deliveries are queued for this sweep. Returns how many.
-fn recover_handoffs(ctx: &Ctx) -> Result<usize, Error> {
+/// their deliveries are queued for this sweep, as long as `has_time` says so. Returns how
+/// many.
+fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usize, Error> {
     let mut recovered = 0;
     for (slot, entry) in ctx.repo.stale_handoffs(ctx.now, MAX_HANDOFFS_PER_SWEEP)? {
+        if !has_time() {
+            break;
+        }
         let reached = StepReached {
             entry,
             handoff: Some(slot),
         };
         match deliver_entry(ctx, &reached, Sending::Queue) {
-            Ok(_) => recovered += 1,
+            Ok(Handled::Delivered(_)) => recovered += 1,
+            Ok(Handled::NeverHappened) => ctx.repo.handed_over(slot)?,
             Err(e) if undeliverable(&e) => ctx.repo.handed_over(slot)?,
             // The store is failing: the handoff stays for the next sweep.
             Err(e) => return Err(e),
@@ -179,9 +189,16 @@ fn recover_handoffs(ctx: &Ctx) -> Result<usize, Error> {
 }
 
 /// `POST /api/deliveries/retry-due`: sends what is due, for a scheduler to call every minute.
+/// Every phase (lost step entries, cleanup of deleted bots and services, due attempts, the
+/// walk for overdue deliveries) stops within the budget; `more: true` asks to be called again.
 pub(crate) fn retry_due(ctx: &Ctx) -> Result<Response, Error> {
-    let recovered = recover_handoffs(ctx)?;
-    let sweep = ctx.engine.retry_due(SWEEP_BUDGET)?;
+    let started = std::time::Instant::now();
+    let mut has_time = || started.elapsed() + PHASE_RESERVE < SWEEP_BUDGET;
+    let recovered = recover_handoffs(ctx, &mut has_time)?;
+    let cleanup = Jobs::new(ctx.kv).run(&mut has_time)?;
+    let sweep = ctx
+        .engine
+        .retry_due(SWEEP_BUDGET.saturating_sub(started.elapsed()))?;
     Ok(json(
         200,
         &serde_json::json!({
@@ -189,8 +206,14 @@ pub(crate) fn retry_due(ctx: &Ctx) -> Result<Response, Error> {
             "delivered": sweep.delivered,
             "failed": sweep.failed,
             "rescheduled": sweep.rescheduled,
-            "more": sweep.more,
             "recovered": recovered,
+            "rescued": sweep.rescued,
+            "cleaned": cleanup.cleaned,
+            "more": sweep.more || cleanup.left > 0,
+            "left": {
+                "outboxMinutes": sweep.minutes_behind,
+                "cleanupJobs": cleanup.left,
+            },
         }),
     ))
 }

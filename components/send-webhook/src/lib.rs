@@ -10,21 +10,26 @@ mod deliveries;
 mod preview;
 mod steps;
 
+use funnelhooks_calls::CallRepo;
 use funnelhooks_core::Timestamp;
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_delivery::engine::Engine;
+use funnelhooks_delivery::engine::{Clock, Engine, Secrets};
+use funnelhooks_delivery::{Owner, SigningSecret};
 use funnelhooks_dialogs::Repo;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::send_webhook::{Op, ROUTES};
 use funnelhooks_spin::request::{MAX_JSON_BODY, read};
 use funnelhooks_spin::{ApiError, SpinClock, SpinKv, SpinSender, respond};
+use funnelhooks_store::StoreError;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
-/// What every handler gets: the request, its path parameters, the store seen as bots and
-/// dialogs and as the delivery engine, where webhooks may go, and the time it arrived.
+/// What every handler gets: the request, its path parameters, the store (as it is, seen as
+/// bots and dialogs, and as the delivery engine), where webhooks may go, and the time it
+/// arrived.
 pub(crate) struct Ctx<'a> {
     pub req: &'a Request,
     pub params: Params,
+    pub kv: &'a SpinKv,
     pub repo: Repo<'a, SpinKv>,
     pub engine: Engine<'a, SpinKv, SpinSender, SpinClock>,
     pub policy: TargetPolicy,
@@ -40,18 +45,47 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     respond(out, response).await;
 }
 
+/// Signing secrets, read where they are kept: with the step, or with the call hook.
+struct OwnerSecrets<'a> {
+    kv: &'a SpinKv,
+}
+
+impl Secrets for OwnerSecrets<'_> {
+    fn secret(&self, owner: &Owner) -> Result<Option<SigningSecret>, StoreError> {
+        let secret = match owner {
+            Owner::Step {
+                bot_id, step_id, ..
+            } => funnelhooks_steps::signing_secret(&Repo::new(self.kv), bot_id, step_id),
+            Owner::Hook {
+                service_id,
+                hook_id,
+                ..
+            } => CallRepo::new(self.kv).hook_secret(service_id, hook_id),
+        };
+        secret.map_err(|e| StoreError::Backend(e.message))
+    }
+}
+
 fn serve(req: &Request) -> Result<Response, ApiError> {
     let (op, params) = funnelhooks_spin::route(ROUTES, req)?;
     let kv = SpinKv::open_default()?;
     let policy = funnelhooks_spin::target_policy();
-    let (sender, clock) = (SpinSender::new(policy), SpinClock);
+    let clock = match op {
+        Op::RetryDue | Op::RetryDueGet => {
+            SpinClock::for_sweep(funnelhooks_spin::request::query_param(req, "at").as_deref())
+        }
+        _ => SpinClock::REAL,
+    };
+    let sender = SpinSender::new(policy);
+    let secrets = OwnerSecrets { kv: &kv };
     let ctx = Ctx {
         req,
         params,
+        kv: &kv,
         repo: Repo::new(&kv),
-        engine: Engine::new(&kv, &sender, &clock),
+        engine: Engine::new(&kv, &sender, &clock).with_secrets(&secrets),
         policy,
-        now: funnelhooks_spin::now(),
+        now: clock.now(),
     };
     Ok(match op {
         Op::ListSteps => steps::list(&ctx),

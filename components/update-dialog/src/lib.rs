@@ -6,7 +6,7 @@
 //! delivered by the send-webhook component through Spin's local chaining, after this
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
-use funnelhooks_dialogs::handoff::{StepEntry, StepReached};
+use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
 use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
@@ -67,32 +67,16 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     let repo = Repo::new(&kv);
     let at = now();
     let done = repo.postback(params.get("postbackId"), update, at, dialog_limits())?;
-    let reached = done
-        .entered_step
-        .as_ref()
-        .filter(|s| s.sends_webhook)
-        .map(|s| {
-            // Written before the answer: if the chained delivery never happens, the retry
-            // sweep finds the handoff and delivers it. Without it the chain is still tried.
-            let entry = StepEntry {
-                bot_id: done.dialog.bot_id.clone(),
-                chat_id: done.dialog.chat_id,
-                step_id: s.id.clone(),
-                at_ms: at.0,
-            };
-            let handoff = repo
-                .hand_off(&entry)
-                .map_err(|e| eprintln!("update-dialog: handoff not recorded: {e}"))
-                .ok();
-            StepReached { entry, handoff }
-        });
+    // Handed off before the dialog changed (see `funnelhooks_dialogs::handoff`): if the
+    // chained delivery never happens, the retry sweep delivers it.
+    let reached = done.step_entry;
     let response = json(
         200,
         &serde_json::json!({
             "ok": true,
             "created": done.created,
             "undefinedFields": done.update.undefined_fields,
-            "dialog": done.dialog,
+            "dialog": &done.dialog,
             "webhookQueued": reached.is_some(),
         }),
     );

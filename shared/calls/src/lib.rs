@@ -9,4 +9,4 @@ pub mod repo;
 
 pub use event::{CallEvent, EventKind, PRESETS, Preset};
 pub use hook::HookConfig;
-pub use repo::{CallRepo, Edit, EventClaim, EventRecord, HookRecord, Service};
+pub use repo::{CallRepo, EVENT_HOLD_MS, Edit, EventClaim, EventRecord, HookRecord, Service};

@@ -2,14 +2,16 @@
 //!
 //! Keys: `callsvc:{id}` (a [`Service`] with its hooks: one read per event), `callsvcs:…` (the
 //! services, in creation order), `callev:{serviceId}:{event}:{hash}` (the election counter
-//! that makes a repeated event a duplicate) with `…:r` (what the first one did), and
+//! of the event's record) with `…:r` (the [`EventRecord`]: being delivered, or what the
+//! delivery did), and
 //! `callevs:{serviceId}:…` (the events remembered, oldest dropped beyond
 //! [`MAX_REMEMBERED_EVENTS`]).
 
 use funnelhooks_core::secret::{hash_hex, matches_hash};
 use funnelhooks_core::{Error, Kind, Page, Timestamp, is_uuid, new_id};
+use funnelhooks_delivery::SigningSecret;
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_store::{Index, Kv, Records};
+use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -100,7 +102,8 @@ impl Service {
     }
 }
 
-/// What the first delivery of an event did, for the answer to its repeats.
+/// What the first delivery of an event did, for the answer to its repeats; while its
+/// deliveries are being created, until when that copy holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventRecord {
@@ -110,7 +113,15 @@ pub struct EventRecord {
     pub deliveries: Vec<(String, String)>,
     /// When it arrived.
     pub at: Timestamp,
+    /// Set while a copy of the event is creating its deliveries: a repeat before this time
+    /// is told to come back later; after it (that copy died or failed), a repeat takes over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_until: Option<Timestamp>,
 }
+
+/// How long the copy of an event that is creating its deliveries holds it (a request's
+/// whole budget).
+pub const EVENT_HOLD_MS: i64 = 30_000;
 
 /// How a hook is edited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,10 +135,14 @@ pub enum Edit {
 /// Whether an event is new.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventClaim {
-    /// The first time: deliver it.
-    First,
-    /// Seen before: send nothing; what the first one did, if it got that far.
-    Repeat(Option<EventRecord>),
+    /// Ours to deliver: the first copy, or a repeat taking over from a copy that failed or
+    /// died before its deliveries were all created (creating them again finds those that
+    /// exist: they have derived ids).
+    Deliver,
+    /// Delivered already: send nothing; what the first copy did.
+    Repeat(EventRecord),
+    /// Another copy is creating the deliveries right now: come back after this time.
+    InProgress(Timestamp),
 }
 
 fn service_key(id: &str) -> String {
@@ -262,19 +277,22 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         Ok(key)
     }
 
-    /// Deletes the service (its hooks with it, so events stop at once) and the events it
-    /// remembers.
+    /// Deletes the service (its hooks with it, so events stop at once); the events it
+    /// remembers go in the background (a cleanup job the retry sweep runs), so deleting
+    /// takes the same few writes however many events there were.
     pub fn delete_service(&self, id: &str) -> Result<(), Error> {
         let service = self.service(id)?;
+        let event = event_key(id, "{}");
+        Jobs::new(self.kv).add(&Cleanup {
+            what: format!("call-tracking service {id}"),
+            extra: Vec::new(),
+            index: format!("callevs:{id}"),
+            keys: vec![format!("{event}:r"), event],
+            listed: Vec::new(),
+            done: 0,
+        })?;
         self.kv.delete(&service_key(id))?;
         self.services_index().remove(service.slot)?;
-        let events = self.events_index(id);
-        for (_, event) in events.all()? {
-            let key = event_key(id, &event);
-            self.kv.delete(&format!("{key}:r"))?;
-            self.kv.delete(&key)?;
-        }
-        events.clear()?;
         Ok(())
     }
 
@@ -377,24 +395,58 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         }
     }
 
-    /// Whether `kind` of call `call_id` is new to the service. The first caller wins an
-    /// atomic election; repeats (the telephony side retrying, at the same time or later)
-    /// get [`EventClaim::Repeat`].
+    /// Whether `kind` of call `call_id` is this caller's to deliver. The first copy wins an
+    /// election and holds the event for [`EVENT_HOLD_MS`]; repeats meanwhile are told to come
+    /// back; repeats after the event is done get what it did; a repeat after a hold that
+    /// ended without the event done (that copy failed or died) takes it over. So every event
+    /// is delivered at least once, however its processing fails.
     pub fn claim_event(
         &self,
         service_id: &str,
-        kind: EventKind,
-        call_id: &str,
+        (kind, call_id): (EventKind, &str),
+        now: Timestamp,
     ) -> Result<EventClaim, Error> {
         let name = event_name(kind, call_id);
         let key = event_key(service_id, &name);
-        if self.kv.increment(&key, 1)? > 1 {
-            let record = self.records().get(&format!("{key}:r"))?;
-            return Ok(EventClaim::Repeat(record));
+        let hold = Timestamp(now.0 + EVENT_HOLD_MS);
+        let fresh = std::cell::Cell::new(false);
+        let (claim, modified) = self.records().upsert(
+            &format!("{key}:r"),
+            &key,
+            || {
+                fresh.set(true);
+                EventRecord {
+                    matched: 0,
+                    deliveries: Vec::new(),
+                    at: now,
+                    processing_until: Some(hold),
+                }
+            },
+            |r: &mut EventRecord| {
+                if fresh.replace(false) {
+                    return Ok::<_, Error>(EventClaim::Deliver);
+                }
+                Ok(match r.processing_until {
+                    None => EventClaim::Repeat(r.clone()),
+                    Some(until) if until > now => EventClaim::InProgress(until),
+                    Some(_) => {
+                        r.processing_until = Some(hold);
+                        EventClaim::Deliver
+                    }
+                })
+            },
+        )?;
+        if modified == Modified::Created {
+            self.remember_event(service_id, &name)?;
         }
+        Ok(claim)
+    }
+
+    /// Adds a new event to the service's list, forgetting the oldest beyond the cap (its
+    /// call will not come back).
+    fn remember_event(&self, service_id: &str, name: &str) -> Result<(), Error> {
         let events = self.events_index(service_id);
-        let slot = events.add(&name)?;
-        // Forget the oldest event beyond the cap; its call will not come back.
+        let slot = events.add(name)?;
         if slot > MAX_REMEMBERED_EVENTS {
             let old = slot - MAX_REMEMBERED_EVENTS;
             if let Some(old_event) = events.get(old)? {
@@ -404,18 +456,70 @@ impl<'a, K: Kv> CallRepo<'a, K> {
             }
             events.remove(old)?;
         }
-        Ok(EventClaim::First)
+        Ok(())
     }
 
-    /// Remembers what the first delivery of an event did.
+    /// Ends this copy's hold on an event it could not finish, so the tracker's next retry
+    /// takes over at once instead of waiting for the hold to run out.
+    pub fn release_event(
+        &self,
+        service_id: &str,
+        (kind, call_id): (EventKind, &str),
+        now: Timestamp,
+    ) -> Result<(), Error> {
+        let key = event_key(service_id, &event_name(kind, call_id));
+        self.records()
+            .modify(&format!("{key}:r"), |r: &mut EventRecord| {
+                if r.processing_until.is_some() {
+                    r.processing_until = Some(now);
+                }
+                Ok::<_, Error>(())
+            })?;
+        Ok(())
+    }
+
+    /// The id of the delivery of event `kind` of call `call_id` to hook `hook_id`: derived,
+    /// so a retried event creates each of its deliveries once.
+    pub fn event_delivery_id(
+        service_id: &str,
+        (kind, call_id): (EventKind, &str),
+        hook_id: &str,
+    ) -> String {
+        funnelhooks_core::derived_id(&["call-event", service_id, kind.as_str(), call_id, hook_id])
+    }
+
+    /// The signing secret hook `hook_id` has now, if the hook exists and signs: read at each
+    /// retry of its deliveries, so none of them stores a copy.
+    pub fn hook_secret(
+        &self,
+        service_id: &str,
+        hook_id: &str,
+    ) -> Result<Option<SigningSecret>, Error> {
+        // Read as plain JSON: a typed reader for this one member would cost the
+        // send-webhook component kilobytes.
+        let service = self.records().get::<Json>(&service_key(service_id))?;
+        let hook = service
+            .as_ref()
+            .and_then(|s| s.get("hooks"))
+            .and_then(Json::as_array)
+            .and_then(|hooks| hooks.iter().find(|h| h["id"] == hook_id));
+        Ok(hook
+            .and_then(|h| h["config"]["signingSecret"].as_str())
+            .and_then(|text| SigningSecret::parse(text).ok()))
+    }
+
+    /// Remembers what the event's delivery did: the event is done.
     pub fn record_event(
         &self,
         service_id: &str,
-        kind: EventKind,
-        call_id: &str,
+        (kind, call_id): (EventKind, &str),
         record: &EventRecord,
     ) -> Result<(), Error> {
         let key = event_key(service_id, &event_name(kind, call_id));
-        Ok(self.records().put(&format!("{key}:r"), record)?)
+        let done = EventRecord {
+            processing_until: None,
+            ..record.clone()
+        };
+        Ok(self.records().put(&format!("{key}:r"), &done)?)
     }
 }

@@ -1,10 +1,10 @@
 //! Services, hooks and events in the store: keys shown once and rotated, hooks edited without
 //! losing what PATCH does not name, repeated events recognised.
 
-use funnelhooks_calls::{CallRepo, Edit, EventClaim, EventKind, EventRecord};
+use funnelhooks_calls::{CallRepo, EVENT_HOLD_MS, Edit, EventClaim, EventKind, EventRecord};
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_store::{Decide, Kv, MemoryKv, Semantics, StoreError};
+use funnelhooks_store::{Decide, Jobs, Kv, MemoryKv, Semantics, StoreError};
 use serde_json::json;
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
@@ -88,47 +88,86 @@ fn patching_a_hook_changes_only_what_it_names_and_keeps_the_secret_on(kv: Memory
 }
 
 #[test]
-fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did() {
+fn an_event_is_delivered_at_least_once_and_repeats_see_what_it_did() {
     for semantics in SEMANTICS {
-        an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did_on(MemoryKv::with(
+        an_event_is_delivered_at_least_once_and_repeats_see_what_it_did_on(MemoryKv::with(
             semantics,
         ));
     }
 }
 
-fn an_event_is_new_once_per_call_and_type_and_repeats_see_what_it_did_on(kv: MemoryKv) {
+fn an_event_is_delivered_at_least_once_and_repeats_see_what_it_did_on(kv: MemoryKv) {
     let repo = CallRepo::new(&kv);
     let (service, _) = repo.create_service("Site".into(), NOW).unwrap();
     let s = service.id.as_str();
+    let later = |ms: i64| Timestamp(NOW.0 + ms);
+    for which in [
+        (EventKind::Start, "c1"),
+        (EventKind::End, "c1"),
+        (EventKind::Start, "c2"),
+    ] {
+        assert_eq!(
+            repo.claim_event(s, which, NOW).unwrap(),
+            EventClaim::Deliver
+        );
+    }
+    // A repeat while the first copy works on it: come back when its hold ends.
     assert_eq!(
-        repo.claim_event(s, EventKind::Start, "c1").unwrap(),
-        EventClaim::First
+        repo.claim_event(s, (EventKind::Start, "c1"), later(1_000))
+            .unwrap(),
+        EventClaim::InProgress(later(EVENT_HOLD_MS))
     );
-    assert_eq!(
-        repo.claim_event(s, EventKind::End, "c1").unwrap(),
-        EventClaim::First
-    );
-    assert_eq!(
-        repo.claim_event(s, EventKind::Start, "c2").unwrap(),
-        EventClaim::First
-    );
-    assert_eq!(
-        repo.claim_event(s, EventKind::Start, "c1").unwrap(),
-        EventClaim::Repeat(None)
-    );
+    // The first copy of c1/end finished: repeats get what it did.
     let record = EventRecord {
         matched: 1,
         deliveries: vec![("h1".into(), "d1".into())],
         at: NOW,
+        processing_until: None,
     };
-    repo.record_event(s, EventKind::End, "c1", &record).unwrap();
+    repo.record_event(s, (EventKind::End, "c1"), &record)
+        .unwrap();
     assert_eq!(
-        repo.claim_event(s, EventKind::End, "c1").unwrap(),
-        EventClaim::Repeat(Some(record))
+        repo.claim_event(s, (EventKind::End, "c1"), later(1_000))
+            .unwrap(),
+        EventClaim::Repeat(record)
     );
-    // Deleting the service forgets its events and its hooks.
+    // The first copy of c1/start failed and said so: the next repeat takes over at once.
+    repo.release_event(s, (EventKind::Start, "c1"), later(2_000))
+        .unwrap();
+    assert_eq!(
+        repo.claim_event(s, (EventKind::Start, "c1"), later(3_000))
+            .unwrap(),
+        EventClaim::Deliver
+    );
+    // The first copy of c2/start died without a word: a repeat after its hold takes over,
+    // and holds it in turn.
+    let after_hold = later(EVENT_HOLD_MS + 1);
+    assert_eq!(
+        repo.claim_event(s, (EventKind::Start, "c2"), after_hold)
+            .unwrap(),
+        EventClaim::Deliver
+    );
+    assert!(matches!(
+        repo.claim_event(s, (EventKind::Start, "c2"), after_hold)
+            .unwrap(),
+        EventClaim::InProgress(_)
+    ));
+    // Delivery ids are derived: the same event and hook give the same id, others differ.
+    let id = CallRepo::<MemoryKv>::event_delivery_id(s, (EventKind::Start, "c1"), "h1");
+    assert!(funnelhooks_core::is_uuid(&id));
+    assert_eq!(
+        id,
+        CallRepo::<MemoryKv>::event_delivery_id(s, (EventKind::Start, "c1"), "h1")
+    );
+    assert_ne!(
+        id,
+        CallRepo::<MemoryKv>::event_delivery_id(s, (EventKind::End, "c1"), "h1")
+    );
+    // Deleting the service: gone at once; its events go with the background cleanup.
     repo.delete_service(s).unwrap();
     assert_eq!(repo.service(s).unwrap_err().kind, Kind::NotFound);
+    let run = Jobs::new(&kv).run(&mut || true).unwrap();
+    assert_eq!((run.cleaned, run.finished, run.left), (3, 1, 0));
     assert!(kv.keys().iter().all(|k| !k.contains(s)), "{:?}", kv.keys());
 }
 

@@ -55,6 +55,9 @@ pub struct Error {
     /// What only operators should see (a store's own message, a record key): logged and
     /// shown on admin routes, never to public callers.
     pub detail: Option<String>,
+    /// For a problem that passes (a rate limit, work in progress): seconds until the same
+    /// request may succeed.
+    pub retry_after_s: Option<u32>,
 }
 
 impl Error {
@@ -67,6 +70,7 @@ impl Error {
             field: None,
             position: None,
             detail: None,
+            retry_after_s: None,
         }
     }
 
@@ -98,6 +102,12 @@ impl Error {
     /// The same error, naming `field`.
     pub fn at(mut self, field: &str) -> Self {
         self.field = Some(field.to_string());
+        self
+    }
+
+    /// The same error, saying the request may succeed in `seconds`.
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after_s = Some(seconds);
         self
     }
 

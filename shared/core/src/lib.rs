@@ -14,6 +14,6 @@ pub mod secret;
 pub mod time;
 
 pub use error::{Error, Kind};
-pub use ids::{is_uuid, new_id};
+pub use ids::{derived_id, is_uuid, new_id};
 pub use paging::{MAX_PAGE, Page, Paging};
 pub use time::Timestamp;

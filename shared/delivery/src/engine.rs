@@ -1,18 +1,23 @@
-//! The delivery engine: sends a delivery's attempts, decides on retries, keeps the outbox
-//! of attempts due later and the delivery log. Sending and the clock are traits, so the
-//! components send through Spin's outbound HTTP and the tests through anything.
+//! The delivery engine: sends a delivery's attempts, decides on retries, keeps the delivery
+//! log; the outbox of attempts due later is [`crate::outbox`]. Sending, the clock and where
+//! signing secrets come from are traits, so the components send through Spin's outbound
+//! HTTP and the tests through anything.
 //!
 //! Keys: `dlv:{id}` (a [`Delivery`]), `dlvs:n` / `dlvs:{slot}` (every delivery, the log's
-//! order), `dlvs:bot:{botId}:…` and `dlvs:svc:{serviceId}:…` (per bot, per service),
-//! `due:{minute}` (ids of deliveries whose next attempt falls in that Unix minute) and
-//! `due:cursor` (the last minute the sweep finished).
+//! order), `dlvs:bot:{botId}:…` and `dlvs:svc:{serviceId}:…` (per bot, per service; each
+//! keeps its newest [`MAX_DELIVERIES_PER_OWNER`]).
+//!
+//! Durability: a delivery is in the outbox before its record exists, due when its first
+//! attempt should have happened at the latest (a request that dies after creating it loses
+//! nothing: the sweep sends it), and a delivery that is pending or retrying is never
+//! dropped by retention.
 
 use std::time::Duration;
 
 use funnelhooks_core::Timestamp;
 use funnelhooks_store::{Index, Kv, Records, StoreError};
 
-use crate::log::{Attempt, Delivery, MAX_LOGGED_DELIVERIES, MAX_RESPONSE_BODY, Owner, Status};
+use crate::log::{Attempt, Delivery, MAX_DELIVERIES_PER_OWNER, MAX_RESPONSE_BODY, Owner, Status};
 use crate::options::DeliveryOptions;
 use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
@@ -24,16 +29,14 @@ pub const USER_AGENT: &str = concat!("funnelhooks/", env!("CARGO_PKG_VERSION"));
 pub const INLINE_BUDGET: Duration = Duration::from_secs(25);
 /// The longest wait before an attempt made within the same request (the schedule's 5 s).
 pub const INLINE_MAX_WAIT: Duration = Duration::from_secs(6);
-/// How long a sweep holds a delivery it is sending before another sweep may take it.
+/// How long a sweep holds a delivery it is sending before another sweep may take it, and
+/// how long a new delivery waits for the request that created it to make its first attempt
+/// before the sweep makes it.
 pub const LEASE: Duration = Duration::from_secs(60);
-/// How far back the first sweep ever looks for due attempts.
-const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 3 * 24 * 60;
 /// Most log entries one page of a filtered list reads.
 pub const MAX_SCANNED_PER_PAGE: usize = 1000;
 /// Most index pages one page of a filtered list reads.
 const MAX_INDEX_PAGES_PER_PAGE: usize = 20;
-/// Most empty minutes one sweep walks.
-const MAX_MINUTES_PER_SWEEP: i64 = 3 * 24 * 60;
 
 /// A response, as much of it as the log keeps.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,9 +111,34 @@ pub trait Clock {
     fn sleep(&self, d: Duration);
 }
 
+/// Where a signed delivery's secret is read at each attempt: with its step or hook, where it
+/// is stored once (never in the log), so a rotated secret signs every later attempt.
+pub trait Secrets {
+    /// The owner's current signing secret; `None` when the owner (or its secret) is gone.
+    fn secret(&self, owner: &Owner) -> Result<Option<SigningSecret>, StoreError>;
+}
+
+/// No secrets anywhere: signed deliveries fail (for engines that never sign).
+pub struct NoSecrets;
+
+impl Secrets for NoSecrets {
+    fn secret(&self, _owner: &Owner) -> Result<Option<SigningSecret>, StoreError> {
+        Ok(None)
+    }
+}
+
+impl<F: Fn(&Owner) -> Result<Option<SigningSecret>, StoreError>> Secrets for F {
+    fn secret(&self, owner: &Owner) -> Result<Option<SigningSecret>, StoreError> {
+        self(owner)
+    }
+}
+
 /// A delivery to create.
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
+    /// Its id, when the caller derives one so that creating it twice creates it once (a
+    /// step entry's, a call event's per hook); otherwise a random UUID.
+    pub id: Option<String>,
     /// What it is for.
     pub owner: Owner,
     /// A test send.
@@ -125,11 +153,10 @@ pub struct NewDelivery {
     pub max_attempts: usize,
     /// Per-attempt timeout.
     pub timeout_ms: u64,
-    /// Signing secret, `whsec_...`.
-    pub signing_secret: Option<String>,
-    /// Puts the first attempt in the outbox, due this long after creation: the sweep sends
-    /// it then unless this request has sent it first (so a request that dies after creating
-    /// it loses nothing). `None`: the caller runs it now.
+    /// Signed with its owner's secret (read from [`Secrets`] at each attempt).
+    pub signed: bool,
+    /// When the sweep makes the first attempt: this long after creation. `None`: the caller
+    /// makes it now, and the sweep makes it after [`LEASE`] if the caller died first.
     pub first_attempt_after: Option<Duration>,
 }
 
@@ -137,6 +164,7 @@ impl NewDelivery {
     /// A delivery for `owner` that tries as hard and signs as `options` say.
     pub fn new(owner: Owner, options: &DeliveryOptions) -> Self {
         Self {
+            id: None,
             owner,
             test: false,
             replay_of: None,
@@ -144,8 +172,51 @@ impl NewDelivery {
             missing: Vec::new(),
             max_attempts: options.max_attempts,
             timeout_ms: options.timeout_ms,
-            signing_secret: options.secret_text.clone(),
+            signed: options.signing_secret.is_some(),
             first_attempt_after: None,
+        }
+    }
+}
+
+impl NewDelivery {
+    /// The record of this delivery as created: `skip_reason` makes it skipped, else it is
+    /// pending and due at `next_attempt_at`.
+    fn into_record(
+        self,
+        id: String,
+        now: Timestamp,
+        skip_reason: Option<String>,
+        next_attempt_at: Option<Timestamp>,
+        slots: (u64, u64),
+    ) -> Delivery {
+        Delivery {
+            id,
+            owner: self.owner,
+            test: self.test,
+            replay_of: self.replay_of,
+            status: if skip_reason.is_some() {
+                Status::Skipped
+            } else {
+                Status::Pending
+            },
+            request: self.request.unwrap_or(OutboundRequest {
+                method: "GET".into(),
+                url: String::new(),
+                headers: Vec::new(),
+                body: Vec::new(),
+            }),
+            missing: self.missing,
+            attempts: Vec::new(),
+            max_attempts: self.max_attempts.clamp(1, crate::retry::SCHEDULE.len()),
+            timeout_ms: self.timeout_ms,
+            signed: self.signed,
+            signing_secret: None,
+            next_attempt_at,
+            gone: false,
+            error: skip_reason,
+            created_at: now,
+            updated_at: now,
+            slots,
         }
     }
 }
@@ -170,19 +241,13 @@ pub enum LogScope {
     Service(String),
 }
 
-/// What a sweep of due attempts did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sweep {
-    /// Attempts made.
-    pub attempted: usize,
-    /// Of those, delivered.
-    pub delivered: usize,
-    /// Of those, given up.
-    pub failed: usize,
-    /// Of those, scheduled again.
-    pub rescheduled: usize,
-    /// The time budget ran out with due attempts left: call again.
-    pub more: bool,
+/// What creating a delivery found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    /// The delivery as stored.
+    pub delivery: Delivery,
+    /// Whether this call created it (`false`: a delivery with its id existed already).
+    pub fresh: bool,
 }
 
 /// Attempt number `n`, started at `at`, ended at `end` with `result`, as the log keeps it,
@@ -257,29 +322,16 @@ fn decide(d: &mut Delivery, verdict: Verdict, end: Timestamp) {
     }
 }
 
-/// What a sweep got when it tried to take a delivery.
-enum Claim {
-    /// Leased to this sweep.
-    Taken(Box<Delivery>),
-    /// Not (or no longer) due: sent, given up, or taken by another sweep.
-    NotDue,
-    /// Due, but its attempt could outlast what is left of the sweep's budget.
-    NoTime,
-}
-
-/// The engine over a store, a sender and a clock.
+/// The engine over a store, a sender, a clock and where signing secrets come from.
 pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
-    kv: &'a K,
+    pub(crate) kv: &'a K,
     sender: &'a S,
-    clock: &'a C,
+    pub(crate) clock: &'a C,
+    secrets: &'a dyn Secrets,
 }
 
-fn key(id: &str) -> String {
+pub(crate) fn key(id: &str) -> String {
     format!("dlv:{id}")
-}
-
-fn minute(t: Timestamp) -> i64 {
-    t.0.div_euclid(60_000)
 }
 
 fn random_u32() -> u32 {
@@ -287,16 +339,26 @@ fn random_u32() -> u32 {
 }
 
 impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
-    /// The engine.
+    /// The engine; it signs nothing until given [`Engine::with_secrets`].
     pub fn new(kv: &'a K, sender: &'a S, clock: &'a C) -> Self {
-        Self { kv, sender, clock }
+        Self {
+            kv,
+            sender,
+            clock,
+            secrets: &NoSecrets,
+        }
     }
 
-    fn records(&self) -> Records<'a> {
+    /// The engine, reading signed deliveries' secrets from `secrets`.
+    pub fn with_secrets(self, secrets: &'a dyn Secrets) -> Self {
+        Self { secrets, ..self }
+    }
+
+    pub(crate) fn records(&self) -> Records<'a> {
         Records::new(self.kv)
     }
 
-    fn all(&self) -> Index<'a> {
+    pub(crate) fn all(&self) -> Index<'a> {
         Index::new(self.kv, "dlvs".into())
     }
 
@@ -321,64 +383,85 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         new: NewDelivery,
         skip_reason: Option<String>,
     ) -> Result<Delivery, StoreError> {
-        let now = self.clock.now();
-        let id = uuid::Uuid::new_v4().to_string();
-        let all_slot = self.all().add(&id)?;
-        let owner_slot = self.owner_index(&new.owner).add(&id)?;
-        let skipped = skip_reason.is_some();
-        let next_attempt_at = match new.first_attempt_after {
-            Some(after) if !skipped => Some(Timestamp(now.0 + after.as_millis() as i64)),
-            _ => None,
-        };
-        let delivery = Delivery {
-            id,
-            owner: new.owner,
-            test: new.test,
-            replay_of: new.replay_of,
-            status: if skipped {
-                Status::Skipped
-            } else {
-                Status::Pending
-            },
-            request: new.request.unwrap_or(OutboundRequest {
-                method: "GET".into(),
-                url: String::new(),
-                headers: Vec::new(),
-                body: Vec::new(),
-            }),
-            missing: new.missing,
-            attempts: Vec::new(),
-            max_attempts: new.max_attempts.clamp(1, crate::retry::SCHEDULE.len()),
-            timeout_ms: new.timeout_ms,
-            signing_secret: new.signing_secret,
-            next_attempt_at,
-            gone: false,
-            error: skip_reason,
-            created_at: now,
-            updated_at: now,
-            slots: (all_slot, owner_slot),
-        };
-        self.records().put(&key(&delivery.id), &delivery)?;
-        if let Some(due) = next_attempt_at {
-            self.schedule(due, &delivery.id)?;
-        }
-        self.enforce_retention(all_slot)?;
-        Ok(delivery)
+        Ok(self.create_once(new, skip_reason)?.delivery)
     }
 
-    /// Drops the oldest delivery once the log holds more than the cap.
-    fn enforce_retention(&self, newest_slot: u64) -> Result<(), StoreError> {
-        if newest_slot <= MAX_LOGGED_DELIVERIES {
+    /// Stores a new delivery, or finds the one with `new.id` if it exists already. Order
+    /// matters: the outbox entry first, then the log's indexes, then the record, so whatever
+    /// step fails, nothing that exists is left without a way to be sent.
+    pub fn create_once(
+        &self,
+        new: NewDelivery,
+        skip_reason: Option<String>,
+    ) -> Result<Created, StoreError> {
+        if let Some(id) = &new.id
+            && let Some(existing) = self.records().get::<Delivery>(&key(id))?
+        {
+            return Ok(Created {
+                delivery: existing,
+                fresh: false,
+            });
+        }
+        let now = self.clock.now();
+        let id = new
+            .id
+            .clone()
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let skipped = skip_reason.is_some();
+        let next_attempt_at = (!skipped).then(|| {
+            let after = new.first_attempt_after.unwrap_or(LEASE);
+            Timestamp(now.0 + after.as_millis() as i64)
+        });
+        if let Some(due) = next_attempt_at {
+            self.schedule(due, &id)?;
+        }
+        let all_slot = self.all().add(&id)?;
+        let owner_slot = self.owner_index(&new.owner).add(&id)?;
+        let delivery = new.into_record(
+            id,
+            now,
+            skip_reason,
+            next_attempt_at,
+            (all_slot, owner_slot),
+        );
+        self.records().put(&key(&delivery.id), &delivery)?;
+        if owner_slot > MAX_DELIVERIES_PER_OWNER {
+            self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
+        }
+        Ok(Created {
+            delivery,
+            fresh: true,
+        })
+    }
+
+    /// Drops the delivery in `slot` of its owner's log, unless it is still pending or
+    /// retrying: that one is dropped when it ends ([`Engine::evict_if_beyond`]).
+    fn evict(&self, owner: &Owner, slot: u64) -> Result<(), StoreError> {
+        let index = self.owner_index(owner);
+        let Some(old_id) = index.get(slot)? else {
             return Ok(());
+        };
+        match self.records().get::<Delivery>(&key(&old_id))? {
+            Some(old) if !old.is_final() => Ok(()),
+            Some(old) => self.forget(&old),
+            None => index.remove(slot),
         }
-        let old_slot = newest_slot - MAX_LOGGED_DELIVERIES;
-        if let Some(old_id) = self.all().get(old_slot)? {
-            if let Some(old) = self.records().get::<Delivery>(&key(&old_id))? {
-                self.owner_index(&old.owner).remove(old.slots.1)?;
-            }
-            self.kv.delete(&key(&old_id))?;
+    }
+
+    /// A delivery that just ended is dropped if its owner's log moved past it meanwhile.
+    fn evict_if_beyond(&self, d: &Delivery) -> Result<bool, StoreError> {
+        let newest = self.owner_index(&d.owner).last_slot()?;
+        if newest < d.slots.1 + MAX_DELIVERIES_PER_OWNER {
+            return Ok(false);
         }
-        self.all().remove(old_slot)
+        self.forget(d)?;
+        Ok(true)
+    }
+
+    fn forget(&self, d: &Delivery) -> Result<(), StoreError> {
+        self.kv.delete(&key(&d.id))?;
+        self.owner_index(&d.owner).remove(d.slots.1)?;
+        self.all().remove(d.slots.0)
     }
 
     /// A delivery by id.
@@ -408,15 +491,30 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 self.clock.sleep(wait);
                 continue;
             }
-            self.schedule(next, &delivery.id)?;
             return Ok(delivery);
         }
     }
 
+    /// The signing secret of a signed delivery: its owner's, or (deliveries logged before
+    /// secrets were kept with their owners) the copy in the record.
+    fn secret_of(&self, d: &Delivery) -> Result<Option<SigningSecret>, StoreError> {
+        if let Some(legacy) = &d.signing_secret {
+            return Ok(SigningSecret::parse(legacy).ok());
+        }
+        if !d.signed {
+            return Ok(None);
+        }
+        self.secrets.secret(&d.owner)
+    }
+
     /// The headers an attempt starting at `at` adds to the request: a `User-Agent` unless the
     /// config set one (some firewalls drop requests without it), and the signature when the
-    /// delivery is signed.
-    fn extra_headers(&self, d: &Delivery, at: Timestamp) -> Vec<(String, String)> {
+    /// delivery is signed. `Err` with the reason when it must be signed and cannot be.
+    fn extra_headers(
+        &self,
+        d: &Delivery,
+        at: Timestamp,
+    ) -> Result<Result<Vec<(String, String)>, String>, StoreError> {
         let mut extra = Vec::new();
         if !d
             .request
@@ -426,22 +524,27 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         {
             extra.push(("user-agent".to_string(), USER_AGENT.to_string()));
         }
-        if let Some(secret) = d
-            .signing_secret
-            .as_deref()
-            .and_then(|s| SigningSecret::parse(s).ok())
-        {
+        if d.signed || d.signing_secret.is_some() {
+            let Some(secret) = self.secret_of(d)? else {
+                return Ok(Err(
+                    "its step or hook (and with it the signing secret) was deleted or no longer signs; not sent unsigned"
+                        .to_string(),
+                ));
+            };
             for (name, value) in secret.headers(&d.id, at.0.div_euclid(1000), &d.request.body) {
                 extra.push((name.to_string(), value));
             }
         }
-        extra
+        Ok(Ok(extra))
     }
 
     /// One attempt: send, log, decide.
     fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
         let at = self.clock.now();
-        let extra = self.extra_headers(d, at);
+        let extra = match self.extra_headers(d, at)? {
+            Ok(extra) => extra,
+            Err(reason) => return self.give_up(d, reason),
+        };
         let result = self
             .sender
             .send(&d.request, &extra, Duration::from_millis(d.timeout_ms));
@@ -449,19 +552,40 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.record(d, at, end, result)
     }
 
+    /// Ends a delivery that cannot be sent, without an attempt.
+    fn give_up(&self, d: &mut Delivery, reason: String) -> Result<(), StoreError> {
+        d.status = Status::Failed;
+        d.next_attempt_at = None;
+        d.error = Some(reason);
+        d.updated_at = self.clock.now();
+        self.records().put(&key(&d.id), &*d)
+    }
+
     /// Makes the first attempt of every pending delivery in `deliveries` at once (a call
     /// event's hooks): the batch takes as long as its slowest receiver. Retries go to the
     /// outbox. Returns the deliveries as they stand after it.
     pub fn run_all(&self, mut deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
         let at = self.clock.now();
-        let due: Vec<usize> = (0..deliveries.len())
-            .filter(|&i| deliveries[i].status == Status::Pending)
-            .collect();
+        let mut due = Vec::new();
+        let mut extras = Vec::new();
+        for (i, d) in deliveries.iter_mut().enumerate() {
+            if d.status != Status::Pending {
+                continue;
+            }
+            match self.extra_headers(d, at)? {
+                Ok(extra) => {
+                    due.push(i);
+                    extras.push(extra);
+                }
+                Err(reason) => self.give_up(d, reason)?,
+            }
+        }
         let batch: Vec<Outgoing> = due
             .iter()
-            .map(|&i| Outgoing {
+            .zip(extras)
+            .map(|(&i, extra)| Outgoing {
                 request: &deliveries[i].request,
-                extra: self.extra_headers(&deliveries[i], at),
+                extra,
                 timeout: Duration::from_millis(deliveries[i].timeout_ms),
             })
             .collect();
@@ -469,17 +593,13 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         drop(batch);
         for (i, sent) in due.into_iter().zip(sent) {
             let end = Timestamp(at.0 + sent.elapsed.as_millis() as i64);
-            let d = &mut deliveries[i];
-            self.record(d, at, end, sent.result)?;
-            if let Some(next) = d.next_attempt_at {
-                self.schedule(next, &d.id)?;
-            }
+            self.record(&mut deliveries[i], at, end, sent.result)?;
         }
         Ok(deliveries)
     }
 
-    /// Logs an attempt that started at `at` and ended at `end` with `result`, and decides
-    /// what comes next.
+    /// Logs an attempt that started at `at` and ended at `end` with `result`, decides what
+    /// comes next, and puts a retry in the outbox (before the record says it is due).
     fn record(
         &self,
         d: &mut Delivery,
@@ -505,97 +625,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             random_u32(),
         );
         decide(d, verdict, end);
+        if let Some(next) = d.next_attempt_at {
+            self.schedule(next, &d.id)?;
+        }
+        // One that waited (retries, or a slow first attempt) may have been passed over by
+        // retention meanwhile.
+        let waited = n > 1 || end.0 - d.created_at.0 > INLINE_BUDGET.as_millis() as i64;
+        if d.is_final() && waited && self.evict_if_beyond(d)? {
+            return Ok(());
+        }
         self.records().put(&key(&d.id), &*d)
-    }
-
-    /// Puts `id` in the outbox bucket of `at`'s minute.
-    fn schedule(&self, at: Timestamp, id: &str) -> Result<(), StoreError> {
-        let bucket = format!("due:{}", minute(at));
-        self.records().upsert(
-            &bucket,
-            &format!("{bucket}:born"),
-            Vec::<String>::new,
-            |ids: &mut Vec<String>| {
-                if !ids.iter().any(|i| i == id) {
-                    ids.push(id.to_string());
-                }
-                Ok::<_, StoreError>(())
-            },
-        )?;
-        Ok(())
-    }
-
-    /// Sends every attempt that is due and can end within `budget` (an attempt starts only
-    /// when its timeout still fits); what is left waits for the next sweep. Two sweeps at
-    /// once never send the same attempt twice: each delivery is leased.
-    pub fn retry_due(&self, budget: Duration) -> Result<Sweep, StoreError> {
-        let started = self.clock.now();
-        let now_minute = minute(started);
-        let mut sweep = Sweep::default();
-        let cursor: i64 = self
-            .records()
-            .get("due:cursor")?
-            .unwrap_or(now_minute - FIRST_SWEEP_LOOKBACK_MINUTES);
-        let first = cursor + 1;
-        let last = now_minute.min(first + MAX_MINUTES_PER_SWEEP);
-        for m in first..=last {
-            let bucket = format!("due:{m}");
-            let ids: Vec<String> = self.records().get(&bucket)?.unwrap_or_default();
-            for id in ids {
-                let spent = Duration::from_millis((self.clock.now().0 - started.0).max(0) as u64);
-                let left = budget.saturating_sub(spent);
-                let delivery = match self.claim(&id, left)? {
-                    Claim::Taken(d) => *d,
-                    Claim::NotDue => continue,
-                    // Its attempt could outlast the request: the next sweep starts with it.
-                    Claim::NoTime => {
-                        sweep.more = true;
-                        return Ok(sweep);
-                    }
-                };
-                let done = self.run(delivery, Attempts::FirstOnly)?;
-                sweep.attempted += 1;
-                match done.status {
-                    Status::Delivered => sweep.delivered += 1,
-                    Status::Retrying => sweep.rescheduled += 1,
-                    _ => sweep.failed += 1,
-                }
-            }
-            // The current minute may still get attempts due later in it: keep it.
-            if m < now_minute {
-                self.kv.delete(&bucket)?;
-                self.kv.delete(&format!("{bucket}:born"))?;
-                self.records().put("due:cursor", &m)?;
-            }
-        }
-        sweep.more = last < now_minute;
-        Ok(sweep)
-    }
-
-    /// Takes a due delivery for this sweep, if its attempt fits in `left`: moves its next
-    /// attempt past the lease (and schedules that, in case this sweep dies) so no other sweep
-    /// sends it.
-    fn claim(&self, id: &str, left: Duration) -> Result<Claim, StoreError> {
-        let now = self.clock.now();
-        let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
-        let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
-            // Pending with a due time: created for the outbox, no attempt yet.
-            let waiting = matches!(d.status, Status::Retrying | Status::Pending);
-            let due = waiting && d.next_attempt_at.is_some_and(|t| t <= now);
-            Ok::<_, StoreError>(if !due {
-                Claim::NotDue
-            } else if Duration::from_millis(d.timeout_ms) > left {
-                Claim::NoTime
-            } else {
-                d.next_attempt_at = Some(lease_end);
-                Claim::Taken(Box::new(d.clone()))
-            })
-        })?;
-        let claim = claimed.unwrap_or(Claim::NotDue);
-        if matches!(claim, Claim::Taken(_)) {
-            self.schedule(lease_end, id)?;
-        }
-        Ok(claim)
     }
 
     /// A page of the log, newest first, with `keep` deciding which deliveries match: up to

@@ -1,14 +1,16 @@
 //! The delivery engine funnelhooks' send-webhook steps and call hooks share, as plain Rust:
-//! deliveries, their attempts and the log ([`log`]), the engine that sends, retries and keeps
-//! the outbox ([`engine`]), when a failed attempt is tried again ([`retry`]), where a request
-//! may go ([`target`]), how it is signed ([`signing`]), and the options every delivering
-//! config shares ([`options`]). No `spin-sdk` here: the components supply the sender, and the
-//! crates above build the requests.
+//! deliveries, their attempts and the log ([`log`]), the engine that sends and retries
+//! ([`engine`]), the outbox of attempts due later and its sweep ([`outbox`]), when a failed
+//! attempt is tried again ([`retry`]), where a request may go ([`target`]), how it is signed
+//! ([`signing`]), and the options every delivering config shares ([`options`]). No
+//! `spin-sdk` here: the components supply the sender, and the crates above build the
+//! requests.
 
 pub mod engine;
 pub mod log;
 pub mod mask;
 pub mod options;
+pub mod outbox;
 pub mod request;
 pub mod retry;
 pub mod signing;

@@ -1,5 +1,5 @@
 //! The delivery log: every delivery and every attempt, as stored and as shown (secrets
-//! masked), kept newest first up to a retention cap.
+//! masked), kept newest first up to a retention cap per bot and per call-tracking service.
 
 use funnelhooks_core::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -10,8 +10,10 @@ use crate::request::OutboundRequest;
 
 /// Most response body bytes an attempt keeps.
 pub const MAX_RESPONSE_BODY: usize = 20 * 1024;
-/// Most deliveries the log keeps; the oldest go first.
-pub const MAX_LOGGED_DELIVERIES: u64 = 10_000;
+/// Most deliveries the log keeps per bot and per call-tracking service (so one busy source
+/// cannot push another's out); the oldest go first, but never one that is still pending or
+/// retrying: that one goes when it ends.
+pub const MAX_DELIVERIES_PER_OWNER: u64 = 10_000;
 
 /// Where a delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,7 +248,11 @@ pub struct Delivery {
     pub max_attempts: usize,
     /// Per-attempt timeout.
     pub timeout_ms: u64,
-    /// The signing secret (never shown).
+    /// Signed with its owner's secret, read at each attempt.
+    #[serde(default)]
+    pub signed: bool,
+    /// The secret itself, in deliveries logged before secrets stayed with their step or hook
+    /// (read to finish their retries; never written for new ones, never shown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
     /// When the next attempt is due, while retrying.
@@ -265,6 +271,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// Whether it has ended: delivered, failed or skipped (no attempt will follow).
+    pub fn is_final(&self) -> bool {
+        !matches!(self.status, Status::Pending | Status::Retrying)
+    }
+
     /// The delivery as the API shows it: secrets masked, bookkeeping left out. Written out
     /// member by member rather than through its stored form (a second serialiser of the
     /// record would cost the components kilobytes).
@@ -293,7 +304,10 @@ impl Delivery {
             ("test", json!(self.test)),
             ("replayOf", json!(self.replay_of)),
             ("status", json!(self.status)),
-            ("signed", json!(self.signing_secret.is_some())),
+            (
+                "signed",
+                json!(self.signed || self.signing_secret.is_some()),
+            ),
             ("missing", json!(self.missing)),
             (
                 "request",

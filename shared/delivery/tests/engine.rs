@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use funnelhooks_core::Timestamp;
-use funnelhooks_delivery::DeliveryOptions;
 use funnelhooks_delivery::engine::{
     Attempts, Clock, Engine, LogScope, NewDelivery, Received, SendFailure, Sender,
 };
 use funnelhooks_delivery::log::{Delivery, Owner, Status};
 use funnelhooks_delivery::request::OutboundRequest;
-use funnelhooks_store::MemoryKv;
+use funnelhooks_delivery::{DeliveryOptions, SigningSecret};
+use funnelhooks_store::{Kv, MemoryKv};
 
 const START: i64 = 1_710_092_972_806;
 
@@ -297,9 +297,10 @@ fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retr
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let (kv, clock) = (MemoryKv::new(), FakeClock::new());
     let rx = Receiver::answering(vec![status(502), status(200)]);
-    let engine = Engine::new(&kv, &rx, &clock);
+    let secrets = |_: &Owner| Ok(Some(SigningSecret::parse(secret).unwrap()));
+    let engine = Engine::new(&kv, &rx, &clock).with_secrets(&secrets);
     let mut new = new_delivery("b1");
-    new.signing_secret = Some(secret.into());
+    new.signed = true;
     let d = engine
         .run(
             engine.create(new, None).unwrap(),
@@ -344,6 +345,75 @@ fn signed_requests_verify_with_an_independent_hmac_and_keep_their_id_across_retr
         !d.view().to_string().contains("MfKQ9r8G"),
         "the secret is never shown"
     );
+    assert_eq!(d.view()["signed"], true);
+    let stored = kv.get(&format!("dlv:{}", d.id)).unwrap().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&stored).contains("MfKQ9r8G"),
+        "nor stored with the delivery"
+    );
+}
+
+#[test]
+fn each_attempt_signs_with_the_owners_secret_of_the_moment_and_never_unsigned() {
+    let (old, new) = (
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+    );
+    let current = Mutex::new(Some(old));
+    let secrets =
+        |_: &Owner| Ok((*current.lock().unwrap()).map(|s| SigningSecret::parse(s).unwrap()));
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(503), status(503)]);
+    let engine = Engine::new(&kv, &rx, &clock).with_secrets(&secrets);
+    let mut signed = new_delivery("b1");
+    signed.signed = true;
+    let d = engine
+        .run(engine.create(signed, None).unwrap(), Attempts::FirstOnly)
+        .unwrap();
+    assert_eq!(d.status, Status::Retrying);
+    // The secret is rotated: the retry is signed with the new one.
+    *current.lock().unwrap() = Some(new);
+    clock.advance(Duration::from_secs(6));
+    engine.retry_due(Duration::from_secs(25)).unwrap();
+    let signatures: Vec<String> = rx
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(_, extra)| {
+            extra
+                .iter()
+                .find(|(k, _)| k == "webhook-signature")
+                .unwrap()
+                .1
+                .clone()
+        })
+        .collect();
+    assert_eq!(signatures.len(), 2);
+    assert_ne!(signatures[0], signatures[1]);
+    let ts = |i: usize| {
+        rx.got.lock().unwrap()[i]
+            .1
+            .iter()
+            .find(|(k, _)| k == "webhook-timestamp")
+            .unwrap()
+            .1
+            .clone()
+    };
+    let expected = SigningSecret::parse(new).unwrap().sign(
+        &d.id,
+        ts(1).parse().unwrap(),
+        br#"{"chatId":1227280}"#,
+    );
+    assert_eq!(signatures[1], expected);
+    // The step is deleted with its secret: the next retry is not sent unsigned.
+    *current.lock().unwrap() = None;
+    clock.advance(Duration::from_secs(400));
+    engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!(rx.requests(), 2, "nothing sent without its signature");
+    let d = engine.get(&d.id).unwrap().unwrap();
+    assert_eq!(d.status, Status::Failed);
+    assert!(d.error.unwrap().contains("not sent unsigned"));
 }
 
 #[test]
@@ -402,29 +472,73 @@ fn a_skipped_delivery_is_logged_with_its_reason_and_never_sent() {
 }
 
 #[test]
-fn the_log_keeps_the_newest_ten_thousand_deliveries() {
-    use funnelhooks_delivery::log::MAX_LOGGED_DELIVERIES;
+fn each_bot_keeps_its_newest_ten_thousand_deliveries_whatever_other_bots_send() {
+    use funnelhooks_delivery::log::MAX_DELIVERIES_PER_OWNER;
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);
+    let quiet = engine
+        .create(new_delivery("quiet"), Some("skip".into()))
+        .unwrap();
     let first = engine
         .create(new_delivery("b1"), Some("skip".into()))
         .unwrap();
     let mut last = first.clone();
-    for _ in 0..MAX_LOGGED_DELIVERIES {
+    for _ in 0..MAX_DELIVERIES_PER_OWNER {
         last = engine
             .create(new_delivery("b1"), Some("skip".into()))
             .unwrap();
     }
     assert!(
         engine.get(&first.id).unwrap().is_none(),
-        "the oldest is gone"
+        "b1's oldest is gone"
     );
     assert!(engine.get(&last.id).unwrap().is_some());
+    assert!(
+        engine.get(&quiet.id).unwrap().is_some(),
+        "another bot's delivery stays, however much b1 sends"
+    );
     let b1 = LogScope::Bot("b1".into());
     let (page, _) = engine.list(&b1, None, 1, |_| true).unwrap();
     assert_eq!(page[0].id, last.id);
     let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count();
-    assert_eq!(records as u64, MAX_LOGGED_DELIVERIES);
+    assert_eq!(records as u64, MAX_DELIVERIES_PER_OWNER + 1);
+}
+
+#[test]
+fn a_retrying_delivery_outlives_ten_thousand_newer_ones_and_is_retried() {
+    use funnelhooks_delivery::log::MAX_DELIVERIES_PER_OWNER;
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let mut busy = status(503);
+    if let Ok(r) = &mut busy {
+        r.headers.push(("retry-after".into(), "30".into()));
+    }
+    let rx = Receiver::answering(vec![busy]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let waiting = engine
+        .run(
+            engine.create(new_delivery("b1"), None).unwrap(),
+            Attempts::FirstOnly,
+        )
+        .unwrap();
+    assert_eq!(waiting.status, Status::Retrying);
+    // 10,100 newer deliveries of the same bot, as in the report.
+    for _ in 0..MAX_DELIVERIES_PER_OWNER + 100 {
+        run(&engine, "b1", Attempts::FirstOnly);
+    }
+    assert!(engine.get(&waiting.id).unwrap().is_some(), "still logged");
+    clock.advance(Duration::from_secs(31));
+    let mut delivered = 0;
+    loop {
+        let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+        delivered += sweep.delivered;
+        if !sweep.more {
+            break;
+        }
+    }
+    assert_eq!(delivered, 1, "the retry was sent");
+    assert_eq!(rx.requests() as u64, MAX_DELIVERIES_PER_OWNER + 100 + 2);
+    // It ended: now retention lets it go, as it would have when it was due to.
+    assert!(engine.get(&waiting.id).unwrap().is_none());
 }
 
 /// Times out every request, taking the whole timeout on the test's clock.
@@ -594,4 +708,114 @@ fn a_batch_logs_each_answer_and_sends_failures_to_the_outbox() {
     clock.advance(Duration::from_secs(6));
     let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
     assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+}
+
+#[test]
+fn a_delivery_whose_request_died_before_its_first_attempt_is_sent_by_the_sweep() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    // Created to be sent at once (a step entry, a send now), then the instance died.
+    let orphan = engine.create(new_delivery("b1"), None).unwrap();
+    assert_eq!(orphan.status, Status::Pending);
+    clock.advance(Duration::from_secs(30));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(25)).unwrap().attempted,
+        0,
+        "not while its request may still be sending it"
+    );
+    clock.advance(Duration::from_secs(31));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    assert_eq!(rx.requests(), 1);
+}
+
+#[test]
+fn the_outbox_keeps_every_record_small_however_many_deliveries_fall_due_in_a_minute() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    for _ in 0..500 {
+        let queued = NewDelivery {
+            first_attempt_after: Some(Duration::from_secs(5)),
+            ..new_delivery("b1")
+        };
+        engine.create(queued, None).unwrap();
+    }
+    let largest = kv
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("due:"))
+        .map(|k| kv.get(k).unwrap().unwrap().len())
+        .max()
+        .unwrap();
+    assert!(largest <= 64, "an outbox record holds {largest} bytes");
+    clock.advance(Duration::from_secs(6));
+    let mut sent = 0;
+    loop {
+        let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+        sent += sweep.delivered;
+        if !sweep.more {
+            break;
+        }
+    }
+    assert_eq!((sent, rx.requests()), (500, 500));
+    // Swept minutes leave nothing behind once closed.
+    clock.advance(Duration::from_secs(180));
+    engine.retry_due(Duration::from_secs(25)).unwrap();
+    let left: Vec<String> = kv
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("due:") && k != "due:cursor")
+        .collect();
+    assert!(left.len() <= 2, "{left:?}");
+}
+
+#[test]
+fn an_overdue_delivery_missing_from_the_outbox_is_found_and_sent() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(503)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let retrying = engine
+        .run(
+            engine.create(new_delivery("b1"), None).unwrap(),
+            Attempts::FirstOnly,
+        )
+        .unwrap();
+    assert_eq!(retrying.status, Status::Retrying);
+    // Its outbox entries are lost (a store failure, two appends colliding without atomics).
+    for k in kv.keys().into_iter().filter(|k| k.starts_with("due:")) {
+        kv.delete(&k).unwrap();
+    }
+    clock.advance(Duration::from_secs(300));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.rescued), (0, 1));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    assert_eq!(
+        engine.get(&retrying.id).unwrap().unwrap().status,
+        Status::Delivered
+    );
+}
+
+#[test]
+fn creating_a_delivery_twice_under_one_id_creates_and_sends_it_once() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let id = "0b4cbb6e-5b1a-4d7e-9d55-6f1b2b1e6c01".to_string();
+    let once = || NewDelivery {
+        id: Some(id.clone()),
+        ..new_delivery("b1")
+    };
+    let first = engine.create_once(once(), None).unwrap();
+    assert!(first.fresh);
+    let again = engine.create_once(once(), None).unwrap();
+    assert!(!again.fresh);
+    assert_eq!(again.delivery.id, id);
+    engine.run(first.delivery, Attempts::FirstOnly).unwrap();
+    clock.advance(Duration::from_secs(120));
+    engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!(rx.requests(), 1);
+    let (page, _) = engine
+        .list(&LogScope::Bot("b1".into()), None, 10, |_| true)
+        .unwrap();
+    assert_eq!(page.len(), 1, "logged once");
 }

@@ -1,8 +1,12 @@
-//! Step entries handed over to the send-webhook component. A postback that moves a dialog
-//! into a send-webhook step writes a handoff before it answers, then asks send-webhook (by
-//! Spin's local chaining) to deliver; send-webhook removes the handoff once the delivery is
-//! in its log. A handoff still there a minute later means the chain never got that far (a
-//! crash, an overloaded host): the retry sweep delivers it then, so no step entry is lost.
+//! Step entries handed over to the send-webhook component. A postback that may move a dialog
+//! into a send-webhook step writes a handoff *before* it changes the dialog, with the id the
+//! step's delivery will have; the dialog change records that id when the move happens
+//! ([`crate::Dialog::step_deliveries`]), in the same write. After answering, update-dialog
+//! asks send-webhook (by Spin's local chaining) to deliver; send-webhook creates the delivery
+//! under that id (so creating it twice creates it once) and removes the handoff. A handoff
+//! still there a minute later means the chain never got that far (a crash, an overloaded
+//! host, a store failure): the retry sweep delivers it then if the dialog recorded the entry,
+//! and drops it if the move never landed. So no step entry is lost, and none is sent twice.
 //!
 //! Keys: `handoffs:n` / `handoffs:{slot}` (an [`Index`] of [`StepEntry`] JSON, oldest first)
 //! and `handoffs:cursor` (every slot up to it is handled).
@@ -25,6 +29,9 @@ const CURSOR: &str = "handoffs:cursor";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepEntry {
+    /// The id its delivery gets (empty in handoffs written before entries had one).
+    #[serde(default)]
+    pub id: String,
     /// The bot.
     pub bot_id: String,
     /// The dialog's chat.
@@ -56,6 +63,25 @@ impl<K: Kv> Repo<'_, K> {
     pub fn hand_off(&self, entry: &StepEntry) -> Result<u64, Error> {
         let text = serde_json::to_string(entry).unwrap_or_default();
         Ok(self.handoffs().add(&text)?)
+    }
+
+    /// A new entry of chat `chat_id` into step `step_id`, with its delivery's id, handed off.
+    pub(crate) fn hand_off_entry(
+        &self,
+        bot_id: &str,
+        chat_id: i64,
+        step_id: &str,
+        now: Timestamp,
+    ) -> Result<StepReached, Error> {
+        let entry = StepEntry {
+            id: funnelhooks_core::new_id(),
+            bot_id: bot_id.to_string(),
+            chat_id,
+            step_id: step_id.to_string(),
+            at_ms: now.0,
+        };
+        let handoff = Some(self.hand_off(&entry)?);
+        Ok(StepReached { entry, handoff })
     }
 
     /// The step entry's delivery is in the log: the handoff is done.

@@ -97,9 +97,30 @@ pub struct Dialog {
     pub created_at: Option<Timestamp>,
     /// Last change.
     pub updated_at: Timestamp,
+    /// The delivery ids of the latest send-webhook steps the dialog entered, newest last (up
+    /// to [`MAX_STEP_DELIVERIES`]): the way from a dialog to its webhooks in the log, and
+    /// how the retry sweep tells a step entry that happened from one that never landed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_deliveries: Vec<String>,
 }
 
+/// How many step deliveries a dialog remembers.
+pub const MAX_STEP_DELIVERIES: usize = 8;
+
 impl Dialog {
+    /// Remembers that the dialog entered a send-webhook step whose delivery is `id`.
+    pub fn entered_webhook_step(&mut self, id: &str) {
+        if self.step_deliveries.iter().any(|d| d == id) {
+            return;
+        }
+        self.step_deliveries.push(id.to_string());
+        let extra = self
+            .step_deliveries
+            .len()
+            .saturating_sub(MAX_STEP_DELIVERIES);
+        self.step_deliveries.drain(..extra);
+    }
+
     /// A dialog for a chat that has not started the bot: postbacks fill it in advance.
     pub fn pending(bot_id: &str, chat_id: i64, now: Timestamp) -> Self {
         Self {
@@ -116,6 +137,7 @@ impl Dialog {
             started: false,
             created_at: None,
             updated_at: now,
+            step_deliveries: Vec::new(),
         }
     }
 }

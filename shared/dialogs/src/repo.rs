@@ -18,11 +18,12 @@
 //! never overwrite each other.
 
 use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
-use funnelhooks_store::{Index, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::bots::{Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind};
+use crate::handoff::StepReached;
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
 use crate::model::Dialog;
 use crate::params::Param;
@@ -48,6 +49,8 @@ pub struct Postback {
     /// The step the dialog moved into, when this postback moved it to another step (a
     /// postback repeating the step the dialog is already on moves nothing).
     pub entered_step: Option<StepRef>,
+    /// When it moved into a send-webhook step: the entry to deliver, already handed off.
+    pub step_entry: Option<StepReached>,
 }
 
 fn bot_key(id: &str) -> String {
@@ -174,22 +177,36 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// at once), then steps, dialogs and the bot.
     pub fn delete_bot(&self, id: &str) -> Result<(), Error> {
         let bot = self.bot(id)?;
-        for link in &bot.links {
-            self.kv.delete(&link_key(link))?;
-        }
-        for step in &bot.steps {
-            self.kv.delete(&step_key(id, step))?;
-        }
-        let dialogs = self.dialogs_index(id);
-        for (_, chat) in dialogs.all()? {
-            if let Ok(chat) = chat.parse() {
-                self.erase_dialog_keys(&bot, chat)?;
-            }
-        }
-        dialogs.clear()?;
+        // The links, steps and dialogs go in the background (the retry sweep runs cleanup
+        // jobs), a bounded stretch at a time: the job is queued first, so whatever fails
+        // after it, nothing is left behind; the bot is gone for every reader at once.
+        let mut extra: Vec<String> = bot.links.iter().map(|l| link_key(l)).collect();
+        extra.extend(bot.steps.iter().map(|s| step_key(id, s)));
+        Jobs::new(self.kv).add(&Cleanup {
+            what: format!("bot {id}"),
+            extra,
+            index: format!("dlgs:{id}"),
+            keys: self.dialog_key_templates(&bot),
+            listed: if self.kv.atomic() {
+                Vec::new()
+            } else {
+                split::listed_parts(&dialog_key(id, 0).replace(":0", ":{}"))
+            },
+            done: 0,
+        })?;
         self.kv.delete(&bot_key(id))?;
         self.bots_index().remove(bot.slot)?;
         Ok(())
+    }
+
+    /// Every key a dialog of `bot` may have, with `{}` for its chat id.
+    fn dialog_key_templates(&self, bot: &Bot) -> Vec<String> {
+        let base = dialog_key(&bot.id, 0).replace(":0", ":{}");
+        let mut keys = vec![base.clone(), format!("{base}:slot"), format!("{base}:born")];
+        if !self.kv.atomic() {
+            keys.extend(split::part_templates(&base, bot));
+        }
+        keys
     }
 
     // ---- postback links
@@ -337,6 +354,16 @@ impl<'a, K: Kv> Repo<'a, K> {
         self.find_step(bot, step_id)?.ok_or_else(step_missing)
     }
 
+    /// The step record as stored, as plain JSON, without the bot (the retry sweep reading
+    /// a signing secret); `None` when it was deleted.
+    pub fn step_json(
+        &self,
+        bot_id: &str,
+        step_id: &str,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        Ok(self.records().get(&step_key(bot_id, step_id))?)
+    }
+
     fn find_step<W: DeserializeOwned>(
         &self,
         bot: &Bot,
@@ -375,15 +402,12 @@ impl<'a, K: Kv> Repo<'a, K> {
 
     // ---- dialogs
 
-    /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
-    /// dialog is created only within `limits`.
-    pub fn postback(
+    /// The bot behind link `link_id` and the postback's parameters checked against it.
+    fn read_postback(
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
-        now: Timestamp,
-        limits: DialogLimits,
-    ) -> Result<Postback, Error> {
+    ) -> Result<(Bot, Update), Error> {
         if !is_uuid(link_id) {
             return Err(link_missing());
         }
@@ -405,18 +429,41 @@ impl<'a, K: Kv> Repo<'a, K> {
                 sends_webhook: s.kind == StepKind::SendWebhook,
             }))
         };
-        let update = parse_update(
-            params,
-            &BotSchema {
-                fields: &fields,
-                step: &step,
-            },
-        )?;
+        let schema = BotSchema {
+            fields: &fields,
+            step: &step,
+        };
+        let update = parse_update(params, &schema)?;
+        Ok((bot, update))
+    }
+
+    /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
+    /// dialog is created only within `limits`.
+    pub fn postback(
+        &self,
+        link_id: &str,
+        params: Vec<(String, Param)>,
+        now: Timestamp,
+        limits: DialogLimits,
+    ) -> Result<Postback, Error> {
+        let (bot, update) = self.read_postback(link_id, params)?;
         let refusal = bot.admission.refusal(now, limits);
+        // Handed off before the dialog changes: once the move is written, its delivery can
+        // no longer be lost (see `handoff`).
+        let handoff = match &update.step {
+            Some(s) if s.sends_webhook => {
+                Some(self.hand_off_entry(&bot.id, update.chat_id, &s.id, now)?)
+            }
+            _ => None,
+        };
         let change = |d: &mut Dialog| {
             let before = d.step_id.clone();
             d.apply(&update, now)?;
-            Ok(update.step.is_some() && d.step_id != before)
+            let entered = update.step.is_some() && d.step_id != before;
+            if let (true, Some(h)) = (entered, &handoff) {
+                d.entered_webhook_step(&h.entry.id);
+            }
+            Ok(entered)
         };
         let (dialog, slot, entered) =
             self.change_dialog(&bot, update.chat_id, now, refusal, change)?;
@@ -425,10 +472,12 @@ impl<'a, K: Kv> Repo<'a, K> {
         }
         let created = slot.is_some();
         let entered_step = update.step.clone().filter(|_| entered);
+        let step_entry = handoff.filter(|_| entered);
         Ok(Postback {
             dialog,
             update,
             entered_step,
+            step_entry,
             created,
         })
     }

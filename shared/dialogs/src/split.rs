@@ -21,7 +21,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
-use funnelhooks_store::{Kv, Records, StoreError};
+use funnelhooks_store::{Kv, Listed, Records, StoreError};
 
 use funnelhooks_core::{Error, Timestamp};
 
@@ -37,7 +37,7 @@ struct Keys {
 }
 
 /// The dialog's attributes other than its fields, each stored under its own key.
-const ATTRIBUTES: [&str; 9] = [
+const ATTRIBUTES: [&str; 10] = [
     "username",
     "name",
     "stepId",
@@ -47,6 +47,7 @@ const ATTRIBUTES: [&str; 9] = [
     "started",
     "createdAt",
     "updatedAt",
+    "stepDeliveries",
 ];
 
 fn part(base: &str, kind: &str, name: &str) -> String {
@@ -166,6 +167,29 @@ fn attributes(d: &Dialog) -> Result<Map<String, Json>, Error> {
         Ok(Json::Object(map)) => Ok(map),
         _ => Err(StoreError::Backend("a dialog did not serialise to an object".into()).into()),
     }
+}
+
+/// The keys of a dialog's parts under `base` that can be known without reading the dialog
+/// (its defined fields and attributes; undefined fields are listed only in its `…:keys`).
+pub(crate) fn part_templates(base: &str, bot: &Bot) -> Vec<String> {
+    let mut keys: Vec<String> = bot.fields.keys().map(|k| part(base, "f", k)).collect();
+    keys.extend(ATTRIBUTES.iter().map(|name| part(base, "a", name)));
+    keys.push(format!("{base}:keys"));
+    keys
+}
+
+/// The parts a dialog under `base` lists in its `…:keys` (the undefined fields it was
+/// written with, and its tracker fields), for a cleanup job.
+pub(crate) fn listed_parts(base: &str) -> Vec<Listed> {
+    ["fields", "tracker"]
+        .into_iter()
+        .zip(["f", "t"])
+        .map(|(member, kind)| Listed {
+            list: format!("{base}:keys"),
+            member: member.into(),
+            key: part(base, kind, "{name}"),
+        })
+        .collect()
 }
 
 /// Deletes every part of the dialog (the marker key is the caller's).

@@ -9,7 +9,7 @@ use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
-use funnelhooks_store::{Kv, MemoryKv, Semantics};
+use funnelhooks_store::{Decide, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
@@ -299,9 +299,138 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
             )
             .unwrap();
         }
-        Repo::new(&kv).delete_bot(&bot.id).unwrap();
-        assert_eq!(kv.keys(), ["bots:n"], "{mode}");
+        let repo = Repo::new(&kv);
+        repo.delete_bot(&bot.id).unwrap();
+        assert_eq!(
+            repo.bot(&bot.id).unwrap_err().kind,
+            Kind::NotFound,
+            "{mode}"
+        );
+        let link = get(&kv, &bot.link, "chatId=1").unwrap_err();
+        assert_eq!(link.kind, Kind::NotFound, "{mode}: its links stop at once");
+        let run = Jobs::new(&kv).run(&mut || true).unwrap();
+        assert_eq!((run.cleaned, run.finished), (3, 1), "{mode}");
+        assert_eq!(kv.keys(), ["bots:n", "jobs:cursor", "jobs:n"], "{mode}");
     }
+}
+
+#[test]
+fn a_big_bot_is_deleted_in_bounded_steps_that_resume_where_they_stopped() {
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    for chat in 0..500 {
+        get(&kv, &bot.link, &format!("chatId={chat}&userBalance=3")).unwrap();
+    }
+    let repo = Repo::new(&kv);
+    repo.delete_bot(&bot.id).unwrap();
+    assert_eq!(repo.bot(&bot.id).unwrap_err().kind, Kind::NotFound);
+    // Each run may do 120 units of work (a request's budget), then stops.
+    let mut runs = 0;
+    let mut cleaned = 0;
+    loop {
+        runs += 1;
+        let mut budget = 120;
+        let run = Jobs::new(&kv)
+            .run(&mut || {
+                budget -= 1;
+                budget > 0
+            })
+            .unwrap();
+        cleaned += run.cleaned;
+        if run.left == 0 {
+            break;
+        }
+        assert!(runs < 20, "the cleanup makes progress");
+    }
+    assert_eq!(cleaned, 500);
+    assert!(runs >= 5, "it took {runs} bounded runs");
+    assert_eq!(kv.keys(), ["bots:n", "jobs:cursor", "jobs:n"]);
+}
+
+/// A store whose writes to dialogs fail (an outage in the middle of a postback).
+struct DialogWritesFail(MemoryKv);
+
+impl Kv for DialogWritesFail {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if key.starts_with("dlg:") {
+            return Err(StoreError::Backend("outage".into()));
+        }
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.0.increment(key, delta)
+    }
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        if key.starts_with("dlg:") {
+            return Err(StoreError::Backend("outage".into()));
+        }
+        self.0.compare_and_swap(key, decide)
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_move_into_a_webhook_step_is_handed_off_before_the_dialog_changes_and_recorded_with_it() {
+    use funnelhooks_dialogs::handoff::HANDOFF_GRACE_MS;
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let repo = Repo::new(&kv);
+    let webhook_step = "5d9ef3b2-5d0c-4c7e-8a57-0f3b8e8d1a11";
+    let input = StepInput {
+        key: "lead".into(),
+        kind: StepKind::SendWebhook,
+        webhook: Some(()),
+    };
+    repo.put_step(&bot.id, webhook_step, input, NOW).unwrap();
+    let query = format!("chatId=5&stepId={webhook_step}");
+    let moved = get(&kv, &bot.link, &query).unwrap();
+    let entry = moved.step_entry.expect("the move hands off an entry");
+    assert_eq!(
+        moved.dialog.step_deliveries,
+        std::slice::from_ref(&entry.entry.id)
+    );
+    let again = get(&kv, &bot.link, &query).unwrap();
+    assert!(again.step_entry.is_none(), "already on the step: no entry");
+    assert_eq!(
+        again.dialog.step_deliveries,
+        std::slice::from_ref(&entry.entry.id)
+    );
+    // The store fails when the dialog is written: the postback fails, the dialog is as it
+    // was, and the handoff written before says an entry that the dialog does not have.
+    let failing = DialogWritesFail(MemoryKv::new());
+    let bot = bot_with_link(&failing.0);
+    Repo::new(&failing)
+        .put_step(
+            &bot.id,
+            webhook_step,
+            StepInput {
+                key: "lead".into(),
+                kind: StepKind::SendWebhook,
+                webhook: Some(()),
+            },
+            NOW,
+        )
+        .unwrap();
+    let update = from_request(&query, None, b"").unwrap();
+    let failed = Repo::new(&failing).postback(&bot.link, update, NOW, DialogLimits::default());
+    assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
+    let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
+    let stale = Repo::new(&failing.0).stale_handoffs(later, 10).unwrap();
+    assert_eq!(stale.len(), 1, "the sweep will look at it");
+    let record = Repo::new(&failing.0).bot(&bot.id).unwrap();
+    assert_eq!(
+        Repo::new(&failing.0).dialog(&record, 5).unwrap_err().kind,
+        Kind::NotFound,
+        "and find that the move never happened"
+    );
 }
 
 #[test]
@@ -310,6 +439,7 @@ fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_pa
     let kv = MemoryKv::new();
     let repo = Repo::new(&kv);
     let entry = |chat, at_ms| StepEntry {
+        id: format!("entry-{chat}"),
         bot_id: "b1".into(),
         chat_id: chat,
         step_id: STEP.into(),

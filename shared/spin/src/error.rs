@@ -81,9 +81,11 @@ impl ApiError {
         if self.status == 401 {
             response.set_header("www-authenticate", "Bearer");
         }
-        // Rate limits are per minute: try again in the next one.
-        if self.status == 429 {
-            response.set_header("retry-after", "60");
+        // Rate limits are per minute: try again in the next one, unless the error knows.
+        match (self.error.retry_after_s, self.status) {
+            (Some(s), _) => response.set_header("retry-after", s.to_string()),
+            (None, 429) => response.set_header("retry-after", "60"),
+            _ => {}
         }
         if let Some(allow) = &self.allow {
             response.set_header("allow", allow.join(", "));

@@ -129,12 +129,35 @@ impl Guard {
 /// Why a request to a host name was not sent.
 pub const UNGUARDED: &str = "not sent: this Spin does not block outbound requests to private networks, so a host name could lead to an internal address; run it with a runtime config that sets block_networks = [\"private\"] (runtime-config/sqlite.toml, docs/security.md)";
 
-/// The host's clock.
-pub struct SpinClock;
+/// The host's clock, shifted by `offset_ms` (zero but in a sweep run with a test clock, see
+/// [`SpinClock::for_sweep`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpinClock {
+    offset_ms: i64,
+}
+
+impl SpinClock {
+    /// The host's clock as it is.
+    pub const REAL: SpinClock = SpinClock { offset_ms: 0 };
+
+    /// The clock a retry sweep runs on: the host's, unless the operator allowed a test clock
+    /// (the `allow_test_clock` variable, never in production) and the sweep was asked to run
+    /// at `at` (Unix milliseconds), so a soak test can play hours of retries in minutes.
+    pub fn for_sweep(at: Option<&str>) -> SpinClock {
+        let allowed =
+            spin_sdk::variables::get("allow_test_clock").is_ok_and(|v| v.trim() == "true");
+        match at.and_then(|a| a.parse::<i64>().ok()) {
+            Some(at) if allowed => SpinClock {
+                offset_ms: at.saturating_sub(crate::now().0),
+            },
+            _ => SpinClock::REAL,
+        }
+    }
+}
 
 impl Clock for SpinClock {
     fn now(&self) -> Timestamp {
-        crate::now()
+        Timestamp(crate::now().0.saturating_add(self.offset_ms))
     }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);

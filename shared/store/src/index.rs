@@ -115,6 +115,11 @@ impl<'a> Index<'a> {
         Ok(out)
     }
 
+    /// Removes the counter (once every entry is removed: the index is then gone).
+    pub fn clear_counter(&self) -> Result<(), StoreError> {
+        self.kv.delete(&self.counter_key())
+    }
+
     /// Removes every entry and the counter.
     pub fn clear(&self) -> Result<(), StoreError> {
         for slot in 1..=self.last_slot()? {

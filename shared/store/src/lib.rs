@@ -4,11 +4,13 @@
 //! compare-and-swap updates that stay correct when the host's swap result cannot be trusted,
 //! and append-only index records on top. Nothing here scans keys.
 
+mod cleanup;
 mod index;
 mod memory;
 mod ops;
 mod records;
 
+pub use cleanup::{Cleanup, CleanupRun, Jobs, Listed};
 pub use index::{Index, IndexPage};
 pub use memory::{MemoryKv, Semantics, next_random};
 pub use ops::{OpId, strip_ops};

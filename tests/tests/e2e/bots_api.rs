@@ -119,6 +119,16 @@ async fn bots_are_created_listed_read_renamed_and_deleted_with_everything_they_o
     assert_eq!(gone.status, 204);
     assert_eq!(admin.status("GET", &format!("/api/bots/{a}")).await, 404);
     assert_eq!(admin.status("DELETE", &format!("/api/bots/{a}")).await, 404);
+    let r = client
+        .get(&format!("/api/bots/webhooks/{link}/updateDialog?chatId=1"))
+        .await
+        .unwrap();
+    assert_eq!(r.status, 404, "its links stop at once");
+    // Its dialogs go with the next sweep, in the background.
+    let sweep = admin.call("POST", "/api/deliveries/retry-due", None).await;
+    assert_eq!(sweep.status, 200);
+    assert_eq!(sweep.json()["cleaned"], 3, "{}", sweep.text());
+    assert_eq!(sweep.json()["left"]["cleanupJobs"], 0);
     let left: Vec<String> = snapshot(&app).into_iter().map(|(k, _)| k).collect();
     assert!(
         left.iter().all(|k| !k.contains(&a)),

@@ -1,0 +1,325 @@
+//! The outbox: which deliveries have an attempt due when, and the sweep that sends them.
+//!
+//! Each Unix minute is an [`Index`] of delivery ids, `due:{minute}:n` / `due:{minute}:{slot}`:
+//! scheduling is an append (one counter increment, one write) whatever the rate, so no record
+//! grows with traffic and no writer waits on another. `due:cursor` says how far the sweep got:
+//! every minute before `minute` is done, and in `minute` every slot up to `slot`. The last
+//! two minutes stay open (a writer whose clock is a little behind may still append to them),
+//! so an entry is never appended to a minute the sweep has closed.
+//!
+//! Two safety nets: a sweep leases each delivery it sends (a second sweep, or a sweep that
+//! died, cannot double-send or strand it), and every sweep that caught up walks a stretch of
+//! the log for deliveries that are pending or retrying but overdue (a store failure between
+//! two writes, or a host without atomics where two appends can collide) and puts them back.
+
+use std::time::Duration;
+
+use funnelhooks_core::Timestamp;
+use funnelhooks_store::{Index, Kv, StoreError};
+
+use crate::engine::{Attempts, Clock, Engine, LEASE, Sender, key};
+use crate::log::{Delivery, Status};
+
+/// How far back a sweep looks when no sweep ever ran.
+const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 60;
+/// Minutes that stay open for late appends: the current one and the one before.
+const OPEN_MINUTES: i64 = 2;
+/// A sweep stops starting work this close to the end of its budget.
+const MIN_LEFT: Duration = Duration::from_millis(500);
+/// Log entries one sweep checks for overdue deliveries.
+const RESCUE_PER_SWEEP: u64 = 100;
+/// An attempt this late, with the outbox caught up, was lost from it.
+const OVERDUE: Duration = Duration::from_secs(120);
+/// Legacy per-minute buckets (one JSON list a minute) may hold retries up to this far ahead
+/// of the last legacy sweep.
+const LEGACY_HORIZON_MINUTES: i64 = 2 * 24 * 60;
+
+const CURSOR: &str = "due:cursor";
+const RESCUE_CURSOR: &str = "dlvs:rescue";
+
+/// What a sweep of due attempts did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Attempts made.
+    pub attempted: usize,
+    /// Of those, delivered.
+    pub delivered: usize,
+    /// Of those, given up.
+    pub failed: usize,
+    /// Of those, scheduled again.
+    pub rescheduled: usize,
+    /// Overdue deliveries found missing from the outbox and put back.
+    pub rescued: usize,
+    /// The time budget ran out with work left: call again.
+    pub more: bool,
+    /// Whole minutes of the outbox not yet swept (0 when caught up).
+    pub minutes_behind: i64,
+}
+
+/// How far the sweep got, stored as `{"minute", "slot", "legacyUntil"}`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Cursor {
+    /// Every minute before this one is done.
+    minute: i64,
+    /// In `minute`, every slot up to this one is done.
+    slot: u64,
+    /// Legacy buckets may exist up to this minute.
+    legacy_until: i64,
+}
+
+/// What a sweep got when it tried to take a delivery.
+enum Claim {
+    /// Leased to this sweep.
+    Taken(Box<Delivery>),
+    /// Not (or no longer) due: sent, given up, taken by another sweep, or due in a later
+    /// minute (which has its own entry).
+    NotDue,
+    /// Due later in the minute being swept: its entry stays for a later sweep.
+    NotYet,
+    /// Due, but its attempt could outlast what is left of the sweep's budget.
+    NoTime,
+}
+
+/// How one outbox entry went.
+enum Entry {
+    /// Handled (sent, or not due): the entry is gone.
+    Done,
+    /// Due later in its minute: the entry stays.
+    Kept,
+    /// The budget cannot fit its attempt: it stays for the next sweep.
+    OutOfTime,
+}
+
+pub(crate) fn minute(t: Timestamp) -> i64 {
+    t.0.div_euclid(60_000)
+}
+
+fn bucket<'a>(kv: &'a dyn Kv, minute: i64) -> Index<'a> {
+    Index::new(kv, format!("due:{minute}"))
+}
+
+impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
+    /// Puts `id` in the outbox, due at `at` (or now, if `at` has passed: never into a minute
+    /// the sweep may have closed).
+    pub(crate) fn schedule(&self, at: Timestamp, id: &str) -> Result<(), StoreError> {
+        let m = minute(at).max(minute(self.clock.now()));
+        bucket(self.kv, m).add(id)?;
+        Ok(())
+    }
+
+    fn left(&self, started: Timestamp, budget: Duration) -> Duration {
+        let spent = Duration::from_millis((self.clock.now().0 - started.0).max(0) as u64);
+        budget.saturating_sub(spent)
+    }
+
+    fn cursor(&self, now_minute: i64) -> Result<Cursor, StoreError> {
+        let start = now_minute - FIRST_SWEEP_LOOKBACK_MINUTES;
+        Ok(match self.records().get::<serde_json::Value>(CURSOR)? {
+            None => Cursor {
+                minute: start,
+                ..Cursor::default()
+            },
+            // Before the outbox was an index: the last minute finished.
+            Some(serde_json::Value::Number(n)) => {
+                let done = n.as_i64().unwrap_or(start);
+                Cursor {
+                    minute: done + 1,
+                    slot: 0,
+                    legacy_until: now_minute + LEGACY_HORIZON_MINUTES,
+                }
+            }
+            Some(v) => Cursor {
+                minute: v["minute"].as_i64().unwrap_or(start),
+                slot: v["slot"].as_u64().unwrap_or(0),
+                legacy_until: v["legacyUntil"].as_i64().unwrap_or(0),
+            },
+        })
+    }
+
+    /// Sends every attempt that is due and can end within `budget` (an attempt starts only
+    /// when its timeout still fits), then, if caught up, looks for overdue deliveries; what
+    /// is left waits for the next sweep. Two sweeps at once never send the same attempt
+    /// twice: each delivery is leased.
+    pub fn retry_due(&self, budget: Duration) -> Result<Sweep, StoreError> {
+        let started = self.clock.now();
+        let now_minute = minute(started);
+        let mut sweep = Sweep::default();
+        let mut cursor = self.cursor(now_minute)?;
+        let mut m = cursor.minute;
+        'minutes: while m <= now_minute {
+            if self.left(started, budget) < MIN_LEFT {
+                sweep.more = true;
+                break;
+            }
+            let at_cursor = m == cursor.minute;
+            let from = if at_cursor { cursor.slot } else { 0 };
+            if from == 0 && m <= cursor.legacy_until {
+                self.sweep_legacy(m, &mut sweep, started, budget)?;
+            }
+            let due = bucket(self.kv, m);
+            let last = due.last_slot()?;
+            // The cursor moves past handled entries only up to the first one kept.
+            let mut advancing = at_cursor;
+            for slot in from + 1..=last {
+                match self.sweep_entry(&due, (m, slot), &mut sweep, started, budget)? {
+                    Entry::Done if advancing => cursor.slot = slot,
+                    Entry::Done => {}
+                    Entry::Kept => advancing = false,
+                    Entry::OutOfTime => {
+                        sweep.more = true;
+                        break 'minutes;
+                    }
+                }
+            }
+            if m > now_minute - OPEN_MINUTES {
+                m += 1;
+                continue;
+            }
+            due.clear_counter()?;
+            cursor.minute = m + 1;
+            cursor.slot = 0;
+            m += 1;
+        }
+        let saved = serde_json::json!({
+            "minute": cursor.minute, "slot": cursor.slot, "legacyUntil": cursor.legacy_until,
+        });
+        self.records().put(CURSOR, &saved)?;
+        sweep.minutes_behind = (now_minute - OPEN_MINUTES + 1 - cursor.minute).max(0);
+        if !sweep.more {
+            self.rescue_overdue(&mut sweep, started, budget)?;
+        }
+        Ok(sweep)
+    }
+
+    /// One outbox entry: takes its delivery if due and makes the attempt.
+    fn sweep_entry(
+        &self,
+        due: &Index<'_>,
+        (m, slot): (i64, u64),
+        sweep: &mut Sweep,
+        started: Timestamp,
+        budget: Duration,
+    ) -> Result<Entry, StoreError> {
+        if let Some(id) = due.get(slot)? {
+            match self.sweep_one(&id, m, sweep, (started, budget))? {
+                Entry::Done => {}
+                other => return Ok(other),
+            }
+        }
+        due.remove(slot)?;
+        Ok(Entry::Done)
+    }
+
+    /// Sends delivery `id` if it is due, for an entry in minute `m`.
+    fn sweep_one(
+        &self,
+        id: &str,
+        m: i64,
+        sweep: &mut Sweep,
+        (started, budget): (Timestamp, Duration),
+    ) -> Result<Entry, StoreError> {
+        let left = self.left(started, budget);
+        let delivery = match self.claim(id, m, left)? {
+            Claim::Taken(d) => *d,
+            Claim::NotDue => return Ok(Entry::Done),
+            Claim::NotYet => return Ok(Entry::Kept),
+            // Its attempt could outlast the request: the next sweep starts with it.
+            Claim::NoTime => return Ok(Entry::OutOfTime),
+        };
+        let done = self.run(delivery, Attempts::FirstOnly)?;
+        sweep.attempted += 1;
+        match done.status {
+            Status::Delivered => sweep.delivered += 1,
+            Status::Retrying => sweep.rescheduled += 1,
+            _ => sweep.failed += 1,
+        }
+        Ok(Entry::Done)
+    }
+
+    /// A minute's bucket as it was kept before: one JSON list of ids, removed once handled.
+    fn sweep_legacy(
+        &self,
+        m: i64,
+        sweep: &mut Sweep,
+        started: Timestamp,
+        budget: Duration,
+    ) -> Result<(), StoreError> {
+        let legacy = format!("due:{m}");
+        let Some(ids) = self.records().get::<Vec<String>>(&legacy)? else {
+            return Ok(());
+        };
+        for id in &ids {
+            // Not sent now: it goes to the new outbox (due now, or at its time).
+            match self.sweep_one(id, m, sweep, (started, budget))? {
+                Entry::Done => {}
+                Entry::Kept | Entry::OutOfTime => self.schedule(self.clock.now(), id)?,
+            }
+        }
+        self.kv.delete(&legacy)?;
+        self.kv.delete(&format!("{legacy}:born"))
+    }
+
+    /// Takes a due delivery for this sweep (its entry in minute `m`), if its attempt fits in
+    /// `left`: moves its next
+    /// attempt past the lease (and schedules that, in case this sweep dies) so no other sweep
+    /// sends it.
+    fn claim(&self, id: &str, m: i64, left: Duration) -> Result<Claim, StoreError> {
+        let now = self.clock.now();
+        let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
+        let claimed = self.records().modify(&key(id), |d: &mut Delivery| {
+            // Pending without a due time: logged before every delivery had one.
+            let due = !d.is_final() && d.next_attempt_at.is_none_or(|t| t <= now);
+            let later_in_minute =
+                !d.is_final() && d.next_attempt_at.is_some_and(|t| t > now && minute(t) <= m);
+            Ok::<_, StoreError>(if later_in_minute {
+                Claim::NotYet
+            } else if !due {
+                Claim::NotDue
+            } else if Duration::from_millis(d.timeout_ms) > left {
+                Claim::NoTime
+            } else {
+                d.next_attempt_at = Some(lease_end);
+                Claim::Taken(Box::new(d.clone()))
+            })
+        })?;
+        let claim = claimed.unwrap_or(Claim::NotDue);
+        if matches!(claim, Claim::Taken(_)) {
+            self.schedule(lease_end, id)?;
+        }
+        Ok(claim)
+    }
+
+    /// Walks the next stretch of the log (round and round, [`RESCUE_PER_SWEEP`] entries a
+    /// sweep) for deliveries that should have been sent more than [`OVERDUE`] ago, and puts
+    /// them back in the outbox, due now.
+    fn rescue_overdue(
+        &self,
+        sweep: &mut Sweep,
+        started: Timestamp,
+        budget: Duration,
+    ) -> Result<(), StoreError> {
+        let all = self.all();
+        let last = all.last_slot()?;
+        let mut slot: u64 = self.records().get(RESCUE_CURSOR)?.unwrap_or(0);
+        let late = Timestamp(self.clock.now().0 - OVERDUE.as_millis() as i64);
+        for _ in 0..RESCUE_PER_SWEEP.min(last) {
+            if self.left(started, budget) < MIN_LEFT {
+                sweep.more = true;
+                break;
+            }
+            slot = if slot >= last { 1 } else { slot + 1 };
+            let Some(id) = all.get(slot)? else { continue };
+            let Some(d) = self.records().get::<Delivery>(&key(&id))? else {
+                continue;
+            };
+            let due = d
+                .next_attempt_at
+                .unwrap_or(Timestamp(d.created_at.0 + LEASE.as_millis() as i64));
+            if !d.is_final() && due < late {
+                self.schedule(self.clock.now(), &d.id)?;
+                sweep.rescued += 1;
+            }
+        }
+        self.records().put(RESCUE_CURSOR, &slot)
+    }
+}
