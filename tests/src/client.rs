@@ -86,6 +86,11 @@ impl Client {
         })
     }
 
+    /// The base URL requests go to (`http://127.0.0.1:<port>`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Result<Reply> {
         self.send("GET", path, &[], Bytes::new()).await

@@ -52,6 +52,7 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Op::DeleteBot => bots::delete(&ctx),
         Op::CreateLink => webhooks::create(&ctx),
         Op::ListLinks => webhooks::list(&ctx),
+        Op::ImportLink => webhooks::import(&ctx),
         Op::RevokeLink => webhooks::revoke(&ctx),
         Op::ListFields => fields::list(&ctx),
         Op::PutField => fields::put(&ctx),

@@ -14,6 +14,19 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     Ok(json(201, &link.view(&public_base(ctx.req))))
 }
 
+/// `PUT /api/bots/{botId}/webhooks/{postbackId}`: imports a Chatterfy link's id, so its
+/// trackers keep working with only the origin changed. `201` when new, `200` when the bot had
+/// it already, `409 postback_id_in_use` when another bot has it.
+pub(crate) fn import(ctx: &Ctx) -> Result<Response, Error> {
+    let (link, created) = ctx.repo.import_link(
+        ctx.params.get("botId"),
+        ctx.params.get("postbackId"),
+        ctx.now,
+    )?;
+    let status = if created { 201 } else { 200 };
+    Ok(json(status, &link.view(&public_base(ctx.req))))
+}
+
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
     let base = public_base(ctx.req);

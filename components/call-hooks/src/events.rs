@@ -21,7 +21,24 @@ pub(crate) struct FanOut {
     deliveries: Vec<Delivery>,
 }
 
+/// The ingest key the request presents: in the URL's path (`…/events/{pathKey}`), the
+/// `X-Ingest-Key` header or `?key=`.
 fn check_key(ctx: &Ctx, service: &Service) -> Result<(), Error> {
+    let wrong = || {
+        Error::new(
+            Kind::Unauthorized,
+            "bad_ingest_key",
+            "this is not the service's ingest key (was it rotated?)",
+        )
+        .at("key")
+    };
+    let in_path = ctx.params.get("pathKey");
+    if !in_path.is_empty() {
+        return match service.path_key_matches(in_path) {
+            true => Ok(()),
+            false => Err(wrong()),
+        };
+    }
     let given = ctx
         .req
         .header("x-ingest-key")
@@ -33,17 +50,12 @@ fn check_key(ctx: &Ctx, service: &Service) -> Result<(), Error> {
         return Err(Error::new(
             Kind::Unauthorized,
             "missing_ingest_key",
-            "send the service's ingest key in X-Ingest-Key or ?key=",
+            "send the service's ingest key in the URL's path, X-Ingest-Key or ?key=",
         )
         .at("key"));
     }
     if !service.key_matches(given.trim()) {
-        return Err(Error::new(
-            Kind::Unauthorized,
-            "bad_ingest_key",
-            "this is not the service's ingest key (was it rotated?)",
-        )
-        .at("key"));
+        return Err(wrong());
     }
     Ok(())
 }

@@ -65,7 +65,9 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 
 fn serve(ctx: &Ctx, op: Op) -> Result<(Response, Option<events::FanOut>), funnelhooks_core::Error> {
     let answer = match op {
-        Op::IngestEvent | Op::IngestEventGet => return events::ingest(ctx),
+        Op::IngestEvent | Op::IngestEventGet | Op::IngestEventByPath | Op::IngestEventByPathGet => {
+            return events::ingest(ctx);
+        }
         Op::ListParameters => Ok(services::parameters()),
         Op::CreateService => services::create(ctx),
         Op::ListServices => services::list(ctx),

@@ -20,6 +20,24 @@ fn ingest_url(ctx: &Ctx, service: &Service, key: &str) -> String {
     )
 }
 
+/// Where the service's events go, the key in the path: what a call tracker whose webhook
+/// form has only host, port and path (CallKeeper's) is given.
+fn ingest_path(service: &Service) -> String {
+    format!(
+        "/api/calls/services/{}/events/{}",
+        service.id,
+        service.path_key()
+    )
+}
+
+/// The service as the admin sees it: with the ingest URL that carries its path key.
+fn view(ctx: &Ctx, service: &Service) -> Json {
+    let mut v = service.view();
+    v["ingestPath"] = Json::from(ingest_path(service));
+    v["ingestUrlWithKey"] = Json::from(format!("{}{}", public_base(ctx.req), ingest_path(service)));
+    v
+}
+
 /// The preset call parameters, each with a line of description.
 fn preset_list() -> Json {
     Json::Array(
@@ -40,7 +58,7 @@ pub(crate) fn parameters() -> Response {
 
 /// The service as shown once, with its new key and ingest URL.
 fn with_key(ctx: &Ctx, service: &Service, key: String) -> Json {
-    let mut v = service.view();
+    let mut v = view(ctx, service);
     v["ingestUrl"] = Json::from(ingest_url(ctx, service, &key));
     v["ingestKey"] = Json::from(key);
     v
@@ -58,13 +76,13 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
     let services = ctx.repo.services(page.after(), page.limit)?;
-    Ok(json(200, &services.to_json(Service::view)))
+    Ok(json(200, &services.to_json(|s| view(ctx, s))))
 }
 
 /// `GET /api/calls/services/{id}`: the service, its hooks and the call parameters.
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
-    let mut v = service.view();
+    let mut v = view(ctx, &service);
     v["hooks"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
     v["parameters"] = preset_list();
     Ok(json(200, &v))

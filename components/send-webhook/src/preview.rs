@@ -7,7 +7,7 @@ use funnelhooks_dialogs::Dialog;
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::body;
 use funnelhooks_steps::sample::sample;
-use funnelhooks_template::{LintKind, Name, Target, Template};
+use funnelhooks_template::{KeyMatch, Known, LintKind, Name, Target, Template, match_key};
 use spin_sdk::http::Response;
 
 use crate::Ctx;
@@ -46,6 +46,29 @@ fn context(ctx: &Ctx, m: &Members<'_>) -> Result<(Dialog, Vec<String>), Error> {
     }
 }
 
+/// Whether `key` is a custom field of the dialog or the bot: exactly, by letter case alone
+/// (as rendering uses it), or ambiguously.
+fn known_field(key: &str, dialog: &Dialog, defined: &[String]) -> Known {
+    if dialog.fields.contains_key(key) || defined.iter().any(|k| k == key) {
+        return Known::Yes;
+    }
+    let mut all: Vec<&str> = dialog.fields.keys().map(String::as_str).collect();
+    all.extend(defined.iter().map(String::as_str));
+    all.sort_unstable();
+    all.dedup();
+    match match_key(key, all.iter().copied()) {
+        KeyMatch::Exact(_) => Known::Yes,
+        KeyMatch::CaseOnly(k) => Known::AsKey(k.to_string()),
+        KeyMatch::Ambiguous => Known::Ambiguous(
+            all.iter()
+                .filter(|k| k.eq_ignore_ascii_case(key))
+                .map(|k| k.to_string())
+                .collect(),
+        ),
+        KeyMatch::None => Known::No,
+    }
+}
+
 /// `{"template", "target": "url|json|form|header|text", "botId"?, "chatId"?, "sample"?}`.
 pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
     let body = body(ctx.req)?;
@@ -67,8 +90,8 @@ pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
         .render(&dialog)
         .map_err(|e| Error::from(e).at("template"))?;
     let known = |name: &Name| match name {
-        Name::Field { key, .. } => dialog.fields.contains_key(key) || fields.contains(key),
-        _ => true,
+        Name::Field { key, .. } => known_field(key, &dialog, &fields),
+        _ => Known::Yes,
     };
     let lints = template.lint(known);
     let unknown: Vec<&str> = lints

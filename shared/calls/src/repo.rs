@@ -7,7 +7,7 @@
 //! `callevs:{serviceId}:…` (the events remembered, oldest dropped beyond
 //! [`MAX_REMEMBERED_EVENTS`]).
 
-use funnelhooks_core::secret::{hash_hex, matches_hash};
+use funnelhooks_core::secret::{hash_hex, matches_hash, same_secret};
 use funnelhooks_core::{Error, Kind, Page, Timestamp, is_uuid, new_id};
 use funnelhooks_delivery::SigningSecret;
 use funnelhooks_delivery::TargetPolicy;
@@ -91,6 +91,20 @@ impl Service {
     /// Whether `key` is this service's ingest key (compared as hashes, in constant time).
     pub fn key_matches(&self, key: &str) -> bool {
         matches_hash(key, &self.key_hash)
+    }
+
+    /// The key that goes in an ingest URL's path, for call trackers whose webhook form has
+    /// no header and no `?`: `pk_` and 48 hex digits derived from the ingest key's hash, so
+    /// the service view can show it, and rotating the key changes it.
+    pub fn path_key(&self) -> String {
+        let derived = hash_hex(format!("ingest-path:{}", self.key_hash).as_bytes());
+        format!("pk_{}", &derived[..48])
+    }
+
+    /// Whether `given`, the last segment of an ingest URL's path, opens this service: its
+    /// path key, or its ingest key itself.
+    pub fn path_key_matches(&self, given: &str) -> bool {
+        same_secret(given, &self.path_key()) || self.key_matches(given)
     }
 
     /// The hook `id`, or a 404.

@@ -219,12 +219,22 @@ fn none<W>() -> Option<W> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PostbackLink {
-    /// Random UUID (122 random bits): the secret.
+    /// The secret: a random UUID (122 random bits), or an id imported from Chatterfy so its
+    /// trackers keep working ([`valid_link_id`]).
     pub id: String,
     /// The bot it updates.
     pub bot_id: String,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// Whether `id` can be a postback link id: 16 to 64 of `A-Z a-z 0-9 - _`. Chatterfy's ids
+/// are UUID-shaped but not always hexadecimal (its own docs show `8f1el0ed-a1d2-…`).
+pub fn valid_link_id(id: &str) -> bool {
+    (16..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 impl PostbackLink {

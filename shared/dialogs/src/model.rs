@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use funnelhooks_core::Timestamp;
-use funnelhooks_template::{Builtin, Context, Value};
+use funnelhooks_template::{Builtin, Context, Value, match_key};
 use serde::{Deserialize, Serialize};
 
 /// Who drives the dialog.
@@ -156,7 +156,14 @@ impl Context for Dialog {
     }
 
     fn field(&self, key: &str) -> Option<Value<'_>> {
-        Some(match self.fields.get(key)? {
+        // Exactly, else by letter case when one field alone matches (`refId` for `refID`).
+        let value = match self.fields.get(key) {
+            Some(v) => v,
+            None => self
+                .fields
+                .get(match_key(key, self.fields.keys().map(String::as_str)).key()?)?,
+        };
+        Some(match value {
             FieldValue::Bool(b) => Value::Bool(*b),
             FieldValue::Number(n) => match n.as_i64() {
                 Some(i) => Value::Int(i),

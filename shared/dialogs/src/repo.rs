@@ -22,7 +22,9 @@ use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
-use crate::bots::{Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind};
+use crate::bots::{
+    Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, valid_link_id,
+};
 use crate::handoff::StepReached;
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
 use crate::model::Dialog;
@@ -63,6 +65,11 @@ fn link_key(id: &str) -> String {
 pub fn step_key(bot: &str, id: &str) -> String {
     format!("step:{bot}:{id}")
 }
+/// [`dialog_key`] with `{}` for the chat id (a cleanup job's template).
+fn dialog_key_template(bot: &str) -> String {
+    format!("dlg:{bot}:{{}}")
+}
+
 pub(crate) fn dialog_key(bot: &str, chat: i64) -> String {
     format!("dlg:{bot}:{chat}")
 }
@@ -85,6 +92,14 @@ fn step_missing() -> Error {
 }
 
 /// The same answer for a link that never existed and one that was revoked.
+fn too_many_links() -> Error {
+    Error::new(
+        Kind::Invalid,
+        "too_many_webhooks",
+        format!("a bot has at most {MAX_LINKS} postback links; revoke one first"),
+    )
+}
+
 fn link_missing() -> Error {
     Error::not_found(
         "unknown_webhook",
@@ -181,6 +196,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         // jobs), a bounded stretch at a time: the job is queued first, so whatever fails
         // after it, nothing is left behind; the bot is gone for every reader at once.
         let mut extra: Vec<String> = bot.links.iter().map(|l| link_key(l)).collect();
+        extra.extend(bot.links.iter().map(|l| format!("{}:born", link_key(l))));
         extra.extend(bot.steps.iter().map(|s| step_key(id, s)));
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("bot {id}"),
@@ -190,7 +206,7 @@ impl<'a, K: Kv> Repo<'a, K> {
             listed: if self.kv.atomic() {
                 Vec::new()
             } else {
-                split::listed_parts(&dialog_key(id, 0).replace(":0", ":{}"))
+                split::listed_parts(&dialog_key_template(id))
             },
             done: 0,
         })?;
@@ -201,7 +217,7 @@ impl<'a, K: Kv> Repo<'a, K> {
 
     /// Every key a dialog of `bot` may have, with `{}` for its chat id.
     fn dialog_key_templates(&self, bot: &Bot) -> Vec<String> {
-        let base = dialog_key(&bot.id, 0).replace(":0", ":{}");
+        let base = dialog_key_template(&bot.id);
         let mut keys = vec![base.clone(), format!("{base}:slot"), format!("{base}:born")];
         if !self.kv.atomic() {
             keys.extend(split::part_templates(&base, bot));
@@ -220,17 +236,78 @@ impl<'a, K: Kv> Repo<'a, K> {
         };
         self.modify_bot(bot_id, now, |bot| {
             if bot.links.len() >= MAX_LINKS {
-                return Err(Error::new(
-                    Kind::Invalid,
-                    "too_many_webhooks",
-                    format!("a bot has at most {MAX_LINKS} postback links; revoke one first"),
-                ));
+                return Err(too_many_links());
             }
             bot.links.push(link.id.clone());
             Ok(())
         })?;
         self.records().put(&link_key(&link.id), &link)?;
         Ok(link)
+    }
+
+    /// Imports postback link `link_id` (a Chatterfy link's id, so its trackers keep working
+    /// with only the origin changed) for the bot; `true` when it is new. Importing it again
+    /// into the same bot changes nothing; an id in use by another bot is refused.
+    pub fn import_link(
+        &self,
+        bot_id: &str,
+        link_id: &str,
+        now: Timestamp,
+    ) -> Result<(PostbackLink, bool), Error> {
+        if !valid_link_id(link_id) {
+            return Err(Error::invalid(
+                "bad_postback_id",
+                "postbackId",
+                "a postback id is 16 to 64 of A-Z a-z 0-9 - _ (Chatterfy's are UUID-shaped)",
+            ));
+        }
+        self.bot(bot_id)?;
+        let key = link_key(link_id);
+        let fresh = PostbackLink {
+            id: link_id.to_string(),
+            bot_id: bot_id.to_string(),
+            created_at: now,
+        };
+        // An election settles two imports of one id at once: one bot gets it.
+        let (link, modified) = self.records().upsert(
+            &key,
+            &format!("{key}:born"),
+            || fresh.clone(),
+            |l: &mut PostbackLink| Ok::<_, Error>(l.clone()),
+        )?;
+        if link.bot_id != bot_id {
+            return Err(Error::conflict(
+                "postback_id_in_use",
+                "this postback id is in use by another bot; revoke it there first",
+            )
+            .at("postbackId"));
+        }
+        let created = modified == Modified::Created;
+        let added = self.modify_bot(bot_id, now, |bot| {
+            if bot.links.iter().any(|l| l == link_id) {
+                return Ok(());
+            }
+            if bot.links.len() >= MAX_LINKS {
+                return Err(too_many_links());
+            }
+            bot.links.push(link_id.to_string());
+            Ok(())
+        });
+        if let Err(e) = added {
+            // Not the bot's: the id stays free.
+            if created {
+                self.forget_link(link_id)?;
+            }
+            return Err(e);
+        }
+        Ok((link, created))
+    }
+
+    fn forget_link(&self, link_id: &str) -> Result<(), Error> {
+        let key = link_key(link_id);
+        self.kv.delete(&key)?;
+        self.kv.delete(&format!("{key}:born"))?;
+        Ok(())
     }
 
     /// The bot's postback links, oldest first.
@@ -254,8 +331,7 @@ impl<'a, K: Kv> Repo<'a, K> {
             }
             Ok(())
         })?;
-        self.kv.delete(&link_key(link_id))?;
-        Ok(())
+        self.forget_link(link_id)
     }
 
     // ---- custom fields
@@ -408,7 +484,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         link_id: &str,
         params: Vec<(String, Param)>,
     ) -> Result<(Bot, Update), Error> {
-        if !is_uuid(link_id) {
+        if !valid_link_id(link_id) {
             return Err(link_missing());
         }
         let link: PostbackLink = self

@@ -4,7 +4,8 @@
 //! - `chatId` (required): the Telegram chat id, a signed 64-bit integer.
 //! - `stepId`: a step of this bot; sets `stepId` and `stepKey`.
 //! - `status`: `auto`, `manual` or `blocked`.
-//! - `fields.KEY`, `details.KEY` and a bare `KEY`: custom field KEY, typed by the bot's field
+//! - `fields.KEY`, `details.KEY` and a bare `KEY`: custom field KEY (or the one defined field
+//!   that differs from KEY only in letter case), typed by the bot's field
 //!   definitions; a key the bot does not define is stored as text and reported.
 //! - `tracker.KEY`: tracker field KEY, stored as text.
 //! - `addTag` / `addTags` and `removeTag` / `removeTags`: tags, comma-separated or (in JSON)
@@ -16,6 +17,7 @@
 use std::collections::BTreeMap;
 
 use funnelhooks_core::{Error, Timestamp, chat};
+use funnelhooks_template::match_key;
 use serde_json::Value as Json;
 
 use crate::limits::{
@@ -153,6 +155,9 @@ impl Update {
         }
         match scope {
             "fields" | "details" => {
+                // A defined field exactly, else by letter case when only one matches.
+                let keys = schema.fields.keys().map(String::as_str);
+                let key = match_key(key, keys).key().unwrap_or(key);
                 let typed = typed_value(name, value, schema.fields.get(key).copied())?;
                 if !schema.fields.contains_key(key)
                     && !self.undefined_fields.iter().any(|k| k == key)

@@ -578,3 +578,48 @@ fn a_dialog_cannot_grow_past_its_size_limit() {
     let d = repo.dialog(&repo.bot(&bot.id).unwrap(), 9).unwrap();
     assert_eq!(d.fields.len(), i, "the refused postback changed nothing");
 }
+
+#[test]
+fn an_imported_link_id_belongs_to_one_bot_even_when_two_import_it_at_once() {
+    for (mode, kv) in atomic_stores() {
+        let kv = Arc::new(kv);
+        let repo = Repo::new(kv.as_ref());
+        let bots: Vec<String> = (0..8)
+            .map(|i| repo.create_bot(format!("bot {i}"), NOW).unwrap().id)
+            .collect();
+        let threads: Vec<_> = bots
+            .iter()
+            .cloned()
+            .map(|bot| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    Repo::new(kv.as_ref())
+                        .import_link(&bot, "55833627-242e-4061-9b0a-30da3e9cf7d4", NOW)
+                        .map(|(link, created)| (link.bot_id, created))
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        let winners: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(winners.len(), 1, "{mode}: {results:?}");
+        for r in results.iter().filter_map(|r| r.as_ref().err()) {
+            assert_eq!(r.code, "postback_id_in_use", "{mode}");
+        }
+        let owner = &winners[0].0;
+        let with_link: Vec<_> = bots
+            .iter()
+            .filter(|b| !repo.bot(b).unwrap().links.is_empty())
+            .collect();
+        assert_eq!(with_link, [owner], "{mode}: only the winner lists it");
+        // Chatterfy's docs print an id that is not hexadecimal; it is accepted as written.
+        let (link, created) = repo
+            .import_link(&bots[0], "8f1el0ed-a1d2-4a9d-bc30-2e19f2062789", NOW)
+            .unwrap();
+        assert!(created && link.id.starts_with("8f1el0ed"), "{mode}");
+        let bad = repo.import_link(&bots[0], "short", NOW).unwrap_err();
+        assert_eq!(
+            (bad.code, bad.field.as_deref()),
+            ("bad_postback_id", Some("postbackId"))
+        );
+    }
+}

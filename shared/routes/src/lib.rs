@@ -148,6 +148,7 @@ pub mod bots_api {
         "DELETE" "/api/bots/{botId}" "deleteBot" Admin DeleteBot,
         "POST" "/api/bots/{botId}/webhooks" "createPostbackLink" Admin CreateLink,
         "GET" "/api/bots/{botId}/webhooks" "listPostbackLinks" Admin ListLinks,
+        "PUT" "/api/bots/{botId}/webhooks/{postbackId}" "importPostbackLink" Admin ImportLink,
         "DELETE" "/api/bots/{botId}/webhooks/{postbackId}" "revokePostbackLink" Admin RevokeLink,
         "GET" "/api/bots/{botId}/fields" "listFields" Admin ListFields,
         "PUT" "/api/bots/{botId}/fields/{key}" "putField" Admin PutField,
@@ -198,6 +199,8 @@ pub mod call_hooks {
         "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/test-send" "testSendHook" Admin TestSendHook,
         "POST" "/api/calls/services/{serviceId}/events" "ingestCallEvent" IngestKey IngestEvent,
         "GET" "/api/calls/services/{serviceId}/events" "ingestCallEventGet" IngestKey IngestEventGet,
+        "POST" "/api/calls/services/{serviceId}/events/{pathKey}" "ingestCallEventByPath" IngestKey IngestEventByPath,
+        "GET" "/api/calls/services/{serviceId}/events/{pathKey}" "ingestCallEventByPathGet" IngestKey IngestEventByPathGet,
     }
 }
 

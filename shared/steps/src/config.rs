@@ -12,7 +12,8 @@
 //! ```
 //!
 //! `body` is `"none"`, `"profile"` (the BotHelp-style subscriber profile) or
-//! `{"template": "...", "contentType": "json" | "form" | "text"}`. The config is read once —
+//! `{"template": "...", "contentType": "json" | "form" | "text"}`. `method` defaults to `GET`,
+//! or `POST` when there is a body. The config is read once —
 //! from a request body or from the stored step — into [`WebhookConfig`], with every template
 //! parsed; a mistake is an error naming the member and the byte position. The stored form is
 //! the same JSON as the input (the secret included), so reading a step is reading its config
@@ -180,7 +181,11 @@ impl WebhookConfig {
             .ok_or_else(|| Error::invalid("missing_field", "url", "the URL is required"))?;
         let url = template("url", url, Target::Url)?;
         check_url_shape(&url)?;
+        let headers = headers(m.text_map("headers")?)?;
+        let body = body(m.get("body"))?;
+        // A body without a method is POSTed (BotHelp always POSTs its profile).
         let method = match m.text("method")? {
+            None if body != Body::None => Method::Post,
             None => Method::Get,
             Some(t) => Method::parse(t).ok_or_else(|| {
                 Error::invalid(
@@ -190,8 +195,6 @@ impl WebhookConfig {
                 )
             })?,
         };
-        let headers = headers(m.text_map("headers")?)?;
-        let body = body(m.get("body"))?;
         if method == Method::Get && body != Body::None {
             return Err(Error::invalid(
                 "body_with_get",
@@ -298,7 +301,7 @@ fn check_url_shape(url: &Template) -> Result<(), Error> {
         .at_position(0));
     }
     if let Some(lint) = url
-        .lint(|_| true)
+        .lint(|_| funnelhooks_template::Known::Yes)
         .into_iter()
         .find(|l| l.kind == LintKind::VariableInHost)
     {

@@ -1,24 +1,24 @@
-//! The subscriber profile a `"body": "profile"` step sends: BotHelp's webhook body, filled
-//! from our dialog. Field by field:
+//! The subscriber profile a `"body": "profile"` step sends: BotHelp's webhook body (seed 003),
+//! member for member and type for type, filled from our dialog:
 //!
-//! | member | from the dialog |
-//! |---|---|
-//! | `created_at` | `createdAt` in Unix seconds (`null` before the chat starts) |
-//! | `name` | `name` (empty when unknown) |
-//! | `first_name`, `last_name` | `name` split at its first space |
-//! | `profile_link` | `https://t.me/{username}` (empty without a username) |
-//! | `email`, `phone` | the custom fields `email` and `phone` (empty when absent) |
-//! | `conversations_count` | 1 once the chat started, else 0 |
-//! | `first_contact_at` | `createdAt` in Unix seconds (`null` before the chat starts) |
-//! | `last_contact_at` | `updatedAt` in Unix seconds |
-//! | `user_id` | `chatId`, as a string |
-//! | `username` | the Telegram username (empty when unknown) |
-//! | `created_at_show` | `createdAt` as `14/07/2017 07:56:32 UTC` (empty before the start) |
-//! | `utm_*` | each tracker field whose key starts with `utm_` |
-//! | every custom field | its key and value (numbers and booleans stay JSON numbers and booleans) |
+//! | member | type | from the dialog |
+//! |---|---|---|
+//! | `created_at` | number | `createdAt` in Unix seconds; `0` before the chat starts (no profile yet) |
+//! | `name` | string | `name` (empty when unknown) |
+//! | `first_name`, `last_name` | string | `name` split at its first space |
+//! | `profile_link` | string | `https://t.me/{username}` (empty without a username) |
+//! | `email`, `phone` | string | the custom fields `email` and `phone` (empty when absent) |
+//! | `conversations_count` | number | 1 once the chat started, else 0 |
+//! | `first_contact_at` | number | as `created_at` |
+//! | `last_contact_at` | number | `updatedAt` in Unix seconds |
+//! | `user_id` | string | `chatId` |
+//! | `bothelp_user_id` | string | always empty: there is no BotHelp profile behind a dialog |
+//! | `created_at_show` | string | `createdAt` as `14/07/2017 07:56:32 UTC` (empty before the start) |
+//! | `cuid` | string | always empty: GetCourse/Bizon365 ids are BotHelp's own |
+//! | `utm_*` | string | each tracker field whose key starts with `utm_` |
+//! | every custom field | string | its key and its value as text (`"21"`, `"true"`), as BotHelp sends them |
 //!
 //! A custom field whose key is one of the standard members above does not replace it.
-//! BotHelp's `bothelp_user_id` and `cuid` have no equivalent here and are left out.
 
 use funnelhooks_dialogs::{Dialog, FieldValue};
 use funnelhooks_template::datetime::{Buf, DateForm, format};
@@ -28,13 +28,14 @@ use serde_json::{Map, Value as Json};
 /// members over them.
 pub fn profile(dialog: &Dialog) -> Json {
     let mut out = Map::new();
+    // BotHelp sends every custom field as text.
     for (key, value) in &dialog.fields {
         let v = match value {
-            FieldValue::Bool(b) => Json::from(*b),
-            FieldValue::Number(n) => Json::Number(n.clone()),
-            FieldValue::Text(t) => Json::from(t.as_str()),
+            FieldValue::Bool(b) => b.to_string(),
+            FieldValue::Number(n) => n.to_string(),
+            FieldValue::Text(t) => t.clone(),
         };
-        out.insert(key.clone(), v);
+        out.insert(key.clone(), Json::from(v));
     }
     for (key, value) in &dialog.tracker {
         if key.starts_with("utm_") {
@@ -48,7 +49,7 @@ pub fn profile(dialog: &Dialog) -> Json {
 }
 
 /// BotHelp's standard members, from the dialog.
-fn standard(dialog: &Dialog) -> [(&'static str, Json); 13] {
+fn standard(dialog: &Dialog) -> [(&'static str, Json); 14] {
     let text = |key: &str| match dialog.fields.get(key) {
         Some(FieldValue::Text(t)) => t.clone(),
         Some(FieldValue::Number(n)) => n.to_string(),
@@ -59,7 +60,7 @@ fn standard(dialog: &Dialog) -> [(&'static str, Json); 13] {
         Some((f, l)) => (f.to_string(), l.trim().to_string()),
         None => (name.trim().to_string(), String::new()),
     };
-    let created = dialog.created_at.map(|t| t.0.div_euclid(1000));
+    let created = dialog.created_at.map_or(0, |t| t.0.div_euclid(1000));
     let show = dialog
         .created_at
         .map(|t| {
@@ -88,7 +89,8 @@ fn standard(dialog: &Dialog) -> [(&'static str, Json); 13] {
             Json::from(dialog.updated_at.0.div_euclid(1000)),
         ),
         ("user_id", Json::from(dialog.chat_id.to_string())),
-        ("username", Json::from(username)),
+        ("bothelp_user_id", Json::from("")),
         ("created_at_show", Json::from(show)),
+        ("cuid", Json::from("")),
     ]
 }

@@ -87,9 +87,33 @@ fn a_bothelp_profile_post_carries_the_documented_members() {
     assert_eq!(body["user_id"], "1227280");
     assert_eq!(body["created_at_show"], "10/03/2024 17:49:32 UTC");
     assert_eq!(body["utm_source"], "tg");
-    assert_eq!(body["userBalance"], json!(5000));
-    assert_eq!(body["vip"], json!(true));
+    assert_eq!(
+        body["userBalance"], "5000",
+        "custom fields as text, as BotHelp sends them"
+    );
+    assert_eq!(body["vip"], "true");
+    assert_eq!(
+        (body["bothelp_user_id"].clone(), body["cuid"].clone()),
+        (json!(""), json!(""))
+    );
+    assert!(
+        body.get("username").is_none(),
+        "not a member of BotHelp's profile"
+    );
     assert!(body.get("sub2").is_none(), "only utm_* tracker fields");
+}
+
+#[test]
+fn a_body_without_a_method_is_posted() {
+    let c = config(json!({"url": "https://hooks.example.com/bothelp", "body": "profile"}));
+    let p = prepare(&c, &dialog(), TargetPolicy::default()).unwrap();
+    assert_eq!(p.request.method, "POST");
+    let c = config(json!({"url": "https://hooks.example.com/k?a={chatId}"}));
+    let p = prepare(&c, &dialog(), TargetPolicy::default()).unwrap();
+    assert_eq!(
+        p.request.method, "GET",
+        "no body: GET, as Chatterfy's postbacks"
+    );
 }
 
 #[test]
@@ -207,7 +231,7 @@ fn saving_a_bad_config_names_the_member_and_the_position() {
             None,
         ),
         (
-            json!({"url": "https://x.example/", "body": "profile"}),
+            json!({"url": "https://x.example/", "method": "GET", "body": "profile"}),
             "webhook.body",
             "body_with_get",
             None,

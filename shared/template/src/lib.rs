@@ -36,7 +36,7 @@ pub mod value;
 pub use datetime::DateForm;
 pub use error::{ErrorKind, TemplateError};
 pub use escape::Slot;
-pub use name::{Builtin, Name};
+pub use name::{Builtin, KeyMatch, Name, match_key};
 pub use parse::{Part, Tag, Target};
 pub use value::{Context, MapContext, OwnedValue, Value};
 
@@ -95,6 +95,23 @@ pub enum LintKind {
     VariableInHost,
     /// `raw` in a URL or JSON, where an unescaped value can break the structure.
     RawValue,
+    /// A field name that matches a custom field only by letter case (it is used).
+    FieldCase,
+    /// A field name that matches several custom fields by letter case (none is used).
+    AmbiguousField,
+}
+
+/// Whether the caller knows a name (a custom field of the bot, of the dialog).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Known {
+    /// Yes, as written.
+    Yes,
+    /// No.
+    No,
+    /// Only as this key, which differs in letter case.
+    AsKey(String),
+    /// As several keys that differ from it and each other only in letter case.
+    Ambiguous(Vec<String>),
 }
 
 impl LintKind {
@@ -106,6 +123,8 @@ impl LintKind {
             LintKind::UnclosedTag => "unclosed_tag",
             LintKind::VariableInHost => "variable_in_host",
             LintKind::RawValue => "raw_value",
+            LintKind::FieldCase => "field_case",
+            LintKind::AmbiguousField => "ambiguous_field",
         }
     }
 }
@@ -265,7 +284,7 @@ impl Template {
 
     /// Reports unknown names (builtins are always known; `known` decides the rest), unclosed
     /// tags, variables in a URL's host, and `raw` where it can break a URL or JSON.
-    pub fn lint(&self, known: impl Fn(&Name) -> bool) -> Vec<Lint> {
+    pub fn lint(&self, known: impl Fn(&Name) -> Known) -> Vec<Lint> {
         let mut lints = Vec::new();
         for part in &self.parts {
             match part {
@@ -277,17 +296,37 @@ impl Template {
         lints
     }
 
-    fn lint_tag(&self, tag: &Tag, known: &impl Fn(&Name) -> bool, lints: &mut Vec<Lint>) {
+    fn lint_tag(&self, tag: &Tag, known: &impl Fn(&Name) -> Known, lints: &mut Vec<Lint>) {
         let written = &self.source[tag.name_span.0..tag.name_span.1];
-        if !matches!(tag.name, Name::Builtin(_)) && !known(&tag.name) {
-            lints.push(Lint::new(
-                tag.name_span,
+        let knowledge = match tag.name {
+            Name::Builtin(_) => Known::Yes,
+            _ => known(&tag.name),
+        };
+        let lint = match knowledge {
+            Known::Yes => None,
+            Known::No => Some((
                 LintKind::UnknownName,
                 format!(
                     "unknown name {written:?}: not a built-in ({}) nor a known field",
                     Builtin::ALL.map(Builtin::as_str).join(", ")
                 ),
-            ));
+            )),
+            Known::AsKey(key) => Some((
+                LintKind::FieldCase,
+                format!(
+                    "{written:?} matches the custom field {key:?} only by letter case; it is used, but write {key:?}"
+                ),
+            )),
+            Known::Ambiguous(keys) => Some((
+                LintKind::AmbiguousField,
+                format!(
+                    "{written:?} matches several custom fields by letter case ({}); none is used: write one exactly",
+                    keys.join(", ")
+                ),
+            )),
+        };
+        if let Some((kind, message)) = lint {
+            lints.push(Lint::new(tag.name_span, kind, message));
         }
         if tag.slot == Slot::UrlAuthority {
             lints.push(Lint::new(

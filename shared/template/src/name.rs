@@ -8,6 +8,9 @@
 //! - A bare `KEY` that is not a built-in is a custom field (Chatterfy's `{KEYCUSTOMFIELD}`).
 //! - `tracker.KEY` is a tracker field; if there is none under KEY exactly, the all-lower-case
 //!   KEY is tried (trackers send `clickid`, people write `{tracker.clickId}`).
+//! - A custom field key matches exactly first; failing that, a key that differs only in
+//!   letter case, when exactly one does ([`match_key`]): Chatterfy's own docs write
+//!   `refID=12345` and then `{{fields.refId}}`.
 
 use crate::value::{Context, Value};
 
@@ -152,6 +155,46 @@ impl Name {
                 .or_else(|| folded.as_deref().and_then(|f| ctx.tracker(f))),
         }
     }
+}
+
+/// How a written key matches a set of keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMatch<'a> {
+    /// The very key.
+    Exact(&'a str),
+    /// One key that differs only in letter case.
+    CaseOnly(&'a str),
+    /// Several keys that differ only in letter case: none is chosen.
+    Ambiguous,
+    /// No key.
+    None,
+}
+
+impl<'a> KeyMatch<'a> {
+    /// The key matched, exactly or by case alone.
+    pub fn key(self) -> Option<&'a str> {
+        match self {
+            KeyMatch::Exact(k) | KeyMatch::CaseOnly(k) => Some(k),
+            KeyMatch::Ambiguous | KeyMatch::None => None,
+        }
+    }
+}
+
+/// Matches `written` against `keys`: exactly first, else by letter case when unique.
+pub fn match_key<'a>(written: &str, keys: impl IntoIterator<Item = &'a str>) -> KeyMatch<'a> {
+    let mut found = KeyMatch::None;
+    for key in keys {
+        if key == written {
+            return KeyMatch::Exact(key);
+        }
+        if key.eq_ignore_ascii_case(written) {
+            found = match found {
+                KeyMatch::None => KeyMatch::CaseOnly(key),
+                _ => KeyMatch::Ambiguous,
+            };
+        }
+    }
+    found
 }
 
 /// Bytes a name may contain: ASCII letters, digits, `_`, `-` and `.`.

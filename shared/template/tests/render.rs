@@ -1,7 +1,7 @@
 //! What users of Chatterfy, Keitaro and BotHelp templates see rendered.
 
 use funnelhooks_template::{
-    Builtin, ErrorKind, LintKind, MapContext, Name, OwnedValue, Slot, Target, Template,
+    Builtin, ErrorKind, Known, LintKind, MapContext, Name, OwnedValue, Slot, Target, Template,
 };
 
 const KEITARO: &str = "https://keitaro.yoursite.com/25123a/postback?subid={tracker.clickid}&username={username}&chatid={chatId}&startdialogue={createdAt}";
@@ -274,7 +274,10 @@ fn errors_name_the_position_and_the_problem() {
 fn lint_reports_unknown_names_unclosed_tags_and_risky_spots_with_offsets() {
     let src = "https://{fields.host}/p?a={usernme}&b={{ fields.refId }}&c={{ chatId &d={q|raw}";
     let t = Template::parse(src, Target::Url).unwrap();
-    let lints = t.lint(|n| matches!(n, Name::Field { key, .. } if key == "refId"));
+    let lints = t.lint(|n| match n {
+        Name::Field { key, .. } if key == "refId" => Known::Yes,
+        _ => Known::No,
+    });
     let kinds: Vec<(LintKind, &str)> = lints
         .iter()
         .map(|l| (l.kind, &src[l.offset..l.end]))
@@ -301,4 +304,33 @@ fn a_parsed_template_is_reusable_and_rendering_does_not_touch_it() {
     }
     assert_eq!(t, copy);
     assert_eq!(t.source(), KEITARO);
+}
+
+#[test]
+fn a_field_written_in_another_letter_case_is_used_when_it_is_the_only_match_and_linted() {
+    // Seed 001: `refID=12345` is written, `{{fields.refId}}` is read.
+    let t = Template::parse(
+        "https://some.service.com/signup?refId={{fields.refId}}",
+        Target::Url,
+    )
+    .unwrap();
+    let keys = ["refID", "userBalance"];
+    assert_eq!(
+        funnelhooks_template::match_key("refId", keys),
+        funnelhooks_template::KeyMatch::CaseOnly("refID")
+    );
+    assert_eq!(
+        funnelhooks_template::match_key("refid", ["refID", "REFID"]),
+        funnelhooks_template::KeyMatch::Ambiguous
+    );
+    let lints = t.lint(|_| Known::AsKey("refID".into()));
+    assert_eq!(lints.len(), 1);
+    assert_eq!(lints[0].kind, LintKind::FieldCase);
+    assert!(
+        lints[0].message.contains("\"refID\""),
+        "{}",
+        lints[0].message
+    );
+    let lints = t.lint(|_| Known::Ambiguous(vec!["refID".into(), "REFID".into()]));
+    assert_eq!(lints[0].kind, LintKind::AmbiguousField);
 }

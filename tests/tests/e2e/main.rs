@@ -18,6 +18,7 @@ mod real_spin;
 mod round_trips;
 mod scenarios;
 mod security;
+mod seeds;
 mod send_webhook;
 mod stores;
 mod update_dialog;

@@ -1,6 +1,6 @@
-//! The scenarios on the real runtime: the built `.wasm` files under `spin up`, Spin 4.1 and
-//! Spin 3.6 (SpinKube's generation), each with its default SQLite store and with Redis
-//! (`redis-server` started for the test). In CI a missing `spin`, `spin-3.6` or
+//! The scenarios and the seed examples on the real runtime: the built `.wasm` files under
+//! `spin up`, Spin 4.1 and Spin 3.6 (SpinKube's generation), each with its default SQLite
+//! store and with Redis (`redis-server` started for the test). In CI a missing `spin`, `spin-3.6` or
 //! `redis-server` fails these tests; elsewhere they are skipped, saying so.
 
 use funnelhooks_tests::spin_cli::{RedisServer, SpinUp, Store, require};
@@ -63,7 +63,11 @@ async fn run(spin: &str, version: &str, kind: Kind) {
         atomic: true,
     };
     // On failure, what Spin and the components printed is the first thing to read.
-    let outcome = tokio::spawn(async move { run_all(&target).await }).await;
+    let outcome = tokio::spawn(async move {
+        run_all(&target).await;
+        crate::seeds::run_all(&target).await;
+    })
+    .await;
     if let Err(e) = outcome {
         panic!(
             "{label}: {}\n--- spin log ---\n{}",

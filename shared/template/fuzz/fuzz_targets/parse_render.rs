@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
         Target::Text,
     ] {
         if let Ok(t) = Template::parse(src, target) {
-            let _ = t.lint(|_| false);
+            let _ = t.lint(|_| funnelhooks_template::Known::No);
             if let Ok(r) = t.render(&ctx) {
                 if target == Target::Header {
                     assert!(!r.output.contains(['\r', '\n', '\0']));
