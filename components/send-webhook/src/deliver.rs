@@ -55,11 +55,12 @@ pub(crate) fn deliver(
     let config = match (&step.webhook, &step.kind) {
         (Some(config), StepKind::SendWebhook) => config,
         _ => {
-            return Err(Error::invalid(
+            // The request is fine; the step it names is of another kind.
+            return Err(Error::conflict(
                 "not_a_webhook_step",
-                "stepId",
                 "this step is not a send-webhook step with a webhook config",
-            ));
+            )
+            .at("stepId"));
         }
     };
     let owner = Owner::Step {

@@ -14,7 +14,7 @@ use crate::Ctx;
 use crate::deliver::{DialogChoice, dialog_or_sample};
 
 /// Longest template a preview renders: as long as a step's templates may be.
-const MAX_TEMPLATE: usize = funnelhooks_steps::config::MAX_TEMPLATE_BYTES;
+const MAX_TEMPLATE: usize = funnelhooks_steps::config::MAX_TEMPLATE_CHARS;
 
 fn target(name: Option<&str>) -> Result<Target, Error> {
     Ok(match name.unwrap_or("text") {
@@ -36,6 +36,10 @@ fn target(name: Option<&str>) -> Result<Target, Error> {
 /// The dialog to render against, and the custom field keys its bot defines.
 fn context(ctx: &Ctx, m: &Members<'_>) -> Result<(Dialog, Vec<String>), Error> {
     let choice = DialogChoice::from_members(m)?;
+    // A chat id is checked even where it is not used (no botId): a typo is said, not hidden.
+    if let Some(chat) = m.get("chatId").filter(|c| !c.is_null()) {
+        funnelhooks_core::chat::from_json(chat, "chatId")?;
+    }
     match m.text("botId")? {
         Some(bot) => {
             let bot = ctx.repo.bot(bot)?;
@@ -76,11 +80,11 @@ pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
     let source = m
         .text("template")?
         .ok_or_else(|| Error::invalid("missing_field", "template", "the template to render"))?;
-    if source.len() > MAX_TEMPLATE {
+    if source.chars().count() > MAX_TEMPLATE {
         return Err(Error::invalid(
             "value_too_long",
             "template",
-            format!("at most {MAX_TEMPLATE} bytes"),
+            format!("at most {MAX_TEMPLATE} characters"),
         ));
     }
     let target = target(m.text("target")?)?;

@@ -426,11 +426,11 @@ fn call_id(params: &Map<String, Json>) -> Result<String, Error> {
             "the call id is required: it tells a repeated event from a new one",
         ));
     }
-    if id.len() > MAX_CALL_ID || id.chars().any(char::is_control) {
+    if id.chars().count() > MAX_CALL_ID || id.chars().any(char::is_control) {
         return Err(Error::invalid(
             "bad_call_id",
             "id",
-            format!("at most {MAX_CALL_ID} bytes without control characters"),
+            format!("at most {MAX_CALL_ID} characters, without control characters"),
         ));
     }
     Ok(id)

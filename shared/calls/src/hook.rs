@@ -131,8 +131,7 @@ fn protocol(given: Option<&str>) -> Result<&'static str, Error> {
 fn port(given: Option<&Json>, protocol: &str) -> Result<u16, Error> {
     match given {
         None => Ok(if protocol == "https" { 443 } else { 80 }),
-        Some(p) => p
-            .as_u64()
+        Some(p) => funnelhooks_core::json::whole(p)
             .or_else(|| p.as_str().and_then(|s| s.trim().parse().ok()))
             .filter(|p| (1..=65535).contains(p))
             .map(|p| p as u16)
@@ -463,20 +462,17 @@ fn host(given: Option<&str>) -> Result<String, Error> {
 
 /// Everything before `?`, starting with `/`.
 fn path(given: &str) -> Result<String, Error> {
-    let given = given.trim();
+    let given = given.trim_matches(' ');
     let bad = |why: &str| Error::invalid("bad_path", "path", why);
     if given.contains('?') || given.contains('#') {
         return Err(bad(
             "the path is everything before '?': put query parameters in parameters",
         ));
     }
-    if given.len() > MAX_PATH || given.chars().any(|c| c.is_control() || c == ' ') {
+    if given.chars().count() > MAX_PATH || given.chars().any(|c| c.is_control() || c == ' ') {
         return Err(bad(
             "at most 2048 characters, without spaces or control characters",
         ));
-    }
-    if given.contains("://") {
-        return Err(bad("only the path: the host goes in host"));
     }
     Ok(if given.starts_with('/') {
         given.to_string()
@@ -512,11 +508,11 @@ fn parameter(row: &Json) -> Result<HookParam, Error> {
             ));
         }
     };
-    if name.len() > MAX_PARAMETER_TEXT || name.chars().any(char::is_control) {
+    if name.chars().count() > MAX_PARAMETER_TEXT || name.chars().any(char::is_control) {
         return Err(Error::invalid(
             "bad_name",
             "name",
-            "at most 2048 bytes without control characters",
+            "at most 2048 characters, without control characters",
         ));
     }
     let value = match (m.get("param"), m.get("value"), m.get("template")) {
@@ -524,7 +520,7 @@ fn parameter(row: &Json) -> Result<HookParam, Error> {
         (None, Some(v), None) => ParamValue::Constant(constant(v)?),
         (None, None, Some(t)) => {
             let t = text_of(t, "template")?;
-            if t.len() > MAX_PARAMETER_TEXT {
+            if t.chars().count() > MAX_PARAMETER_TEXT {
                 return Err(too_long("template"));
             }
             ParamValue::Template(
@@ -553,7 +549,7 @@ fn too_long(member: &str) -> Error {
     Error::invalid(
         "too_long",
         member,
-        format!("at most {MAX_PARAMETER_TEXT} bytes"),
+        format!("at most {MAX_PARAMETER_TEXT} characters"),
     )
 }
 
@@ -585,7 +581,7 @@ fn constant(value: &Json) -> Result<String, Error> {
         v @ (Json::Number(_) | Json::Bool(_)) => v.to_string(),
         _ => return Err(Error::invalid("wrong_type", "value", "expected text")),
     };
-    if text.len() > MAX_PARAMETER_TEXT {
+    if text.chars().count() > MAX_PARAMETER_TEXT {
         return Err(too_long("value"));
     }
     Ok(text)

@@ -21,7 +21,15 @@ pub fn parse(text: &str, field: &str) -> Result<i64, Error> {
 /// A chat id from JSON: a whole number, or text holding one.
 pub fn from_json(value: &Json, field: &str) -> Result<i64, Error> {
     match value {
-        Json::Number(n) => n.as_i64().ok_or_else(|| bad(field)),
+        // 1227280.0 is a whole number too; beyond 2^53 only integers are exact.
+        Json::Number(n) => n
+            .as_i64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            })
+            .ok_or_else(|| bad(field)),
         Json::String(s) => parse(s, field),
         _ => Err(bad(field)),
     }

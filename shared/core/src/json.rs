@@ -35,6 +35,17 @@ pub fn body(bytes: &[u8], limit: usize) -> Result<Json, Error> {
     }
 }
 
+/// A whole number, however JSON wrote it: `315` or `315.0` (JSON Schema's `integer` is
+/// both); `None` for fractions, negatives, text.
+pub fn whole(value: &Json) -> Option<u64> {
+    value.as_u64().or_else(|| {
+        value
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= u64::MAX as f64)
+            .map(|f| f as u64)
+    })
+}
+
 /// A required text, trimmed: not blank, at most `max` bytes; errors name `field`.
 pub fn required_text(value: Option<String>, field: &str, max: usize) -> Result<String, Error> {
     let text = value.map(|v| v.trim().to_string()).unwrap_or_default();

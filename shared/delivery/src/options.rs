@@ -2,7 +2,7 @@
 //! (`timeoutMs`, `retry.maxAttempts`, `signingSecret`), checked once when a config is read.
 
 use funnelhooks_core::Error;
-use funnelhooks_core::json::Members;
+use funnelhooks_core::json::{Members, whole};
 use serde_json::Value as Json;
 
 use crate::signing::SigningSecret;
@@ -42,8 +42,7 @@ impl DeliveryOptions {
     pub fn from_members(m: &Members<'_>) -> Result<Self, Error> {
         let timeout_ms = match m.get("timeoutMs") {
             None => DEFAULT_TIMEOUT_MS,
-            Some(t) => t
-                .as_u64()
+            Some(t) => whole(t)
                 .filter(|t| (100..=MAX_TIMEOUT_MS).contains(t))
                 .ok_or_else(|| {
                     Error::invalid(
@@ -59,7 +58,7 @@ impl DeliveryOptions {
                 let r = Members::of(retry, &["maxAttempts"]).map_err(|e| e.under("retry"))?;
                 let schedule = crate::retry::SCHEDULE.len() as u64;
                 r.get("maxAttempts")
-                    .and_then(Json::as_u64)
+                    .and_then(whole)
                     .filter(|n| (1..=schedule).contains(n))
                     .ok_or_else(|| {
                         Error::invalid(

@@ -82,6 +82,13 @@ pub fn from_json(body: &[u8]) -> Result<Vec<(String, Param)>, Error> {
                     out.push((name.clone(), scalar(&name, v)?));
                 }
             }
+            _ if matches!(key.as_str(), "fields" | "details" | "tracker") => {
+                return Err(Error::invalid(
+                    "bad_value",
+                    &key,
+                    "expected an object of KEY: value",
+                ));
+            }
             other => {
                 let param = scalar(&key, other)?;
                 out.push((key, param));

@@ -8,6 +8,8 @@
 //!   that differs from KEY only in letter case), typed by the bot's field
 //!   definitions; a key the bot does not define is stored as text and reported.
 //! - `tracker.KEY`: tracker field KEY, stored as text.
+//! - `fields[KEY]`, `details[KEY]`, `tracker[KEY]`: the same, as forms and OpenAPI's
+//!   `deepObject` write them.
 //! - `addTag` / `addTags` and `removeTag` / `removeTags`: tags, comma-separated or (in JSON)
 //!   an array. Removal happens after adding.
 //!
@@ -108,6 +110,18 @@ pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Res
         ));
     }
     for (name, value) in params {
+        // `&=` or a stray `&` in a tracker's URL: nothing to apply (but a list or an object
+        // under no name is a broken body, not a stray character).
+        if name.is_empty() {
+            if matches!(value, Param::Json(Json::Array(_) | Json::Object(_))) {
+                return Err(Error::invalid(
+                    "bad_value",
+                    "",
+                    "a value without a name is ignored only when it is text, a number or a boolean",
+                ));
+            }
+            continue;
+        }
         match reserved(&name) {
             Some(Reserved::ChatId) => update.chat_id = parse_chat_id(&name, &value)?,
             Some(Reserved::StepId) => update.step = Some(step(&name, &value, schema)?),
@@ -122,12 +136,13 @@ pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Res
 
 fn step(name: &str, value: &Param, schema: &BotSchema<'_>) -> Result<StepRef, Error> {
     let id = text(name, value)?;
+    // Not found, as a step named anywhere else (send now, a path) is.
     (schema.step)(id.trim())?.ok_or_else(|| {
-        Error::invalid(
+        Error::not_found(
             "unknown_step",
-            name,
             format!("this bot has no step {:?}", id.trim()),
         )
+        .at(name)
     })
 }
 
@@ -145,7 +160,15 @@ fn status(name: &str, value: &Param) -> Result<Status, Error> {
 impl Update {
     /// `fields.KEY`, `details.KEY`, a bare `KEY` or `tracker.KEY`.
     fn custom(&mut self, name: &str, value: &Param, schema: &BotSchema<'_>) -> Result<(), Error> {
-        let (scope, key) = name.split_once('.').unwrap_or(("fields", name));
+        // `tracker.KEY`, or the bracket form forms and OpenAPI's deepObject write:
+        // `tracker[KEY]`.
+        let bracketed = name
+            .strip_suffix(']')
+            .and_then(|n| n.split_once('['))
+            .filter(|(_, key)| !key.contains(['[', ']']));
+        let (scope, key) = bracketed
+            .or_else(|| name.split_once('.'))
+            .unwrap_or(("fields", name));
         if !valid_key(key) {
             return Err(Error::invalid(
                 "bad_key",
@@ -218,10 +241,21 @@ fn check_len(name: &str, value: &str) -> Result<(), Error> {
 
 fn tags(name: &str, value: &Param) -> Result<Vec<String>, Error> {
     let raw: Vec<String> = match value {
+        // In JSON, tags are strings: `true` or `5` is a mistake, not a tag.
         Param::Json(Json::Array(items)) => items
             .iter()
-            .map(|i| text(name, &Param::Json(i.clone())))
+            .map(|i| match i {
+                Json::String(t) => Ok(t.clone()),
+                _ => Err(Error::invalid("bad_tag", name, "tags are strings")),
+            })
             .collect::<Result<_, _>>()?,
+        Param::Json(j) if !j.is_string() => {
+            return Err(Error::invalid(
+                "bad_tag",
+                name,
+                "tags are text, comma-separated, or an array of strings",
+            ));
+        }
         other => text(name, other)?.split(',').map(str::to_string).collect(),
     };
     let mut out = Vec::new();

@@ -116,13 +116,16 @@ fn a_rejected_postback_leaves_the_store_exactly_as_it_was() {
             .iter()
             .map(|k| (k.clone(), kv.get(k).unwrap()))
             .collect();
-        for bad in [
-            "chatId=7&refID=1&userBalance=lots",
-            "chatId=8&refID=1&stepId=00000000-0000-4000-8000-000000000000",
-            "chatId=9&status=sleeping&refID=2",
+        for (bad, kind) in [
+            ("chatId=7&refID=1&userBalance=lots", Kind::Invalid),
+            (
+                "chatId=8&refID=1&stepId=00000000-0000-4000-8000-000000000000",
+                Kind::NotFound,
+            ),
+            ("chatId=9&status=sleeping&refID=2", Kind::Invalid),
         ] {
             let e = get(&kv, &bot.link, bad).unwrap_err();
-            assert_eq!(e.kind, Kind::Invalid, "{mode}: {bad}");
+            assert_eq!(e.kind, kind, "{mode}: {bad}");
         }
         let after: Vec<_> = kv
             .keys()

@@ -130,7 +130,7 @@ fn every_bad_parameter_is_named_with_the_right_status() {
         ),
         (
             "chat_id=1&stepId=nope",
-            Kind::Invalid,
+            Kind::NotFound,
             "unknown_step",
             "stepId",
         ),

@@ -265,6 +265,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 47);
+        assert_eq!(ids.len(), 50);
     }
 }

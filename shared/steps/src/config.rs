@@ -33,7 +33,7 @@ use serde_json::{Map, Value as Json, json};
 /// Most headers a config sets.
 pub const MAX_HEADERS: usize = 32;
 /// Longest template (URL, header value or body) in a config.
-pub const MAX_TEMPLATE_BYTES: usize = 16 * 1024;
+pub const MAX_TEMPLATE_CHARS: usize = 16 * 1024;
 
 /// HTTP methods a webhook may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,11 +158,11 @@ const MEMBERS: [&str; 8] = [
 ];
 
 fn template(field: &str, source: &str, target: Target) -> Result<Template, Error> {
-    if source.len() > MAX_TEMPLATE_BYTES {
+    if source.chars().count() > MAX_TEMPLATE_CHARS {
         return Err(Error::invalid(
             "too_long",
             field,
-            format!("a template is at most {MAX_TEMPLATE_BYTES} bytes"),
+            format!("a template is at most {MAX_TEMPLATE_CHARS} characters"),
         ));
     }
     Template::parse(source, target).map_err(|e| Error::from(e).at(field))

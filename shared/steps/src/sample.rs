@@ -34,7 +34,8 @@ pub fn sample(
             ("username", Json::String(s)) => d.username = Some(s.clone()),
             ("name", Json::String(s)) => d.name = Some(s.clone()),
             ("chatId", v) => {
-                d.chat_id = v.as_i64().ok_or_else(|| bad("chatId", "a whole number"))?
+                d.chat_id = funnelhooks_core::chat::from_json(v, "sample.chatId")
+                    .map_err(|_| bad("chatId", "a Telegram chat id (a signed 64-bit number)"))?
             }
             ("fields", Json::Object(m)) => {
                 for (k, v) in m {

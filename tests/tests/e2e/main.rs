@@ -4,6 +4,7 @@
 mod bots_api;
 mod call_hooks;
 mod common;
+mod conformance;
 mod guarantees;
 mod health;
 mod host_headers;

@@ -165,7 +165,7 @@ async fn every_bad_postback_is_a_json_4xx_naming_the_parameter_and_stores_nothin
             "GET",
             "chatId=5&refID=2&stepId=00000000-0000-4000-8000-000000000000".into(),
             "",
-            422,
+            404,
             "unknown_step",
             json!("stepId"),
         ),

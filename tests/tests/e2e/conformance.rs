@@ -1,0 +1,64 @@
+//! The document and the server agree: schemathesis runs every check of `openapi.yaml`
+//! (examples, coverage, fuzzing and the stateful phase its links allow) against the real
+//! `spin up`, with a fixed seed and a bounded number of examples so a run is repeatable; any
+//! server error or mismatch fails the test with schemathesis' report. `scripts/test`
+//! installs schemathesis (pinned) into `target/schemathesis-venv`.
+
+use std::process::Command;
+
+use funnelhooks_tests::repo_root;
+use funnelhooks_tests::spin_cli::{SpinUp, Store, require};
+
+use crate::common::ADMIN_TOKEN;
+
+/// Examples per operation and phase: enough to reach every operation and its checks, few
+/// enough for a test run of about a minute.
+const MAX_EXAMPLES: &str = "10";
+/// A fixed seed: the same run each time (a new mismatch shows when the document or the
+/// server changes, not at random).
+const SEED: &str = "20261130";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schemathesis_finds_no_server_error_and_no_mismatch_on_the_real_spin() {
+    let Some(spin) = require("spin").unwrap() else {
+        return;
+    };
+    let Some(st) = require("st").unwrap() else {
+        return;
+    };
+    let env = [
+        ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS", "true"),
+    ];
+    let manifest = repo_root().join("spin.toml");
+    let up = tokio::task::spawn_blocking(move || {
+        SpinUp::start(&spin, &manifest, Store::Sqlite, &env, "/api/health")
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"));
+    let url = up.url().to_string();
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(st)
+            .current_dir(repo_root())
+            .args(["run", "openapi.yaml", "--url", &url])
+            .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
+            .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
+            .args(["--seed", SEED, "--workers", "2", "--no-color"])
+            .output()
+            .expect("schemathesis runs")
+    })
+    .await
+    .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{report}\n{}\n--- spin log ---\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        up.log_tail()
+    );
+    assert!(
+        report.contains("Stateful"),
+        "the stateful phase ran: {report}"
+    );
+}
