@@ -234,15 +234,24 @@ impl<'a, K: Kv> Repo<'a, K> {
             bot_id: bot_id.to_string(),
             created_at: now,
         };
+        self.list_link(bot_id, &link.id, now)?;
+        self.records().put(&link_key(&link.id), &link)?;
+        Ok(link)
+    }
+
+    /// Adds `link_id` to the bot's links (once), within [`MAX_LINKS`].
+    fn list_link(&self, bot_id: &str, link_id: &str, now: Timestamp) -> Result<(), Error> {
         self.modify_bot(bot_id, now, |bot| {
+            if bot.links.iter().any(|l| l == link_id) {
+                return Ok(());
+            }
             if bot.links.len() >= MAX_LINKS {
                 return Err(too_many_links());
             }
-            bot.links.push(link.id.clone());
+            bot.links.push(link_id.to_string());
             Ok(())
         })?;
-        self.records().put(&link_key(&link.id), &link)?;
-        Ok(link)
+        Ok(())
     }
 
     /// Imports postback link `link_id` (a Chatterfy link's id, so its trackers keep working
@@ -283,17 +292,7 @@ impl<'a, K: Kv> Repo<'a, K> {
             .at("postbackId"));
         }
         let created = modified == Modified::Created;
-        let added = self.modify_bot(bot_id, now, |bot| {
-            if bot.links.iter().any(|l| l == link_id) {
-                return Ok(());
-            }
-            if bot.links.len() >= MAX_LINKS {
-                return Err(too_many_links());
-            }
-            bot.links.push(link_id.to_string());
-            Ok(())
-        });
-        if let Err(e) = added {
+        if let Err(e) = self.list_link(bot_id, link_id, now) {
             // Not the bot's: the id stays free.
             if created {
                 self.forget_link(link_id)?;
