@@ -1,5 +1,6 @@
 //! Lists are paged the same way everywhere: `?limit=1..200` (default 50) and `?cursor=` with
-//! the previous page's `nextCursor`; an empty cursor is the first page.
+//! the previous page's `nextCursor`; an empty cursor is the first page, an empty limit is
+//! refused.
 
 use serde_json::{Value as Json, json};
 
@@ -52,7 +53,8 @@ impl Paging {
                 )
             })?),
         };
-        let limit = match form::param(query, "limit").filter(|l| !l.is_empty()) {
+        // An empty `limit=` is a mistake worth naming, unlike an empty cursor (the first page).
+        let limit = match form::param(query, "limit") {
             None => DEFAULT_PAGE,
             Some(l) => match l.parse::<usize>() {
                 Ok(n @ 1..=MAX_PAGE) => n,
@@ -96,6 +98,8 @@ mod tests {
         );
         assert_eq!(Paging::from_query("cursor=12").unwrap().after(), 12);
         let e = Paging::from_query("limit=201").unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("limit"));
+        let e = Paging::from_query("cursor=96667&limit=").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("limit"));
         let e = Paging::from_query("cursor=x").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("cursor"));
