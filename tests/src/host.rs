@@ -432,6 +432,10 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // `FUNNELHOOKS_PERFMAP=1`: name the compiled Wasm functions for `perf` (benchmarks).
+        if std::env::var_os("FUNNELHOOKS_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         Engine::new(&config).expect("wasmtime engine")
     })
 }

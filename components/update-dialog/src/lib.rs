@@ -66,7 +66,7 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     let kv = SpinKv::open_default()?;
     let repo = Repo::new(&kv);
     let at = now();
-    let done = repo.postback(params.get("postbackId"), update, at, dialog_limits())?;
+    let done = repo.postback(params.get("postbackId"), update, at, &dialog_limits)?;
     // Handed off before the dialog changed (see `funnelhooks_dialogs::handoff`): if the
     // chained delivery never happens, the retry sweep delivers it.
     let reached = done.step_entry;

@@ -70,7 +70,12 @@ impl Admission {
         *self == Admission::default()
     }
 
-    /// Why a new dialog may not be created at `now`, if it may not.
+    /// Whether [`Admission::refusal`] could refuse at `now` (whatever the limits).
+    pub fn may_refuse(&self, now: Timestamp) -> bool {
+        self.full || now.0 < self.closed_until
+    }
+
+    /// Why a new dialog may not be created at `now` under `limits`, if it may not.
     pub fn refusal(&self, now: Timestamp, limits: crate::limits::DialogLimits) -> Option<Error> {
         if self.full && limits.total > 0 {
             return Some(Error::new(

@@ -513,16 +513,21 @@ impl<'a, K: Kv> Repo<'a, K> {
     }
 
     /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
-    /// dialog is created only within `limits`.
+    /// dialog is created only within `limits`, asked for only when they matter (a bot closed
+    /// to new dialogs, an admission check): reading them costs the host a lookup.
     pub fn postback(
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
         now: Timestamp,
-        limits: DialogLimits,
+        limits: &dyn Fn() -> DialogLimits,
     ) -> Result<Postback, Error> {
         let (bot, update) = self.read_postback(link_id, params)?;
-        let refusal = bot.admission.refusal(now, limits);
+        let refusal = bot
+            .admission
+            .may_refuse(now)
+            .then(limits)
+            .and_then(|l| bot.admission.refusal(now, l));
         // Handed off before the dialog changes: once the move is written, its delivery can
         // no longer be lost (see `handoff`).
         let handoff = match &update.step {
@@ -542,8 +547,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         };
         let (dialog, slot, entered) =
             self.change_dialog(&bot, update.chat_id, now, refusal, change)?;
-        if let Some(slot) = slot {
-            self.admit(&bot, slot, now, limits)?;
+        if let Some(slot) = slot
+            && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
+        {
+            self.admit(&bot, slot, now, limits())?;
         }
         let created = slot.is_some();
         let entered_step = update.step.clone().filter(|_| entered);
@@ -630,9 +637,6 @@ impl<'a, K: Kv> Repo<'a, K> {
         now: Timestamp,
         limits: DialogLimits,
     ) -> Result<(), Error> {
-        if !slot.is_multiple_of(ADMISSION_CHECK_EVERY) {
-            return Ok(());
-        }
         let minute = now.0.div_euclid(60_000);
         self.records().modify(&bot_key(&bot.id), |b: &mut Bot| {
             let a = &mut b.admission;

@@ -52,7 +52,7 @@ fn get(
         link,
         from_request(query, None, b"").unwrap(),
         NOW,
-        DialogLimits::default(),
+        &DialogLimits::default,
     )
 }
 
@@ -423,7 +423,7 @@ fn a_move_into_a_webhook_step_is_handed_off_before_the_dialog_changes_and_record
         )
         .unwrap();
     let update = from_request(&query, None, b"").unwrap();
-    let failed = Repo::new(&failing).postback(&bot.link, update, NOW, DialogLimits::default());
+    let failed = Repo::new(&failing).postback(&bot.link, update, NOW, &DialogLimits::default);
     assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
     let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
     let stale = Repo::new(&failing.0).stale_handoffs(later, 10).unwrap();
@@ -532,7 +532,7 @@ fn a_flood_of_new_chats_is_stopped_for_the_minute_and_existing_dialogs_keep_work
         let repo = Repo::new(&kv);
         let post = |chat: i64, at: Timestamp| {
             let params = from_request(&format!("chatId={chat}&userBalance=1"), None, b"").unwrap();
-            repo.postback(&bot.link, params, at, limits)
+            repo.postback(&bot.link, params, at, &|| limits)
         };
         let mut refused_at = None;
         for chat in 1..=(4 * ADMISSION_CHECK_EVERY as i64) {
