@@ -5,6 +5,7 @@ mod bots_api;
 mod call_hooks;
 mod common;
 mod conformance;
+mod console;
 mod guarantees;
 mod health;
 mod host_headers;

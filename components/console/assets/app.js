@@ -1,0 +1,944 @@
+// funnelhooks console: a single-page app over the management API. No framework and no build
+// step: the file is served as written. Every value from the API is written into the page as
+// text (textContent / DOM nodes), never as HTML, because dialog fields come from public
+// postbacks.
+'use strict';
+
+(() => {
+  const RU = (window.FH_I18N && window.FH_I18N.ru) || {};
+  const main = document.getElementById('main');
+  const langSelect = document.getElementById('lang');
+  const signOutButton = document.getElementById('signout');
+  const TOKEN_KEY = 'fh.token';
+  const LANG_KEY = 'fh.lang';
+
+  // ---- language -------------------------------------------------------------------------
+  let lang = localStorage.getItem(LANG_KEY) || ((navigator.language || '').startsWith('ru') ? 'ru' : 'en');
+
+  /** The text in the chosen language, with {name} placeholders filled in. */
+  function t(text, vars) {
+    let out = (lang === 'ru' && RU[text]) || text;
+    if (vars) {
+      for (const [k, v] of Object.entries(vars)) out = out.split('{' + k + '}').join(String(v));
+    }
+    return out;
+  }
+
+  // ---- DOM ------------------------------------------------------------------------------
+  /** An element; strings among the children become text nodes, never markup. */
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v == null || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else if (k === 'value') el.value = v;
+      else if (k === 'checked') el.checked = !!v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const kid of kids.flat(Infinity)) {
+      if (kid == null || kid === false) continue;
+      el.append(kid instanceof Node ? kid : String(kid));
+    }
+    return el;
+  }
+
+  let fieldSeq = 0;
+  /** A labelled control; `name` is the API member it edits, so errors can find it. */
+  function field(label, control, hint) {
+    const id = 'f' + (++fieldSeq);
+    control.id = id;
+    const kids = [h('label', { for: id }, label), control];
+    if (hint) {
+      control.setAttribute('aria-describedby', id + 'h');
+      kids.push(h('small', { class: 'muted', id: id + 'h' }, hint));
+    }
+    return h('div', { class: 'field' }, kids);
+  }
+  function input(name, value, attrs) {
+    return h('input', Object.assign({ type: 'text', name, value: value == null ? '' : value }, attrs || {}));
+  }
+  function select(name, options, value, attrs) {
+    const el = h('select', Object.assign({ name }, attrs || {}),
+      options.map(([v, label]) => h('option', { value: v }, label)));
+    el.value = value == null ? options[0][0] : value;
+    return el;
+  }
+  function button(label, onclick, cls, attrs) {
+    return h('button', Object.assign({ type: 'button', class: cls, onclick }, attrs || {}), label);
+  }
+  function badge(text, cls) { return h('span', { class: 'badge ' + (cls || text) }, t(text)); }
+  function when(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    return isNaN(d) ? String(iso) : d.toLocaleString(lang === 'ru' ? 'ru-RU' : 'en-GB');
+  }
+  function enc(s) { return encodeURIComponent(s); }
+  let toastTimer;
+  function toast(text) {
+    const el = document.getElementById('toast');
+    el.textContent = text;
+    el.classList.add('show');
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => el.classList.remove('show'), 2500);
+  }
+  /** Copies text; falls back to a selected field when the clipboard is not allowed. */
+  async function copy(text) {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch (_) {
+      const tmp = h('textarea', { readonly: true }, text);
+      document.body.append(tmp);
+      tmp.select();
+      document.execCommand('copy');
+      tmp.remove();
+    }
+    toast(t('Copied'));
+  }
+  function copyButton(text, label) {
+    return button(label || t('Copy'), () => copy(text), null, { 'data-copy': text });
+  }
+
+  // ---- API ------------------------------------------------------------------------------
+  class ApiError extends Error {
+    constructor(status, body) {
+      const e = (body && body.error) || {};
+      super(e.message || ('HTTP ' + status));
+      this.status = status;
+      this.code = e.code || null;
+      this.field = e.field || null;
+      this.position = e.position;
+    }
+  }
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+
+  /** One API call with the admin token; a 401 ends the session. */
+  async function api(method, path, body) {
+    const headers = { Authorization: 'Bearer ' + token() };
+    const init = { method, headers, cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(path, init);
+    } catch (e) {
+      throw new ApiError(0, { error: { message: t('The app does not answer: {e}', { e: e.message }) } });
+    }
+    const text = await res.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+    if (res.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY);
+      location.hash = '#/signin';
+      throw new ApiError(401, data);
+    }
+    if (!res.ok) throw new ApiError(res.status, data);
+    return data;
+  }
+
+  /** Shows an API error next to the control it names, or at the top of the form. */
+  function showError(form, err) {
+    clearErrors(form);
+    let target = null;
+    if (err.field) {
+      let name = err.field;
+      while (name && !target) {
+        target = form.querySelector('[name="' + CSS.escape(name) + '"]');
+        const cut = Math.max(name.lastIndexOf('.'), name.lastIndexOf('['));
+        name = cut > 0 ? name.slice(0, cut) : '';
+      }
+    }
+    let message = err.message;
+    if (err.position != null) message += ' ' + t('(at character {n})', { n: err.position });
+    const msg = h('div', { class: 'error', role: 'alert', id: 'err' + (++fieldSeq) },
+      err.code ? h('span', { class: 'mono' }, err.code + ': ') : null, message);
+    if (target) {
+      target.setAttribute('aria-invalid', 'true');
+      target.setAttribute('aria-describedby', msg.id);
+      target.insertAdjacentElement('afterend', msg);
+      target.focus();
+    } else {
+      msg.classList.add('banner');
+      form.prepend(msg);
+    }
+  }
+  function clearErrors(form) {
+    form.querySelectorAll('.error').forEach((e) => e.remove());
+    form.querySelectorAll('[aria-invalid]').forEach((e) => {
+      e.removeAttribute('aria-invalid');
+      e.removeAttribute('aria-describedby');
+    });
+  }
+  /** A form whose submit runs `action`; errors land next to their field. */
+  function form(attrs, children, action) {
+    const f = h('form', Object.assign({ novalidate: true }, attrs || {}), children);
+    f.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const submit = f.querySelector('button[type=submit]');
+      if (submit) submit.disabled = true;
+      clearErrors(f);
+      try {
+        await action(f);
+      } catch (e) {
+        if (e.status !== 401) showError(f, e);
+      } finally {
+        if (submit) submit.disabled = false;
+      }
+    });
+    return f;
+  }
+  function errorBanner(e) { return h('div', { class: 'banner error', role: 'alert' }, e.message); }
+
+  // ---- layout and routing ---------------------------------------------------------------
+  function renderNav(section) {
+    const nav = document.getElementById('nav');
+    const items = [['bots', '#/bots', t('Bots')], ['calls', '#/calls', t('Call tracking')],
+      ['deliveries', '#/deliveries', t('Deliveries')]];
+    nav.replaceChildren(...(token() ? items.map(([key, href, label]) =>
+      h('a', { href, 'aria-current': key === section ? 'page' : null }, label)) : []));
+    signOutButton.hidden = !token();
+    signOutButton.textContent = t('Sign out');
+  }
+  function page(title, ...children) {
+    document.title = title + ' · funnelhooks';
+    return [h('h1', { tabindex: '-1' }, title), ...children];
+  }
+  function crumbs(...links) {
+    return h('p', { class: 'muted' }, links.map(([href, label], i) =>
+      [i ? ' / ' : null, href ? h('a', { href }, label) : label]));
+  }
+  function parseHash() {
+    const raw = location.hash.replace(/^#\/?/, '');
+    const [path, query] = raw.split('?');
+    return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
+  }
+
+  let renderSeq = 0;
+  async function route() {
+    const seq = ++renderSeq;
+    const { parts, query } = parseHash();
+    if (!token() && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
+    const section = parts[0] || 'bots';
+    renderNav(section);
+    let view;
+    try {
+      view = await dispatch(parts, query);
+    } catch (e) {
+      if (e.status === 401) return;
+      view = page(t('Something went wrong'), errorBanner(e));
+    }
+    if (seq !== renderSeq) return; // a later navigation won
+    main.replaceChildren(...[view].flat(Infinity).filter((x) => x != null && x !== false));
+    const h1 = main.querySelector('h1');
+    if (h1) h1.focus({ preventScroll: true });
+  }
+  function dispatch(p, q) {
+    switch (p[0] || 'bots') {
+      case 'signin': return signIn();
+      case 'bots':
+        if (!p[1]) return botsPage();
+        if (p[2] === 'steps' && p[3]) return stepEditor(p[1], p[3]);
+        if (p[2] === 'dialogs' && p[3]) return dialogPage(p[1], p[3]);
+        return botPage(p[1], p[2] || 'links', q);
+      case 'deliveries': return p[1] ? deliveryPage(p[1]) : deliveriesPage(q);
+      case 'calls':
+        if (!p[1]) return servicesPage();
+        if (p[2] === 'hooks' && p[3]) return hookEditor(p[1], p[3]);
+        return servicePage(p[1]);
+      default: return page(t('Not found'), h('p', null, t('There is no such screen.')));
+    }
+  }
+
+  // ---- sign-in --------------------------------------------------------------------------
+  function signIn() {
+    const tokenInput = input('token', '', { type: 'password', autocomplete: 'current-password', required: true });
+    return page(t('Sign in'), h('div', { class: 'card' },
+      h('p', null, t('Sign in with the admin token (the app\'s admin_token variable). It is kept in this tab only.')),
+      form({ id: 'signin' }, [field(t('Admin token'), tokenInput),
+        h('button', { type: 'submit', class: 'primary' }, t('Sign in'))], async () => {
+        const value = tokenInput.value.trim();
+        if (!value) throw new ApiError(422, { error: { field: 'token', message: t('Enter the token.') } });
+        const res = await fetch('/api/bots?limit=1', { headers: { Authorization: 'Bearer ' + value } });
+        if (res.status === 401) throw new ApiError(422, { error: { field: 'token', code: 'unauthorized', message: t('This token is not the admin token.') } });
+        if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
+        sessionStorage.setItem(TOKEN_KEY, value);
+        location.hash = '#/bots';
+      })));
+  }
+
+  // ---- bots -----------------------------------------------------------------------------
+  async function botsPage() {
+    const list = await api('GET', '/api/bots?limit=200');
+    const name = input('name', '', { required: true, maxlength: 200 });
+    const rows = list.items.map((b) => h('tr', null,
+      h('td', null, h('a', { href: '#/bots/' + enc(b.id) }, b.name)),
+      h('td', { class: 'opt' }, String(b.webhooks)), h('td', { class: 'opt' }, String(b.fields)),
+      h('td', { class: 'opt' }, String(b.steps)), h('td', { class: 'opt' }, when(b.createdAt)),
+      h('td', null, button(t('Delete'), async () => {
+        if (!confirm(t('Delete the bot "{name}"? Its postback links stop at once, its steps and field definitions go, its dialogs are erased in the background; its deliveries stay in the log.', { name: b.name }))) return;
+        await api('DELETE', '/api/bots/' + enc(b.id));
+        toast(t('Deleted'));
+        route();
+      }, 'danger', { 'aria-label': t('Delete') + ' ' + b.name }))));
+    return page(t('Bots'),
+      h('div', { class: 'card' }, form({ id: 'create-bot' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('New bot name'), name)),
+        h('button', { type: 'submit', class: 'primary' }, t('Create bot')))], async () => {
+        const bot = await api('POST', '/api/bots', { name: name.value });
+        location.hash = '#/bots/' + enc(bot.id);
+      })),
+      list.items.length ? h('div', { class: 'card table-wrap' }, h('table', null,
+        h('thead', null, h('tr', null, h('th', null, t('Name')), h('th', { class: 'opt' }, t('Postback links')),
+          h('th', { class: 'opt' }, t('Custom fields')), h('th', { class: 'opt' }, t('Steps')),
+          h('th', { class: 'opt' }, t('Created')), h('th', null, ''))),
+        h('tbody', null, rows))) : h('p', { class: 'muted' }, t('No bots yet: create the first one above.')));
+  }
+
+  const BOT_TABS = [['links', 'Postback links'], ['fields', 'Custom fields'], ['steps', 'Steps'], ['dialogs', 'Dialogs']];
+
+  async function botPage(botId, tab, q) {
+    const bot = await api('GET', '/api/bots/' + enc(botId));
+    const name = input('name', bot.name, { required: true });
+    const tabs = h('nav', { class: 'tabs', 'aria-label': t('Bot settings') },
+      BOT_TABS.map(([key, label]) => h('a', { href: '#/bots/' + enc(botId) + '/' + key, 'aria-current': key === tab ? 'page' : null }, t(label))),
+      h('a', { href: '#/deliveries?botId=' + enc(botId) }, t('Deliveries')));
+    const body = await ({ links: linksTab, fields: fieldsTab, steps: stepsTab, dialogs: dialogsTab }[tab] || linksTab)(bot, q);
+    return page(bot.name,
+      crumbs(['#/bots', t('Bots')], [null, bot.name]),
+      h('details', { class: 'card' }, h('summary', null, t('Rename')),
+        form({ id: 'rename-bot' }, [h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Name'), name)),
+          h('button', { type: 'submit' }, t('Save')))], async () => {
+          await api('PATCH', '/api/bots/' + enc(botId), { name: name.value });
+          toast(t('Saved'));
+          route();
+        })),
+      tabs, body);
+  }
+
+  async function linksTab(bot) {
+    const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/webhooks');
+    const importId = input('postbackId', '', { placeholder: '55833627-242e-4061-9b0a-30da3e9cf7d4' });
+    return h('section', { 'aria-label': t('Postback links') },
+      h('p', { class: 'muted' }, t('Paste a link into the tracker as its postback URL; add parameters such as ?chatId={chatId}&stepId=… there.')),
+      h('div', { class: 'actions' }, button(t('Add webhook'), async () => {
+        await api('POST', '/api/bots/' + enc(bot.id) + '/webhooks');
+        toast(t('Link created'));
+        route();
+      }, 'primary', { id: 'add-link' })),
+      items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'links' },
+        h('thead', null, h('tr', null, h('th', null, t('URL')), h('th', { class: 'opt' }, t('Created')), h('th', null, ''))),
+        h('tbody', null, items.map((l) => h('tr', null,
+          h('td', { class: 'mono link-url' }, l.url),
+          h('td', { class: 'opt' }, when(l.createdAt)),
+          h('td', null, h('div', { class: 'actions' }, copyButton(l.url),
+            button(t('Revoke'), async () => {
+              if (!confirm(t('Revoke this link? Trackers calling it get 404 from now on.'))) return;
+              await api('DELETE', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(l.id));
+              route();
+            }, 'danger')))))))) : h('p', { class: 'muted' }, t('No postback links yet.')),
+      h('details', { class: 'card' }, h('summary', null, t('Import a Chatterfy link id')),
+        form({ id: 'import-link' }, [h('p', { class: 'muted' }, t('Moving from Chatterfy: import the id from the old URL, and trackers keep working with only the origin changed.')),
+          h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Link id'), importId)),
+            h('button', { type: 'submit' }, t('Import')))], async () => {
+          await api('PUT', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(importId.value.trim()));
+          toast(t('Link imported'));
+          route();
+        })));
+  }
+
+  const FIELD_TYPES = [['string', 'string'], ['number', 'number'], ['boolean', 'boolean'], ['date', 'date']];
+
+  async function fieldsTab(bot) {
+    const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/fields');
+    const key = input('key', '', { pattern: '[A-Za-z0-9_-]{1,64}', autocomplete: 'off' });
+    const type = select('type', FIELD_TYPES, 'string');
+    const description = input('description', '');
+    return h('section', { 'aria-label': t('Custom fields') },
+      h('div', { class: 'card' }, form({ id: 'add-field' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('Key'), key)), h('div', null, field(t('Type'), type)),
+        h('div', { class: 'grow' }, field(t('Description'), description)),
+        h('button', { type: 'submit', class: 'primary' }, t('Save field')))], async () => {
+        if (!key.value.trim()) throw new ApiError(422, { error: { field: 'key', code: 'missing_field', message: t('Enter the key.') } });
+        await api('PUT', '/api/bots/' + enc(bot.id) + '/fields/' + enc(key.value.trim()),
+          { type: type.value, description: description.value });
+        toast(t('Saved'));
+        route();
+      })),
+      items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'fields' },
+        h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Type')), h('th', null, t('Description')), h('th', null, ''))),
+        h('tbody', null, items.map((f) => h('tr', null, h('td', { class: 'mono' }, f.key), h('td', null, f.type),
+          h('td', null, f.description || ''), h('td', null, button(t('Delete'), async () => {
+            if (!confirm(t('Remove the definition of "{key}"? Stored values stay.', { key: f.key }))) return;
+            await api('DELETE', '/api/bots/' + enc(bot.id) + '/fields/' + enc(f.key));
+            route();
+          }, 'danger'))))))) : h('p', { class: 'muted' }, t('No custom fields yet.')));
+  }
+
+  async function stepsTab(bot) {
+    const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/steps');
+    return h('section', { 'aria-label': t('Steps') },
+      h('div', { class: 'actions' }, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/new', class: 'button', id: 'new-step' }, t('Create step'))),
+      items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'steps' },
+        h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Kind')), h('th', { class: 'opt' }, t('Webhook')), h('th', null, ''))),
+        h('tbody', null, items.map((s) => h('tr', null,
+          h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/' + enc(s.id) }, s.key || s.id)),
+          h('td', null, s.kind, s.webhookGone ? [' ', badge('gone')] : null),
+          h('td', { class: 'opt mono' }, s.webhook ? s.webhook.method + ' ' + s.webhook.url : ''),
+          h('td', null, h('div', { class: 'actions' },
+            h('a', { href: '#/deliveries?botId=' + enc(bot.id) + '&stepId=' + enc(s.id) }, t('Deliveries')),
+            button(t('Delete'), async () => {
+              if (!confirm(t('Delete the step "{key}"?', { key: s.key || s.id }))) return;
+              await api('DELETE', '/api/bots/' + enc(bot.id) + '/steps/' + enc(s.id));
+              route();
+            }, 'danger')))))))) : h('p', { class: 'muted' }, t('No steps yet.')));
+  }
+
+  async function dialogsTab(bot, q) {
+    const cursor = q.get('cursor');
+    const list = await api('GET', '/api/bots/' + enc(bot.id) + '/dialogs?limit=50' + (cursor ? '&cursor=' + enc(cursor) : ''));
+    const chat = input('chatId', '', { inputmode: 'numeric', autocomplete: 'off' });
+    return h('section', { 'aria-label': t('Dialogs') },
+      h('div', { class: 'card' }, form({ id: 'find-dialog' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('Chat id'), chat)), h('button', { type: 'submit', class: 'primary' }, t('Open')))], async () => {
+        const id = chat.value.trim();
+        if (!/^-?\d{1,19}$/.test(id)) throw new ApiError(422, { error: { field: 'chatId', code: 'bad_chat_id', message: t('A chat id is a whole number.') } });
+        location.hash = '#/bots/' + enc(bot.id) + '/dialogs/' + enc(id);
+      })),
+      list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'dialogs' },
+        h('thead', null, h('tr', null, h('th', null, t('Chat id')), h('th', null, t('Name (Telegram)')), h('th', { class: 'opt' }, t('Step')),
+          h('th', { class: 'opt' }, t('Status')), h('th', null, t('Started')), h('th', { class: 'opt' }, t('Updated')))),
+        h('tbody', null, list.items.map((d) => h('tr', null,
+          h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/dialogs/' + enc(d.chatId) }, String(d.chatId))),
+          h('td', null, d.name || '', d.username ? ' @' + d.username : ''),
+          h('td', { class: 'opt' }, d.stepKey || ''), h('td', { class: 'opt' }, d.status),
+          h('td', null, d.started ? t('started') : badge('pending')), h('td', { class: 'opt' }, when(d.updatedAt))))))) : h('p', { class: 'muted' }, t('No dialogs yet.')),
+      list.nextCursor ? h('a', { href: '#/bots/' + enc(bot.id) + '/dialogs?cursor=' + enc(list.nextCursor) }, t('Next page')) : null);
+  }
+
+  function kvTable(obj, id) {
+    const keys = Object.keys(obj || {});
+    if (!keys.length) return h('p', { class: 'muted' }, t('None'));
+    return h('div', { class: 'table-wrap' }, h('table', { id }, h('tbody', null, keys.map((k) =>
+      h('tr', null, h('th', { class: 'mono' }, k), h('td', { class: 'mono' }, typeof obj[k] === 'string' ? obj[k] : JSON.stringify(obj[k])))))));
+  }
+
+  async function dialogPage(botId, chatId) {
+    const [bot, d] = await Promise.all([api('GET', '/api/bots/' + enc(botId)),
+      api('GET', '/api/bots/' + enc(botId) + '/dialogs/' + enc(chatId))]);
+    return page(t('Dialog {id}', { id: d.chatId }),
+      crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/dialogs', bot.name], [null, String(d.chatId)]),
+      h('div', { class: 'card' }, h('dl', { class: 'kv', id: 'dialog' },
+        h('dt', null, t('Chat id')), h('dd', { class: 'mono' }, String(d.chatId)),
+        h('dt', null, t('Name (Telegram)')), h('dd', null, d.name || '—'),
+        h('dt', null, t('Username')), h('dd', null, d.username || '—'),
+        h('dt', null, t('Step')), h('dd', null, d.stepKey || '—', d.stepId ? h('span', { class: 'muted mono' }, ' ' + d.stepId) : null),
+        h('dt', null, t('Status')), h('dd', null, d.status),
+        h('dt', null, t('Started')), h('dd', null, d.started ? when(d.createdAt) : badge('pending')),
+        h('dt', null, t('Tags')), h('dd', null, d.tags.length ? d.tags.join(', ') : '—'),
+        h('dt', null, t('Updated')), h('dd', null, when(d.updatedAt)))),
+      h('h2', null, t('Custom fields')), h('div', { class: 'card' }, kvTable(d.fields, 'dialog-fields')),
+      h('h2', null, t('Tracker fields')), h('div', { class: 'card' }, kvTable(d.tracker, 'dialog-tracker')),
+      h('div', { class: 'actions' },
+        h('a', { href: '#/deliveries?botId=' + enc(botId) + '&chatId=' + enc(d.chatId) }, t('Deliveries')),
+        button(t('Erase dialog'), async () => {
+          if (!confirm(t('Erase dialog {id} and everything stored for it?', { id: d.chatId }))) return;
+          await api('DELETE', '/api/bots/' + enc(botId) + '/dialogs/' + enc(d.chatId));
+          location.hash = '#/bots/' + enc(botId) + '/dialogs';
+        }, 'danger')));
+  }
+
+  // ---- the send-webhook editor ------------------------------------------------------------
+  const BUILT_INS = [['chatId', 'Telegram chat id'], ['username', 'Telegram username'], ['name', 'the person\'s name'],
+    ['stepKey', 'key of the current step'], ['stepId', 'id of the current step'], ['status', 'auto, manual or blocked'],
+    ['createdAt', 'when the dialog started'], ['createdAt|unix', 'the same in Unix seconds']];
+  const TRACKER_COMMON = ['clickid', 'subid', 'utm_source', 'utm_medium', 'utm_campaign', 'utm_content', 'utm_term'];
+
+  /** Byte offset in UTF-8 (as the API counts) to a string index. */
+  function byteToIndex(text, bytes) {
+    const enc8 = new TextEncoder();
+    let count = 0;
+    let i = 0;
+    for (const ch of text) {
+      if (count >= bytes) break;
+      count += enc8.encode(ch).length;
+      i += ch.length;
+    }
+    return i;
+  }
+  /** The template with each lint's span marked, as text nodes and <mark>s. */
+  function marked(source, lints) {
+    const spans = lints.map((l) => [byteToIndex(source, l.offset), byteToIndex(source, Math.max(l.end, l.offset + 1)), l])
+      .sort((a, b) => a[0] - b[0]);
+    const out = [];
+    let at = 0;
+    for (const [from, to, l] of spans) {
+      if (from < at) continue;
+      out.push(source.slice(at, from));
+      out.push(h('mark', { class: 'lint', title: l.message }, source.slice(from, to) || ' '));
+      at = to;
+    }
+    out.push(source.slice(at));
+    return h('pre', { class: 'mono' }, out);
+  }
+
+  async function stepEditor(botId, stepId) {
+    const isNew = stepId === 'new';
+    const [bot, fields, step] = await Promise.all([api('GET', '/api/bots/' + enc(botId)),
+      api('GET', '/api/bots/' + enc(botId) + '/fields'),
+      isNew ? Promise.resolve({ key: '', kind: 'send-webhook', webhook: null }) : api('GET', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId))]);
+    const w = step.webhook || { url: '', method: 'GET', headers: {}, body: 'none', timeoutMs: 10000, retry: { maxAttempts: 8 }, signed: false, skipIfMissing: false };
+    const methodGiven = !isNew && step.webhook;
+    let lastTemplate = null;
+    const remember = (el) => { el.addEventListener('focus', () => { lastTemplate = el; }); return el; };
+
+    const key = input('key', step.key, { autocomplete: 'off' });
+    const kinds = [['send-webhook', t('Send webhook')], ['message', t('Message')]];
+    if (!kinds.some(([k]) => k === step.kind)) kinds.push([step.kind, step.kind]);
+    const kind = select('kind', kinds, step.kind);
+    const url = remember(input('webhook.url', w.url, { class: 'mono', placeholder: 'https://tracker.example.com/postback?subid={tracker.clickid}&status=lead', autocomplete: 'off', spellcheck: 'false' }));
+    const method = select('webhook.method', [['', t('Automatic (GET, POST with a body)')], ['GET', 'GET'], ['POST', 'POST'], ['PUT', 'PUT'], ['PATCH', 'PATCH'], ['DELETE', 'DELETE']], methodGiven ? w.method : '');
+    const headerRows = h('div', { id: 'headers' });
+    function addHeader(name, value) {
+      const row = h('div', { class: 'hdr-row' },
+        input('webhook.headers', name, { 'aria-label': t('Header name'), placeholder: 'Authorization' }),
+        remember(input('header-value', value, { class: 'mono', 'aria-label': t('Header value') })),
+        button('×', () => { row.remove(); schedulePreview(); }, null, { 'aria-label': t('Remove header') }));
+      headerRows.append(row);
+    }
+    for (const [n, v] of Object.entries(w.headers || {})) addHeader(n, v);
+    const bodyTemplate = typeof w.body === 'object' ? w.body : null;
+    const bodyKind = select('webhook.body', [['none', t('No body')], ['profile', t('Subscriber profile (BotHelp JSON)')], ['template', t('Template')]],
+      bodyTemplate ? 'template' : w.body);
+    const contentType = select('webhook.body.contentType', [['json', 'JSON'], ['form', t('Form')], ['text', t('Text')]], bodyTemplate ? bodyTemplate.contentType : 'json');
+    const bodyText = remember(h('textarea', { name: 'webhook.body.template', spellcheck: 'false' }, bodyTemplate ? bodyTemplate.template : ''));
+    const bodyBox = h('div', null, field(t('Content type'), contentType), field(t('Body template'), bodyText));
+    const timeout = input('webhook.timeoutMs', w.timeoutMs, { type: 'number', min: 100, max: 25000, step: 100 });
+    const attempts = input('webhook.retry.maxAttempts', w.retry.maxAttempts, { type: 'number', min: 1, max: 8 });
+    const secret = input('webhook.signingSecret', '', { class: 'mono', autocomplete: 'off', placeholder: w.signed ? t('set; leave empty to keep it') : 'whsec_…' });
+    const unsign = h('input', { type: 'checkbox', name: 'unsign' });
+    const skip = h('input', { type: 'checkbox', name: 'webhook.skipIfMissing', checked: w.skipIfMissing });
+    const webhookBox = h('fieldset', { class: 'card' }, h('legend', null, t('Webhook')),
+      field(t('URL'), url, t('Variables in braces: {chatId}, {tracker.clickid}, {fields.KEY}.')),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)),
+        h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts))),
+      h('h3', null, t('Headers')), headerRows,
+      button(t('+ Header'), () => addHeader('', ''), null, { id: 'add-header' }),
+      h('h3', null, t('Body')), field(t('Body'), bodyKind), bodyBox,
+      field(t('Signing secret'), secret, t('Standard Webhooks signatures; never shown again once saved.')),
+      h('div', { class: 'actions' }, button(t('Generate a secret'), () => {
+        const bytes = crypto.getRandomValues(new Uint8Array(32));
+        secret.value = 'whsec_' + btoa(String.fromCharCode(...bytes));
+      })),
+      w.signed ? h('label', { class: 'check' }, unsign, t('Stop signing')) : null,
+      h('label', { class: 'check' }, skip, t('Skip when a variable has no value (log as skipped)')));
+    const showParts = () => {
+      webhookBox.hidden = kind.value !== 'send-webhook';
+      bodyBox.hidden = bodyKind.value !== 'template';
+    };
+    kind.addEventListener('change', showParts);
+    bodyKind.addEventListener('change', () => { showParts(); schedulePreview(); });
+    showParts();
+
+    function config() {
+      const c = { url: url.value };
+      if (method.value) c.method = method.value;
+      const headers = {};
+      headerRows.querySelectorAll('.hdr-row').forEach((row) => {
+        const [n, v] = row.querySelectorAll('input');
+        if (n.value.trim()) headers[n.value.trim()] = v.value;
+      });
+      if (Object.keys(headers).length) c.headers = headers;
+      c.body = bodyKind.value === 'template' ? { template: bodyText.value, contentType: contentType.value } : bodyKind.value;
+      if (timeout.value) c.timeoutMs = Number(timeout.value);
+      if (attempts.value) c.retry = { maxAttempts: Number(attempts.value) };
+      if (secret.value.trim()) c.signingSecret = secret.value.trim();
+      else if (w.signed && !unsign.checked) c.signed = true;
+      c.skipIfMissing = skip.checked;
+      return c;
+    }
+
+    // Variables panel: inserts at the cursor of the template field used last.
+    function insert(name) {
+      const target = lastTemplate || url;
+      const text = '{' + name + '}';
+      const start = target.selectionStart == null ? target.value.length : target.selectionStart;
+      const end = target.selectionEnd == null ? start : target.selectionEnd;
+      target.value = target.value.slice(0, start) + text + target.value.slice(end);
+      target.focus();
+      target.setSelectionRange(start + text.length, start + text.length);
+      schedulePreview();
+    }
+    const trackerKeys = new Set(TRACKER_COMMON);
+    const varButton = (name, desc) => h('button', { type: 'button', onclick: () => insert(name), 'data-var': name },
+      '{' + name + '}', desc ? h('span', { class: 'desc' }, ' ' + desc) : null);
+    const trackerList = h('div');
+    const renderTracker = () => trackerList.replaceChildren(...[...trackerKeys].map((k) => varButton('tracker.' + k)));
+    renderTracker();
+    const vars = h('aside', { class: 'card vars', 'aria-label': t('Variables') }, h('h2', null, t('Variables')),
+      h('p', { class: 'muted' }, t('Click to insert at the cursor.')),
+      h('h3', null, t('Built-in')), BUILT_INS.map(([n, d]) => varButton(n, t(d))),
+      h('h3', null, t('Custom fields')), fields.items.length ? fields.items.map((f) => varButton('fields.' + f.key, f.type)) : h('p', { class: 'muted' }, t('None defined')),
+      h('h3', null, t('Tracker fields')), trackerList);
+
+    // Live preview against a dialog or a sample.
+    const previewChat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
+    const previewOut = h('div', { id: 'preview', 'aria-live': 'polite' });
+    const previewForm = form({ id: 'preview-form' }, [field(t('Preview against chat id (empty: a sample dialog)'), previewChat), previewOut], async () => preview());
+    let previewTimer;
+    function schedulePreview() { clearTimeout(previewTimer); previewTimer = setTimeout(preview, 350); }
+    async function renderOne(label, template, target) {
+      const chat = previewChat.value.trim();
+      const req = { template, target, botId };
+      if (chat) req.chatId = Number(chat);
+      try {
+        const r = await api('POST', '/api/templates/preview', req);
+        const parts = [h('h3', null, label), h('pre', { class: 'mono preview-output' }, r.output)];
+        if (r.missing.length) parts.push(h('p', { class: 'banner warn' }, t('No value: {names}', { names: r.missing.join(', ') })));
+        if (r.lints.length) {
+          parts.push(marked(template, r.lints));
+          parts.push(h('ul', { class: 'lints' }, r.lints.map((l) => h('li', null, h('span', { class: 'mono' }, l.kind), ' ', t('at character {n}', { n: byteToIndex(template, l.offset) }), ': ', l.message))));
+        }
+        return parts;
+      } catch (e) {
+        if (e.field === 'chatId') showError(previewForm, e);
+        return [h('h3', null, label), h('div', { class: 'banner error' }, e.message, e.position != null ? ' ' + t('(at character {n})', { n: e.position }) : '')];
+      }
+    }
+    async function preview() {
+      if (kind.value !== 'send-webhook') return previewOut.replaceChildren();
+      const parts = [];
+      if (url.value) parts.push(...await renderOne(t('URL'), url.value, 'url'));
+      if (bodyKind.value === 'template' && bodyText.value) parts.push(...await renderOne(t('Body'), bodyText.value, contentType.value));
+      if (bodyKind.value === 'profile') parts.push(h('p', { class: 'muted' }, t('The body is the subscriber profile as BotHelp sends it.')));
+      previewOut.replaceChildren(...parts);
+    }
+    for (const el of [url, bodyText, contentType, previewChat]) el.addEventListener('input', schedulePreview);
+    previewChat.addEventListener('change', async () => {
+      const chat = previewChat.value.trim();
+      if (!/^-?\d+$/.test(chat)) return;
+      try {
+        const d = await api('GET', '/api/bots/' + enc(botId) + '/dialogs/' + enc(chat));
+        Object.keys(d.tracker || {}).forEach((k) => trackerKeys.add(k));
+        renderTracker();
+      } catch (_) { /* the preview says what is wrong */ }
+    });
+
+    const testChat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
+    const testOut = h('div', { id: 'test-result', 'aria-live': 'polite' });
+    const testBox = isNew ? null : h('section', { class: 'card' }, h('h2', null, t('Test-send')),
+      form({ id: 'test-send' }, [h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id (empty: a sample dialog)'), testChat)),
+        h('button', { type: 'submit' }, t('Send a test')))], async () => {
+        const chat = testChat.value.trim();
+        const d = await api('POST', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId) + '/test-send', chat ? { chatId: Number(chat) } : {});
+        testOut.replaceChildren(deliverySummary(d));
+      }), testOut);
+
+    const editor = form({ id: 'step-form' }, [h('div', { class: 'card' }, h('div', { class: 'row' },
+      h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind)))), webhookBox,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save step')),
+        isNew ? null : button(t('Delete step'), async () => {
+          if (!confirm(t('Delete the step "{key}"?', { key: step.key || stepId }))) return;
+          await api('DELETE', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId));
+          location.hash = '#/bots/' + enc(botId) + '/steps';
+        }, 'danger'),
+        isNew ? null : h('a', { href: '#/deliveries?botId=' + enc(botId) + '&stepId=' + enc(stepId) }, t('Deliveries')))], async () => {
+      const body = { key: key.value, kind: kind.value };
+      if (kind.value === 'send-webhook') body.webhook = config();
+      const saved = isNew ? await api('POST', '/api/bots/' + enc(botId) + '/steps', body)
+        : await api('PUT', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId), body);
+      toast(t('Saved'));
+      if (isNew) location.hash = '#/bots/' + enc(botId) + '/steps/' + enc(saved.id);
+      else route();
+    });
+    setTimeout(preview, 0);
+    return page(isNew ? t('New step') : t('Step {key}', { key: step.key || stepId }),
+      crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/steps', bot.name], [null, isNew ? t('New step') : step.key]),
+      step.webhookGone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: deliveries are skipped until the step is saved again.')) : null,
+      h('div', { class: 'editor' }, h('div', null, editor, h('section', { class: 'card' }, h('h2', null, t('Preview')), previewForm), testBox), vars));
+  }
+
+  // ---- deliveries -------------------------------------------------------------------------
+  const STATUSES = ['pending', 'delivered', 'retrying', 'failed', 'skipped'];
+  function lastAttempt(d) { return d.attempts && d.attempts.length ? d.attempts[d.attempts.length - 1] : null; }
+  function deliverySummary(d) {
+    const a = lastAttempt(d);
+    return h('div', { class: 'card delivery-summary' },
+      h('p', null, badge(d.status), ' ', h('a', { href: '#/deliveries/' + enc(d.id) }, t('Open delivery')),
+        a ? [' · ', t('receiver answered {s}', { s: a.status == null ? '—' : a.status })] : null),
+      h('pre', { class: 'mono' }, d.request.method + ' ' + d.request.url),
+      a && a.body ? h('pre', { class: 'mono' }, a.body) : null,
+      d.error || (a && a.error) ? h('p', { class: 'error' }, d.error || a.error) : null);
+  }
+
+  async function deliveriesPage(q) {
+    const filters = ['botId', 'chatId', 'stepId', 'serviceId', 'hookId', 'callId'];
+    const query = new URLSearchParams();
+    for (const k of [...filters, 'status', 'test', 'cursor']) if (q.get(k)) query.set(k, q.get(k));
+    query.set('limit', '50');
+    const list = await api('GET', '/api/deliveries?' + query);
+    const inputs = filters.map((k) => input(k, q.get(k) || '', { autocomplete: 'off', class: 'mono' }));
+    const status = select('status', [['', t('any')], ...STATUSES.map((s) => [s, t(s)])], q.get('status') || '');
+    const test = select('test', [['', t('any')], ['true', t('tests only')], ['false', t('no tests')]], q.get('test') || '');
+    const filterForm = form({ id: 'delivery-filters', class: 'card' }, [h('div', { class: 'row' },
+      filters.map((k, i) => h('div', { class: 'grow' }, field(k, inputs[i]))),
+      h('div', { class: 'grow' }, field(t('Status'), status)), h('div', { class: 'grow' }, field(t('Test'), test)),
+      h('button', { type: 'submit', class: 'primary' }, t('Filter')))], async () => {
+      const next = new URLSearchParams();
+      filters.forEach((k, i) => { if (inputs[i].value.trim()) next.set(k, inputs[i].value.trim()); });
+      if (status.value) next.set('status', status.value);
+      if (test.value) next.set('test', test.value);
+      location.hash = '#/deliveries' + (next.toString() ? '?' + next : '');
+    });
+    const next = new URLSearchParams(q);
+    if (list.nextCursor) next.set('cursor', list.nextCursor);
+    return page(t('Deliveries'), filterForm,
+      list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'deliveries' },
+        h('thead', null, h('tr', null, h('th', null, t('Status')), h('th', null, t('Request')), h('th', { class: 'opt' }, t('Source')),
+          h('th', { class: 'opt' }, t('Attempts')), h('th', { class: 'opt' }, t('Created')))),
+        h('tbody', null, list.items.map((d) => h('tr', null,
+          h('td', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null),
+          h('td', { class: 'mono' }, h('a', { href: '#/deliveries/' + enc(d.id) }, d.request.method + ' ' + d.request.url)),
+          h('td', { class: 'opt mono' }, d.chatId != null ? t('chat {id}', { id: d.chatId }) : d.callId != null ? t('call {id}', { id: d.callId }) : ''),
+          h('td', { class: 'opt' }, String(d.attempts.length)), h('td', { class: 'opt' }, when(d.createdAt))))))) : h('p', { class: 'muted' }, t('No deliveries match.')),
+      list.nextCursor ? h('a', { href: '#/deliveries?' + next }, t('Next page')) : null);
+  }
+
+  function headerList(headers) {
+    if (!headers || !headers.length) return null;
+    return h('pre', { class: 'mono' }, headers.map(([n, v]) => n + ': ' + v).join('\n'));
+  }
+
+  async function deliveryPage(id) {
+    const d = await api('GET', '/api/deliveries/' + enc(id));
+    const owner = d.stepId ? h('a', { href: '#/bots/' + enc(d.botId) + '/steps/' + enc(d.stepId) }, t('step'))
+      : d.hookId ? h('a', { href: '#/calls/' + enc(d.serviceId) + '/hooks/' + enc(d.hookId) }, t('call hook')) : '—';
+    return page(t('Delivery'),
+      crumbs(['#/deliveries', t('Deliveries')], [null, d.id]),
+      h('div', { class: 'card' }, h('dl', { class: 'kv', id: 'delivery' },
+        h('dt', null, t('Status')), h('dd', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null),
+        h('dt', null, t('From')), h('dd', null, owner),
+        d.chatId != null ? [h('dt', null, t('Chat id')), h('dd', null, d.botId ? h('a', { href: '#/bots/' + enc(d.botId) + '/dialogs/' + enc(d.chatId) }, String(d.chatId)) : String(d.chatId))] : null,
+        d.callId != null ? [h('dt', null, t('Call')), h('dd', null, String(d.callId) + (d.event ? ' (' + d.event + ')' : ''))] : null,
+        h('dt', null, t('Attempts')), h('dd', null, d.attempts.length + ' / ' + d.maxAttempts),
+        d.nextAttemptAt ? [h('dt', null, t('Next attempt')), h('dd', null, when(d.nextAttemptAt))] : null,
+        d.replayOf ? [h('dt', null, t('Replay of')), h('dd', null, h('a', { href: '#/deliveries/' + enc(d.replayOf) }, d.replayOf))] : null,
+        d.missing && d.missing.length ? [h('dt', null, t('No value')), h('dd', { class: 'mono' }, d.missing.join(', '))] : null,
+        d.error ? [h('dt', null, t('Error')), h('dd', { class: 'error' }, d.error)] : null,
+        h('dt', null, t('Created')), h('dd', null, when(d.createdAt)))),
+      h('div', { class: 'actions' }, button(t('Replay'), async () => {
+        const r = await api('POST', '/api/deliveries/' + enc(d.id) + '/replay');
+        toast(t('Replayed'));
+        location.hash = '#/deliveries/' + enc(r.id);
+      }, 'primary', { id: 'replay' })),
+      h('h2', null, t('Request')),
+      h('div', { class: 'card' }, h('pre', { class: 'mono', id: 'request-line' }, d.request.method + ' ' + d.request.url),
+        headerList(d.request.headers), d.request.body ? h('pre', { class: 'mono' }, d.request.body) : null),
+      h('h2', null, t('Attempts')),
+      d.attempts.length ? h('ol', { id: 'attempts' }, d.attempts.map((a) => h('li', { class: 'card' },
+        h('p', null, h('strong', null, a.status == null ? t('no answer') : 'HTTP ' + a.status), ' · ', when(a.at), ' · ', a.durationMs + ' ms'),
+        a.error ? h('p', { class: 'error' }, a.error) : null,
+        headerList(a.headers),
+        a.body ? h('pre', { class: 'mono' }, a.body) : null,
+        a.truncated ? h('p', { class: 'muted' }, t('(cut at 20 KB)')) : null))) : h('p', { class: 'muted' }, t('No attempts yet.')));
+  }
+
+  // ---- call tracking -----------------------------------------------------------------------
+  function keyOnce(s) {
+    return h('div', { class: 'banner ok', id: 'ingest-once', role: 'status' },
+      h('p', null, h('strong', null, t('Shown once: copy the key now.'))),
+      h('p', null, t('Ingest key'), ' ', h('span', { class: 'mono' }, s.ingestKey), ' ', copyButton(s.ingestKey)),
+      h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)));
+  }
+  let justCreated = null;
+
+  async function servicesPage() {
+    const list = await api('GET', '/api/calls/services?limit=200');
+    const name = input('name', '', { required: true });
+    return page(t('Call tracking'),
+      h('p', { class: 'muted' }, t('A service is a call-tracking account, site or widget (CallKeeper). Its hooks turn call events into requests.')),
+      h('div', { class: 'card' }, form({ id: 'create-service' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('New service name'), name)),
+        h('button', { type: 'submit', class: 'primary' }, t('Create service')))], async () => {
+        const s = await api('POST', '/api/calls/services', { name: name.value });
+        justCreated = s;
+        location.hash = '#/calls/' + enc(s.id);
+      })),
+      list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'services' },
+        h('thead', null, h('tr', null, h('th', null, t('Name')), h('th', null, t('Hooks')), h('th', { class: 'opt' }, t('Created')), h('th', null, ''))),
+        h('tbody', null, list.items.map((s) => h('tr', null,
+          h('td', null, h('a', { href: '#/calls/' + enc(s.id) }, s.name)), h('td', null, String(s.hookCount)),
+          h('td', { class: 'opt' }, when(s.createdAt)),
+          h('td', null, button(t('Delete'), async () => {
+            if (!confirm(t('Delete the service "{name}"? Its hooks go at once and its ingest URLs stop; its deliveries stay in the log.', { name: s.name }))) return;
+            await api('DELETE', '/api/calls/services/' + enc(s.id));
+            route();
+          }, 'danger'))))))) : h('p', { class: 'muted' }, t('No services yet.')));
+  }
+
+  function hookTarget(k) {
+    return k.protocol + '://' + k.host + ':' + k.port + k.path;
+  }
+
+  async function servicePage(serviceId) {
+    const s = await api('GET', '/api/calls/services/' + enc(serviceId));
+    const once = justCreated && justCreated.id === s.id ? justCreated : null;
+    justCreated = null;
+    const onceBox = h('div', null, once ? keyOnce(once) : null);
+    const hooks = s.hooks || [];
+    return page(s.name,
+      crumbs(['#/calls', t('Call tracking')], [null, s.name]),
+      onceBox,
+      h('div', { class: 'card' }, h('h2', null, t('Ingest')),
+        h('p', { class: 'muted' }, t('For CallKeeper: add a webhook with the host, port and path of this URL (its key is in the path), for both events, one parameter row per parameter.')),
+        h('p', null, h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)),
+        h('p', { class: 'muted' }, t('Key ends with {hint}. Other trackers may send the key in X-Ingest-Key or ?key=.', { hint: s.ingestKeyHint })),
+        button(t('Rotate key'), async () => {
+          if (!confirm(t('Make a new key? The old key and the old URLs stop at once.'))) return;
+          const r = await api('POST', '/api/calls/services/' + enc(serviceId) + '/ingest-key');
+          onceBox.replaceChildren(keyOnce(r));
+          document.getElementById('ingest-url').textContent = r.ingestUrlWithKey;
+        }, null, { id: 'rotate-key' })),
+      h('h2', null, t('Hooks')),
+      h('div', { class: 'actions' }, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/new', id: 'add-hook' }, t('+ Address')),
+        h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) }, t('Deliveries'))),
+      hooks.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'hooks' },
+        h('thead', null, h('tr', null, h('th', null, t('Name')), h('th', null, t('Event')), h('th', { class: 'opt' }, t('Address')), h('th', null, t('Enabled')), h('th', null, ''))),
+        h('tbody', null, hooks.map((k) => {
+          const toggle = h('input', { type: 'checkbox', checked: k.enabled, 'aria-label': t('Enabled') + ' ' + (k.name || hookTarget(k)) });
+          toggle.addEventListener('change', async () => {
+            try {
+              await api('PATCH', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id), { enabled: toggle.checked });
+              toast(toggle.checked ? t('Enabled') : t('Disabled'));
+            } catch (e) { toggle.checked = !toggle.checked; toast(e.message); }
+          });
+          const out = h('div');
+          return h('tr', null,
+            h('td', null, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/' + enc(k.id) }, k.name || t('(no name)')), k.gone ? [' ', badge('gone')] : null),
+            h('td', null, k.event === 'start' ? t('Call is processing') : t('Call is over')),
+            h('td', { class: 'opt mono' }, k.method + ' ' + hookTarget(k)),
+            h('td', null, toggle),
+            h('td', null, h('div', { class: 'actions' },
+              button(t('Test-send'), async () => {
+                try {
+                  const d = await api('POST', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id) + '/test-send');
+                  out.replaceChildren(deliverySummary(d));
+                } catch (e) { out.replaceChildren(errorBanner(e)); }
+              }),
+              h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) + '&hookId=' + enc(k.id) }, t('Deliveries')),
+              button(t('Delete'), async () => {
+                if (!confirm(t('Delete the hook "{name}"?', { name: k.name || hookTarget(k) }))) return;
+                await api('DELETE', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id));
+                route();
+              }, 'danger')), out));
+        })))) : h('p', { class: 'muted' }, t('No hooks yet.')));
+  }
+
+  async function hookEditor(serviceId, hookId) {
+    const isNew = hookId === 'new';
+    const [s, k] = await Promise.all([api('GET', '/api/calls/services/' + enc(serviceId)),
+      isNew ? Promise.resolve(null) : api('GET', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(hookId))]);
+    const hook = k || { name: '', protocol: 'https', host: '', port: 443, path: '/', parameters: [], method: 'GET', contentType: 'application/json', event: 'end', enabled: true, timeoutMs: 10000, retry: { maxAttempts: 8 }, signed: false };
+    const presets = s.parameters || [];
+    const name = input('name', hook.name);
+    const protocol = select('protocol', [['https', 'https'], ['http', 'http']], hook.protocol);
+    const host = input('host', hook.host, { autocomplete: 'off', placeholder: 'crm.example.com' });
+    const port = input('port', hook.port, { type: 'number', min: 1, max: 65535 });
+    protocol.addEventListener('change', () => {
+      if (port.value === '443' || port.value === '80' || !port.value) port.value = protocol.value === 'https' ? '443' : '80';
+    });
+    const path = input('path', hook.path, { class: 'mono' });
+    const rows = h('div', { id: 'parameters' });
+    function addParam(p) {
+      const index = () => [...rows.children].indexOf(row);
+      const kindOf = p.param != null ? 'param' : p.value != null ? 'value' : p.template != null ? 'template' : 'param';
+      const pname = input('', p.name || '', { 'aria-label': t('Parameter name') });
+      const kind = select('', [['param', t('Call parameter')], ['value', t('Constant')], ['template', t('Template')]], kindOf, { 'aria-label': t('Value kind') });
+      const preset = select('', presets.map((x) => [x.name, x.name + (x.knownAtStart ? '' : ' ' + t('(at call end)'))]), p.param || 'id', { 'aria-label': t('Call parameter') });
+      const text = input('', p.value != null ? p.value : p.template || '', { class: 'mono', 'aria-label': t('Value') });
+      const desc = h('small', { class: 'muted' });
+      const valueBox = h('div', null, preset, text, desc);
+      const sync = () => {
+        const i = index();
+        pname.name = 'parameters[' + i + '].name';
+        preset.name = 'parameters[' + i + '].param';
+        text.name = 'parameters[' + i + '].' + kind.value;
+        preset.hidden = kind.value !== 'param';
+        text.hidden = kind.value === 'param';
+        const x = presets.find((y) => y.name === preset.value);
+        desc.textContent = kind.value === 'param' && x ? x.description + (x.knownAtStart ? '' : ' — ' + t('not known at call start')) : '';
+      };
+      kind.addEventListener('change', sync);
+      preset.addEventListener('change', sync);
+      const row = h('div', { class: 'param-row' }, pname, kind, valueBox,
+        button('×', () => { row.remove(); [...rows.children].forEach((r) => r.sync()); }, null, { 'aria-label': t('Remove parameter') }));
+      row.sync = sync;
+      row.value = () => {
+        const out = { name: pname.value };
+        if (kind.value === 'param') out.param = preset.value; else out[kind.value] = text.value;
+        return out;
+      };
+      rows.append(row);
+      sync();
+    }
+    hook.parameters.forEach(addParam);
+    const method = select('method', [['GET', 'GET'], ['POST', 'POST']], hook.method);
+    const contentType = select('contentType', [['application/json', 'application/json'], ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded']], hook.contentType);
+    const ctBox = field(t('Content type'), contentType);
+    const showCt = () => { ctBox.hidden = method.value !== 'POST'; };
+    method.addEventListener('change', showCt);
+    showCt();
+    const event = select('event', [['end', t('Call is over')], ['start', t('Call is processing')]], hook.event);
+    const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: hook.enabled });
+    const timeout = input('timeoutMs', hook.timeoutMs, { type: 'number', min: 100, max: 25000 });
+    const attempts = input('retry.maxAttempts', hook.retry.maxAttempts, { type: 'number', min: 1, max: 8 });
+    const secret = input('signingSecret', '', { class: 'mono', autocomplete: 'off', placeholder: hook.signed ? t('set; leave empty to keep it') : 'whsec_…' });
+    const original = JSON.stringify(hook.parameters);
+    const f = form({ id: 'hook-form' }, [h('div', { class: 'card' },
+      field(t('Name'), name),
+      h('div', { class: 'row' }, h('div', null, field(t('Protocol'), protocol)), h('div', { class: 'grow' }, field(t('Host'), host)),
+        h('div', null, field(t('Port'), port))),
+      field(t('Path'), path, t('Everything before "?"; query parameters go in the rows below.')),
+      h('h3', null, t('Parameters')), rows,
+      button(t('+ Parameter'), () => addParam({ name: '', param: 'id' }), null, { id: 'add-param' }),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)), h('div', { class: 'grow' }, ctBox),
+        h('div', { class: 'grow' }, field(t('Event'), event))),
+      h('label', { class: 'check' }, enabled, t('Enabled')),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts))),
+      field(t('Signing secret'), secret)),
+    h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save hook')),
+      isNew ? null : h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) + '&hookId=' + enc(hookId) }, t('Deliveries')))], async () => {
+      const body = { name: name.value, protocol: protocol.value, host: host.value.trim(), port: Number(port.value) || undefined,
+        path: path.value || '/', method: method.value, contentType: contentType.value, event: event.value, enabled: enabled.checked,
+        timeoutMs: Number(timeout.value) || undefined, retry: { maxAttempts: Number(attempts.value) || 8 } };
+      const params = [...rows.children].map((r) => r.value());
+      // A PATCH keeps masked constants and the secret; send the rows only when they changed.
+      if (isNew || JSON.stringify(params) !== original) body.parameters = params;
+      if (secret.value.trim()) body.signingSecret = secret.value.trim();
+      if (isNew) await api('POST', '/api/calls/services/' + enc(serviceId) + '/hooks', body);
+      else await api('PATCH', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(hookId), body);
+      toast(t('Saved'));
+      location.hash = '#/calls/' + enc(serviceId);
+    });
+    return page(isNew ? t('New address') : t('Hook {name}', { name: hook.name || hookTarget(hook) }),
+      crumbs(['#/calls', t('Call tracking')], ['#/calls/' + enc(serviceId), s.name], [null, isNew ? t('New address') : (hook.name || hookId)]),
+      hook.gone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: events are skipped until the hook is saved again.')) : null, f);
+  }
+
+  // ---- start ------------------------------------------------------------------------------
+  langSelect.value = lang;
+  document.documentElement.lang = lang;
+  langSelect.addEventListener('change', () => {
+    lang = langSelect.value;
+    localStorage.setItem(LANG_KEY, lang);
+    document.documentElement.lang = lang;
+    route();
+  });
+  signOutButton.addEventListener('click', () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    location.hash = '#/signin';
+  });
+  window.addEventListener('hashchange', route);
+  route();
+})();

@@ -1,0 +1,298 @@
+"""The web console in a real browser (Debian's chromium through Playwright), against a real
+`spin up`: the README's first minutes done through the UI only, with a tracker and a call
+tracker calling from outside the browser and a receiver on loopback.
+
+Run by tests/tests/e2e/console.rs:
+    python console_scenario.py --url http://127.0.0.1:PORT --token TOKEN --shots DIR
+
+Exits non-zero (with the reason) when a step fails or the browser logged an error.
+"""
+
+import argparse
+import http.server
+import json
+import re
+import shutil
+import sys
+import threading
+import urllib.parse
+import urllib.request
+
+from playwright.sync_api import expect, sync_playwright
+
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+
+
+class Receiver:
+    """A webhook receiver on loopback that records every request and answers 200."""
+
+    def __init__(self):
+        self.requests = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _any(self):
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                outer.requests.append((self.command, self.path, body))
+                self.send_response(200)
+                self.send_header("content-type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"ok from the receiver")
+
+            do_GET = do_POST = do_PUT = _any
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def paths(self):
+        return [p for (_, p, _) in self.requests]
+
+
+def call(url, body=None, headers=None):
+    """A request from outside the browser (the tracker, the call tracker)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    with urllib.request.urlopen(req, timeout=30) as res:
+        return json.loads(res.read() or b"null")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--token", required=True)
+    ap.add_argument("--shots", required=True)
+    ap.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = ap.parse_args()
+    base = args.url.rstrip("/")
+    rx = Receiver()
+    errors = []
+    expected_errors = []
+
+    def on_console(msg):
+        if msg.type == "error":
+            text = msg.text
+            for i, pattern in enumerate(expected_errors):
+                if pattern in text:
+                    expected_errors.pop(i)
+                    return
+            errors.append(text)
+
+    def shot(page, name):
+        page.wait_for_timeout(150)
+        page.screenshot(path=f"{args.shots}/{name}.png", full_page=True)
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB")
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
+        page = context.new_page()
+        page.on("console", on_console)
+        page.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+        urls_seen = []
+        page.on("framenavigated", lambda f: urls_seen.append(f.url))
+        page.set_default_timeout(15000)
+
+        # Sign in, with the keyboard only.
+        page.goto(base + "/")
+        expect(page.locator("h1")).to_have_text("Sign in")
+        shot(page, "01-sign-in")
+        page.keyboard.press("Tab")  # skip link
+        page.get_by_label("Admin token").focus()
+        page.keyboard.type(args.token)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Bots")
+
+        # A bot.
+        page.get_by_label("New bot name").fill("Casino funnel")
+        page.get_by_role("button", name="Create bot").click()
+        expect(page.locator("h1")).to_have_text("Casino funnel")
+        bot_id = re.search(r"#/bots/([^/]+)", page.url).group(1)
+
+        # A number field ("Bot Settings").
+        page.get_by_role("link", name="Custom fields").click()
+        page.get_by_label("Key", exact=True).fill("userBalance")
+        page.get_by_label("Type").select_option("number")
+        page.get_by_label("Description").fill("balance after the deposit")
+        page.get_by_role("button", name="Save field").click()
+        expect(page.locator("#fields")).to_contain_text("userBalance")
+
+        # A postback link, copied with one click.
+        page.get_by_role("link", name="Postback links").click()
+        page.get_by_role("button", name="Add webhook").click()
+        link_cell = page.locator("#links .link-url").first
+        expect(link_cell).to_contain_text("/updateDialog")
+        link = link_cell.inner_text()
+        page.locator("#links").get_by_role("button", name="Copy").click()
+        copied = page.evaluate("navigator.clipboard.readText()")
+        assert copied == link, f"copied {copied!r}, the link is {link!r}"
+        shot(page, "02-postback-links")
+
+        # The tracker fires the postback, hostile values and all.
+        answer = call(link + "?" + urllib.parse.urlencode({
+            "chatId": "1227280", "userBalance": "5000", "tracker.clickid": "abc123",
+            "addTag": "depositor", "note": HOSTILE, "tracker.utm_source": HOSTILE,
+        }))
+        assert answer["ok"] and answer["created"], answer
+
+        # The dialog, every value written as text.
+        page.get_by_role("link", name="Dialogs").click()
+        page.locator("#dialogs").get_by_role("link", name="1227280").click()
+        expect(page.locator("h1")).to_have_text("Dialog 1227280")
+        expect(page.locator("#dialog-fields")).to_contain_text("5000")
+        expect(page.locator("#dialog-fields")).to_contain_text(HOSTILE)
+        expect(page.locator("#dialog-tracker")).to_contain_text(HOSTILE)
+        expect(page.locator("#dialog")).to_contain_text("pending")
+        assert page.locator("main img").count() == 0, "a value became an element"
+        assert page.evaluate("window.__pwned") is None, "a value ran as script"
+        shot(page, "03-dialog")
+
+        # A send-webhook step built with the variables panel; the preview renders the URL.
+        page.get_by_role("link", name="Casino funnel").click()
+        page.get_by_role("link", name="Steps").click()
+        page.get_by_role("link", name="Create step").click()
+        expect(page.locator("h1")).to_have_text("New step")
+        page.get_by_label("Step key").fill("lead")
+        url_input = page.get_by_label("URL", exact=True)
+        url_input.fill(f"http://127.0.0.1:{rx.port}/postback?subid=")
+        page.locator("[data-var='tracker.clickid']").click()
+        url_input.press("End")
+        url_input.type("&status=lead&balance=")
+        page.locator("[data-var='fields.userBalance']").click()
+        page.get_by_label("Preview against chat id").fill("1227280")
+        preview = page.locator("#preview .preview-output").first
+        expect(preview).to_have_text(
+            f"http://127.0.0.1:{rx.port}/postback?subid=abc123&status=lead&balance=5000")
+        # An unknown name is marked where it stands.
+        url_input.press("End")
+        url_input.type("&x={nosuch}")
+        expect(page.locator("#preview mark.lint")).to_have_text("nosuch")
+        expect(page.locator("#preview .lints")).to_contain_text("unknown_name")
+        for _ in range(len("&x={nosuch}")):
+            url_input.press("Backspace")
+        expect(page.locator("#preview mark.lint")).to_have_count(0)
+        shot(page, "04-step-editor")
+        page.get_by_role("button", name="Save step").click()
+        expect(page.locator("h1")).to_have_text("Step lead")
+
+        # Test-send to the receiver; the receiver's answer is shown.
+        page.get_by_label("Chat id (empty: a sample dialog)", exact=True).fill("1227280")
+        page.get_by_role("button", name="Send a test").click()
+        expect(page.locator("#test-result")).to_contain_text("delivered")
+        expect(page.locator("#test-result")).to_contain_text("ok from the receiver")
+        assert any("subid=abc123" in p and "balance=5000" in p for p in rx.paths()), rx.paths()
+        shot(page, "05-test-send")
+
+        # The delivery with its attempt; replay it.
+        page.get_by_role("link", name="Open delivery").click()
+        expect(page.locator("h1")).to_have_text("Delivery")
+        expect(page.locator("#attempts")).to_contain_text("HTTP 200")
+        first_delivery = page.url
+        before = len(rx.requests)
+        page.get_by_role("button", name="Replay").click()
+        expect(page.locator("#delivery")).to_contain_text("Replay of")
+        assert page.url != first_delivery
+        expect(page.locator("#attempts")).to_contain_text("HTTP 200")
+        assert len(rx.requests) == before + 1, "the replay reached the receiver"
+        shot(page, "06-delivery")
+        page.goto(f"{base}/#/deliveries?botId={bot_id}")
+        expect(page.locator("#deliveries tbody tr")).to_have_count(2)
+        shot(page, "07-deliveries")
+
+        # Call tracking: a service (its key shown once) and a hook in CallKeeper's form.
+        page.get_by_role("link", name="Call tracking").click()
+        page.get_by_label("New service name").fill("shop.example widget")
+        page.get_by_role("button", name="Create service").click()
+        expect(page.locator("#ingest-once")).to_contain_text("ik_")
+        ingest = page.locator("#ingest-url").inner_text()
+        assert "/events/pk_" in ingest, ingest
+        page.get_by_role("link", name="+ Address").click()
+        page.get_by_label("Name", exact=True).fill("CRM")
+        page.get_by_label("Protocol").select_option("http")
+        page.get_by_label("Host").fill("127.0.0.1")
+        page.get_by_label("Port").fill(str(rx.port))
+        page.get_by_label("Path").fill("/calls")
+        for name, kind, value in [("call", "param", "id"), ("town", "param", "city"),
+                                  ("source", "value", "callkeeper")]:
+            page.get_by_role("button", name="+ Parameter").click()
+            row = page.locator("#parameters .param-row").last
+            row.get_by_label("Parameter name").fill(name)
+            row.get_by_label("Value kind").select_option(kind)
+            if kind == "param":
+                row.get_by_label("Call parameter").select_option(value)
+            else:
+                row.get_by_label("Value", exact=True).fill(value)
+        expect(page.locator("#parameters")).to_contain_text("city")
+        page.get_by_label("Event").select_option("end")
+        # A host the API refuses: the error appears next to the host field, nothing is saved.
+        page.get_by_label("Host").fill("foo.123")
+        expected_errors.append("status of 422")
+        page.get_by_role("button", name="Save hook").click()
+        expect(page.locator("#hook-form .error")).to_be_visible()
+        assert page.get_by_label("Host").get_attribute("aria-invalid") == "true"
+        shot(page, "08-hook-form-error")
+        page.get_by_label("Host").fill("127.0.0.1")
+        shot(page, "08-hook-form")
+        page.get_by_role("button", name="Save hook").click()
+        expect(page.locator("#hooks")).to_contain_text("CRM")
+        shot(page, "09-service")
+
+        # The call tracker reports a finished call from outside; its delivery shows up.
+        event = call(ingest, {"id": 88412, "hook_event": "Call is over", "city": "Omsk"},
+                     {"content-type": "application/json"})
+        assert event["matched"] == 1, event
+        page.locator("#hooks").get_by_role("link", name="Deliveries").click()
+        for _ in range(20):
+            if page.locator("#deliveries .badge.delivered").count():
+                break
+            page.wait_for_timeout(500)
+            page.reload()
+        expect(page.locator("#deliveries")).to_contain_text("call 88412")
+        expect(page.locator("#deliveries .badge.delivered")).to_have_count(1)
+        assert "/calls?call=88412&town=Omsk&source=callkeeper" in rx.paths(), rx.paths()
+        shot(page, "10-call-deliveries")
+
+        # Hook test-send and disable from the service screen.
+        page.go_back()
+        page.get_by_role("link", name="Call tracking").click()
+        page.get_by_role("link", name="shop.example widget").click()
+        page.locator("#hooks").get_by_role("button", name="Test-send").click()
+        expect(page.locator("#hooks .delivery-summary")).to_contain_text("delivered")
+        page.locator("#hooks").get_by_role("checkbox").uncheck()
+        expect(page.locator("#toast")).to_have_text("Disabled")
+
+        # Russian, remembered across a reload; usable on a phone.
+        page.locator("#lang").select_option("ru")
+        expect(page.locator("#nav")).to_contain_text("Коллтрекинг")
+        page.reload()
+        expect(page.locator("#nav")).to_contain_text("Боты")
+        page.goto(f"{base}/#/bots/{bot_id}/steps")
+        shot(page, "11-ru-steps")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{base}/#/bots/{bot_id}/dialogs/1227280")
+        expect(page.locator("#dialog")).to_be_visible()
+        wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert wide <= 1, f"the dialog screen scrolls sideways on a phone by {wide}px"
+        shot(page, "12-phone-dialog")
+
+        # Signing out forgets the token; it never appeared in a URL.
+        page.locator("#signout").click()
+        expect(page.locator("#lang")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('fh.token')") is None
+        assert not any(args.token in u for u in urls_seen), urls_seen
+        browser.close()
+
+    if expected_errors:
+        errors.append(f"expected browser errors that never came: {expected_errors}")
+    if errors:
+        print("browser console errors:\n" + "\n".join(errors), file=sys.stderr)
+        sys.exit(1)
+    print("console scenario passed")
+
+
+if __name__ == "__main__":
+    main()
