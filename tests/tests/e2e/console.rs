@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use funnelhooks_tests::repo_root;
 use funnelhooks_tests::spin_cli::{SpinUp, Store, require};
+use funnelhooks_tests::{Client, repo_root};
 
 use crate::common::ADMIN_TOKEN;
 
@@ -49,6 +49,20 @@ async fn the_console_walks_the_first_minutes_in_a_real_browser() {
     .await
     .unwrap()
     .unwrap_or_else(|e| panic!("{e:#}"));
+    // The console's catch-all takes nothing of the API's: Spin routes by specificity.
+    let client = Client::new(up.url());
+    let page = client.get("/").await.unwrap();
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert_eq!(
+        client.get("/api/health").await.unwrap().json()["status"],
+        "ok"
+    );
+    let unknown = client.get("/api/no-such-thing").await.unwrap();
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.json()["error"]["code"], "not_found");
+
     let shots = repo_root().join("target/console-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let url = up.url().to_string();
