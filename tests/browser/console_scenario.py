@@ -204,7 +204,7 @@ def main():
         shot(page, "07-deliveries")
 
         # Call tracking: a service (its key shown once) and a hook in CallKeeper's form.
-        page.get_by_role("link", name="Call tracking").click()
+        page.locator("#nav").get_by_role("link", name="Call tracking").click()
         page.get_by_label("New service name").fill("shop.example widget")
         page.get_by_role("button", name="Create service").click()
         expect(page.locator("#ingest-once")).to_contain_text("ik_")
@@ -258,7 +258,7 @@ def main():
 
         # Hook test-send and disable from the service screen.
         page.go_back()
-        page.get_by_role("link", name="Call tracking").click()
+        page.locator("#nav").get_by_role("link", name="Call tracking").click()
         page.get_by_role("link", name="shop.example widget").click()
         page.locator("#hooks").get_by_role("button", name="Test-send").click()
         expect(page.locator("#hooks .delivery-summary")).to_contain_text("delivered")

@@ -483,28 +483,16 @@
     return h('pre', { class: 'mono' }, out);
   }
 
-  async function stepEditor(botId, stepId) {
-    const isNew = stepId === 'new';
-    const [bot, fields, step] = await Promise.all([api('GET', '/api/bots/' + enc(botId)),
-      api('GET', '/api/bots/' + enc(botId) + '/fields'),
-      isNew ? Promise.resolve({ key: '', kind: 'send-webhook', webhook: null }) : api('GET', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId))]);
-    const w = step.webhook || { url: '', method: 'GET', headers: {}, body: 'none', timeoutMs: 10000, retry: { maxAttempts: 8 }, signed: false, skipIfMissing: false };
-    const methodGiven = !isNew && step.webhook;
-    let lastTemplate = null;
-    const remember = (el) => { el.addEventListener('focus', () => { lastTemplate = el; }); return el; };
-
-    const key = input('key', step.key, { autocomplete: 'off' });
-    const kinds = [['send-webhook', t('Send webhook')], ['message', t('Message')]];
-    if (!kinds.some(([k]) => k === step.kind)) kinds.push([step.kind, step.kind]);
-    const kind = select('kind', kinds, step.kind);
-    const url = remember(input('webhook.url', w.url, { class: 'mono', placeholder: 'https://tracker.example.com/postback?subid={tracker.clickid}&status=lead', autocomplete: 'off', spellcheck: 'false' }));
-    const method = select('webhook.method', [['', t('Automatic (GET, POST with a body)')], ['GET', 'GET'], ['POST', 'POST'], ['PUT', 'PUT'], ['PATCH', 'PATCH'], ['DELETE', 'DELETE']], methodGiven ? w.method : '');
+  /** The webhook config's controls; `config()` reads them back as the API takes them. */
+  function webhookFields(w, isNew, onTemplate, onChange) {
+    const url = onTemplate(input('webhook.url', w.url, { class: 'mono', placeholder: 'https://tracker.example.com/postback?subid={tracker.clickid}&status=lead', autocomplete: 'off', spellcheck: 'false' }));
+    const method = select('webhook.method', [['', t('Automatic (GET, POST with a body)')], ['GET', 'GET'], ['POST', 'POST'], ['PUT', 'PUT'], ['PATCH', 'PATCH'], ['DELETE', 'DELETE']], isNew ? '' : w.method);
     const headerRows = h('div', { id: 'headers' });
     function addHeader(name, value) {
       const row = h('div', { class: 'hdr-row' },
         input('webhook.headers', name, { 'aria-label': t('Header name'), placeholder: 'Authorization' }),
-        remember(input('header-value', value, { class: 'mono', 'aria-label': t('Header value') })),
-        button('×', () => { row.remove(); schedulePreview(); }, null, { 'aria-label': t('Remove header') }));
+        onTemplate(input('header-value', value, { class: 'mono', 'aria-label': t('Header value') })),
+        button('×', () => { row.remove(); onChange(); }, null, { 'aria-label': t('Remove header') }));
       headerRows.append(row);
     }
     for (const [n, v] of Object.entries(w.headers || {})) addHeader(n, v);
@@ -512,14 +500,17 @@
     const bodyKind = select('webhook.body', [['none', t('No body')], ['profile', t('Subscriber profile (BotHelp JSON)')], ['template', t('Template')]],
       bodyTemplate ? 'template' : w.body);
     const contentType = select('webhook.body.contentType', [['json', 'JSON'], ['form', t('Form')], ['text', t('Text')]], bodyTemplate ? bodyTemplate.contentType : 'json');
-    const bodyText = remember(h('textarea', { name: 'webhook.body.template', spellcheck: 'false' }, bodyTemplate ? bodyTemplate.template : ''));
+    const bodyText = onTemplate(h('textarea', { name: 'webhook.body.template', spellcheck: 'false' }, bodyTemplate ? bodyTemplate.template : ''));
     const bodyBox = h('div', null, field(t('Content type'), contentType), field(t('Body template'), bodyText));
+    const showBody = () => { bodyBox.hidden = bodyKind.value !== 'template'; };
+    bodyKind.addEventListener('change', () => { showBody(); onChange(); });
+    showBody();
     const timeout = input('webhook.timeoutMs', w.timeoutMs, { type: 'number', min: 100, max: 25000, step: 100 });
     const attempts = input('webhook.retry.maxAttempts', w.retry.maxAttempts, { type: 'number', min: 1, max: 8 });
     const secret = input('webhook.signingSecret', '', { class: 'mono', autocomplete: 'off', placeholder: w.signed ? t('set; leave empty to keep it') : 'whsec_…' });
     const unsign = h('input', { type: 'checkbox', name: 'unsign' });
     const skip = h('input', { type: 'checkbox', name: 'webhook.skipIfMissing', checked: w.skipIfMissing });
-    const webhookBox = h('fieldset', { class: 'card' }, h('legend', null, t('Webhook')),
+    const box = h('fieldset', { class: 'card' }, h('legend', null, t('Webhook')),
       field(t('URL'), url, t('Variables in braces: {chatId}, {tracker.clickid}, {fields.KEY}.')),
       h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)),
         h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts))),
@@ -533,14 +524,6 @@
       })),
       w.signed ? h('label', { class: 'check' }, unsign, t('Stop signing')) : null,
       h('label', { class: 'check' }, skip, t('Skip when a variable has no value (log as skipped)')));
-    const showParts = () => {
-      webhookBox.hidden = kind.value !== 'send-webhook';
-      bodyBox.hidden = bodyKind.value !== 'template';
-    };
-    kind.addEventListener('change', showParts);
-    bodyKind.addEventListener('change', () => { showParts(); schedulePreview(); });
-    showParts();
-
     function config() {
       const c = { url: url.value };
       if (method.value) c.method = method.value;
@@ -553,110 +536,144 @@
       c.body = bodyKind.value === 'template' ? { template: bodyText.value, contentType: contentType.value } : bodyKind.value;
       if (timeout.value) c.timeoutMs = Number(timeout.value);
       if (attempts.value) c.retry = { maxAttempts: Number(attempts.value) };
+      // A view sent back with "signed": true keeps the stored secret.
       if (secret.value.trim()) c.signingSecret = secret.value.trim();
       else if (w.signed && !unsign.checked) c.signed = true;
       c.skipIfMissing = skip.checked;
       return c;
     }
+    return { box, config, url, bodyKind, bodyText, contentType };
+  }
 
-    // Variables panel: inserts at the cursor of the template field used last.
-    function insert(name) {
-      const target = lastTemplate || url;
-      const text = '{' + name + '}';
-      const start = target.selectionStart == null ? target.value.length : target.selectionStart;
-      const end = target.selectionEnd == null ? start : target.selectionEnd;
-      target.value = target.value.slice(0, start) + text + target.value.slice(end);
-      target.focus();
-      target.setSelectionRange(start + text.length, start + text.length);
-      schedulePreview();
-    }
+  /** The names a template may use; a click inserts `{name}` with `insert`. */
+  function variablesPanel(fields, insert) {
     const trackerKeys = new Set(TRACKER_COMMON);
     const varButton = (name, desc) => h('button', { type: 'button', onclick: () => insert(name), 'data-var': name },
       '{' + name + '}', desc ? h('span', { class: 'desc' }, ' ' + desc) : null);
     const trackerList = h('div');
     const renderTracker = () => trackerList.replaceChildren(...[...trackerKeys].map((k) => varButton('tracker.' + k)));
     renderTracker();
-    const vars = h('aside', { class: 'card vars', 'aria-label': t('Variables') }, h('h2', null, t('Variables')),
+    const panel = h('aside', { class: 'card vars', 'aria-label': t('Variables') }, h('h2', null, t('Variables')),
       h('p', { class: 'muted' }, t('Click to insert at the cursor.')),
       h('h3', null, t('Built-in')), BUILT_INS.map(([n, d]) => varButton(n, t(d))),
-      h('h3', null, t('Custom fields')), fields.items.length ? fields.items.map((f) => varButton('fields.' + f.key, f.type)) : h('p', { class: 'muted' }, t('None defined')),
+      h('h3', null, t('Custom fields')), fields.length ? fields.map((f) => varButton('fields.' + f.key, f.type)) : h('p', { class: 'muted' }, t('None defined')),
       h('h3', null, t('Tracker fields')), trackerList);
+    /** Adds the tracker keys a real dialog has. */
+    panel.addTracker = (keys) => { keys.forEach((k) => trackerKeys.add(k)); renderTracker(); };
+    return panel;
+  }
 
-    // Live preview against a dialog or a sample.
-    const previewChat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
-    const previewOut = h('div', { id: 'preview', 'aria-live': 'polite' });
-    const previewForm = form({ id: 'preview-form' }, [field(t('Preview against chat id (empty: a sample dialog)'), previewChat), previewOut], async () => preview());
-    let previewTimer;
-    function schedulePreview() { clearTimeout(previewTimer); previewTimer = setTimeout(preview, 350); }
+  /** The live preview of the URL and body template against a dialog or a sample. */
+  function previewPanel(botId, webhook, isWebhook, vars) {
+    const chat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
+    const out = h('div', { id: 'preview', 'aria-live': 'polite' });
+    const f = form({ id: 'preview-form' }, [field(t('Preview against chat id (empty: a sample dialog)'), chat), out], async () => run());
     async function renderOne(label, template, target) {
-      const chat = previewChat.value.trim();
       const req = { template, target, botId };
-      if (chat) req.chatId = Number(chat);
+      if (chat.value.trim()) req.chatId = Number(chat.value.trim());
       try {
         const r = await api('POST', '/api/templates/preview', req);
         const parts = [h('h3', null, label), h('pre', { class: 'mono preview-output' }, r.output)];
         if (r.missing.length) parts.push(h('p', { class: 'banner warn' }, t('No value: {names}', { names: r.missing.join(', ') })));
         if (r.lints.length) {
           parts.push(marked(template, r.lints));
-          parts.push(h('ul', { class: 'lints' }, r.lints.map((l) => h('li', null, h('span', { class: 'mono' }, l.kind), ' ', t('at character {n}', { n: byteToIndex(template, l.offset) }), ': ', l.message))));
+          parts.push(h('ul', { class: 'lints' }, r.lints.map((l) => h('li', null, h('span', { class: 'mono' }, l.kind), ' ',
+            t('at character {n}', { n: byteToIndex(template, l.offset) }), ': ', l.message))));
         }
         return parts;
       } catch (e) {
-        if (e.field === 'chatId') showError(previewForm, e);
+        if (e.field === 'chatId') showError(f, e);
         return [h('h3', null, label), h('div', { class: 'banner error' }, e.message, e.position != null ? ' ' + t('(at character {n})', { n: e.position }) : '')];
       }
     }
-    async function preview() {
-      if (kind.value !== 'send-webhook') return previewOut.replaceChildren();
+    async function run() {
+      if (!isWebhook()) return out.replaceChildren();
       const parts = [];
-      if (url.value) parts.push(...await renderOne(t('URL'), url.value, 'url'));
-      if (bodyKind.value === 'template' && bodyText.value) parts.push(...await renderOne(t('Body'), bodyText.value, contentType.value));
-      if (bodyKind.value === 'profile') parts.push(h('p', { class: 'muted' }, t('The body is the subscriber profile as BotHelp sends it.')));
-      previewOut.replaceChildren(...parts);
+      if (webhook.url.value) parts.push(...await renderOne(t('URL'), webhook.url.value, 'url'));
+      const kind = webhook.bodyKind.value;
+      if (kind === 'template' && webhook.bodyText.value) parts.push(...await renderOne(t('Body'), webhook.bodyText.value, webhook.contentType.value));
+      if (kind === 'profile') parts.push(h('p', { class: 'muted' }, t('The body is the subscriber profile as BotHelp sends it.')));
+      out.replaceChildren(...parts);
     }
-    for (const el of [url, bodyText, contentType, previewChat]) el.addEventListener('input', schedulePreview);
-    previewChat.addEventListener('change', async () => {
-      const chat = previewChat.value.trim();
-      if (!/^-?\d+$/.test(chat)) return;
+    let timer;
+    const schedule = () => { clearTimeout(timer); timer = setTimeout(run, 350); };
+    for (const el of [webhook.url, webhook.bodyText, webhook.contentType, chat]) el.addEventListener('input', schedule);
+    chat.addEventListener('change', async () => {
+      const id = chat.value.trim();
+      if (!/^-?\d+$/.test(id)) return;
       try {
-        const d = await api('GET', '/api/bots/' + enc(botId) + '/dialogs/' + enc(chat));
-        Object.keys(d.tracker || {}).forEach((k) => trackerKeys.add(k));
-        renderTracker();
+        const d = await api('GET', '/api/bots/' + enc(botId) + '/dialogs/' + enc(id));
+        vars.addTracker(Object.keys(d.tracker || {}));
       } catch (_) { /* the preview says what is wrong */ }
     });
+    setTimeout(run, 0);
+    return { box: h('section', { class: 'card' }, h('h2', null, t('Preview')), f), schedule };
+  }
 
-    const testChat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
-    const testOut = h('div', { id: 'test-result', 'aria-live': 'polite' });
-    const testBox = isNew ? null : h('section', { class: 'card' }, h('h2', null, t('Test-send')),
-      form({ id: 'test-send' }, [h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id (empty: a sample dialog)'), testChat)),
+  /** One test attempt of a saved step, showing the receiver's answer. */
+  function testSendPanel(botId, stepId) {
+    const chat = input('chatId', '', { inputmode: 'numeric', placeholder: t('sample dialog'), autocomplete: 'off' });
+    const out = h('div', { id: 'test-result', 'aria-live': 'polite' });
+    return h('section', { class: 'card' }, h('h2', null, t('Test-send')),
+      form({ id: 'test-send' }, [h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id (empty: a sample dialog)'), chat)),
         h('button', { type: 'submit' }, t('Send a test')))], async () => {
-        const chat = testChat.value.trim();
-        const d = await api('POST', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId) + '/test-send', chat ? { chatId: Number(chat) } : {});
-        testOut.replaceChildren(deliverySummary(d));
-      }), testOut);
+        const id = chat.value.trim();
+        const d = await api('POST', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId) + '/test-send', id ? { chatId: Number(id) } : {});
+        out.replaceChildren(deliverySummary(d));
+      }), out);
+  }
 
+  const NEW_WEBHOOK = { url: '', method: 'GET', headers: {}, body: 'none', timeoutMs: 10000, retry: { maxAttempts: 8 }, signed: false, skipIfMissing: false };
+
+  async function stepEditor(botId, stepId) {
+    const isNew = stepId === 'new';
+    const stepPath = '/api/bots/' + enc(botId) + '/steps/' + enc(stepId);
+    const [bot, fields, step] = await Promise.all([api('GET', '/api/bots/' + enc(botId)),
+      api('GET', '/api/bots/' + enc(botId) + '/fields'),
+      isNew ? Promise.resolve({ key: '', kind: 'send-webhook', webhook: null }) : api('GET', stepPath)]);
+    let lastTemplate = null;
+    let preview = null;
+    const remember = (el) => { el.addEventListener('focus', () => { lastTemplate = el; }); return el; };
+    const webhook = webhookFields(step.webhook || NEW_WEBHOOK, isNew || !step.webhook, remember, () => preview.schedule());
+    // Variables insert at the cursor of the template field used last.
+    const vars = variablesPanel(fields.items, (name) => {
+      const target = lastTemplate || webhook.url;
+      const text = '{' + name + '}';
+      const start = target.selectionStart == null ? target.value.length : target.selectionStart;
+      const end = target.selectionEnd == null ? start : target.selectionEnd;
+      target.value = target.value.slice(0, start) + text + target.value.slice(end);
+      target.focus();
+      target.setSelectionRange(start + text.length, start + text.length);
+      preview.schedule();
+    });
+    const key = input('key', step.key, { autocomplete: 'off' });
+    const kinds = [['send-webhook', t('Send webhook')], ['message', t('Message')]];
+    if (!kinds.some(([k]) => k === step.kind)) kinds.push([step.kind, step.kind]);
+    const kind = select('kind', kinds, step.kind);
+    const showWebhook = () => { webhook.box.hidden = kind.value !== 'send-webhook'; };
+    kind.addEventListener('change', showWebhook);
+    showWebhook();
+    preview = previewPanel(botId, webhook, () => kind.value === 'send-webhook', vars);
     const editor = form({ id: 'step-form' }, [h('div', { class: 'card' }, h('div', { class: 'row' },
-      h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind)))), webhookBox,
+      h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind)))), webhook.box,
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save step')),
         isNew ? null : button(t('Delete step'), async () => {
           if (!confirm(t('Delete the step "{key}"?', { key: step.key || stepId }))) return;
-          await api('DELETE', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId));
+          await api('DELETE', stepPath);
           location.hash = '#/bots/' + enc(botId) + '/steps';
         }, 'danger'),
         isNew ? null : h('a', { href: '#/deliveries?botId=' + enc(botId) + '&stepId=' + enc(stepId) }, t('Deliveries')))], async () => {
       const body = { key: key.value, kind: kind.value };
-      if (kind.value === 'send-webhook') body.webhook = config();
-      const saved = isNew ? await api('POST', '/api/bots/' + enc(botId) + '/steps', body)
-        : await api('PUT', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId), body);
+      if (kind.value === 'send-webhook') body.webhook = webhook.config();
+      const saved = isNew ? await api('POST', '/api/bots/' + enc(botId) + '/steps', body) : await api('PUT', stepPath, body);
       toast(t('Saved'));
       if (isNew) location.hash = '#/bots/' + enc(botId) + '/steps/' + enc(saved.id);
       else route();
     });
-    setTimeout(preview, 0);
     return page(isNew ? t('New step') : t('Step {key}', { key: step.key || stepId }),
       crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/steps', bot.name], [null, isNew ? t('New step') : step.key]),
       step.webhookGone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: deliveries are skipped until the step is saved again.')) : null,
-      h('div', { class: 'editor' }, h('div', null, editor, h('section', { class: 'card' }, h('h2', null, t('Preview')), previewForm), testBox), vars));
+      h('div', { class: 'editor' }, h('div', null, editor, preview.box, isNew ? null : testSendPanel(botId, stepId)), vars));
   }
 
   // ---- deliveries -------------------------------------------------------------------------
@@ -835,6 +852,39 @@
         })))) : h('p', { class: 'muted' }, t('No hooks yet.')));
   }
 
+  /** One parameter row of CallKeeper's form: name -> a preset, a constant or a template. */
+  function parameterRow(presets, p, rows) {
+    const index = () => [...rows.children].indexOf(row);
+    const kindOf = p.param != null ? 'param' : p.value != null ? 'value' : p.template != null ? 'template' : 'param';
+    const pname = input('', p.name || '', { 'aria-label': t('Parameter name') });
+    const kind = select('', [['param', t('Call parameter')], ['value', t('Constant')], ['template', t('Template')]], kindOf, { 'aria-label': t('Value kind') });
+    const preset = select('', presets.map((x) => [x.name, x.name + (x.knownAtStart ? '' : ' ' + t('(at call end)'))]), p.param || 'id', { 'aria-label': t('Call parameter') });
+    const text = input('', p.value != null ? p.value : p.template || '', { class: 'mono', 'aria-label': t('Value') });
+    const desc = h('small', { class: 'muted' });
+    const valueBox = h('div', null, preset, text, desc);
+    const sync = () => {
+      const i = index();
+      pname.name = 'parameters[' + i + '].name';
+      preset.name = 'parameters[' + i + '].param';
+      text.name = 'parameters[' + i + '].' + kind.value;
+      preset.hidden = kind.value !== 'param';
+      text.hidden = kind.value === 'param';
+      const x = presets.find((y) => y.name === preset.value);
+      desc.textContent = kind.value === 'param' && x ? x.description + (x.knownAtStart ? '' : ' — ' + t('not known at call start')) : '';
+    };
+    kind.addEventListener('change', sync);
+    preset.addEventListener('change', sync);
+    const row = h('div', { class: 'param-row' }, pname, kind, valueBox,
+      button('×', () => { row.remove(); [...rows.children].forEach((r) => r.sync()); }, null, { 'aria-label': t('Remove parameter') }));
+    row.sync = sync;
+    row.value = () => {
+      const out = { name: pname.value };
+      if (kind.value === 'param') out.param = preset.value; else out[kind.value] = text.value;
+      return out;
+    };
+    return row;
+  }
+
   async function hookEditor(serviceId, hookId) {
     const isNew = hookId === 'new';
     const [s, k] = await Promise.all([api('GET', '/api/calls/services/' + enc(serviceId)),
@@ -850,38 +900,7 @@
     });
     const path = input('path', hook.path, { class: 'mono' });
     const rows = h('div', { id: 'parameters' });
-    function addParam(p) {
-      const index = () => [...rows.children].indexOf(row);
-      const kindOf = p.param != null ? 'param' : p.value != null ? 'value' : p.template != null ? 'template' : 'param';
-      const pname = input('', p.name || '', { 'aria-label': t('Parameter name') });
-      const kind = select('', [['param', t('Call parameter')], ['value', t('Constant')], ['template', t('Template')]], kindOf, { 'aria-label': t('Value kind') });
-      const preset = select('', presets.map((x) => [x.name, x.name + (x.knownAtStart ? '' : ' ' + t('(at call end)'))]), p.param || 'id', { 'aria-label': t('Call parameter') });
-      const text = input('', p.value != null ? p.value : p.template || '', { class: 'mono', 'aria-label': t('Value') });
-      const desc = h('small', { class: 'muted' });
-      const valueBox = h('div', null, preset, text, desc);
-      const sync = () => {
-        const i = index();
-        pname.name = 'parameters[' + i + '].name';
-        preset.name = 'parameters[' + i + '].param';
-        text.name = 'parameters[' + i + '].' + kind.value;
-        preset.hidden = kind.value !== 'param';
-        text.hidden = kind.value === 'param';
-        const x = presets.find((y) => y.name === preset.value);
-        desc.textContent = kind.value === 'param' && x ? x.description + (x.knownAtStart ? '' : ' — ' + t('not known at call start')) : '';
-      };
-      kind.addEventListener('change', sync);
-      preset.addEventListener('change', sync);
-      const row = h('div', { class: 'param-row' }, pname, kind, valueBox,
-        button('×', () => { row.remove(); [...rows.children].forEach((r) => r.sync()); }, null, { 'aria-label': t('Remove parameter') }));
-      row.sync = sync;
-      row.value = () => {
-        const out = { name: pname.value };
-        if (kind.value === 'param') out.param = preset.value; else out[kind.value] = text.value;
-        return out;
-      };
-      rows.append(row);
-      sync();
-    }
+    const addParam = (p) => { const row = parameterRow(presets, p, rows); rows.append(row); row.sync(); };
     hook.parameters.forEach(addParam);
     const method = select('method', [['GET', 'GET'], ['POST', 'POST']], hook.method);
     const contentType = select('contentType', [['application/json', 'application/json'], ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded']], hook.contentType);

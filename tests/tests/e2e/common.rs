@@ -21,6 +21,23 @@ pub fn real_app() -> HostBuilder {
         .env(|_| None)
 }
 
+/// The app under the real `spin up` of `spin` (SQLite), with the admin token and loopback
+/// webhooks allowed; ready once `/api/health` answers.
+pub async fn spin_up_app(spin: std::path::PathBuf) -> funnelhooks_tests::spin_cli::SpinUp {
+    use funnelhooks_tests::spin_cli::{SpinUp, Store};
+    let env = [
+        ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS", "true"),
+    ];
+    let manifest = repo_root().join("spin.toml");
+    tokio::task::spawn_blocking(move || {
+        SpinUp::start(&spin, &manifest, Store::Sqlite, &env, "/api/health")
+    })
+    .await
+    .unwrap()
+    .unwrap_or_else(|e| panic!("{e:#}"))
+}
+
 /// Builds and serves an app; returns it with its server and a client for it.
 pub async fn serve(builder: HostBuilder) -> (App, Server, Client) {
     let app = builder.build().expect("app builds");

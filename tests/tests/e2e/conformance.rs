@@ -7,9 +7,9 @@
 use std::process::Command;
 
 use funnelhooks_tests::repo_root;
-use funnelhooks_tests::spin_cli::{SpinUp, Store, require};
+use funnelhooks_tests::spin_cli::require;
 
-use crate::common::ADMIN_TOKEN;
+use crate::common::{ADMIN_TOKEN, spin_up_app};
 
 /// Examples per operation and phase: enough to reach every operation and its checks, few
 /// enough for a test run of about a minute.
@@ -26,17 +26,7 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_on_the_real_spin() {
     let Some(st) = require("st").unwrap() else {
         return;
     };
-    let env = [
-        ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS", "true"),
-    ];
-    let manifest = repo_root().join("spin.toml");
-    let up = tokio::task::spawn_blocking(move || {
-        SpinUp::start(&spin, &manifest, Store::Sqlite, &env, "/api/health")
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    let up = spin_up_app(spin).await;
     let url = up.url().to_string();
     let output = tokio::task::spawn_blocking(move || {
         Command::new(st)

@@ -8,10 +8,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use funnelhooks_tests::spin_cli::{SpinUp, Store, require};
+use funnelhooks_tests::spin_cli::require;
 use funnelhooks_tests::{Client, repo_root};
 
-use crate::common::ADMIN_TOKEN;
+use crate::common::{ADMIN_TOKEN, spin_up_app};
 
 /// The Python with Playwright that `scripts/test` installs; missing fails in CI.
 fn browser_python() -> Option<PathBuf> {
@@ -38,17 +38,7 @@ async fn the_console_walks_the_first_minutes_in_a_real_browser() {
     let Some(python) = browser_python() else {
         return;
     };
-    let env = [
-        ("SPIN_VARIABLE_ADMIN_TOKEN", ADMIN_TOKEN),
-        ("SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS", "true"),
-    ];
-    let manifest = repo_root().join("spin.toml");
-    let up = tokio::task::spawn_blocking(move || {
-        SpinUp::start(&spin, &manifest, Store::Sqlite, &env, "/api/health")
-    })
-    .await
-    .unwrap()
-    .unwrap_or_else(|e| panic!("{e:#}"));
+    let up = spin_up_app(spin).await;
     // The console's catch-all takes nothing of the API's: Spin routes by specificity.
     let client = Client::new(up.url());
     let page = client.get("/").await.unwrap();
