@@ -236,6 +236,7 @@ def main():
         assert page.get_by_label("Host").get_attribute("aria-invalid") == "true"
         shot(page, "08-hook-form-error")
         page.get_by_label("Host").fill("127.0.0.1")
+        expect(page.locator("#hook-form .error")).to_have_count(0)
         shot(page, "08-hook-form")
         page.get_by_role("button", name="Save hook").click()
         expect(page.locator("#hooks")).to_contain_text("CRM")

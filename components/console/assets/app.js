@@ -174,6 +174,16 @@
   /** A form whose submit runs `action`; errors land next to their field. */
   function form(attrs, children, action) {
     const f = h('form', Object.assign({ novalidate: true }, attrs || {}), children);
+    // Editing a control the API named takes its error away.
+    f.addEventListener('input', (ev) => {
+      const el = ev.target;
+      if (el.getAttribute && el.getAttribute('aria-invalid') === 'true') {
+        const msg = document.getElementById(el.getAttribute('aria-describedby'));
+        if (msg && msg.classList.contains('error')) msg.remove();
+        el.removeAttribute('aria-invalid');
+        el.removeAttribute('aria-describedby');
+      }
+    });
     f.addEventListener('submit', async (ev) => {
       ev.preventDefault();
       const submit = f.querySelector('button[type=submit]');
@@ -376,6 +386,10 @@
           }, 'danger'))))))) : h('p', { class: 'muted' }, t('No custom fields yet.')));
   }
 
+  function kindLabel(kind) {
+    return kind === 'send-webhook' ? t('Send webhook') : kind === 'message' ? t('Message') : kind;
+  }
+
   async function stepsTab(bot) {
     const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/steps');
     return h('section', { 'aria-label': t('Steps') },
@@ -384,7 +398,7 @@
         h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Kind')), h('th', { class: 'opt' }, t('Webhook')), h('th', null, ''))),
         h('tbody', null, items.map((s) => h('tr', null,
           h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/' + enc(s.id) }, s.key || s.id)),
-          h('td', null, s.kind, s.webhookGone ? [' ', badge('gone')] : null),
+          h('td', null, kindLabel(s.kind), s.webhookGone ? [' ', badge('gone')] : null),
           h('td', { class: 'opt mono' }, s.webhook ? s.webhook.method + ' ' + s.webhook.url : ''),
           h('td', null, h('div', { class: 'actions' },
             h('a', { href: '#/deliveries?botId=' + enc(bot.id) + '&stepId=' + enc(s.id) }, t('Deliveries')),
@@ -647,7 +661,7 @@
       preview.schedule();
     });
     const key = input('key', step.key, { autocomplete: 'off' });
-    const kinds = [['send-webhook', t('Send webhook')], ['message', t('Message')]];
+    const kinds = ['send-webhook', 'message'].map((k) => [k, kindLabel(k)]);
     if (!kinds.some(([k]) => k === step.kind)) kinds.push([step.kind, step.kind]);
     const kind = select('kind', kinds, step.kind);
     const showWebhook = () => { webhook.box.hidden = kind.value !== 'send-webhook'; };
@@ -818,7 +832,7 @@
           document.getElementById('ingest-url').textContent = r.ingestUrlWithKey;
         }, null, { id: 'rotate-key' })),
       h('h2', null, t('Hooks')),
-      h('div', { class: 'actions' }, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/new', id: 'add-hook' }, t('+ Address')),
+      h('div', { class: 'actions' }, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/new', id: 'add-hook', class: 'button' }, t('+ Address')),
         h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) }, t('Deliveries'))),
       hooks.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'hooks' },
         h('thead', null, h('tr', null, h('th', null, t('Name')), h('th', null, t('Event')), h('th', { class: 'opt' }, t('Address')), h('th', null, t('Enabled')), h('th', null, ''))),
