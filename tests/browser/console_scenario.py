@@ -87,7 +87,10 @@ def main():
         page.screenshot(path=f"{args.shots}/{name}.png", full_page=True)
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+        browser = pw.chromium.launch(
+            executable_path=args.chromium,
+            # Root in a container: no sandbox, and a small /dev/shm must not crash it.
+            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         context = browser.new_context(viewport={"width": 1280, "height": 860}, locale="en-GB")
         context.grant_permissions(["clipboard-read", "clipboard-write"], origin=base)
         page = context.new_page()
