@@ -102,6 +102,11 @@ pub struct Dialog {
     /// how the retry sweep tells a step entry that happened from one that never landed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub step_deliveries: Vec<String>,
+    /// The dialog's place in its bot's list, taken by its creation and stored with it (one
+    /// write fewer than a key of its own); not part of the API's view. `None` in records
+    /// written before it existed (their place is under `{key}:slot`).
+    #[serde(default, rename = "listSlot", skip_serializing_if = "Option::is_none")]
+    pub list_slot: Option<u64>,
 }
 
 /// How many step deliveries a dialog remembers.
@@ -138,7 +143,21 @@ impl Dialog {
             created_at: None,
             updated_at: now,
             step_deliveries: Vec::new(),
+            list_slot: None,
         }
+    }
+
+    /// The dialog as the API shows it (without what only storage needs).
+    pub fn view(&self) -> serde_json::Value {
+        // Through the bytes rather than `to_value`: both halves are already in every
+        // component (records are written as bytes, bodies read into values), so the view
+        // costs no new code in the Wasm.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if let Some(m) = v.as_object_mut() {
+            m.remove("listSlot");
+        }
+        v
     }
 }
 

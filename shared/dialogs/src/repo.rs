@@ -7,9 +7,9 @@
 //! | `bots:n`, `bots:{slot}` | the list of bots ([`Index`]) |
 //! | `link:{postbackId}` | [`PostbackLink`] |
 //! | `step:{botId}:{stepId}` | [`Step`] |
-//! | `dlg:{botId}:{chatId}` | [`Dialog`] |
+//! | `dlg:{botId}:{chatId}` | [`Dialog`], with its slot in its bot's list (hosts with atomics) |
 //! | `dlg:{botId}:{chatId}:born` | creation election counter (hosts with atomics) |
-//! | `dlg:{botId}:{chatId}:slot` | the dialog's slot in its bot's list |
+//! | `dlg:{botId}:{chatId}:slot` | the dialog's slot in its bot's list (hosts without atomics, and dialogs created before the slot moved into the record) |
 //! | `dlgs:{botId}:n`, `dlgs:{botId}:{slot}` | a bot's dialogs ([`Index`]) |
 //! | `handoffs:n`, `handoffs:{slot}`, `handoffs:cursor` | step entries awaiting delivery ([`crate::handoff`]) |
 //!
@@ -591,39 +591,50 @@ impl<'a, K: Kv> Repo<'a, K> {
         refusal: Option<Error>,
         change: impl Fn(&mut Dialog) -> Result<bool, Error>,
     ) -> Result<(Dialog, Option<u64>, bool), Error> {
-        let (dialog, created, entered) = if self.kv.atomic() {
-            let key = dialog_key(&bot.id, chat);
-            // Set by `create`, which the upsert calls just before changing the fresh record.
-            let fresh = std::cell::Cell::new(false);
-            let (dialog, modified) = self.records().upsert(
-                &key,
-                &format!("{key}:born"),
-                || {
-                    fresh.set(true);
-                    Dialog::pending(&bot.id, chat, now)
-                },
-                |d: &mut Dialog| {
-                    if let (true, Some(e)) = (fresh.replace(false), &refusal) {
-                        return Err(e.clone());
-                    }
-                    let entered = change(d)?;
-                    Ok::<_, Error>((d.clone(), entered))
-                },
+        if !self.kv.atomic() {
+            let (dialog, created, entered) = split::change(self.kv, bot, chat, refusal, &change)?;
+            if !created {
+                return Ok((dialog, None, entered));
+            }
+            let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+            self.kv.set(
+                &format!("{}:slot", dialog_key(&bot.id, chat)),
+                slot.to_string().as_bytes(),
             )?;
-            let (dialog, entered) = dialog;
-            (dialog, modified == Modified::Created, entered)
-        } else {
-            split::change(self.kv, bot, chat, refusal, &change)?
-        };
-        if !created {
-            return Ok((dialog, None, entered));
+            return Ok((dialog, Some(slot), entered));
         }
-        let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
-        self.kv.set(
-            &format!("{}:slot", dialog_key(&bot.id, chat)),
-            slot.to_string().as_bytes(),
+        let key = dialog_key(&bot.id, chat);
+        // Set by `create`, which the upsert calls just before changing the fresh record.
+        let fresh = std::cell::Cell::new(false);
+        let born_slot = std::cell::Cell::new(None);
+        let ((mut dialog, entered), modified) = self.records().upsert_born(
+            &key,
+            &format!("{key}:born"),
+            || {
+                fresh.set(true);
+                Dialog::pending(&bot.id, chat, now)
+            },
+            |d: &mut Dialog| {
+                if let (true, Some(e)) = (fresh.replace(false), &refusal) {
+                    return Err(e.clone());
+                }
+                let entered = change(d)?;
+                Ok::<_, Error>((d.clone(), entered))
+            },
+            // The creator takes the dialog's place in the bot's list into its first write,
+            // rather than writing the place under a key of its own.
+            |d: &mut Dialog| {
+                let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+                d.list_slot = Some(slot);
+                born_slot.set(Some(slot));
+                Ok(())
+            },
         )?;
-        Ok((dialog, Some(slot), entered))
+        let slot = born_slot.get().filter(|_| modified == Modified::Created);
+        if slot.is_some() {
+            dialog.list_slot = slot;
+        }
+        Ok((dialog, slot, entered))
     }
 
     /// After a postback created a dialog in `slot` of the bot's list: every
@@ -673,9 +684,12 @@ impl<'a, K: Kv> Repo<'a, K> {
             .dialogs_index(&bot.id)
             .page(after, limit.min(MAX_PAGE))?;
         let mut items = Vec::with_capacity(page.items.len());
-        for chat in page.items {
+        for (chat, slot) in page.items.iter().zip(&page.slots) {
+            // A creator that took a place and then failed to write leaves a place whose
+            // dialog, created again later, lives in another: list it only there.
             if let Ok(chat) = chat.parse()
                 && let Some(d) = self.find_dialog(bot, chat)?
+                && d.list_slot.is_none_or(|s| s == *slot)
             {
                 items.push(d);
             }
@@ -688,11 +702,16 @@ impl<'a, K: Kv> Repo<'a, K> {
 
     /// Erases the dialog and everything stored for it, or a 404.
     pub fn erase_dialog(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
-        self.dialog(bot, chat)?;
-        let slot_key = format!("{}:slot", dialog_key(&bot.id, chat));
-        if let Some(slot) = self.kv.get(&slot_key)?
-            && let Some(slot) = std::str::from_utf8(&slot).ok().and_then(|s| s.parse().ok())
-        {
+        let dialog = self.dialog(bot, chat)?;
+        let slot = match dialog.list_slot {
+            Some(slot) => Some(slot),
+            // Dialogs created before the place was kept in the record, and the split layout.
+            None => self
+                .kv
+                .get(&format!("{}:slot", dialog_key(&bot.id, chat)))?
+                .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok())),
+        };
+        if let Some(slot) = slot {
             self.dialogs_index(&bot.id).remove(slot)?;
         }
         self.erase_dialog_keys(bot, chat)

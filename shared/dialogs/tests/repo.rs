@@ -44,7 +44,7 @@ fn bot_with_link(kv: &MemoryKv) -> Bot {
 }
 
 fn get(
-    kv: &MemoryKv,
+    kv: &impl Kv,
     link: &str,
     query: &str,
 ) -> Result<funnelhooks_dialogs::Postback, funnelhooks_core::Error> {
@@ -378,6 +378,58 @@ impl Kv for DialogWritesFail {
     fn atomic(&self) -> bool {
         true
     }
+}
+
+/// A store where creating a dialog fails at its first write (after the election).
+struct DialogCreationFails(MemoryKv);
+
+impl Kv for DialogCreationFails {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        if key.starts_with("dlg:") {
+            return Err(StoreError::Backend("outage".into()));
+        }
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.0.increment(key, delta)
+    }
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        self.0.compare_and_swap(key, decide)
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_creation_that_failed_after_taking_its_place_in_the_list_is_listed_once_when_retried() {
+    let failing = DialogCreationFails(MemoryKv::new());
+    let bot = bot_with_link(&failing.0);
+    get(&failing.0, &bot.link, "chatId=1").unwrap();
+    // The creator wins the election and takes a place in the list, then its write fails.
+    let failed = get(&failing, &bot.link, "chatId=2");
+    assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
+    // The tracker retries: a new creator takes over (after the wait for the first) and
+    // takes a place of its own.
+    get(&failing.0, &bot.link, "chatId=2").unwrap();
+    get(&failing.0, &bot.link, "chatId=3").unwrap();
+    let repo = Repo::new(&failing.0);
+    let record = repo.bot(&bot.id).unwrap();
+    let listed = |repo: &Repo<MemoryKv>| -> Vec<i64> {
+        let page = repo.dialogs(&record, 0, 50).unwrap();
+        page.items.iter().map(|d| d.chat_id).collect()
+    };
+    assert_eq!(listed(&repo), [1, 2, 3]);
+    // Its place is kept in the record, not under a key of its own, and erasing frees it.
+    assert!(!failing.0.keys().iter().any(|k| k.ends_with(":slot")));
+    repo.erase_dialog(&record, 2).unwrap();
+    assert_eq!(listed(&repo), [1, 3]);
 }
 
 #[test]

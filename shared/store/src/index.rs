@@ -18,6 +18,8 @@ pub struct Index<'a> {
 pub struct IndexPage {
     /// Entries in the order they were added.
     pub items: Vec<String>,
+    /// The slot of each entry.
+    pub slots: Vec<u64>,
     /// The cursor of the next page, if there may be one.
     pub next: Option<u64>,
 }
@@ -59,15 +61,18 @@ impl<'a> Index<'a> {
     pub fn page(&self, after: u64, limit: usize) -> Result<IndexPage, StoreError> {
         let last = self.last_slot()?;
         let mut items = Vec::with_capacity(limit.min(1_000));
+        let mut slots = Vec::with_capacity(limit.min(1_000));
         let mut slot = after;
         while slot < last && items.len() < limit && slot - after < MAX_SLOTS_PER_PAGE {
             slot += 1;
             if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
                 items.push(String::from_utf8_lossy(&bytes).into_owned());
+                slots.push(slot);
             }
         }
         Ok(IndexPage {
             items,
+            slots,
             next: (slot < last).then_some(slot),
         })
     }
@@ -83,15 +88,18 @@ impl<'a> Index<'a> {
             None => self.last_slot()? + 1,
         };
         let mut items = Vec::with_capacity(limit.min(1_000));
+        let mut slots = Vec::with_capacity(limit.min(1_000));
         let mut slot = start;
         while slot > 1 && items.len() < limit && start - slot < MAX_SLOTS_PER_PAGE {
             slot -= 1;
             if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
                 items.push(String::from_utf8_lossy(&bytes).into_owned());
+                slots.push(slot);
             }
         }
         Ok(IndexPage {
             items,
+            slots,
             next: (slot > 1).then_some(slot),
         })
     }

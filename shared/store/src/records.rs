@@ -136,7 +136,25 @@ impl<'a> Records<'a> {
         key: &str,
         born_key: &str,
         create: impl Fn() -> T,
+        change: impl FnMut(&mut T) -> Result<R, E>,
+    ) -> Result<(R, Modified), E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<StoreError>,
+    {
+        self.upsert_born(key, born_key, create, change, |_| Ok(()))
+    }
+
+    /// [`Records::upsert`], with `born` called on the new record by the elected creator
+    /// just before it is written: what only a creation does (taking a place in a list)
+    /// goes into the record's first write instead of a write of its own.
+    pub fn upsert_born<T, R, E>(
+        &self,
+        key: &str,
+        born_key: &str,
+        create: impl Fn() -> T,
         mut change: impl FnMut(&mut T) -> Result<R, E>,
+        mut born: impl FnMut(&mut T) -> Result<(), E>,
     ) -> Result<(R, Modified), E>
     where
         T: Serialize + DeserializeOwned,
@@ -157,6 +175,7 @@ impl<'a> Records<'a> {
                 if took_over && self.kv.get(key)?.is_some() {
                     continue;
                 }
+                born(&mut fresh)?;
                 self.put(key, &fresh)?;
                 return Ok((result, Modified::Created));
             }
