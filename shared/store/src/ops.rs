@@ -18,22 +18,24 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How long a record remembers a write: far longer than a writer takes between its swap
-/// and its check (one read, at once), however loaded the host.
-pub const REMEMBER_SECS: u64 = 10;
-/// Most ids a record remembers at once, whatever their age: more writes than can land
-/// between one writer's swap and its check (one read, at once) on a busy host, few enough
-/// that a record under a storm of writes carries about 3 KB of header, not 13 (every byte of
-/// it is read and written again by each write). 64 was tried and measured faster on one hot
-/// chat (compare.py: 0.69 -> 0.72-0.76 of Spin's floor on disk), but CI's 2 busy cores then
-/// paused a writer for more than 64 others: 16 threads x 50 increments on the faulty store
-/// counted 801, a change applied twice (on this machine under load: 7 runs of 30 with 64,
-/// none of 30 with 256). Correct first.
-pub const MAX_REMEMBERED: usize = 256;
+/// How long a record remembers a write: far longer than any writer takes between its swap
+/// and its check, however loaded the host.
+pub const REMEMBER_SECS: u64 = 60;
+/// Most ids a record remembers at once, whatever their age: a bound on the header (9 bytes
+/// an id) under a storm of writes to one record. Smaller bounds were tried for the speed of
+/// one hot chat (every byte of the header is read and written again by each write) and
+/// failed: with 64, and then with 256, a writer paused on busy cores while 15 others kept
+/// writing the same record did not find its id and applied its change twice (16 threads x 50
+/// increments on the faulty and the Redis store counted 801; with 64 in 7 runs of 30 under
+/// load, with 256 in 1 of 15 while a build ran). Correct first.
+pub const MAX_REMEMBERED: usize = 1_000;
 
 const PREFIX: &[u8] = b"ops:";
-/// Hex digits in an id: 48 random bits.
-const ID_LEN: usize = 12;
+/// Characters in an id: 48 random bits, six to a character (8 bytes where hex took 12: every
+/// remembered id is read and written again by each write of a busy record).
+const ID_LEN: usize = 8;
+/// The id alphabet (URL-safe base64): no `,` `;` `.` or newline, which the header uses.
+const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /// One write's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +54,7 @@ impl OpId {
         let bits = h.finish();
         let mut out = [0u8; ID_LEN];
         for (i, b) in out.iter_mut().enumerate() {
-            let nibble = (bits >> (4 * i)) & 0xf;
-            *b = b"0123456789abcdef"[nibble as usize];
+            *b = ID_ALPHABET[((bits >> (6 * i)) & 0x3f) as usize];
         }
         OpId(out)
     }
