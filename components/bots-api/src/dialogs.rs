@@ -10,7 +10,7 @@ use spin_sdk::http::Response;
 use crate::Ctx;
 
 fn view(d: &Dialog) -> serde_json::Value {
-    d.view()
+    serde_json::to_value(d.view()).unwrap_or_default()
 }
 
 pub(crate) fn start(ctx: &Ctx) -> Result<Response, Error> {

@@ -76,7 +76,7 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
             "ok": true,
             "created": done.created,
             "undefinedFields": done.update.undefined_fields,
-            "dialog": done.dialog.view(),
+            "dialog": &done.dialog.view(),
             "webhookQueued": reached.is_some(),
         }),
     );

@@ -147,17 +147,12 @@ impl Dialog {
         }
     }
 
-    /// The dialog as the API shows it (without what only storage needs).
-    pub fn view(&self) -> serde_json::Value {
-        // Through the bytes rather than `to_value`: both halves are already in every
-        // component (records are written as bytes, bodies read into values), so the view
-        // costs no new code in the Wasm.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-        if let Some(m) = v.as_object_mut() {
-            m.remove("listSlot");
+    /// The dialog as the API shows it: without what only storage needs.
+    pub fn view(&self) -> Dialog {
+        Dialog {
+            list_slot: None,
+            ..self.clone()
         }
-        v
     }
 }
 

@@ -91,7 +91,7 @@ fn step_missing() -> Error {
     Error::not_found("unknown_step", "this bot has no step with this id").at("stepId")
 }
 
-/// The same answer for a link that never existed and one that was revoked.
+/// A bot's link list is full.
 fn too_many_links() -> Error {
     Error::new(
         Kind::Invalid,
@@ -100,6 +100,7 @@ fn too_many_links() -> Error {
     )
 }
 
+/// The same answer for a link that never existed and one that was revoked.
 fn link_missing() -> Error {
     Error::not_found(
         "unknown_webhook",
@@ -630,7 +631,9 @@ impl<'a, K: Kv> Repo<'a, K> {
                 Ok(())
             },
         )?;
-        let slot = born_slot.get().filter(|_| modified == Modified::Created);
+        // Set only by a creation (`born` runs just before the creating write).
+        let slot = born_slot.get();
+        debug_assert_eq!(slot.is_some(), modified == Modified::Created);
         if slot.is_some() {
             dialog.list_slot = slot;
         }

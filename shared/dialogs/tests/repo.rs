@@ -401,8 +401,13 @@ fn a_creation_that_failed_after_taking_its_place_in_the_list_is_listed_once_when
         page.items.iter().map(|d| d.chat_id).collect()
     };
     assert_eq!(listed(&repo), [1, 2, 3]);
-    // Its place is kept in the record, not under a key of its own, and erasing frees it.
+    // Its place is kept in the record, not under a key of its own (nor in the API's view),
+    // and erasing frees it.
     assert!(!failing.0.keys().iter().any(|k| k.ends_with(":slot")));
+    let dialog = repo.dialog(&record, 2).unwrap();
+    assert!(dialog.list_slot.is_some());
+    let view = serde_json::to_value(dialog.view()).unwrap();
+    assert!(view.get("listSlot").is_none(), "{view}");
     repo.erase_dialog(&record, 2).unwrap();
     assert_eq!(listed(&repo), [1, 3]);
 }

@@ -23,7 +23,8 @@ pub struct Target {
 }
 
 impl Target {
-    fn admin(&self) -> Admin {
+    /// A client of the target with the admin token.
+    pub fn admin(&self) -> Admin {
         Admin::new(&self.client)
     }
 }

@@ -50,7 +50,7 @@ async fn preview(admin: &Admin, bot: &str, chat: i64, template: &str, target: &s
 /// changed, sends the user's click id, username, chat id and dialog start.
 pub async fn seed_000_the_keitaro_postback_example_reaches_keitaro(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let rx = Receiver::start().await.unwrap();
     let bot = admin.bot("Keitaro seed").await;
     let url = format!(
@@ -123,7 +123,7 @@ pub async fn seed_000_the_keitaro_postback_example_reaches_keitaro(t: &Target) {
 /// origin changed, data assigned before the chat starts and found after.
 pub async fn seed_001_postback_links_move_from_chatterfy_with_only_the_origin_changed(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let bot = admin.bot("Chatterfy seed").await;
     admin
         .put(
@@ -220,7 +220,7 @@ pub async fn seed_001_postback_links_move_from_chatterfy_with_only_the_origin_ch
 /// fields, the FAQ's `{fields.chatId}`, a lead without tracker data.
 pub async fn seed_001_template_examples_render_as_the_seed_says(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let bot = admin.bot("Templates seed").await;
     let (_, link) = admin.link(&bot).await;
     let link = path_of(&link);
@@ -343,7 +343,7 @@ const SEED_PARAMETERS: [&str; 40] = [
 /// the trash can; every parameter of the seed's list can be chosen.
 pub async fn seed_002_callkeeper_hooks_as_the_form_holds_them(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let listed = admin.get("/api/calls/parameters").await;
     let names: Vec<&str> = listed["parameters"]
         .as_array()
@@ -437,7 +437,7 @@ pub async fn seed_002_callkeeper_hooks_as_the_form_holds_them(t: &Target) {
 /// form has no header and its path stops before `?`.
 pub async fn seed_002_callkeeper_sends_to_us_as_its_form_is_filled(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let rx = Receiver::start().await.unwrap();
     let service = admin
         .call(
@@ -537,7 +537,7 @@ pub async fn seed_002_callkeeper_sends_to_us_as_its_form_is_filled(t: &Target) {
 /// BotHelp's types (custom fields as text), without being told to POST.
 pub async fn seed_003_the_bothelp_profile_is_the_seeds_member_for_member(t: &Target) {
     let l = &t.label;
-    let admin = Admin::new(&t.client);
+    let admin = t.admin();
     let rx = Receiver::start().await.unwrap();
     let bot = admin.bot("BotHelp seed").await;
     admin
