@@ -158,6 +158,11 @@ impl From<StoreError> for Error {
                 "store_unavailable",
                 "too many changes to the same record at once; try again shortly",
             ),
+            StoreError::Unsure(_) => (
+                Kind::Unavailable,
+                "store_unsure",
+                "the store did not confirm this change; it may be saved",
+            ),
         };
         Self {
             detail: Some(e.to_string()),

@@ -539,8 +539,13 @@ impl<'a, K: Kv> Repo<'a, K> {
         };
         let change = |d: &mut Dialog| {
             let before = d.step_id.clone();
+            // This postback's own earlier write, applied again (see `Records::repeatable`):
+            // the move it made is still this postback's.
+            let moved_before = handoff
+                .as_ref()
+                .is_some_and(|h| d.step_deliveries.contains(&h.entry.id));
             d.apply(&update, now)?;
-            let entered = update.step.is_some() && d.step_id != before;
+            let entered = update.step.is_some() && (d.step_id != before || moved_before);
             if let (true, Some(h)) = (entered, &handoff) {
                 d.entered_webhook_step(&h.entry.id);
             }
@@ -608,7 +613,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         // Set by `create`, which the upsert calls just before changing the fresh record.
         let fresh = std::cell::Cell::new(false);
         let born_slot = std::cell::Cell::new(None);
-        let ((mut dialog, entered), modified) = self.records().upsert_born(
+        // A dialog's change sets values and adds to sets: applied again, it gives the same
+        // dialog, so a write that cannot be confirmed is applied again rather than failed.
+        let records = Records::repeatable(self.kv);
+        let ((mut dialog, entered), modified) = records.upsert_born(
             &key,
             &format!("{key}:born"),
             || {

@@ -13,7 +13,7 @@ mod records;
 pub use cleanup::{Cleanup, CleanupRun, Jobs, Listed};
 pub use index::{Index, IndexPage};
 pub use memory::{MemoryKv, Semantics, next_random};
-pub use ops::{OpId, strip_ops};
+pub use ops::{Landed, MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, OpId, strip_ops};
 pub use records::{Modified, Records};
 
 use std::fmt;
@@ -32,6 +32,9 @@ pub enum StoreError {
     },
     /// Too many concurrent writers kept winning; the caller may try again later.
     Contended(String),
+    /// A write to this record may or may not have landed: the host did not confirm it, and
+    /// so many others wrote the record since that it no longer tells (see `ops`).
+    Unsure(String),
 }
 
 impl fmt::Display for StoreError {
@@ -40,6 +43,7 @@ impl fmt::Display for StoreError {
             StoreError::Backend(e) => write!(f, "key-value store: {e}"),
             StoreError::Corrupt { key, problem } => write!(f, "record {key}: {problem}"),
             StoreError::Contended(key) => write!(f, "record {key} is changing too fast; retry"),
+            StoreError::Unsure(key) => write!(f, "record {key}: write unconfirmed"),
         }
     }
 }

@@ -1,41 +1,51 @@
 //! Operation ids: how a writer learns whether its compare-and-swap landed when the host's
 //! answer cannot be trusted.
 //!
-//! Every write made by [`crate::Records::modify`] carries a random operation id, and the record
-//! remembers the ids of the writes of the last [`REMEMBER_SECS`] seconds in a header line
-//! before its JSON, grouped by the second they were written in, newest first:
-//! `ops:1733000001.1f2e3d4c5b6a,0a1b2c3d4e5f;1733000000.9a8b7c6d5e4f\n{...}`.
+//! Every write made by [`crate::Records::modify`] gives the record its next version number and
+//! carries a random operation id. The record keeps, in a header line before its JSON, its
+//! version and the ids of its latest versions, newest first, grouped by the second they were
+//! written in: `ops:v41;1733000001.1f2e3d4c,0a1b2c3d;1733000000.9a8b7c6d\n{...}` says version
+//! 41 was written by `1f2e3d4c`, 40 by `0a1b2c3d` and 39 by `9a8b7c6d`.
 //!
 //! After a swap that reported failure (Spin's Redis store reports failure for every swap,
 //! applied or not) or failed with an error (a remote store timing out after committing), the
-//! writer reads the record again: its id there means the change landed; its absence means it
-//! did not, and the change is applied again to what is there now. A writer must find its id
-//! when it reads right after its swap, however many others write the same record meanwhile
-//! (200 postbacks to one chat at once): so a record keeps the ids of [`REMEMBER_SECS`]
-//! seconds, up to [`MAX_REMEMBERED`] of them. A JSON text never starts with `o`, so records
-//! without the header (written by a plain `put`, or before this header existed) read as they
-//! always did.
+//! writer reads the record again and looks at exactly one place: the id of the version its
+//! write would have made. Its own id there means the change landed; another id, or a version
+//! not reached, means it did not. Because only that one place is compared, the answer does
+//! not depend on how many ids the record keeps, and the header can stay small: a record keeps
+//! the ids of [`REMEMBER_SECS`] seconds, at most [`MAX_REMEMBERED`] of them (or
+//! [`MAX_REMEMBERED_REPEATABLE`]). A writer paused for longer than that many writes of the same
+//! record finds its version gone from the header and knows it cannot tell
+//! ([`Landed::Unknown`]); it never guesses (see [`crate::Records::modify`]).
+//!
+//! A record without a versioned header (written by a plain `put`, or by an older release)
+//! reads as it always did; its next write starts from a random version, so versions of a
+//! record that was replaced by a plain write do not meet the old ones. A JSON text never starts
+//! with `o`, so the header is never confused with a record.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// How long a record remembers a write: far longer than any writer takes between its swap
-/// and its check, however loaded the host.
+/// How long a record remembers a write, at most.
 pub const REMEMBER_SECS: u64 = 60;
-/// Most ids a record remembers at once, whatever their age: a bound on the header (9 bytes
-/// an id) under a storm of writes to one record. Smaller bounds were tried for the speed of
-/// one hot chat (every byte of the header is read and written again by each write) and
-/// failed: with 64, and then with 256, a writer paused on busy cores while 15 others kept
-/// writing the same record did not find its id and applied its change twice (16 threads x 50
-/// increments on the faulty and the Redis store counted 801; with 64 in 7 runs of 30 under
-/// load, with 256 in 1 of 15 while a build ran). Correct first.
+/// Most ids a record remembers at once, for records whose changes must not be applied twice
+/// (counters, lists): a paused writer past this many writes of the record fails as unsure, so
+/// it is large; these records are not written hundreds of times a second.
 pub const MAX_REMEMBERED: usize = 1_000;
+/// Most ids a record of [`crate::Records::repeatable`] remembers (a dialog): every byte of the
+/// header is read and written again by each write of a busy record (one hot chat), so this
+/// is small, and a writer paused past it applies its change again, which such a change
+/// allows. With 1,000 ids (9 KB of header) one hot chat ran at 0.60 of Spin's key-value
+/// floor on disk, with 64 at 0.72-0.76.
+pub const MAX_REMEMBERED_REPEATABLE: usize = 64;
 
-const PREFIX: &[u8] = b"ops:";
-/// Characters in an id: 48 random bits, six to a character (8 bytes where hex took 12: every
-/// remembered id is read and written again by each write of a busy record).
+const PREFIX: &[u8] = b"ops:v";
+/// Characters in an id: 48 random bits, six to a character.
 const ID_LEN: usize = 8;
 /// The id alphabet (URL-safe base64): no `,` `;` `.` or newline, which the header uses.
 const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// A record's first version is random below this, so versions restarted by a plain write do
+/// not repeat the old ones.
+const VERSION_START_BOUND: u64 = 1 << 40;
 
 /// One write's id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,14 +54,7 @@ pub struct OpId([u8; ID_LEN]);
 impl OpId {
     /// A fresh random id.
     pub fn new() -> Self {
-        use std::hash::{BuildHasher, Hasher};
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        // RandomState is keyed from the host's random source (per process, per instance on
-        // Wasm); the counter and the clock make ids of one instance differ.
-        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-        h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-        h.write_u128(now_nanos());
-        let bits = h.finish();
+        let bits = random_bits();
         let mut out = [0u8; ID_LEN];
         for (i, b) in out.iter_mut().enumerate() {
             *b = ID_ALPHABET[((bits >> (6 * i)) & 0x3f) as usize];
@@ -70,6 +73,17 @@ impl Default for OpId {
     }
 }
 
+/// 64 random bits: RandomState is keyed from the host's random source (per process, per
+/// instance on Wasm); the counter and the clock make values of one instance differ.
+fn random_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    h.write_u128(now_nanos());
+    h.finish()
+}
+
 fn now_nanos() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -77,20 +91,35 @@ fn now_nanos() -> u128 {
         .unwrap_or(0)
 }
 
-/// Splits stored bytes into the header (empty without one) and the record.
-fn split(bytes: &[u8]) -> (&[u8], &[u8]) {
-    if !bytes.starts_with(PREFIX) {
-        return (&[], bytes);
+/// A versioned header: the record's version and the groups after it.
+struct Header<'a> {
+    version: u64,
+    groups: &'a [u8],
+}
+
+/// Splits stored bytes into the versioned header (if any) and the record. An unversioned
+/// header of an older release is dropped: its ids name no version.
+fn split(bytes: &[u8]) -> (Option<Header<'_>>, &[u8]) {
+    if !bytes.starts_with(b"ops:") {
+        return (None, bytes);
     }
-    match bytes.iter().position(|b| *b == b'\n') {
-        Some(nl) => (&bytes[PREFIX.len()..nl], &bytes[nl + 1..]),
-        None => (&[], bytes),
-    }
+    let Some(nl) = bytes.iter().position(|b| *b == b'\n') else {
+        return (None, bytes);
+    };
+    let header = bytes[..nl].strip_prefix(PREFIX).and_then(|rest| {
+        let end = rest.iter().position(|b| *b == b';').unwrap_or(rest.len());
+        let version = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+        Some(Header {
+            version,
+            groups: rest.get(end + 1..).unwrap_or_default(),
+        })
+    });
+    (header, &bytes[nl + 1..])
 }
 
 /// The header's groups: (second, ids), newest first.
-fn groups(header: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
-    header.split(|b| *b == b';').filter_map(|group| {
+fn groups(groups: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
+    groups.split(|b| *b == b';').map_while(|group| {
         let dot = group.iter().position(|b| *b == b'.')?;
         let second = std::str::from_utf8(&group[..dot]).ok()?.parse().ok()?;
         Some((second, &group[dot + 1..]))
@@ -106,37 +135,81 @@ pub fn strip_ops(bytes: &[u8]) -> &[u8] {
     split(bytes).1
 }
 
-/// Whether the stored bytes remember `op`.
-pub(crate) fn remembers(bytes: &[u8], op: OpId) -> bool {
-    groups(split(bytes).0).any(|(_, list)| ids(list).any(|id| id == op.as_bytes()))
+/// Whether a write landed, as the record read after it tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Landed {
+    /// The version the write made is there, with the write's id.
+    Yes,
+    /// Another write made that version, or the record has not reached it: this write did not
+    /// land.
+    No,
+    /// The record has moved on so far that it no longer remembers who made that version.
+    Unknown,
 }
 
-/// `record` with a header remembering `op` (written now) and the ids of `previous` that are
-/// young enough.
-pub(crate) fn with_op(previous: &[u8], op: OpId, record: &[u8]) -> Vec<u8> {
-    with_op_at(previous, op, record, (now_nanos() / 1_000_000_000) as u64)
+/// Whether the write `op` that made (or would have made) `version` landed, judged from the
+/// stored `bytes` read after it.
+pub(crate) fn landed(bytes: &[u8], op: OpId, version: u64) -> Landed {
+    let Some(header) = split(bytes).0 else {
+        // Replaced by a plain write (which keeps no versions): nothing of this write is there.
+        return Landed::No;
+    };
+    let Some(mut back) = header.version.checked_sub(version) else {
+        return Landed::No;
+    };
+    for (_, list) in groups(header.groups) {
+        for id in ids(list) {
+            if back == 0 {
+                return if id == op.as_bytes() {
+                    Landed::Yes
+                } else {
+                    Landed::No
+                };
+            }
+            back -= 1;
+        }
+    }
+    Landed::Unknown
 }
 
-fn with_op_at(previous: &[u8], op: OpId, record: &[u8], now: u64) -> Vec<u8> {
-    let header = split(previous).0;
-    let mut out = Vec::with_capacity(PREFIX.len() + header.len() + 32 + record.len());
+/// `record` as the next version after `previous`, made by `op` (written now), with the ids of
+/// the latest versions before it that are young enough, `keep` ids in all at most. Returns
+/// the bytes and their version.
+pub(crate) fn with_op(previous: &[u8], op: OpId, record: &[u8], keep: usize) -> (Vec<u8>, u64) {
+    with_op_at(
+        previous,
+        op,
+        record,
+        keep,
+        (now_nanos() / 1_000_000_000) as u64,
+    )
+}
+
+fn with_op_at(previous: &[u8], op: OpId, record: &[u8], keep: usize, now: u64) -> (Vec<u8>, u64) {
+    let (header, _) = split(previous);
+    let version = match &header {
+        Some(h) => h.version.wrapping_add(1),
+        None => random_bits() % VERSION_START_BOUND + 1,
+    };
+    let older = header.map_or(&[][..], |h| h.groups);
+    let mut out = Vec::with_capacity(32 + older.len().min(keep * 9) + record.len());
     out.extend_from_slice(PREFIX);
+    out.extend_from_slice(version.to_string().as_bytes());
+    out.push(b';');
     out.extend_from_slice(now.to_string().as_bytes());
     out.push(b'.');
     out.extend_from_slice(op.as_bytes());
     let mut kept = 1;
     let mut in_group = now;
-    for (second, list) in groups(header) {
-        // Older than the memory (or from a clock far ahead): forgotten.
+    // Ids are kept newest first without a gap, so the i-th one always names version - i:
+    // the first id too old (or from a clock far ahead) ends the list.
+    'groups: for (second, list) in groups(older) {
         if second + REMEMBER_SECS < now || second > now + REMEMBER_SECS {
-            continue;
+            break;
         }
         for id in ids(list) {
-            if kept >= MAX_REMEMBERED {
-                break;
-            }
-            if id == op.as_bytes() {
-                continue;
+            if kept >= keep {
+                break 'groups;
             }
             if second == in_group {
                 out.push(b',');
@@ -152,7 +225,7 @@ fn with_op_at(previous: &[u8], op: OpId, record: &[u8], now: u64) -> Vec<u8> {
     }
     out.push(b'\n');
     out.extend_from_slice(record);
-    out
+    (out, version)
 }
 
 #[cfg(test)]
@@ -160,44 +233,71 @@ mod tests {
     use super::*;
 
     const T: u64 = 1_733_000_000;
+    const KEEP: usize = MAX_REMEMBERED_REPEATABLE;
+
+    /// Writes `n` versions by fresh ids, one second apart every `per_second` writes.
+    fn write_many(mut bytes: Vec<u8>, n: usize, per_second: usize) -> (Vec<u8>, Vec<(OpId, u64)>) {
+        let mut made = Vec::new();
+        for i in 0..n {
+            let op = OpId::new();
+            let (next, version) =
+                with_op_at(&bytes, op, b"{\"a\":1}", KEEP, T + (i / per_second) as u64);
+            bytes = next;
+            made.push((op, version));
+        }
+        (bytes, made)
+    }
 
     #[test]
-    fn a_record_remembers_the_writes_of_the_last_seconds() {
-        let mut bytes = b"{\"a\":1}".to_vec();
-        let ops: Vec<OpId> = (0..MAX_REMEMBERED).map(|_| OpId::new()).collect();
-        for (i, op) in ops.iter().enumerate() {
-            bytes = with_op_at(&bytes, *op, b"{\"a\":1}", T + i as u64 / 64);
-        }
+    fn each_write_makes_the_next_version_and_its_writer_is_known_by_it() {
+        let (bytes, made) = write_many(b"{\"a\":1}".to_vec(), KEEP, 10);
         assert_eq!(strip_ops(&bytes), b"{\"a\":1}");
-        assert!(ops.iter().all(|op| remembers(&bytes, *op)));
-        // A write later forgets all but itself and what is young enough.
-        let late = OpId::new();
-        bytes = with_op_at(&bytes, late, b"{}", T + 3 + REMEMBER_SECS);
-        assert!(remembers(&bytes, late));
-        assert!(remembers(&bytes, ops[MAX_REMEMBERED - 1]) && !remembers(&bytes, ops[0]));
-        bytes = with_op_at(&bytes, OpId::new(), b"{}", T + 1000);
-        assert!(!remembers(&bytes, late));
-        assert_eq!(strip_ops(&bytes), b"{}");
-    }
-
-    #[test]
-    fn the_header_stays_bounded_under_a_storm() {
-        let mut bytes = b"{}".to_vec();
-        for _ in 0..MAX_REMEMBERED + 500 {
-            bytes = with_op_at(&bytes, OpId::new(), b"{}", T);
+        for pair in made.windows(2) {
+            assert_eq!(pair[1].1, pair[0].1 + 1);
         }
-        let header = split(&bytes).0;
-        assert_eq!(
-            groups(header).map(|(_, l)| ids(l).count()).sum::<usize>(),
-            MAX_REMEMBERED
-        );
+        for (op, version) in &made {
+            assert_eq!(landed(&bytes, *op, *version), Landed::Yes);
+            // Another writer that aimed at the same version lost.
+            assert_eq!(landed(&bytes, OpId::new(), *version), Landed::No);
+        }
+        // A version not reached yet was not made by anyone.
+        let (last_op, last) = made[made.len() - 1];
+        assert_eq!(landed(&bytes, last_op, last + 1), Landed::No);
     }
 
     #[test]
-    fn records_without_a_header_read_as_they_are() {
+    fn a_version_older_than_the_header_is_unknown_never_guessed() {
+        let (bytes, made) = write_many(b"{}".to_vec(), KEEP + 10, 1_000);
+        let (first_op, first) = made[0];
+        assert_eq!(landed(&bytes, first_op, first), Landed::Unknown);
+        assert_eq!(landed(&bytes, OpId::new(), first), Landed::Unknown);
+        let (op, version) = made[10];
+        assert_eq!(landed(&bytes, op, version), Landed::Yes);
+    }
+
+    #[test]
+    fn the_header_forgets_what_is_older_than_a_minute_and_stays_bounded() {
+        let (bytes, made) = write_many(b"{}".to_vec(), KEEP * 3, 10);
+        let kept: usize = groups(split(&bytes).0.unwrap().groups)
+            .map(|(_, l)| ids(l).count())
+            .sum();
+        assert_eq!(kept, KEEP);
+        let (op, version) = *made.last().unwrap();
+        let (later, next) = with_op_at(&bytes, OpId::new(), b"{}", KEEP, T + 10_000);
+        assert_eq!(next, version + 1);
+        assert_eq!(landed(&later, op, version), Landed::Unknown);
+    }
+
+    #[test]
+    fn records_without_a_versioned_header_read_as_they_are() {
         assert_eq!(strip_ops(b"[1,2]"), b"[1,2]");
         assert_eq!(strip_ops(b""), b"");
-        assert!(!remembers(b"{}", OpId::new()));
+        // An older release's header: dropped, its record read.
+        assert_eq!(strip_ops(b"ops:1733000000.AAAAAAAA\n{}"), b"{}");
+        assert_eq!(landed(b"{}", OpId::new(), 7), Landed::No);
+        let (bytes, v) = with_op_at(b"ops:1733000000.AAAAAAAA\n{}", OpId::new(), b"{}", KEEP, T);
+        assert!((1..=VERSION_START_BOUND).contains(&v));
+        assert_eq!(landed(&bytes, OpId::new(), v), Landed::No);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::ops::{self, OpId, strip_ops};
+use crate::ops::{self, Landed, OpId, strip_ops};
 use crate::{Kv, StoreError};
 
 /// How many times a writer re-reads and retries after losing a compare-and-swap. 200
@@ -17,6 +17,19 @@ const CREATOR_WAIT: Duration = Duration::from_secs(3);
 /// JSON records in a key-value store.
 pub struct Records<'a> {
     kv: &'a dyn Kv,
+    /// Whether a change may be applied again when its first write cannot be confirmed.
+    repeatable: bool,
+}
+
+impl Records<'_> {
+    /// How many writes a record written here remembers (see [`crate::ops`]).
+    fn remembered(&self) -> usize {
+        if self.repeatable {
+            ops::MAX_REMEMBERED_REPEATABLE
+        } else {
+            ops::MAX_REMEMBERED
+        }
+    }
 }
 
 /// What [`Records::upsert`] did.
@@ -31,7 +44,21 @@ pub enum Modified {
 impl<'a> Records<'a> {
     /// Records in `kv`.
     pub fn new(kv: &'a dyn Kv) -> Self {
-        Self { kv }
+        Self {
+            kv,
+            repeatable: false,
+        }
+    }
+
+    /// Records in `kv` whose changes give the same record when applied twice (setting values,
+    /// adding to a set: a dialog's update). When a write's landing cannot be confirmed (see
+    /// [`Records::modify`]), the change is applied again to what is there now, as if that
+    /// write had been lost, instead of failing with [`StoreError::Unsure`].
+    pub fn repeatable(kv: &'a dyn Kv) -> Self {
+        Self {
+            kv,
+            repeatable: true,
+        }
     }
 
     /// The store underneath.
@@ -59,10 +86,16 @@ impl<'a> Records<'a> {
 
     /// Changes the existing record at `key` with `change`, so that no writer's change is lost
     /// and none is applied twice, even on a host whose compare-and-swap reports failure for
-    /// a swap it applied: each write carries an operation id the record remembers
-    /// ([`crate::ops`]), and a swap not known to have landed is checked by reading the record
-    /// again. `Ok(None)` when there is no record. When `change` fails, nothing is written and
-    /// its error is returned.
+    /// a swap it applied: each write makes the record's next version and carries an operation
+    /// id the record remembers for that version ([`crate::ops`]), and a swap not known to
+    /// have landed is checked by reading the record again. `Ok(None)` when there is no
+    /// record. When `change` fails, nothing is written and its error is returned.
+    ///
+    /// A writer paused while more than [`crate::MAX_REMEMBERED`] others wrote the record
+    /// cannot learn whether its write landed: it fails with [`StoreError::Unsure`] (the
+    /// change may or may not be there). With [`Records::repeatable`] the record remembers
+    /// fewer writes ([`crate::MAX_REMEMBERED_REPEATABLE`]) and such a writer applies its
+    /// change again.
     pub fn modify<T, R, E>(
         &self,
         key: &str,
@@ -72,55 +105,78 @@ impl<'a> Records<'a> {
         T: Serialize + DeserializeOwned,
         E: From<StoreError>,
     {
+        // The latest `change`'s result: the one whose write (if any) is the last.
+        let mut result: Option<Result<R, E>> = None;
+        let end = self.modify_bytes(key, &mut |record| {
+            let mut value: T = match decode(key, record) {
+                Ok(v) => v,
+                Err(e) => {
+                    result = Some(Err(e.into()));
+                    return None;
+                }
+            };
+            let r = change(&mut value);
+            let new = r.is_ok().then(|| encode(&value));
+            result = Some(r);
+            new
+        })?;
+        match (end, result) {
+            (Some(()), Some(r)) => r.map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// The work of [`Records::modify`] on the stored JSON, shared by all its types. `change`
+    /// gets the record and returns its new JSON, or `None` to stop without writing. Returns
+    /// `None` when there is no record, else `Some(())` once the last change is stored (or
+    /// stopped, or needed no write).
+    fn modify_bytes(
+        &self,
+        key: &str,
+        change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Result<Option<()>, StoreError> {
         let op = OpId::new();
         let mut attempts = 0u32;
-        // The result of this call's last write, while it is not known to have landed.
-        let mut written: Option<R> = None;
-        let mut outcome: Option<Result<Option<R>, E>> = None;
+        // The version this call's last write made, while it is not known to have landed.
+        let mut written: Option<u64> = None;
+        let mut outcome: Option<Result<Option<()>, StoreError>> = None;
         self.kv.compare_and_swap(key, &mut |current| {
             let Some(bytes) = current else {
                 outcome = Some(Ok(None));
                 return None;
             };
-            if written.is_some() && ops::remembers(bytes, op) {
-                outcome = Some(Ok(written.take()));
-                return None;
+            if let Some(version) = written {
+                match ops::landed(bytes, op, version) {
+                    Landed::Yes => {
+                        outcome = Some(Ok(Some(())));
+                        return None;
+                    }
+                    Landed::No => {}
+                    Landed::Unknown if self.repeatable => {}
+                    Landed::Unknown => {
+                        outcome = Some(Err(StoreError::Unsure(key.to_string())));
+                        return None;
+                    }
+                }
             }
             if attempts >= MAX_CAS_ATTEMPTS {
-                outcome = Some(Err(StoreError::Contended(key.to_string()).into()));
+                outcome = Some(Err(StoreError::Contended(key.to_string())));
                 return None;
             }
             back_off(attempts);
             attempts += 1;
             let record = strip_ops(bytes);
-            let mut value: T = match decode(key, record) {
-                Ok(v) => v,
-                Err(e) => {
-                    outcome = Some(Err(e.into()));
-                    return None;
-                }
+            let new = change(record).filter(|new| new != record);
+            let Some(new) = new else {
+                outcome = Some(Ok(Some(())));
+                return None;
             };
-            match change(&mut value) {
-                Err(e) => {
-                    outcome = Some(Err(e));
-                    None
-                }
-                Ok(r) => {
-                    let new = encode(&value);
-                    if new == record {
-                        outcome = Some(Ok(Some(r)));
-                        return None;
-                    }
-                    written = Some(r);
-                    Some(ops::with_op(bytes, op, &new))
-                }
-            }
+            let (bytes, version) = ops::with_op(bytes, op, &new, self.remembered());
+            written = Some(version);
+            Some(bytes)
         })?;
-        match outcome {
-            Some(done) => done,
-            // The last write was reported as applied.
-            None => Ok(written),
-        }
+        // Without an outcome, the last write was reported as applied.
+        outcome.unwrap_or(Ok(Some(())))
     }
 
     /// Changes the record at `key`, creating it with `create` first when it does not exist.

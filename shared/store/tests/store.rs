@@ -4,7 +4,10 @@
 
 use std::sync::Arc;
 
-use funnelhooks_store::{Index, Kv, MemoryKv, Modified, Records, Semantics, StoreError};
+use funnelhooks_store::{
+    Index, Kv, MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, MemoryKv, Modified, Records, Semantics,
+    StoreError,
+};
 
 /// The semantics with atomics the concurrency tests run on.
 const ATOMIC: [Semantics; 4] = [
@@ -28,23 +31,177 @@ fn concurrent_modifies(semantics: Semantics) {
         .map(|_| {
             let kv = kv.clone();
             std::thread::spawn(move || {
+                let (mut done, mut unsure) = (0u32, 0u32);
                 for _ in 0..50 {
-                    Records::new(kv.as_ref())
-                        .modify("count", |n: &mut u32| {
-                            *n += 1;
-                            Ok::<_, StoreError>(())
-                        })
-                        .unwrap()
-                        .unwrap();
+                    let increment = Records::new(kv.as_ref()).modify("count", |n: &mut u32| {
+                        *n += 1;
+                        Ok::<_, StoreError>(())
+                    });
+                    match increment {
+                        Ok(Some(())) => done += 1,
+                        // A writer paused past the header's memory: told, not guessed.
+                        Err(StoreError::Unsure(_)) => unsure += 1,
+                        other => panic!("{other:?}"),
+                    }
                 }
+                (done, unsure)
             })
         })
         .collect();
+    let (mut done, mut unsure) = (0, 0);
     for t in threads {
-        t.join().unwrap();
+        let (d, u) = t.join().unwrap();
+        done += d;
+        unsure += u;
     }
     let n: u32 = Records::new(kv.as_ref()).get("count").unwrap().unwrap();
-    assert_eq!(n, 16 * 50, "{semantics:?}");
+    // Every confirmed increment counted once; an unsure one at most once.
+    assert!(
+        done <= n && n <= done + unsure,
+        "{semantics:?}: {n} counted, {done} confirmed, {unsure} unsure"
+    );
+    assert!(unsure <= 16 * 50 / 10, "{semantics:?}: {unsure} unsure");
+}
+
+#[test]
+fn concurrent_repeatable_changes_of_one_record_all_land() {
+    for semantics in ATOMIC {
+        let kv = Arc::new(MemoryKv::with(semantics));
+        Records::new(kv.as_ref())
+            .put("set", &Vec::<u32>::new())
+            .unwrap();
+        let threads: Vec<_> = (0..16u32)
+            .map(|t| {
+                let kv = kv.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        Records::repeatable(kv.as_ref())
+                            .modify("set", |set: &mut Vec<u32>| {
+                                if !set.contains(&(t * 100 + i)) {
+                                    set.push(t * 100 + i);
+                                }
+                                Ok::<_, StoreError>(())
+                            })
+                            .unwrap()
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut set: Vec<u32> = Records::new(kv.as_ref()).get("set").unwrap().unwrap();
+        set.sort();
+        let want: Vec<u32> = (0..16)
+            .flat_map(|t| (0..50).map(move |i| t * 100 + i))
+            .collect();
+        assert_eq!(set, want, "{semantics:?}");
+    }
+}
+
+/// Spin's Redis store with a writer paused right after its swap: the swap applies, then
+/// `others` writes by other writers land before it is reported failed and read again.
+struct PausedAfterSwap {
+    inner: MemoryKv,
+    others: usize,
+    /// Whether the other writers write as [`Records::repeatable`] (as the paused one does).
+    repeatable: bool,
+    paused: std::cell::Cell<bool>,
+}
+
+impl Kv for PausedAfterSwap {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+    fn compare_and_swap(
+        &self,
+        key: &str,
+        decide: &mut funnelhooks_store::Decide<'_>,
+    ) -> Result<(), StoreError> {
+        loop {
+            let Some(new) = decide(self.inner.get(key)?.as_deref()) else {
+                return Ok(());
+            };
+            self.inner.set(key, &new)?;
+            if !self.paused.replace(true) {
+                let records = if self.repeatable {
+                    Records::repeatable(&self.inner)
+                } else {
+                    Records::new(&self.inner)
+                };
+                for _ in 0..self.others {
+                    records
+                        .modify(key, |n: &mut Vec<u32>| {
+                            n.push(0);
+                            Ok::<_, StoreError>(())
+                        })
+                        .unwrap();
+                }
+            }
+        }
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+}
+
+#[test]
+fn a_writer_paused_within_the_headers_memory_learns_its_write_landed() {
+    for others in [0, 1, MAX_REMEMBERED - 1] {
+        let kv = paused_after_swap(others, false);
+        let result = Records::new(&kv).modify("r", |v: &mut Vec<u32>| {
+            v.push(7);
+            Ok::<_, StoreError>(())
+        });
+        assert_eq!(result, Ok(Some(())), "{others}");
+        let v: Vec<u32> = Records::new(&kv).get("r").unwrap().unwrap();
+        assert_eq!(v.iter().filter(|x| **x == 7).count(), 1, "{others}");
+        assert_eq!(v.len(), 1 + others, "{others}");
+    }
+}
+
+#[test]
+fn a_writer_paused_past_the_headers_memory_is_told_it_cannot_know_never_applied_twice() {
+    let kv = paused_after_swap(MAX_REMEMBERED, false);
+    let result = Records::new(&kv).modify("r", |v: &mut Vec<u32>| {
+        v.push(7);
+        Ok::<_, StoreError>(())
+    });
+    assert_eq!(result, Err(StoreError::Unsure("r".into())));
+    let v: Vec<u32> = Records::new(&kv).get("r").unwrap().unwrap();
+    assert_eq!(v.iter().filter(|x| **x == 7).count(), 1);
+    // A change that gives the same record when applied twice is applied again instead.
+    let kv = paused_after_swap(MAX_REMEMBERED_REPEATABLE + 5, true);
+    let result = Records::repeatable(&kv).modify("r", |v: &mut Vec<u32>| {
+        if !v.contains(&7) {
+            v.push(7);
+        }
+        Ok::<_, StoreError>(())
+    });
+    assert_eq!(result, Ok(Some(())));
+    let v: Vec<u32> = Records::new(&kv).get("r").unwrap().unwrap();
+    assert_eq!(v.iter().filter(|x| **x == 7).count(), 1);
+}
+
+fn paused_after_swap(others: usize, repeatable: bool) -> PausedAfterSwap {
+    let inner = MemoryKv::with(Semantics::Sqlite);
+    Records::new(&inner).put("r", &Vec::<u32>::new()).unwrap();
+    PausedAfterSwap {
+        inner,
+        others,
+        repeatable,
+        paused: std::cell::Cell::new(false),
+    }
 }
 
 #[test]
