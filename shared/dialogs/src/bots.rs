@@ -224,13 +224,40 @@ fn none<W>() -> Option<W> {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PostbackLink {
-    /// The secret: a random UUID (122 random bits), or an id imported from Chatterfy so its
-    /// trackers keep working ([`valid_link_id`]).
+    /// The secret: the bot's id and 122 random bits, as 64 hex digits ([`new_link_id`]; a
+    /// random UUID before 2026-12), or an id imported from Chatterfy so its trackers keep
+    /// working ([`valid_link_id`]).
     pub id: String,
     /// The bot it updates.
     pub bot_id: String,
     /// When it was created.
     pub created_at: Timestamp,
+}
+
+/// A new link id for bot `bot_id`: its 32 hex digits, then those of a random UUID (the
+/// secret). A postback names its bot in the URL this way, so the link and the bot are read
+/// together in one round trip ([`bot_of_link_id`]).
+pub fn new_link_id(bot_id: &str) -> String {
+    let mut id: String = bot_id.chars().filter(|c| *c != '-').collect();
+    id.extend(funnelhooks_core::new_id().chars().filter(|c| *c != '-'));
+    id
+}
+
+/// The bot a link id made by [`new_link_id`] names (hyphenated), if it is one. Only a guess:
+/// an imported id can look the same, so the link record has the last word.
+pub fn bot_of_link_id(id: &str) -> Option<String> {
+    let hex = id.get(..32).filter(|_| id.len() == 64)?;
+    if !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return None;
+    }
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    ))
 }
 
 /// Whether `id` can be a postback link id: 16 to 64 of `A-Z a-z 0-9 - _`. Chatterfy's ids

@@ -18,12 +18,13 @@
 //! never overwrite each other.
 
 use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
-use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, GetMany, Index, Jobs, Kv, Modified, Records};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::bots::{
-    Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, valid_link_id,
+    Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, bot_of_link_id,
+    new_link_id, valid_link_id,
 };
 use crate::handoff::StepReached;
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
@@ -231,7 +232,7 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// Creates a postback link for the bot.
     pub fn create_link(&self, bot_id: &str, now: Timestamp) -> Result<PostbackLink, Error> {
         let link = PostbackLink {
-            id: new_id(),
+            id: new_link_id(bot_id),
             bot_id: bot_id.to_string(),
             created_at: now,
         };
@@ -483,19 +484,14 @@ impl<'a, K: Kv> Repo<'a, K> {
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
-    ) -> Result<(Bot, Update), Error> {
+    ) -> Result<(Bot, Update), Error>
+    where
+        K: GetMany,
+    {
         if !valid_link_id(link_id) {
             return Err(link_missing());
         }
-        let link: PostbackLink = self
-            .records()
-            .get(&link_key(link_id))?
-            .ok_or_else(link_missing)?;
-        // A link whose bot is gone is as unknown as any other.
-        let bot: Bot = self
-            .records()
-            .get(&bot_key(&link.bot_id))?
-            .ok_or_else(link_missing)?;
+        let bot = self.bot_behind(link_id)?;
         let fields = bot.field_types();
         let step = |id: &str| -> Result<Option<StepRef>, Error> {
             // The config is not needed here: it is skipped, not parsed.
@@ -513,6 +509,32 @@ impl<'a, K: Kv> Repo<'a, K> {
         Ok((bot, update))
     }
 
+    /// The bot behind link `link_id`, read with the link in one round trip when the id names
+    /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
+    /// unknown as any other.
+    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error>
+    where
+        K: GetMany,
+    {
+        let link_key = link_key(link_id);
+        let (link, named) = match bot_of_link_id(link_id) {
+            Some(named) => {
+                let bot_key = bot_key(&named);
+                let mut found = self.kv.get_many(&[&link_key, &bot_key])?.into_iter();
+                let link = Records::parse::<PostbackLink>(&link_key, found.next().flatten())?;
+                let bot = found.next().flatten();
+                (link, Some((named, bot_key, bot)))
+            }
+            None => (self.records().get(&link_key)?, None),
+        };
+        let link = link.ok_or_else(link_missing)?;
+        let bot = match named {
+            Some((named, key, bot)) if named == link.bot_id => Records::parse(&key, bot)?,
+            _ => self.records().get(&bot_key(&link.bot_id))?,
+        };
+        bot.ok_or_else(link_missing)
+    }
+
     /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
     /// dialog is created only within `limits`, asked for only when they matter (a bot closed
     /// to new dialogs, an admission check): reading them costs the host a lookup.
@@ -522,7 +544,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         params: Vec<(String, Param)>,
         now: Timestamp,
         limits: &dyn Fn() -> DialogLimits,
-    ) -> Result<Postback, Error> {
+    ) -> Result<Postback, Error>
+    where
+        K: GetMany,
+    {
         let (bot, update) = self.read_postback(link_id, params)?;
         let refusal = bot
             .admission

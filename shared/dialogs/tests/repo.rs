@@ -9,7 +9,7 @@ use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
-use funnelhooks_store::{Decide, Jobs, Kv, MemoryKv, Semantics, StoreError};
+use funnelhooks_store::{Decide, GetMany, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
@@ -44,7 +44,7 @@ fn bot_with_link(kv: &MemoryKv) -> Bot {
 }
 
 fn get(
-    kv: &impl Kv,
+    kv: &impl GetMany,
     link: &str,
     query: &str,
 ) -> Result<funnelhooks_dialogs::Postback, funnelhooks_core::Error> {
@@ -381,6 +381,8 @@ impl Kv for DialogWritesFail {
     }
 }
 
+impl GetMany for DialogWritesFail {}
+
 #[test]
 fn a_creation_that_failed_after_taking_its_place_in_the_list_is_listed_once_when_retried() {
     // Only the plain write fails: the creator is elected and takes its place first.
@@ -704,6 +706,8 @@ impl Kv for PausedAfterDialogSwap {
     }
 }
 
+impl GetMany for PausedAfterDialogSwap {}
+
 #[test]
 fn a_postback_paused_past_what_the_dialog_remembers_is_applied_again_and_enters_its_step_once() {
     use funnelhooks_store::MAX_REMEMBERED_REPEATABLE;
@@ -751,4 +755,31 @@ fn a_postback_paused_past_what_the_dialog_remembers_is_applied_again_and_enters_
             Some(&FieldValue::Number(70.into()))
         );
     }
+}
+
+#[test]
+fn a_link_id_names_its_bot_but_the_link_record_decides_which_bot_a_postback_updates() {
+    let kv = MemoryKv::new();
+    let a = bot_with_link(&kv);
+    let b = bot_with_link(&kv);
+    assert_eq!(
+        funnelhooks_dialogs::bots::bot_of_link_id(&a.link).as_deref(),
+        Some(a.id.as_str())
+    );
+    // An imported id that looks like it names bot A, imported into bot B.
+    let lookalike = format!("{}{}", a.id.replace('-', ""), "0".repeat(32));
+    Repo::new(&kv).import_link(&b.id, &lookalike, NOW).unwrap();
+    let done = get(&kv, &lookalike, "chatId=9&userBalance=3").unwrap();
+    assert_eq!(done.dialog.bot_id, b.id);
+    let bot_a = Repo::new(&kv).bot(&a.id).unwrap();
+    assert_eq!(
+        Repo::new(&kv).dialog(&bot_a, 9).unwrap_err().kind,
+        Kind::NotFound
+    );
+    // Revoked, a link that names its bot is as unknown as any other.
+    Repo::new(&kv).revoke_link(&a.id, &a.link, NOW).unwrap();
+    assert_eq!(
+        get(&kv, &a.link, "chatId=9").unwrap_err().kind,
+        Kind::NotFound
+    );
 }

@@ -1,7 +1,7 @@
 //! Spin's key-value store as a [`Kv`]: `wasi:keyvalue` with atomics by default, or
 //! `fermyon:spin/key-value` alone with the `no-kv-atomics` feature.
 
-use funnelhooks_store::{Decide, Kv, StoreError};
+use funnelhooks_store::{Decide, GetMany, Kv, StoreError};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -10,7 +10,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 #[cfg(not(feature = "no-kv-atomics"))]
 mod imp {
     use super::*;
-    use spin_sdk::wit::wasi::keyvalue::{atomics, store};
+    use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 
     /// The default store, through `wasi:keyvalue` (store and atomics).
     pub struct SpinKv(store::Bucket);
@@ -59,6 +59,24 @@ mod imp {
             true
         }
     }
+
+    impl GetMany for SpinKv {
+        /// One `get-many`; Spin's SQLite store answers with the keys that exist. When it
+        /// fails (Spin's Redis store always does for two keys), key by key.
+        fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+            let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let Ok(mut found) = batch::get_many(&self.0, &owned) else {
+                return keys.iter().map(|k| self.get(k)).collect();
+            };
+            Ok(keys
+                .iter()
+                .map(|k| {
+                    let at = found.iter().position(|(f, _)| f == k)?;
+                    found.swap_remove(at).1
+                })
+                .collect())
+        }
+    }
 }
 
 #[cfg(feature = "no-kv-atomics")]
@@ -97,6 +115,8 @@ mod imp {
             false
         }
     }
+
+    impl GetMany for SpinKv {}
 }
 
 pub use imp::SpinKv;

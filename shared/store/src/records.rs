@@ -68,10 +68,15 @@ impl<'a> Records<'a> {
 
     /// The record at `key`, if any.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
-        self.kv
-            .get(key)?
-            .map(|bytes| decode(key, strip_ops(&bytes)))
-            .transpose()
+        Self::parse(key, self.kv.get(key)?)
+    }
+
+    /// The record stored at `key` as `bytes` (read with [`crate::GetMany`]).
+    pub fn parse<T: DeserializeOwned>(
+        key: &str,
+        bytes: Option<Vec<u8>>,
+    ) -> Result<Option<T>, StoreError> {
+        bytes.map(|b| decode(key, strip_ops(&b))).transpose()
     }
 
     /// Writes `value` at `key`, whatever was there.

@@ -192,8 +192,15 @@ async fn postback_links_carry_a_full_url_and_can_be_listed_and_revoked() {
         url,
         format!("{}/api/bots/webhooks/{first}/updateDialog", server.url())
     );
-    let version = first.as_bytes()[14];
-    assert_eq!(version, b'4', "a random (v4) UUID: {first}");
+    // The bot's id, then a random (v4) UUID's 32 hex digits.
+    assert_eq!(first.len(), 64, "{first}");
+    assert!(first.starts_with(&bot.replace('-', "")), "{first}");
+    assert_eq!(
+        first.as_bytes()[32 + 12],
+        b'4',
+        "a random (v4) UUID: {first}"
+    );
+    assert_ne!(first[32..], second[32..]);
     // The URL works as given.
     let reply = client
         .get(&format!(
