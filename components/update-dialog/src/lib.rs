@@ -12,9 +12,10 @@ use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
 use std::time::Duration;
 
+use funnelhooks_spin::kv::BatchedSpinKv;
 use funnelhooks_spin::outbound::chain;
 use funnelhooks_spin::request::read;
-use funnelhooks_spin::{ApiError, SpinKv, json, now, respond};
+use funnelhooks_spin::{ApiError, json, now, respond};
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// Where the send-webhook component takes step entries, by local chaining.
@@ -63,7 +64,9 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     let (_, params) = funnelhooks_spin::public_route(ROUTES, req)?;
     let content_type = req.header("content-type").and_then(|h| h.as_str());
     let update = from_request(req.query(), content_type, req.body())?;
-    let kv = SpinKv::open_default()?;
+    // Batched: the postback reads its link and bot, and a new dialog is written with its
+    // list entry, each in one round trip.
+    let kv = BatchedSpinKv::open_default()?;
     let repo = Repo::new(&kv);
     let at = now();
     let done = repo.postback(params.get("postbackId"), update, at, &dialog_limits)?;

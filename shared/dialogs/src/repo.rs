@@ -18,7 +18,7 @@
 //! never overwrite each other.
 
 use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
-use funnelhooks_store::{Cleanup, GetMany, Index, Jobs, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -484,10 +484,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
-    ) -> Result<(Bot, Update), Error>
-    where
-        K: GetMany,
-    {
+    ) -> Result<(Bot, Update), Error> {
         if !valid_link_id(link_id) {
             return Err(link_missing());
         }
@@ -512,10 +509,7 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// The bot behind link `link_id`, read with the link in one round trip when the id names
     /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
     /// unknown as any other.
-    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error>
-    where
-        K: GetMany,
-    {
+    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error> {
         let link_key = link_key(link_id);
         let (link, named) = match bot_of_link_id(link_id) {
             Some(named) => {
@@ -544,10 +538,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         params: Vec<(String, Param)>,
         now: Timestamp,
         limits: &dyn Fn() -> DialogLimits,
-    ) -> Result<Postback, Error>
-    where
-        K: GetMany,
-    {
+    ) -> Result<Postback, Error> {
         let (bot, update) = self.read_postback(link_id, params)?;
         let refusal = bot
             .admission
@@ -657,11 +648,13 @@ impl<'a, K: Kv> Repo<'a, K> {
             },
             // The creator takes the dialog's place in the bot's list into its first write,
             // rather than writing the place under a key of its own.
+            // The entry is written with the dialog, in one round trip.
             |d: &mut Dialog| {
-                let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+                let index = self.dialogs_index(&bot.id);
+                let slot = index.reserve()?;
                 d.list_slot = Some(slot);
                 born_slot.set(Some(slot));
-                Ok(())
+                Ok(vec![(index.slot_key(slot), chat.to_string().into_bytes())])
             },
         )?;
         // Set only by a creation (`born` runs just before the creating write).

@@ -1,7 +1,7 @@
 //! Spin's key-value store as a [`Kv`]: `wasi:keyvalue` with atomics by default, or
 //! `fermyon:spin/key-value` alone with the `no-kv-atomics` feature.
 
-use funnelhooks_store::{Decide, GetMany, Kv, StoreError};
+use funnelhooks_store::{Decide, Kv, StoreError};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -60,12 +60,24 @@ mod imp {
         }
     }
 
-    impl GetMany for SpinKv {
+    /// [`SpinKv`] that also reads and writes several keys in one round trip
+    /// (`wasi:keyvalue` batch). A type of its own so that only the components that use it
+    /// carry the batch import (a few KB each).
+    pub struct BatchedSpinKv(SpinKv);
+
+    impl BatchedSpinKv {
+        /// Opens the store labelled `default`.
+        pub fn open_default() -> Result<Self, StoreError> {
+            SpinKv::open_default().map(BatchedSpinKv)
+        }
+    }
+
+    impl Kv for BatchedSpinKv {
         /// One `get-many`; Spin's SQLite store answers with the keys that exist. When it
         /// fails (Spin's Redis store always does for two keys), key by key.
         fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
             let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
-            let Ok(mut found) = batch::get_many(&self.0, &owned) else {
+            let Ok(mut found) = batch::get_many(&self.0.0, &owned) else {
                 return keys.iter().map(|k| self.get(k)).collect();
             };
             Ok(keys
@@ -75,6 +87,31 @@ mod imp {
                     found.swap_remove(at).1
                 })
                 .collect())
+        }
+        fn set_many(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+            let owned: Vec<(String, Vec<u8>)> = pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect();
+            batch::set_many(&self.0.0, &owned).map_err(backend)
+        }
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.0.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.0.set(key, value)
+        }
+        fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.0.delete(key)
+        }
+        fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+            self.0.increment(key, delta)
+        }
+        fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+            self.0.compare_and_swap(key, decide)
+        }
+        fn atomic(&self) -> bool {
+            true
         }
     }
 }
@@ -116,7 +153,8 @@ mod imp {
         }
     }
 
-    impl GetMany for SpinKv {}
+    /// Without atomics there is no batch interface to use either.
+    pub type BatchedSpinKv = SpinKv;
 }
 
-pub use imp::SpinKv;
+pub use imp::{BatchedSpinKv, SpinKv};

@@ -34,17 +34,25 @@ impl<'a> Index<'a> {
         format!("{}:n", self.prefix)
     }
 
-    fn slot_key(&self, slot: u64) -> String {
+    /// The key of the entry in `slot` (what [`Index::reserve`] leaves to the caller to write).
+    pub fn slot_key(&self, slot: u64) -> String {
         format!("{}:{slot}", self.prefix)
     }
 
     /// Appends `id` and returns its slot (keep it to remove the entry later).
     pub fn add(&self, id: &str) -> Result<u64, StoreError> {
-        let slot = self.kv.increment(&self.counter_key(), 1)?;
-        let slot = u64::try_from(slot)
-            .map_err(|_| StoreError::Backend(format!("{} went negative", self.counter_key())))?;
+        let slot = self.reserve()?;
         self.kv.set(&self.slot_key(slot), id.as_bytes())?;
         Ok(slot)
+    }
+
+    /// A new slot, its entry not written yet: the caller writes the id at
+    /// [`Index::slot_key`] (with other writes in one round trip). A slot never written is
+    /// skipped when paging.
+    pub fn reserve(&self) -> Result<u64, StoreError> {
+        let slot = self.kv.increment(&self.counter_key(), 1)?;
+        u64::try_from(slot)
+            .map_err(|_| StoreError::Backend(format!("{} went negative", self.counter_key())))
     }
 
     /// Removes the entry in `slot`.

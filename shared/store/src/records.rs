@@ -71,7 +71,7 @@ impl<'a> Records<'a> {
         Self::parse(key, self.kv.get(key)?)
     }
 
-    /// The record stored at `key` as `bytes` (read with [`crate::GetMany`]).
+    /// The record stored at `key` as `bytes` (read with [`Kv::get_many`]).
     pub fn parse<T: DeserializeOwned>(
         key: &str,
         bytes: Option<Vec<u8>>,
@@ -203,19 +203,21 @@ impl<'a> Records<'a> {
         T: Serialize + DeserializeOwned,
         E: From<StoreError>,
     {
-        self.upsert_born(key, born_key, create, change, |_| Ok(()))
+        self.upsert_born(key, born_key, create, change, |_| Ok(Vec::new()))
     }
 
     /// [`Records::upsert`], with `born` called on the new record by the elected creator
     /// just before it is written: what only a creation does (taking a place in a list)
-    /// goes into the record's first write instead of a write of its own.
+    /// goes into the record's first write, and the entries `born` returns (the list's entry)
+    /// are written in the same round trip ([`Kv::set_many`]; one transaction on Spin's
+    /// SQLite store), before the record where the host writes one at a time.
     pub fn upsert_born<T, R, E>(
         &self,
         key: &str,
         born_key: &str,
         create: impl Fn() -> T,
         mut change: impl FnMut(&mut T) -> Result<R, E>,
-        mut born: impl FnMut(&mut T) -> Result<(), E>,
+        mut born: impl FnMut(&mut T) -> Result<Vec<(String, Vec<u8>)>, E>,
     ) -> Result<(R, Modified), E>
     where
         T: Serialize + DeserializeOwned,
@@ -236,8 +238,14 @@ impl<'a> Records<'a> {
                 if took_over && self.kv.get(key)?.is_some() {
                     continue;
                 }
-                born(&mut fresh)?;
-                self.put(key, &fresh)?;
+                let entries = born(&mut fresh)?;
+                let record = encode(&fresh);
+                let mut pairs: Vec<(&str, &[u8])> = entries
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
+                pairs.push((key, &record));
+                self.kv.set_many(&pairs)?;
                 return Ok((result, Modified::Created));
             }
             // Someone else is creating it: wait for the record to appear.
