@@ -19,8 +19,9 @@
 //! ([`Landed::Unknown`]); it never guesses (see [`crate::Records::modify`]).
 //!
 //! A record without a versioned header (written by a plain `put`, or by an older release)
-//! reads as it always did; its next write starts from a random version, so versions of a
-//! record that was replaced by a plain write do not meet the old ones. A JSON text never starts
+//! reads as it always did; its next write starts from a version derived from its bytes, the
+//! same for every writer that read it, so versions of a record that was replaced by a plain
+//! write do not meet the old ones. A JSON text never starts
 //! with `o`, so the header is never confused with a record.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,8 +44,8 @@ const PREFIX: &[u8] = b"ops:v";
 const ID_LEN: usize = 8;
 /// The id alphabet (URL-safe base64): no `,` `;` `.` or newline, which the header uses.
 const ID_ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-/// A record's first version is random below this, so versions restarted by a plain write do
-/// not repeat the old ones.
+/// A record's first version is below this, derived from the record ([`first_version`]), so
+/// versions restarted by a plain write do not repeat the old ones.
 const VERSION_START_BOUND: u64 = 1 << 40;
 
 /// One write's id.
@@ -89,6 +90,17 @@ fn now_nanos() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0)
+}
+
+/// The version after a record without a versioned header: derived from its bytes, so every
+/// writer that read the same record aims at the same version (their writes are compared like
+/// any others), while a record a plain write replaced starts elsewhere.
+fn first_version(record: &[u8]) -> u64 {
+    // FNV-1a: stable, and spread enough for telling records apart.
+    let hash = record.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash % VERSION_START_BOUND + 1
 }
 
 /// A versioned header: the record's version and the groups after it.
@@ -186,10 +198,10 @@ pub(crate) fn with_op(previous: &[u8], op: OpId, record: &[u8], keep: usize) -> 
 }
 
 fn with_op_at(previous: &[u8], op: OpId, record: &[u8], keep: usize, now: u64) -> (Vec<u8>, u64) {
-    let (header, _) = split(previous);
+    let (header, old_record) = split(previous);
     let version = match &header {
         Some(h) => h.version.wrapping_add(1),
-        None => random_bits() % VERSION_START_BOUND + 1,
+        None => first_version(old_record),
     };
     let older = header.map_or(&[][..], |h| h.groups);
     let mut out = Vec::with_capacity(32 + older.len().min(keep * 9) + record.len());
@@ -298,6 +310,19 @@ mod tests {
         let (bytes, v) = with_op_at(b"ops:1733000000.AAAAAAAA\n{}", OpId::new(), b"{}", KEEP, T);
         assert!((1..=VERSION_START_BOUND).contains(&v));
         assert_eq!(landed(&bytes, OpId::new(), v), Landed::No);
+    }
+
+    #[test]
+    fn writers_of_the_same_record_without_a_header_aim_at_the_same_version() {
+        let (a, b) = (OpId::new(), OpId::new());
+        let (won, va) = with_op_at(b"{}", a, b"{\"x\":1}", KEEP, T);
+        let (_, vb) = with_op_at(b"{}", b, b"{\"y\":1}", KEEP, T);
+        assert_eq!(va, vb);
+        // b's swap lost to a's: b learns so, whatever the numbers.
+        assert_eq!(landed(&won, b, vb), Landed::No);
+        assert_eq!(landed(&won, a, va), Landed::Yes);
+        // A record replaced by a plain write with other content starts elsewhere.
+        assert_ne!(with_op_at(b"{\"z\":2}", a, b"{}", KEEP, T).1, va);
     }
 
     #[test]
