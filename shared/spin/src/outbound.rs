@@ -168,6 +168,9 @@ impl Clock for SpinClock {
 const PROHIBITED: &str =
     "the host refused this destination: its address is in a blocked network (block_networks)";
 
+/// What a header the host refuses (a forbidden name, a value with a line break) fails with.
+const BAD_HEADER: &str = "the host refused a header name or value";
+
 fn network(e: impl std::fmt::Display) -> SendFailure {
     SendFailure::Network(e.to_string())
 }
@@ -219,7 +222,7 @@ fn outgoing(
             request.body.len().to_string().into_bytes(),
         ));
     }
-    let headers = Fields::from_list(&entries).map_err(|e| network(format!("{e:?}")))?;
+    let headers = Fields::from_list(&entries).map_err(|_| network(BAD_HEADER))?;
     let outgoing = OutgoingRequest::new(headers);
     let method = match request.method.as_str() {
         "GET" => Method::Get,
@@ -383,7 +386,7 @@ pub fn chain(
             body.len().to_string().into_bytes(),
         ),
     ])
-    .map_err(|e| network(format!("{e:?}")))?;
+    .map_err(|_| network(BAD_HEADER))?;
     let outgoing = OutgoingRequest::new(headers);
     let authority = format!("{component}.spin.internal");
     let ok = outgoing.set_method(&Method::Post).is_ok()
