@@ -107,3 +107,53 @@ impl Client {
         .await
     }
 }
+
+/// The management API with the admin token (benchmarks and the soak).
+#[derive(Clone)]
+pub struct Admin {
+    /// The client underneath.
+    pub client: Client,
+    auth: String,
+}
+
+impl Admin {
+    /// Calls through `client` with the admin `token`.
+    pub fn new(client: Client, token: &str) -> Self {
+        Self {
+            client,
+            auth: format!("Bearer {token}"),
+        }
+    }
+
+    /// `method path` with a JSON body; fails unless the answer is 2xx. Returns its JSON
+    /// (`null` when empty).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value> {
+        let headers = [
+            ("authorization", self.auth.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let reply = self.client.send(method, path, &headers, body).await?;
+        anyhow::ensure!(
+            reply.status < 300,
+            "{method} {path}: {} {}",
+            reply.status,
+            reply.text()
+        );
+        Ok(if reply.body.is_empty() {
+            serde_json::Value::Null
+        } else {
+            reply.json()
+        })
+    }
+
+    /// The `Authorization` header value.
+    pub fn authorization(&self) -> &str {
+        &self.auth
+    }
+}

@@ -12,13 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Result, ensure};
+use anyhow::Result;
 use bytes::Bytes;
 use http_body_util::Full;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::client::Client;
+use crate::client::{Admin, Client};
 
 /// How much load a soak makes.
 #[derive(Debug, Clone, Copy)]
@@ -144,35 +144,6 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The management API with the admin token.
-#[derive(Clone)]
-struct Admin {
-    client: Client,
-    auth: String,
-}
-
-impl Admin {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
-        let headers = [
-            ("authorization", self.auth.as_str()),
-            ("content-type", "application/json"),
-        ];
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let reply = self.client.send(method, path, &headers, body).await?;
-        ensure!(
-            reply.status < 300,
-            "{method} {path}: {} {}",
-            reply.status,
-            reply.text()
-        );
-        Ok(if reply.body.is_empty() {
-            Value::Null
-        } else {
-            reply.json()
-        })
-    }
-}
-
 /// Step id of every soak bot's send-webhook step.
 const STEP: &str = "7c1f4b9e-3d2a-4e8b-9f60-5a4b3c2d1e0f";
 /// Deliveries per bot or service, well inside the log's retention per owner.
@@ -183,10 +154,7 @@ const PER_OWNER: usize = 5_000;
 pub async fn run(base: &str, token: &str, config: SoakConfig) -> Result<SoakReport> {
     let started = Instant::now();
     let rx = start_receiver().await?;
-    let admin = Admin {
-        client: Client::new(base),
-        auth: format!("Bearer {token}"),
-    };
+    let admin = Admin::new(Client::new(base), token);
     let links = soak_bots(&admin, &rx.url, config.postbacks).await?;
     let services = soak_services(&admin, &rx.url, config).await?;
     let mut report = SoakReport {
