@@ -143,6 +143,7 @@ impl HostBuilder {
                 components,
                 kv: self.kv,
                 resolver,
+                running: Arc::default(),
             }),
         })
     }
@@ -160,6 +161,36 @@ struct AppInner {
     components: HashMap<String, ComponentRuntime>,
     kv: KvData,
     resolver: Resolver,
+    /// Guest handlers still running (some keep working after they answered).
+    running: Arc<Running>,
+}
+
+/// A count of running guest handlers, and a wake-up when it changes.
+#[derive(Default)]
+struct Running {
+    count: std::sync::atomic::AtomicUsize,
+    changed: tokio::sync::Notify,
+}
+
+/// One running handler; counted until dropped.
+struct RunningGuard(Arc<Running>);
+
+impl RunningGuard {
+    fn new(running: &Arc<Running>) -> Self {
+        running
+            .count
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self(running.clone())
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.0
+            .count
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.changed.notify_waiters();
+    }
 }
 
 /// A loaded application. Cheap to clone; every clone serves the same app and data.
@@ -204,6 +235,20 @@ impl App {
             });
         };
         self.inner.clone().execute(req, route, client).await
+    }
+
+    /// Waits until no guest handler is running, including work a handler does after it
+    /// answered (a call event's hooks, a chained delivery): what tests that count store
+    /// operations wait for.
+    pub async fn idle(&self) {
+        let running = &self.inner.running;
+        loop {
+            let changed = running.changed.notified();
+            if running.count.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            changed.await;
+        }
     }
 
     /// Serves the app on `127.0.0.1` at a free port until the returned server is dropped.
@@ -254,7 +299,9 @@ impl AppInner {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let outparam = store.data_mut().http().new_response_outparam(tx)?;
 
+        let guard = RunningGuard::new(&self.running);
         let task = tokio::spawn(async move {
+            let _running = guard;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
