@@ -171,8 +171,8 @@ impl KvData {
         }
     }
 
-    /// Makes the next `times` writes (set, increment, swap) to keys starting with `prefix`
-    /// fail as a store outage would: the app sees an error and nothing is written.
+    /// Makes the next `times` writes (set, set-many, increment, swap) to keys starting with
+    /// `prefix` fail as a store outage would: the app sees an error and nothing is written.
     pub fn fail_writes(&self, prefix: &str, times: u32) {
         self.fail_writes_after(prefix, 0, times);
     }
@@ -669,6 +669,10 @@ impl batch::Host for SpinState {
             return Ok(Err(wasi_kv::Error::NoSuchStore));
         };
         self.data.count(|c| &c.set_many);
+        // One transaction, as on Spin's SQLite store: an outage on any key writes none.
+        if key_values.iter().any(|(k, _)| self.data.outage(k)) {
+            return Ok(Err(wasi_kv::Error::Other("injected outage".into())));
+        }
         let mut data = self.data.lock();
         for (k, v) in key_values {
             data.insert((name.clone(), k), v);

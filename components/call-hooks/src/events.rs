@@ -7,8 +7,9 @@ use funnelhooks_calls::{CallEvent, CallRepo, EventClaim, EventRecord, HookRecord
 use funnelhooks_core::{Error, Kind};
 use funnelhooks_delivery::engine::{Created, Engine, NewDelivery, Secrets};
 use funnelhooks_delivery::{Delivery, Owner, SigningSecret};
+use funnelhooks_spin::kv::BatchedSpinKv as SpinKv;
 use funnelhooks_spin::request::query_param;
-use funnelhooks_spin::{SpinClock, SpinKv, SpinSender, json};
+use funnelhooks_spin::{SpinClock, SpinSender, json};
 use funnelhooks_store::StoreError;
 use serde_json::{Value as Json, json};
 use spin_sdk::http::Response;

@@ -14,7 +14,10 @@ use funnelhooks_delivery::TargetPolicy;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::call_hooks::{Op, ROUTES};
 use funnelhooks_spin::request::read;
-use funnelhooks_spin::{ApiError, SpinKv, respond};
+// Batched: a call event writes each new delivery with its outbox and log entries in one round
+// trip.
+use funnelhooks_spin::kv::BatchedSpinKv as SpinKv;
+use funnelhooks_spin::{ApiError, respond};
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// What every handler gets: the request, its path parameters, the store (as call-tracking

@@ -387,8 +387,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     }
 
     /// Stores a new delivery, or finds the one with `new.id` if it exists already. Order
-    /// matters: the outbox entry first, then the log's indexes, then the record, so whatever
-    /// step fails, nothing that exists is left without a way to be sent.
+    /// matters: the outbox entry first, then the log's indexes, then the record (all in one
+    /// transaction where the store batches), so whatever step fails, nothing that exists is
+    /// left without a way to be sent.
     pub fn create_once(
         &self,
         new: NewDelivery,
@@ -412,11 +413,18 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             let after = new.first_attempt_after.unwrap_or(LEASE);
             Timestamp(now.0 + after.as_millis() as i64)
         });
+        // Slots first (each an increment), then the entries and the record in one round
+        // trip (one SQLite transaction where the store batches): outbox entry, log entries,
+        // record, in that order where it writes one at a time.
+        let mut entries = Vec::with_capacity(4);
         if let Some(due) = next_attempt_at {
-            self.schedule(due, &id)?;
+            entries.push(self.schedule_entry(due, &id)?);
         }
-        let all_slot = self.all().add(&id)?;
-        let owner_slot = self.owner_index(&new.owner).add(&id)?;
+        let (all, owner) = (self.all(), self.owner_index(&new.owner));
+        let all_slot = all.reserve()?;
+        let owner_slot = owner.reserve()?;
+        entries.push((all.slot_key(all_slot), id.clone().into_bytes()));
+        entries.push((owner.slot_key(owner_slot), id.clone().into_bytes()));
         let delivery = new.into_record(
             id,
             now,
@@ -424,7 +432,8 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             next_attempt_at,
             (all_slot, owner_slot),
         );
-        self.records().put(&key(&delivery.id), &delivery)?;
+        entries.push((key(&delivery.id), Records::encode(&delivery)));
+        self.kv.set_many(&entries)?;
         if owner_slot > MAX_DELIVERIES_PER_OWNER {
             self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
         }

@@ -102,9 +102,21 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     /// Puts `id` in the outbox, due at `at` (or now, if `at` has passed: never into a minute
     /// the sweep may have closed).
     pub(crate) fn schedule(&self, at: Timestamp, id: &str) -> Result<(), StoreError> {
+        let (key, value) = self.schedule_entry(at, id)?;
+        self.kv.set(&key, &value)
+    }
+
+    /// [`Self::schedule`]'s slot, taken; its entry (key and value) is left to the caller to
+    /// write, with other writes in one round trip.
+    pub(crate) fn schedule_entry(
+        &self,
+        at: Timestamp,
+        id: &str,
+    ) -> Result<(String, Vec<u8>), StoreError> {
         let m = minute(at).max(minute(self.clock.now()));
-        bucket(self.kv, m).add(id)?;
-        Ok(())
+        let due = bucket(self.kv, m);
+        let slot = due.reserve()?;
+        Ok((due.slot_key(slot), id.as_bytes().to_vec()))
     }
 
     fn left(&self, started: Timestamp, budget: Duration) -> Duration {

@@ -18,7 +18,7 @@
 //! never overwrite each other.
 
 use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
-use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, GetMany, Index, Jobs, Kv, Modified, Records};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -484,7 +484,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
-    ) -> Result<(Bot, Update), Error> {
+    ) -> Result<(Bot, Update), Error>
+    where
+        K: GetMany,
+    {
         if !valid_link_id(link_id) {
             return Err(link_missing());
         }
@@ -509,7 +512,10 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// The bot behind link `link_id`, read with the link in one round trip when the id names
     /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
     /// unknown as any other.
-    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error> {
+    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error>
+    where
+        K: GetMany,
+    {
         let link_key = link_key(link_id);
         let (link, named) = match bot_of_link_id(link_id) {
             Some(named) => {
@@ -538,7 +544,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         params: Vec<(String, Param)>,
         now: Timestamp,
         limits: &dyn Fn() -> DialogLimits,
-    ) -> Result<Postback, Error> {
+    ) -> Result<Postback, Error>
+    where
+        K: GetMany,
+    {
         let (bot, update) = self.read_postback(link_id, params)?;
         let refusal = bot
             .admission

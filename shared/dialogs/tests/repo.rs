@@ -9,7 +9,7 @@ use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
-use funnelhooks_store::{Decide, Jobs, Kv, MemoryKv, Semantics, StoreError};
+use funnelhooks_store::{Decide, GetMany, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
@@ -44,7 +44,7 @@ fn bot_with_link(kv: &MemoryKv) -> Bot {
 }
 
 fn get(
-    kv: &impl Kv,
+    kv: &impl GetMany,
     link: &str,
     query: &str,
 ) -> Result<funnelhooks_dialogs::Postback, funnelhooks_core::Error> {
@@ -381,6 +381,8 @@ impl Kv for DialogWritesFail {
     }
 }
 
+impl GetMany for DialogWritesFail {}
+
 #[test]
 fn a_creation_that_failed_after_taking_its_place_in_the_list_is_listed_once_when_retried() {
     // Only the plain write fails: the creator is elected and takes its place first.
@@ -703,6 +705,8 @@ impl Kv for PausedAfterDialogSwap {
         true
     }
 }
+
+impl GetMany for PausedAfterDialogSwap {}
 
 #[test]
 fn a_postback_paused_past_what_the_dialog_remembers_is_applied_again_and_enters_its_step_once() {

@@ -1,7 +1,7 @@
 //! Spin's key-value store as a [`Kv`]: `wasi:keyvalue` with atomics by default, or
 //! `fermyon:spin/key-value` alone with the `no-kv-atomics` feature.
 
-use funnelhooks_store::{Decide, Kv, StoreError};
+use funnelhooks_store::{Decide, GetMany, Kv, StoreError};
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -72,7 +72,7 @@ mod imp {
         }
     }
 
-    impl Kv for BatchedSpinKv {
+    impl GetMany for BatchedSpinKv {
         /// One `get-many`; Spin's SQLite store answers with the keys that exist. When it
         /// fails (Spin's Redis store always does for two keys), key by key.
         fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
@@ -88,12 +88,11 @@ mod imp {
                 })
                 .collect())
         }
-        fn set_many(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
-            let owned: Vec<(String, Vec<u8>)> = pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_vec()))
-                .collect();
-            batch::set_many(&self.0.0, &owned).map_err(backend)
+    }
+
+    impl Kv for BatchedSpinKv {
+        fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+            batch::set_many(&self.0.0, pairs).map_err(backend)
         }
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.get(key)
@@ -155,6 +154,8 @@ mod imp {
 
     /// Without atomics there is no batch interface to use either.
     pub type BatchedSpinKv = SpinKv;
+
+    impl GetMany for SpinKv {}
 }
 
 pub use imp::{BatchedSpinKv, SpinKv};

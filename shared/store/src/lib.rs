@@ -62,15 +62,9 @@ pub type Decide<'d> = dyn FnMut(Option<&[u8]>) -> Option<Vec<u8>> + 'd;
 pub trait Kv {
     /// The value at `key`, if any.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// The values at `keys`, in their order, in one round trip where the host can
-    /// (`wasi:keyvalue` batch). By default, and wherever the host refuses it (Spin's Redis
-    /// store sends `KEYS k1 k2`, an error), one key after the other.
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        keys.iter().map(|k| self.get(k)).collect()
-    }
     /// Writes each pair, in one round trip where the host can (one SQLite transaction on
     /// Spin's SQLite store, `MSET` on Redis). By default one after the other, in order.
-    fn set_many(&self, pairs: &[(&str, &[u8])]) -> Result<(), StoreError> {
+    fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         pairs.iter().try_for_each(|(k, v)| self.set(k, v))
     }
     /// Writes `value` at `key`, whatever was there.
@@ -92,6 +86,19 @@ pub trait Kv {
     /// Whether `increment` and `compare_and_swap` are atomic on this host.
     fn atomic(&self) -> bool;
 }
+
+/// A store that reads several keys in one round trip where the host can. Apart from [`Kv`]
+/// so that components that never read this way do not carry it.
+pub trait GetMany: Kv {
+    /// The values at `keys`, in their order, in one round trip where the host can
+    /// (`wasi:keyvalue` batch). By default, and wherever the host refuses it (Spin's Redis
+    /// store sends `KEYS k1 k2`, an error), one key after the other.
+    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+}
+
+impl GetMany for MemoryKv {}
 
 /// Reads a counter as Spin's SQLite store keeps it: 8 little-endian bytes, absent meaning 0.
 pub fn decode_counter(bytes: Option<&[u8]>) -> Result<i64, StoreError> {

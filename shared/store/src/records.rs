@@ -79,6 +79,11 @@ impl<'a> Records<'a> {
         bytes.map(|b| decode(key, strip_ops(&b))).transpose()
     }
 
+    /// `value` as a record is stored (for writing it with others in one round trip).
+    pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+        encode(value)
+    }
+
     /// Writes `value` at `key`, whatever was there.
     pub fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
         self.kv.set(key, &encode(value))
@@ -238,14 +243,9 @@ impl<'a> Records<'a> {
                 if took_over && self.kv.get(key)?.is_some() {
                     continue;
                 }
-                let entries = born(&mut fresh)?;
-                let record = encode(&fresh);
-                let mut pairs: Vec<(&str, &[u8])> = entries
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_slice()))
-                    .collect();
-                pairs.push((key, &record));
-                self.kv.set_many(&pairs)?;
+                let mut entries = born(&mut fresh)?;
+                entries.push((key.to_string(), encode(&fresh)));
+                self.kv.set_many(&entries)?;
                 return Ok((result, Modified::Created));
             }
             // Someone else is creating it: wait for the record to appear.
