@@ -145,7 +145,7 @@ fn now_ms() -> i64 {
 }
 
 /// Step id of every soak bot's send-webhook step.
-const STEP: &str = "7c1f4b9e-3d2a-4e8b-9f60-5a4b3c2d1e0f";
+pub const STEP: &str = "7c1f4b9e-3d2a-4e8b-9f60-5a4b3c2d1e0f";
 /// Deliveries per bot or service, well inside the log's retention per owner.
 const PER_OWNER: usize = 5_000;
 
@@ -207,6 +207,64 @@ pub async fn run(base: &str, token: &str, config: SoakConfig) -> Result<SoakRepo
     Ok(report)
 }
 
+/// A bot with send-webhook step [`STEP`] delivering to `url` (signed with `secret`, if
+/// any) and a postback link: returns the bot's id and the link's.
+pub async fn bot_with_webhook_step(
+    admin: &Admin,
+    name: &str,
+    url: &str,
+    secret: Option<&str>,
+) -> Result<(String, String)> {
+    let bot = admin
+        .call("POST", "/api/bots", Some(json!({"name": name})))
+        .await?;
+    let bot = bot["id"].as_str().unwrap_or_default().to_string();
+    let mut webhook = json!({"url": url});
+    if let Some(secret) = secret {
+        webhook["signingSecret"] = json!(secret);
+    }
+    admin
+        .call(
+            "PUT",
+            &format!("/api/bots/{bot}/steps/{STEP}"),
+            Some(json!({"key": "lead", "kind": "send-webhook", "webhook": webhook})),
+        )
+        .await?;
+    let link = admin
+        .call("POST", &format!("/api/bots/{bot}/webhooks"), None)
+        .await?;
+    Ok((bot, link["id"].as_str().unwrap_or_default().to_string()))
+}
+
+/// A call-tracking service with `hooks` call-start hooks to `127.0.0.1:port`, at
+/// `{path}/{n}` and passing the call id: returns its id and ingest key.
+pub async fn service_with_hooks(
+    admin: &Admin,
+    name: &str,
+    port: u16,
+    path: &str,
+    hooks: usize,
+) -> Result<(String, String)> {
+    let created = admin
+        .call("POST", "/api/calls/services", Some(json!({"name": name})))
+        .await?;
+    let id = created["id"].as_str().unwrap_or_default().to_string();
+    for h in 0..hooks {
+        let hook = json!({"protocol": "http", "host": "127.0.0.1", "port": port,
+                          "path": format!("{path}/{h}"), "method": "GET", "event": "start",
+                          "parameters": [{"name": "call", "param": "id"}]});
+        admin
+            .call(
+                "POST",
+                &format!("/api/calls/services/{id}/hooks"),
+                Some(hook),
+            )
+            .await?;
+    }
+    let key = created["ingestKey"].as_str().unwrap_or_default();
+    Ok((id, key.to_string()))
+}
+
 /// Bots with a signed send-webhook step to the receiver; returns each bot's link and how
 /// many chats it gets.
 async fn soak_bots(admin: &Admin, rx: &str, postbacks: usize) -> Result<Vec<(String, usize)>> {
@@ -215,27 +273,14 @@ async fn soak_bots(admin: &Admin, rx: &str, postbacks: usize) -> Result<Vec<(Str
     let mut n = 0;
     while left > 0 {
         let chats = left.min(PER_OWNER);
-        let bot = admin
-            .call(
-                "POST",
-                "/api/bots",
-                Some(json!({"name": format!("soak {n}")})),
-            )
-            .await?;
-        let bot = bot["id"].as_str().unwrap_or_default().to_string();
-        let webhook = json!({"url": format!("{rx}/step/{n}?c={{chatId}}"),
-                             "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"});
-        admin
-            .call(
-                "PUT",
-                &format!("/api/bots/{bot}/steps/{STEP}"),
-                Some(json!({"key": "lead", "kind": "send-webhook", "webhook": webhook})),
-            )
-            .await?;
-        let link = admin
-            .call("POST", &format!("/api/bots/{bot}/webhooks"), None)
-            .await?;
-        links.push((link["id"].as_str().unwrap_or_default().to_string(), chats));
+        let (_, link) = bot_with_webhook_step(
+            admin,
+            &format!("soak {n}"),
+            &format!("{rx}/step/{n}?c={{chatId}}"),
+            Some("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        )
+        .await?;
+        links.push((link, chats));
         left -= chats;
         n += 1;
     }
@@ -256,30 +301,9 @@ async fn soak_services(
     let mut n = 0;
     while left > 0 {
         let events = left.min(per_service);
-        let created = admin
-            .call(
-                "POST",
-                "/api/calls/services",
-                Some(json!({"name": format!("soak {n}")})),
-            )
-            .await?;
-        let id = created["id"].as_str().unwrap_or_default().to_string();
-        for h in 0..config.hooks {
-            let hook = json!({"protocol": "http", "host": "127.0.0.1", "port": port,
-                              "path": format!("/call/{n}/{h}"), "method": "GET", "event": "start",
-                              "parameters": [{"name": "call", "param": "id"}]});
-            admin
-                .call(
-                    "POST",
-                    &format!("/api/calls/services/{id}/hooks"),
-                    Some(hook),
-                )
-                .await?;
-        }
-        let key = created["ingestKey"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let name = format!("soak {n}");
+        let (id, key) =
+            service_with_hooks(admin, &name, port, &format!("/call/{n}"), config.hooks).await?;
         services.push((id, key, events));
         left -= events;
         n += 1;

@@ -23,12 +23,11 @@ use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
 use funnelhooks_tests::bench::{Probe, run};
 use funnelhooks_tests::client::Admin;
+use funnelhooks_tests::soak::{STEP, bot_with_webhook_step, service_with_hooks};
 use funnelhooks_tests::spin_cli::{SpinUp, Store, find};
 use funnelhooks_tests::{Client, Receiver, repo_root};
-use serde_json::json;
 
 const TOKEN: &str = "bench-admin-token";
-const STEP: &str = "7c1f4b9e-3d2a-4e8b-9f60-5a4b3c2d1e0f";
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -72,57 +71,14 @@ struct Setup {
 
 async fn setup(base: &str, rx: &Receiver, hooks: usize) -> Result<Setup> {
     let admin = Admin::new(Client::new(base), TOKEN);
-    let bot = admin
-        .call("POST", "/api/bots", Some(json!({"name": "bench"})))
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let webhook = json!({"url": format!("{}/step?c={{chatId}}", rx.url())});
-    admin
-        .call(
-            "PUT",
-            &format!("/api/bots/{bot}/steps/{STEP}"),
-            Some(json!({"key": "lead", "kind": "send-webhook", "webhook": webhook})),
-        )
-        .await?;
-    let link = admin
-        .call("POST", &format!("/api/bots/{bot}/webhooks"), None)
-        .await?["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let service = admin
-        .call(
-            "POST",
-            "/api/calls/services",
-            Some(json!({"name": "bench"})),
-        )
-        .await?;
-    let (id, key) = (
-        service["id"].as_str().unwrap_or_default().to_string(),
-        service["ingestKey"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
-    );
-    for h in 0..hooks {
-        let hook = json!({"protocol": "http", "host": "127.0.0.1", "port": rx.port(),
-                          "path": format!("/call/{h}"), "method": "GET", "event": "start",
-                          "parameters": [{"name": "call", "param": "id"}]});
-        admin
-            .call(
-                "POST",
-                &format!("/api/calls/services/{id}/hooks"),
-                Some(hook),
-            )
-            .await?;
-    }
+    let url = format!("{}/step?c={{chatId}}", rx.url());
+    let (bot, link) = bot_with_webhook_step(&admin, "bench", &url, None).await?;
+    let (service, key) = service_with_hooks(&admin, "bench", rx.port(), "/call", hooks).await?;
     Ok(Setup {
         admin,
         bot,
         link,
-        service: id,
+        service,
         key,
     })
 }
