@@ -21,17 +21,6 @@ pub struct Records<'a> {
     repeatable: bool,
 }
 
-impl Records<'_> {
-    /// How many writes a record written here remembers (see [`crate::ops`]).
-    fn remembered(&self) -> usize {
-        if self.repeatable {
-            ops::MAX_REMEMBERED_REPEATABLE
-        } else {
-            ops::MAX_REMEMBERED
-        }
-    }
-}
-
 /// What [`Records::upsert`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Modified {
@@ -64,6 +53,15 @@ impl<'a> Records<'a> {
     /// The store underneath.
     pub fn kv(&self) -> &'a dyn Kv {
         self.kv
+    }
+
+    /// How many writes a record written here remembers (see [`crate::ops`]).
+    fn remembered(&self) -> usize {
+        if self.repeatable {
+            ops::MAX_REMEMBERED_REPEATABLE
+        } else {
+            ops::MAX_REMEMBERED
+        }
     }
 
     /// The record at `key`, if any.
