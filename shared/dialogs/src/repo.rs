@@ -655,9 +655,8 @@ impl<'a, K: Kv> Repo<'a, K> {
                 let entered = change(d)?;
                 Ok::<_, Error>((d.clone(), entered))
             },
-            // The creator takes the dialog's place in the bot's list into its first write,
-            // rather than writing the place under a key of its own.
-            // The entry is written with the dialog, in one round trip.
+            // The creator keeps the dialog's place in the bot's list in the record, and the
+            // list's entry is written with it, in one round trip.
             |d: &mut Dialog| {
                 let index = self.dialogs_index(&bot.id);
                 let slot = index.reserve()?;

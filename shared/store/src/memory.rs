@@ -34,6 +34,20 @@ pub struct MemoryKv {
     semantics: Semantics,
     rng: AtomicU64,
     swaps: AtomicU64,
+    pause: Mutex<Option<Pause>>,
+}
+
+/// What happens between the next swap on keys under `prefix` and its answer
+/// ([`MemoryKv::pause_after_next_swap`]).
+struct Pause {
+    prefix: String,
+    meanwhile: Box<dyn FnOnce(&MemoryKv) + Send>,
+}
+
+impl std::fmt::Debug for Pause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pause({:?})", self.prefix)
+    }
 }
 
 impl Default for MemoryKv {
@@ -59,7 +73,33 @@ impl MemoryKv {
             semantics,
             rng: AtomicU64::new(seed),
             swaps: AtomicU64::new(0),
+            pause: Mutex::default(),
         }
+    }
+
+    /// Pauses the writer of the next swap on a key under `prefix` right after the swap (as
+    /// a busy host does): `meanwhile` runs (other writers), then the swap is reported as
+    /// failed, as Spin's Redis store reports every swap, and the writer reads again.
+    pub fn pause_after_next_swap(
+        &self,
+        prefix: &str,
+        meanwhile: impl FnOnce(&MemoryKv) + Send + 'static,
+    ) {
+        *self.pause.lock().unwrap_or_else(|e| e.into_inner()) = Some(Pause {
+            prefix: prefix.to_string(),
+            meanwhile: Box::new(meanwhile),
+        });
+    }
+
+    /// Runs the pause set for `key`, if any; whether there was one.
+    fn paused(&self, key: &str) -> bool {
+        let mut pause = self.pause.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = pause.take_if(|p| key.starts_with(p.prefix.as_str())) else {
+            return false;
+        };
+        drop(pause);
+        (p.meanwhile)(self);
+        true
     }
 
     /// An empty store whose `increment` and `compare_and_swap` are read-then-write.
@@ -212,9 +252,9 @@ impl Kv for MemoryKv {
             let Some(new) = decide(seen.as_deref()) else {
                 return Ok(());
             };
-            match self.swap(key, seen.as_deref(), new) {
-                Swap::Applied => return Ok(()),
-                Swap::ReportedFailure => {}
+            let swap = self.swap(key, seen.as_deref(), new);
+            if !self.paused(key) && matches!(swap, Swap::Applied) {
+                return Ok(());
             }
         }
     }

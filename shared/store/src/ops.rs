@@ -138,8 +138,9 @@ fn groups(groups: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     })
 }
 
+/// A group's ids, every one counted: the i-th id of the header names version - i.
 fn ids(list: &[u8]) -> impl Iterator<Item = &[u8]> {
-    list.split(|b| *b == b',').filter(|id| id.len() == ID_LEN)
+    list.split(|b| *b == b',')
 }
 
 /// The record without its operation header.
@@ -149,7 +150,7 @@ pub fn strip_ops(bytes: &[u8]) -> &[u8] {
 
 /// Whether a write landed, as the record read after it tells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Landed {
+pub(crate) enum Landed {
     /// The version the write made is there, with the write's id.
     Yes,
     /// Another write made that version, or the record has not reached it: this write did not

@@ -115,7 +115,7 @@ impl<'a> Records<'a> {
     {
         // The latest `change`'s result: the one whose write (if any) is the last.
         let mut result: Option<Result<R, E>> = None;
-        let end = self.modify_bytes(key, &mut |record| {
+        let found = self.modify_bytes(key, &mut |record| {
             let mut value: T = match decode(key, record) {
                 Ok(v) => v,
                 Err(e) => {
@@ -128,35 +128,35 @@ impl<'a> Records<'a> {
             result = Some(r);
             new
         })?;
-        match (end, result) {
-            (Some(()), Some(r)) => r.map(Some),
+        match result {
+            Some(r) if found => r.map(Some),
             _ => Ok(None),
         }
     }
 
     /// The work of [`Records::modify`] on the stored JSON, shared by all its types. `change`
     /// gets the record and returns its new JSON, or `None` to stop without writing. Returns
-    /// `None` when there is no record, else `Some(())` once the last change is stored (or
-    /// stopped, or needed no write).
+    /// whether there was a record (then its last change is stored, stopped, or needed no
+    /// write).
     fn modify_bytes(
         &self,
         key: &str,
         change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
-    ) -> Result<Option<()>, StoreError> {
+    ) -> Result<bool, StoreError> {
         let op = OpId::new();
         let mut attempts = 0u32;
         // The version this call's last write made, while it is not known to have landed.
         let mut written: Option<u64> = None;
-        let mut outcome: Option<Result<Option<()>, StoreError>> = None;
+        let mut outcome: Option<Result<bool, StoreError>> = None;
         self.kv.compare_and_swap(key, &mut |current| {
             let Some(bytes) = current else {
-                outcome = Some(Ok(None));
+                outcome = Some(Ok(false));
                 return None;
             };
             if let Some(version) = written {
                 match ops::landed(bytes, op, version) {
                     Landed::Yes => {
-                        outcome = Some(Ok(Some(())));
+                        outcome = Some(Ok(true));
                         return None;
                     }
                     Landed::No => {}
@@ -176,7 +176,7 @@ impl<'a> Records<'a> {
             let record = strip_ops(bytes);
             let new = change(record).filter(|new| new != record);
             let Some(new) = new else {
-                outcome = Some(Ok(Some(())));
+                outcome = Some(Ok(true));
                 return None;
             };
             let (bytes, version) = ops::with_op(bytes, op, &new, self.remembered());
@@ -184,7 +184,7 @@ impl<'a> Records<'a> {
             Some(bytes)
         })?;
         // Without an outcome, the last write was reported as applied.
-        outcome.unwrap_or(Ok(Some(())))
+        outcome.unwrap_or(Ok(true))
     }
 
     /// Changes the record at `key`, creating it with `create` first when it does not exist.

@@ -100,61 +100,6 @@ fn concurrent_repeatable_changes_of_one_record_all_land() {
     }
 }
 
-/// Spin's Redis store with a writer paused right after its swap: the swap applies, then
-/// `others` writes by other writers land before it is reported failed and read again.
-struct PausedAfterSwap {
-    inner: MemoryKv,
-    others: usize,
-    /// Whether the other writers write as [`Records::repeatable`] (as the paused one does).
-    repeatable: bool,
-    paused: std::cell::Cell<bool>,
-}
-
-impl Kv for PausedAfterSwap {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta)
-    }
-    fn compare_and_swap(
-        &self,
-        key: &str,
-        decide: &mut funnelhooks_store::Decide<'_>,
-    ) -> Result<(), StoreError> {
-        loop {
-            let Some(new) = decide(self.inner.get(key)?.as_deref()) else {
-                return Ok(());
-            };
-            self.inner.set(key, &new)?;
-            if !self.paused.replace(true) {
-                let records = if self.repeatable {
-                    Records::repeatable(&self.inner)
-                } else {
-                    Records::new(&self.inner)
-                };
-                for _ in 0..self.others {
-                    records
-                        .modify(key, |n: &mut Vec<u32>| {
-                            n.push(0);
-                            Ok::<_, StoreError>(())
-                        })
-                        .unwrap();
-                }
-            }
-        }
-    }
-    fn atomic(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_writer_paused_within_the_headers_memory_learns_its_write_landed() {
     for others in [0, 1, MAX_REMEMBERED - 1] {
@@ -193,15 +138,28 @@ fn a_writer_paused_past_the_headers_memory_is_told_it_cannot_know_never_applied_
     assert_eq!(v.iter().filter(|x| **x == 7).count(), 1);
 }
 
-fn paused_after_swap(others: usize, repeatable: bool) -> PausedAfterSwap {
-    let inner = MemoryKv::with(Semantics::Sqlite);
-    Records::new(&inner).put("r", &Vec::<u32>::new()).unwrap();
-    PausedAfterSwap {
-        inner,
-        others,
-        repeatable,
-        paused: std::cell::Cell::new(false),
-    }
+/// A store whose next swap of record `r` applies, then lets `others` writes by other writers
+/// (as `Records::repeatable` when `repeatable`) land before it is reported failed and read
+/// again: a writer paused on a busy host, on Spin's Redis store.
+fn paused_after_swap(others: usize, repeatable: bool) -> MemoryKv {
+    let kv = MemoryKv::with(Semantics::Sqlite);
+    Records::new(&kv).put("r", &Vec::<u32>::new()).unwrap();
+    kv.pause_after_next_swap("r", move |kv| {
+        let records = if repeatable {
+            Records::repeatable(kv)
+        } else {
+            Records::new(kv)
+        };
+        for _ in 0..others {
+            records
+                .modify("r", |n: &mut Vec<u32>| {
+                    n.push(0);
+                    Ok::<_, StoreError>(())
+                })
+                .unwrap();
+        }
+    });
+    kv
 }
 
 #[test]
