@@ -17,6 +17,7 @@ pub mod server;
 pub mod soak;
 pub mod spin_cli;
 pub mod variables;
+pub mod wasm_memory;
 
 pub use client::{Client, Reply};
 pub use host::{App, HostBuilder, HostResponse};

@@ -1,6 +1,7 @@
 //! Manifest validation and the import check: the host refuses what Spin refuses, loudly.
 
 use funnelhooks_tests::manifest::Manifest;
+use funnelhooks_tests::wasm_memory::core_memories;
 use funnelhooks_tests::{HostBuilder, repo_root};
 
 const MINIMAL: &str = r#"
@@ -105,6 +106,31 @@ fn every_component_fits_its_size_budget() {
             size <= budget(id),
             "component {id} is {size} bytes, over its budget of {}",
             budget(id)
+        );
+    }
+}
+
+#[test]
+fn every_component_starts_with_a_small_linear_memory() {
+    // Spin clears an instance's linear memory after each request (up to 2 MiB of it): Rust's
+    // default 1 MiB stack made that 1 MiB per request. `.cargo/config.toml` sets 128 KiB;
+    // a build without it (say, with RUSTFLAGS set) fails here. The console carries its
+    // assets as data, hence 4 pages at most.
+    let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
+    for (id, c) in &manifest.components {
+        let bytes = std::fs::read(manifest.source_path(c)).unwrap();
+        let memories = core_memories(&bytes).unwrap();
+        assert_eq!(memories.len(), 1, "component {id}: {memories:?}");
+        let memory = memories[0];
+        assert_eq!(
+            memory.stack_bytes,
+            Some(128 * 1024),
+            "component {id}: {memory:?}"
+        );
+        assert!(
+            memory.initial_bytes <= 4 * 64 * 1024,
+            "component {id} starts with {} bytes of linear memory",
+            memory.initial_bytes
         );
     }
 }

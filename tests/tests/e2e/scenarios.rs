@@ -35,6 +35,7 @@ pub async fn run_all(target: &Target) {
     concurrent_postbacks_keep_every_field(target).await;
     step_delivery_retried_by_the_sweep_and_replayed(target).await;
     call_event_fans_out_to_every_hook_once(target).await;
+    json_nested_as_deep_as_parsers_go_is_refused_on_every_route(target).await;
 }
 
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
@@ -428,4 +429,129 @@ pub async fn call_event_fans_out_to_every_hook_once(t: &Target) {
     let log = admin.get(&format!("/api/deliveries?serviceId={id}")).await;
     assert_eq!(log["items"].as_array().unwrap().len(), 6, "{l}: {log}");
     eprintln!("{l}: call event fan-out: ok");
+}
+
+/// JSON nested as deep as serde_json parses (127 levels) and deeper, sent to every route that
+/// reads a JSON body: each answers a JSON 4xx, writes nothing, and the app keeps answering.
+/// This is the deepest stack any request reaches (about 40 KiB), so it proves the components'
+/// 128 KiB stack (`.cargo/config.toml`) on each runtime: an overflow would trap (a 500).
+pub async fn json_nested_as_deep_as_parsers_go_is_refused_on_every_route(t: &Target) {
+    let l = &t.label;
+    let admin = t.admin();
+    let bot = admin.bot("Deep JSON").await;
+    let (_, url) = admin.link(&bot).await;
+    let postback = url
+        .split_once("/api/")
+        .map(|(_, p)| format!("/api/{p}?chatId=5"))
+        .unwrap();
+    let service = admin
+        .call("POST", "/api/calls/services", Some(json!({"name": "deep"})))
+        .await
+        .json();
+    let (service, key) = (
+        service["id"].as_str().unwrap().to_string(),
+        service["ingestKey"].as_str().unwrap().to_string(),
+    );
+    let arrays = |depth: usize| format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    let objects = |depth: usize| format!("{}1{}", r#"{"a":"#.repeat(depth), "}".repeat(depth));
+    let bodies = [
+        arrays(127),
+        arrays(10_000),
+        objects(127),
+        format!(r#"{{"fields":{}}}"#, objects(126)),
+        format!(r#"{{"name":"x","webhook":{}}}"#, objects(126)),
+    ];
+    let auth = format!("Bearer {}", crate::common::ADMIN_TOKEN);
+    let routes = [
+        ("POST", postback.clone(), None),
+        ("POST", "/api/bots".to_string(), Some(auth.as_str())),
+        (
+            "PUT",
+            format!("/api/bots/{bot}/dialogs/99"),
+            Some(auth.as_str()),
+        ),
+        (
+            "POST",
+            format!("/api/bots/{bot}/steps"),
+            Some(auth.as_str()),
+        ),
+        (
+            "POST",
+            "/api/templates/preview".to_string(),
+            Some(auth.as_str()),
+        ),
+        (
+            "POST",
+            format!("/api/calls/services/{service}/hooks"),
+            Some(auth.as_str()),
+        ),
+        (
+            "POST",
+            format!("/api/calls/services/{service}/events"),
+            None,
+        ),
+    ];
+    for body in &bodies {
+        for (method, path, auth) in &routes {
+            let mut headers = vec![
+                ("content-type", "application/json"),
+                ("x-ingest-key", key.as_str()),
+            ];
+            if let Some(auth) = auth {
+                headers.push(("authorization", auth));
+            }
+            let reply = t
+                .client
+                .send(method, path, &headers, body.clone())
+                .await
+                .unwrap();
+            let depth = body.matches(['[', '{']).count();
+            assert!(
+                (400..500).contains(&reply.status),
+                "{l}: {method} {path} with JSON {depth} levels deep: {} {}",
+                reply.status,
+                reply.text()
+            );
+            assert!(
+                reply.json()["error"]["code"].is_string(),
+                "{l}: {method} {path}: {}",
+                reply.text()
+            );
+        }
+    }
+    // Nothing was written by any of them, and every component still answers.
+    assert_eq!(
+        admin
+            .status("GET", &format!("/api/bots/{bot}/dialogs/5"))
+            .await,
+        404,
+        "{l}"
+    );
+    assert_eq!(
+        admin
+            .status("GET", &format!("/api/bots/{bot}/dialogs/99"))
+            .await,
+        404,
+        "{l}"
+    );
+    let steps = admin.get(&format!("/api/bots/{bot}/steps")).await;
+    assert_eq!(
+        steps["items"].as_array().map(Vec::len),
+        Some(0),
+        "{l}: {steps}"
+    );
+    let hooks = admin
+        .get(&format!("/api/calls/services/{service}/hooks"))
+        .await;
+    assert_eq!(
+        hooks["items"].as_array().map(Vec::len),
+        Some(0),
+        "{l}: {hooks}"
+    );
+    let done = t
+        .client
+        .send("GET", &format!("{postback}&fields.after=1"), &[], "")
+        .await
+        .unwrap();
+    assert_eq!(done.status, 200, "{l}: {}", done.text());
 }
