@@ -55,7 +55,7 @@ pub enum FieldType {
 }
 
 /// A custom field's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum FieldValue {
     /// `true` / `false`.
@@ -64,6 +64,42 @@ pub enum FieldValue {
     Number(serde_json::Number),
     /// Text (and dates, as ISO 8601 text).
     Text(String),
+}
+
+// Read by the value's own JSON type rather than `untagged`, which buffers each value and tries
+// the variants in turn, building (and formatting) an error for each miss: for text fields
+// that was two errors per field each time a dialog was read.
+impl<'de> Deserialize<'de> for FieldValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = FieldValue;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a boolean, a number or text")
+            }
+            fn visit_bool<E>(self, b: bool) -> Result<FieldValue, E> {
+                Ok(FieldValue::Bool(b))
+            }
+            fn visit_i64<E>(self, n: i64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Number(n.into()))
+            }
+            fn visit_u64<E>(self, n: u64) -> Result<FieldValue, E> {
+                Ok(FieldValue::Number(n.into()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<FieldValue, E> {
+                serde_json::Number::from_f64(n)
+                    .map(FieldValue::Number)
+                    .ok_or_else(|| E::custom("a number must be finite"))
+            }
+            fn visit_str<E>(self, t: &str) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(t.to_owned()))
+            }
+            fn visit_string<E>(self, t: String) -> Result<FieldValue, E> {
+                Ok(FieldValue::Text(t))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// One chat's dialog with one bot. A dialog whose chat has not started the bot yet is

@@ -276,3 +276,34 @@ fn dialog_json_reads_like_the_design_card() {
     let back: Dialog = serde_json::from_value(json).unwrap();
     assert_eq!(back, d);
 }
+
+#[test]
+fn stored_field_values_read_back_as_the_type_they_were_written_with() {
+    let stored = r#"{"yes":true,"no":false,"count":5000,"debt":-12,"big":18446744073709551615,
+        "rate":2.5,"ref":"12345","empty":""}"#;
+    let fields: BTreeMap<String, FieldValue> = serde_json::from_str(stored).unwrap();
+    assert_eq!(fields["yes"], FieldValue::Bool(true));
+    assert_eq!(fields["no"], FieldValue::Bool(false));
+    assert_eq!(fields["count"], FieldValue::Number(5000.into()));
+    assert_eq!(fields["debt"], FieldValue::Number((-12).into()));
+    assert_eq!(fields["big"], FieldValue::Number(u64::MAX.into()));
+    assert_eq!(
+        fields["rate"],
+        FieldValue::Number(serde_json::Number::from_f64(2.5).unwrap())
+    );
+    // Digits written as text stay text.
+    assert_eq!(fields["ref"], FieldValue::Text("12345".into()));
+    assert_eq!(fields["empty"], FieldValue::Text(String::new()));
+    let written: serde_json::Value = serde_json::to_value(&fields).unwrap();
+    assert_eq!(
+        written,
+        serde_json::from_str::<serde_json::Value>(stored).unwrap()
+    );
+    for bad in ["null", "[1]", r#"{"a":1}"#] {
+        let err = serde_json::from_str::<FieldValue>(bad).unwrap_err();
+        assert!(
+            err.to_string().contains("a boolean, a number or text"),
+            "{bad}: {err}"
+        );
+    }
+}

@@ -112,9 +112,11 @@ impl From<funnelhooks_store::StoreError> for ApiError {
 
 /// A JSON response.
 pub fn json(status: u16, body: &serde_json::Value) -> Response {
+    // `to_vec` writes straight into the buffer; `to_string` goes through `Display`, a
+    // formatter adapter per value (a measurable share of a postback's Wasm time).
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(body.to_string())
+        .body(serde_json::to_vec(body).unwrap_or_default())
         .build()
 }
