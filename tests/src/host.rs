@@ -144,6 +144,7 @@ impl HostBuilder {
                 kv: self.kv,
                 resolver,
                 running: Arc::default(),
+                fuel: Mutex::default(),
             }),
         })
     }
@@ -163,6 +164,33 @@ struct AppInner {
     resolver: Resolver,
     /// Guest handlers still running (some keep working after they answered).
     running: Arc<Running>,
+    /// Per component: handlers run and Wasm fuel they used (`FUNNELHOOKS_FUEL=1`).
+    fuel: Mutex<HashMap<String, Fuel>>,
+}
+
+/// Wasm fuel used by one component's handlers: Wasmtime charges about one unit per Wasm
+/// instruction, so unlike time it does not move with the machine's load.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Fuel {
+    /// Handlers that ran to the end.
+    pub handlers: u64,
+    /// Fuel they used in all.
+    pub used: u64,
+}
+
+impl Fuel {
+    /// Fuel per handler.
+    pub fn per_handler(&self) -> u64 {
+        self.used.checked_div(self.handlers).unwrap_or(0)
+    }
+
+    /// What was used after `before`.
+    pub fn since(&self, before: &Fuel) -> Fuel {
+        Fuel {
+            handlers: self.handlers - before.handlers,
+            used: self.used - before.used,
+        }
+    }
 }
 
 /// A count of running guest handlers, and a wake-up when it changes.
@@ -251,6 +279,12 @@ impl App {
         }
     }
 
+    /// Wasm fuel used so far, per component; empty unless the process runs with
+    /// `FUNNELHOOKS_FUEL=1` (benchmarks: counting costs time).
+    pub fn fuel(&self) -> HashMap<String, Fuel> {
+        self.inner.fuel.lock().unwrap().clone()
+    }
+
     /// Serves the app on `127.0.0.1` at a free port until the returned server is dropped.
     pub async fn serve(&self) -> Result<crate::server::Server> {
         crate::server::Server::start(self.clone()).await
@@ -288,6 +322,9 @@ impl AppInner {
             },
         };
         let mut store = Store::new(engine(), state);
+        if fuel_counted() {
+            store.set_fuel(u64::MAX)?;
+        }
         let proxy = runtime.pre.instantiate_async(&mut store).await?;
 
         let (parts, body) = req.into_parts();
@@ -300,12 +337,22 @@ impl AppInner {
         let outparam = store.data_mut().http().new_response_outparam(tx)?;
 
         let guard = RunningGuard::new(&self.running);
+        let app = self.clone();
+        let component = route.component.clone();
         let task = tokio::spawn(async move {
             let _running = guard;
-            proxy
+            let handled = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, incoming, outparam)
-                .await
+                .await;
+            if fuel_counted() {
+                let used = u64::MAX - store.get_fuel().unwrap_or(u64::MAX);
+                let mut fuel = app.fuel.lock().unwrap();
+                let entry = fuel.entry(component).or_default();
+                entry.handlers += 1;
+                entry.used += used;
+            }
+            handled
         });
         match rx.await {
             Ok(Ok(resp)) => {
@@ -479,12 +526,20 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = Config::new();
         config.wasm_component_model(true);
+        // `FUNNELHOOKS_FUEL=1`: count the Wasm instructions each handler runs (benchmarks).
+        config.consume_fuel(fuel_counted());
         // `FUNNELHOOKS_PERFMAP=1`: name the compiled Wasm functions for `perf` (benchmarks).
         if std::env::var_os("FUNNELHOOKS_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         Engine::new(&config).expect("wasmtime engine")
     })
+}
+
+/// Whether this process counts Wasm fuel (`FUNNELHOOKS_FUEL` set).
+fn fuel_counted() -> bool {
+    static COUNTED: OnceLock<bool> = OnceLock::new();
+    *COUNTED.get_or_init(|| std::env::var_os("FUNNELHOOKS_FUEL").is_some())
 }
 
 /// Compiles a `.wasm` once per process (per file version); every test reuses the result.

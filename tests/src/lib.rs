@@ -20,7 +20,7 @@ pub mod variables;
 pub mod wasm_memory;
 
 pub use client::{Client, Reply};
-pub use host::{App, HostBuilder, HostResponse};
+pub use host::{App, Fuel, HostBuilder, HostResponse};
 pub use receiver::{Answer, Received, Receiver};
 
 use std::path::PathBuf;

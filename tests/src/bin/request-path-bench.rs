@@ -6,6 +6,10 @@
 //!
 //! (The dev profile already optimises wasmtime and every other dependency; see Cargo.toml.)
 //!
+//! With `FUNNELHOOKS_FUEL=1` it also prints the Wasm fuel (about one unit per Wasm
+//! instruction) each component's handlers used per request: a figure that does not move with
+//! the machine's load, for comparing two builds of a component.
+//!
 //! PATH defaults to `/api/health`, REQUESTS (per concurrency level) to 2000. Two PATHs are
 //! scenarios that first create a bot, its fields, a step and a postback link:
 //! - `updateDialog`: a Keitaro-style GET postback, each request for its own chat (the first
@@ -46,7 +50,18 @@ async fn main() -> Result<()> {
     run(&client, &probe, 4, 200).await?;
     println!("GET {path} through the test host ({} cores)", num_cpus());
     for concurrency in [1, 8, 32] {
+        let before = app.fuel();
         println!("{}", run(&client, &probe, concurrency, total).await?);
+        // Counted only with FUNNELHOOKS_FUEL=1: Wasm instructions per request, which unlike
+        // time do not move with the machine's load (lost compare-and-swaps add theirs, so
+        // the figure at one client is the one to compare builds by).
+        app.idle().await;
+        for (id, fuel) in app.fuel() {
+            let fuel = fuel.since(&before.get(&id).copied().unwrap_or_default());
+            if fuel.handlers > 0 {
+                println!("    {id}: {} Wasm fuel per request", fuel.per_handler());
+            }
+        }
     }
 
     let manifest = Manifest::load(&repo_root().join("spin.toml"))?;
