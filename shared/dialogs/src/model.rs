@@ -185,9 +185,14 @@ impl Dialog {
 
     /// The dialog as the API shows it: without what only storage needs.
     pub fn view(&self) -> Dialog {
+        self.clone().into_view()
+    }
+
+    /// [`Dialog::view`] of a dialog no longer needed as stored, without copying it.
+    pub fn into_view(self) -> Dialog {
         Dialog {
             list_slot: None,
-            ..self.clone()
+            ..self
         }
     }
 }

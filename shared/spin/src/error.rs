@@ -111,7 +111,7 @@ impl From<funnelhooks_store::StoreError> for ApiError {
 }
 
 /// A JSON response.
-pub fn json(status: u16, body: &serde_json::Value) -> Response {
+pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Response {
     // `to_vec` writes straight into the buffer; `to_string` goes through `Display`, a
     // formatter adapter per value (a measurable share of a postback's Wasm time).
     Response::builder()
