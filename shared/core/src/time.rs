@@ -32,17 +32,30 @@ impl Timestamp {
     }
 }
 
+// Both ways without a String: every record carries moments, and each read or write of one
+// allocated and copied it.
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.iso())
+        let mut buf = Buf::new();
+        format(self.0, DateForm::Iso, false, &mut buf);
+        s.serialize_str(buf.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        parse_iso(&text)
-            .map(Timestamp)
-            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not an ISO 8601 time")))
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an ISO 8601 time")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                parse_iso(text)
+                    .map(Timestamp)
+                    .ok_or_else(|| E::custom(format!("{text:?} is not an ISO 8601 time")))
+            }
+        }
+        d.deserialize_str(Visit)
     }
 }
