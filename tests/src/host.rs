@@ -172,7 +172,7 @@ struct AppInner {
 /// instruction, so unlike time it does not move with the machine's load.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fuel {
-    /// Handlers that ran to the end.
+    /// Handlers that returned or trapped.
     pub handlers: u64,
     /// Fuel they used in all.
     pub used: u64,

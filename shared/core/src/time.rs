@@ -11,9 +11,14 @@ pub struct Timestamp(pub i64);
 impl Timestamp {
     /// The ISO 8601 form.
     pub fn iso(self) -> String {
+        self.iso_buf().as_str().to_string()
+    }
+
+    /// The ISO 8601 form, in a buffer on the stack.
+    fn iso_buf(self) -> Buf {
         let mut buf = Buf::new();
         format(self.0, DateForm::Iso, false, &mut buf);
-        buf.as_str().to_string()
+        buf
     }
 
     /// Unix seconds.
@@ -36,9 +41,7 @@ impl Timestamp {
 // allocated and copied it.
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut buf = Buf::new();
-        format(self.0, DateForm::Iso, false, &mut buf);
-        s.serialize_str(buf.as_str())
+        s.serialize_str(self.iso_buf().as_str())
     }
 }
 

@@ -519,7 +519,28 @@ pub async fn json_nested_as_deep_as_parsers_go_is_refused_on_every_route(t: &Tar
             );
         }
     }
-    // Nothing was written by any of them, and every component still answers.
+    // Nothing was written by any of them (no bot named "x", which one body names), and
+    // every component still answers.
+    let mut cursor = String::new();
+    loop {
+        let page = admin
+            .get(&format!("/api/bots?limit=100&cursor={cursor}"))
+            .await;
+        let names: Vec<&str> = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|b| b["name"].as_str())
+            .collect();
+        assert!(
+            !names.contains(&"x"),
+            "{l}: a refused body created a bot: {page}"
+        );
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = next.to_string(),
+            None => break,
+        }
+    }
     assert_eq!(
         admin
             .status("GET", &format!("/api/bots/{bot}/dialogs/5"))
