@@ -76,7 +76,7 @@ impl Default for OpId {
 
 /// 64 random bits: RandomState is keyed from the host's random source (per process, per
 /// instance on Wasm); the counter and the clock make values of one instance differ.
-fn random_bits() -> u64 {
+pub(crate) fn random_bits() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -120,7 +120,7 @@ fn split(bytes: &[u8]) -> (Option<Header<'_>>, &[u8]) {
     };
     let header = bytes[..nl].strip_prefix(PREFIX).and_then(|rest| {
         let end = rest.iter().position(|b| *b == b';').unwrap_or(rest.len());
-        let version = std::str::from_utf8(&rest[..end]).ok()?.parse().ok()?;
+        let version = parse_number(&rest[..end])?;
         Some(Header {
             version,
             groups: rest.get(end + 1..).unwrap_or_default(),
@@ -133,7 +133,7 @@ fn split(bytes: &[u8]) -> (Option<Header<'_>>, &[u8]) {
 fn groups(groups: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
     groups.split(|b| *b == b';').map_while(|group| {
         let dot = group.iter().position(|b| *b == b'.')?;
-        let second = std::str::from_utf8(&group[..dot]).ok()?.parse().ok()?;
+        let second = parse_number(&group[..dot])?;
         Some((second, &group[dot + 1..]))
     })
 }
@@ -141,6 +141,54 @@ fn groups(groups: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
 /// A group's ids, every one counted: the i-th id of the header names version - i.
 fn ids(list: &[u8]) -> impl Iterator<Item = &[u8]> {
     list.split(|b| *b == b',')
+}
+
+/// The first ids of a group's `list`, at most `room` of them: (their bytes, how many, whether
+/// that is the whole list).
+fn first_ids(list: &[u8], room: usize) -> (&[u8], usize, bool) {
+    // Every id this crate writes has ID_LEN characters, so the list's length tells how many
+    // it holds without reading it.
+    let stride = ID_LEN + 1;
+    if (list.len() + 1).is_multiple_of(stride) {
+        let count = (list.len() + 1) / stride;
+        let taken = count.min(room);
+        return (&list[..taken * stride - 1], taken, taken == count);
+    }
+    let (mut end, mut taken) = (0, 0);
+    for id in ids(list) {
+        if taken == room {
+            return (&list[..end], taken, false);
+        }
+        end += id.len() + usize::from(taken > 0);
+        taken += 1;
+    }
+    (list, taken, true)
+}
+
+/// A decimal number as the header writes it: digits only, no sign, no overflow.
+fn parse_number(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, d| {
+        let d = d.checked_sub(b'0').filter(|d| *d <= 9)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// Writes `n` in decimal without the formatting machinery (a third of a write's header work).
+fn push_number(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
 }
 
 /// The record without its operation header.
@@ -207,33 +255,33 @@ fn with_op_at(previous: &[u8], op: OpId, record: &[u8], keep: usize, now: u64) -
     let older = header.map_or(&[][..], |h| h.groups);
     let mut out = Vec::with_capacity(32 + older.len().min(keep * 9) + record.len());
     out.extend_from_slice(PREFIX);
-    out.extend_from_slice(version.to_string().as_bytes());
+    push_number(&mut out, version);
     out.push(b';');
-    out.extend_from_slice(now.to_string().as_bytes());
+    push_number(&mut out, now);
     out.push(b'.');
     out.extend_from_slice(op.as_bytes());
     let mut kept = 1;
     let mut in_group = now;
     // Ids are kept newest first without a gap, so the i-th one always names version - i:
-    // the first id too old (or from a clock far ahead) ends the list.
-    'groups: for (second, list) in groups(older) {
-        if second + REMEMBER_SECS < now || second > now + REMEMBER_SECS {
+    // the first id too old (or from a clock far ahead) ends the list. Groups are copied
+    // whole where they fit: this runs on every write, inside the compare-and-swap.
+    for (second, list) in groups(older) {
+        if kept >= keep || second + REMEMBER_SECS < now || second > now + REMEMBER_SECS {
             break;
         }
-        for id in ids(list) {
-            if kept >= keep {
-                break 'groups;
-            }
-            if second == in_group {
-                out.push(b',');
-            } else {
-                out.push(b';');
-                out.extend_from_slice(second.to_string().as_bytes());
-                out.push(b'.');
-                in_group = second;
-            }
-            out.extend_from_slice(id);
-            kept += 1;
+        let (list, count, whole) = first_ids(list, keep - kept);
+        if second == in_group {
+            out.push(b',');
+        } else {
+            out.push(b';');
+            push_number(&mut out, second);
+            out.push(b'.');
+            in_group = second;
+        }
+        out.extend_from_slice(list);
+        kept += count;
+        if !whole {
+            break;
         }
     }
     out.push(b'\n');
@@ -324,6 +372,22 @@ mod tests {
         assert_eq!(landed(&won, a, va), Landed::Yes);
         // A record replaced by a plain write with other content starts elsewhere.
         assert_ne!(with_op_at(b"{\"z\":2}", a, b"{}", KEEP, T).1, va);
+    }
+
+    #[test]
+    fn ids_of_another_length_are_kept_one_by_one() {
+        let previous = format!("ops:v5;{T}.abc,defghijkl,x;{}.AAAAAAAA\n{{}}", T - 1);
+        let op = OpId::new();
+        let id = std::str::from_utf8(op.as_bytes()).unwrap();
+        let (three, version) = with_op_at(previous.as_bytes(), op, b"{}", 3, T);
+        assert_eq!(version, 6);
+        assert_eq!(
+            three,
+            format!("ops:v6;{T}.{id},abc,defghijkl\n{{}}").into_bytes()
+        );
+        let (all, _) = with_op_at(previous.as_bytes(), op, b"{}", 9, T);
+        let kept = format!("ops:v6;{T}.{id},abc,defghijkl,x;{}.AAAAAAAA\n{{}}", T - 1);
+        assert_eq!(all, kept.into_bytes());
     }
 
     #[test]
