@@ -18,7 +18,7 @@
 //! never overwrite each other.
 
 use funnelhooks_core::{Error, Kind, MAX_PAGE, Page, Timestamp, is_uuid, new_id};
-use funnelhooks_store::{Cleanup, GetMany, Index, Jobs, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, GetMany, Index, Jobs, Kv, Modified, Records, Seen};
 use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 
@@ -32,7 +32,7 @@ use crate::model::Dialog;
 use crate::params::Param;
 use crate::split;
 use crate::start::Start;
-use crate::update::{BotSchema, StepRef, Update, parse_update};
+use crate::update::{BotSchema, StepRef, Update, chat_id_of, parse_update};
 
 /// The store, seen as bots and dialogs. Generic over the store so that a build for a host
 /// with atomics leaves out the per-part layout (`K::atomic()` is a constant there).
@@ -70,6 +70,9 @@ pub fn step_key(bot: &str, id: &str) -> String {
 fn dialog_key_template(bot: &str) -> String {
     format!("dlg:{bot}:{{}}")
 }
+
+/// A chat's dialog record as a postback's first read found it (`None`: absent).
+type SeenDialog = (i64, Option<Vec<u8>>);
 
 pub(crate) fn dialog_key(bot: &str, chat: i64) -> String {
     format!("dlg:{bot}:{chat}")
@@ -479,19 +482,20 @@ impl<'a, K: Kv> Repo<'a, K> {
 
     // ---- dialogs
 
-    /// The bot behind link `link_id` and the postback's parameters checked against it.
+    /// The bot behind link `link_id` and the postback's parameters checked against it, and
+    /// the dialog's record when it could be read with them (see [`Repo::bot_behind`]).
     fn read_postback(
         &self,
         link_id: &str,
         params: Vec<(String, Param)>,
-    ) -> Result<(Bot, Update), Error>
+    ) -> Result<(Bot, Update, Option<SeenDialog>), Error>
     where
         K: GetMany,
     {
         if !valid_link_id(link_id) {
             return Err(link_missing());
         }
-        let bot = self.bot_behind(link_id)?;
+        let (bot, seen) = self.bot_behind(link_id, chat_id_of(&params))?;
         let fields = bot.field_types();
         let step = |id: &str| -> Result<Option<StepRef>, Error> {
             // The config is not needed here: it is skipped, not parsed.
@@ -506,13 +510,19 @@ impl<'a, K: Kv> Repo<'a, K> {
             step: &step,
         };
         let update = parse_update(params, &schema)?;
-        Ok((bot, update))
+        Ok((bot, update, seen))
     }
 
     /// The bot behind link `link_id`, read with the link in one round trip when the id names
     /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
-    /// unknown as any other.
-    fn bot_behind(&self, link_id: &str) -> Result<Bot, Error>
+    /// unknown as any other. With them, when the host reads them in the same round trip,
+    /// `chat`'s dialog record: the postback's write can then be prepared before its
+    /// compare-and-swap reads the record, and a new chat's is not read again.
+    fn bot_behind(
+        &self,
+        link_id: &str,
+        chat: Option<i64>,
+    ) -> Result<(Bot, Option<SeenDialog>), Error>
     where
         K: GetMany,
     {
@@ -520,19 +530,25 @@ impl<'a, K: Kv> Repo<'a, K> {
         let (link, named) = match bot_of_link_id(link_id) {
             Some(named) => {
                 let bot_key = bot_key(&named);
-                let mut found = self.kv.get_many(&[&link_key, &bot_key])?.into_iter();
+                let dialog = chat.map(|c| dialog_key(&named, c));
+                let extra: Vec<&str> = dialog.iter().map(String::as_str).collect();
+                let (found, extra) = self.kv.get_many_and(&[&link_key, &bot_key], &extra)?;
+                let mut found = found.into_iter();
                 let link = Records::parse::<PostbackLink>(&link_key, found.next().flatten())?;
                 let bot = found.next().flatten();
-                (link, Some((named, bot_key, bot)))
+                let seen = chat.zip(extra.and_then(|e| e.into_iter().next()));
+                (link, Some((named, bot_key, bot, seen)))
             }
             None => (self.records().get(&link_key)?, None),
         };
         let link = link.ok_or_else(link_missing)?;
-        let bot = match named {
-            Some((named, key, bot)) if named == link.bot_id => Records::parse(&key, bot)?,
-            _ => self.records().get(&bot_key(&link.bot_id))?,
+        let (bot, seen) = match named {
+            Some((named, key, bot, seen)) if named == link.bot_id => {
+                (Records::parse(&key, bot)?, seen)
+            }
+            _ => (self.records().get(&bot_key(&link.bot_id))?, None),
         };
-        bot.ok_or_else(link_missing)
+        Ok((bot.ok_or_else(link_missing)?, seen))
     }
 
     /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
@@ -548,7 +564,14 @@ impl<'a, K: Kv> Repo<'a, K> {
     where
         K: GetMany,
     {
-        let (bot, update) = self.read_postback(link_id, params)?;
+        let (bot, update, seen) = self.read_postback(link_id, params)?;
+        let seen = match &seen {
+            Some((chat, record)) if *chat == update.chat_id => match record {
+                Some(bytes) => Seen::Bytes(bytes),
+                None => Seen::Absent,
+            },
+            _ => Seen::Unknown,
+        };
         let refusal = bot
             .admission
             .may_refuse(now)
@@ -577,7 +600,7 @@ impl<'a, K: Kv> Repo<'a, K> {
             Ok(entered)
         };
         let (dialog, slot, entered) =
-            self.change_dialog(&bot, update.chat_id, now, refusal, change)?;
+            self.change_dialog(&bot, update.chat_id, seen, now, refusal, change)?;
         if let Some(slot) = slot
             && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
         {
@@ -605,19 +628,21 @@ impl<'a, K: Kv> Repo<'a, K> {
     ) -> Result<(Dialog, bool), Error> {
         let bot = self.bot(bot_id)?;
         // The bot engine starting a chat is always admitted: only postback links are limited.
-        let (dialog, slot, _) = self.change_dialog(&bot, chat, now, None, |d| {
+        let (dialog, slot, _) = self.change_dialog(&bot, chat, Seen::Unknown, now, None, |d| {
             d.start(start, now).map(|()| false)
         })?;
         Ok((dialog, slot.is_some()))
     }
 
-    /// Changes (or creates) the dialog with `change`; `refusal` is the error a creation
-    /// gets, if creating is not allowed now. Returns the dialog, its slot in the bot's list
-    /// when this call created it, and what `change` said.
+    /// Changes (or creates) the dialog with `change`; `seen` is what a read just before
+    /// found at its key, `refusal` the error a creation gets, if creating is not allowed
+    /// now. Returns the dialog, its slot in the bot's list when this call created it, and
+    /// what `change` said.
     fn change_dialog(
         &self,
         bot: &Bot,
         chat: i64,
+        seen: Seen<'_>,
         now: Timestamp,
         refusal: Option<Error>,
         change: impl Fn(&mut Dialog) -> Result<bool, Error>,
@@ -644,6 +669,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         let ((mut dialog, entered), modified) = records.upsert_born(
             &key,
             &format!("{key}:born"),
+            seen,
             || {
                 fresh.set(true);
                 Dialog::pending(&bot.id, chat, now)

@@ -94,6 +94,16 @@ fn reserved(name: &str) -> Option<Reserved> {
     })
 }
 
+/// The chat `params` name, as [`parse_update`] reads it (the last `chatId` counts), or `None`
+/// when they name none or not a valid one (then `parse_update` says what is wrong).
+pub fn chat_id_of(params: &[(String, Param)]) -> Option<i64> {
+    let (name, value) = params
+        .iter()
+        .rev()
+        .find(|(n, _)| matches!(reserved(n), Some(Reserved::ChatId)))?;
+    parse_chat_id(name, value).ok()
+}
+
 /// Validates `params` against `schema`. The first bad parameter is the error; nothing is
 /// half-applied because nothing is applied here.
 pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Result<Update, Error> {

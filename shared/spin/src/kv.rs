@@ -10,6 +10,7 @@ fn backend(e: impl std::fmt::Display) -> StoreError {
 #[cfg(not(feature = "no-kv-atomics"))]
 mod imp {
     use super::*;
+    use funnelhooks_store::Values;
     use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
 
     /// The default store, through `wasi:keyvalue` (store and atomics).
@@ -76,17 +77,30 @@ mod imp {
         /// One `get-many`; Spin's SQLite store answers with the keys that exist. When it
         /// fails (Spin's Redis store always does for two keys), key by key.
         fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-            let owned: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            Ok(self.get_many_and(keys, &[])?.0)
+        }
+
+        /// The extra keys come only from a `get-many` that worked: where it fails, only
+        /// `keys` are read, one by one.
+        fn get_many_and(
+            &self,
+            keys: &[&str],
+            extra: &[&str],
+        ) -> Result<(Values, Option<Values>), StoreError> {
+            let owned: Vec<String> = keys.iter().chain(extra).map(|k| k.to_string()).collect();
             let Ok(mut found) = batch::get_many(&self.0.0, &owned) else {
-                return keys.iter().map(|k| self.get(k)).collect();
+                let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
+                return Ok((values, None));
             };
-            Ok(keys
+            let mut values: Vec<Option<Vec<u8>>> = owned
                 .iter()
                 .map(|k| {
                     let at = found.iter().position(|(f, _)| f == k)?;
                     found.swap_remove(at).1
                 })
-                .collect())
+                .collect();
+            let extra = values.split_off(keys.len());
+            Ok((values, Some(extra)))
         }
     }
 

@@ -14,7 +14,7 @@ pub use cleanup::{Cleanup, CleanupRun, Jobs, Listed};
 pub use index::{Index, IndexPage};
 pub use memory::{MemoryKv, Semantics, next_random};
 pub use ops::{MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, OpId, strip_ops};
-pub use records::{Modified, Records};
+pub use records::{Modified, Records, Seen};
 
 use std::fmt;
 
@@ -87,6 +87,9 @@ pub trait Kv {
     fn atomic(&self) -> bool;
 }
 
+/// Values read for a list of keys, in its order (`None`: absent).
+pub type Values = Vec<Option<Vec<u8>>>;
+
 /// A store that reads several keys in one round trip where the host can. Apart from [`Kv`]
 /// so that components that never read this way do not carry it.
 pub trait GetMany: Kv {
@@ -95,6 +98,21 @@ pub trait GetMany: Kv {
     /// store sends `KEYS k1 k2`, an error), one key after the other.
     fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// The values at `keys` as [`GetMany::get_many`] reads them, and those at `extra` when
+    /// they come in the same round trip (else `None`: a read of its own would cost more than
+    /// it saves). By default all are read, as for a store in memory.
+    fn get_many_and(
+        &self,
+        keys: &[&str],
+        extra: &[&str],
+    ) -> Result<(Values, Option<Values>), StoreError> {
+        let extra = extra
+            .iter()
+            .map(|k| self.get(k))
+            .collect::<Result<_, _>>()?;
+        Ok((self.get_many(keys)?, Some(extra)))
     }
 }
 

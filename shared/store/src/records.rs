@@ -107,6 +107,24 @@ impl<'a> Records<'a> {
     pub fn modify<T, R, E>(
         &self,
         key: &str,
+        change: impl FnMut(&mut T) -> Result<R, E>,
+    ) -> Result<Option<R>, E>
+    where
+        T: Serialize + DeserializeOwned,
+        E: From<StoreError>,
+    {
+        self.modify_seen(key, Seen::Unknown, change)
+    }
+
+    /// [`Records::modify`], starting from what a read just before saw at `key` (read with
+    /// others in one round trip, [`GetMany::get_many_and`]): a record seen absent is not
+    /// read again, and a change to a record seen is prepared before the compare-and-swap
+    /// reads it, so that the swap follows its read at once when the record has not changed
+    /// in between.
+    pub fn modify_seen<T, R, E>(
+        &self,
+        key: &str,
+        seen: Seen<'_>,
         mut change: impl FnMut(&mut T) -> Result<R, E>,
     ) -> Result<Option<R>, E>
     where
@@ -115,7 +133,7 @@ impl<'a> Records<'a> {
     {
         // The latest `change`'s result: the one whose write (if any) is the last.
         let mut result: Option<Result<R, E>> = None;
-        let found = self.modify_bytes(key, &mut |record| {
+        let found = self.modify_bytes(key, seen, &mut |record| {
             let mut value: T = match decode(key, record) {
                 Ok(v) => v,
                 Err(e) => {
@@ -141,50 +159,46 @@ impl<'a> Records<'a> {
     fn modify_bytes(
         &self,
         key: &str,
+        seen: Seen<'_>,
         change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
         let op = OpId::new();
-        let mut attempts = 0u32;
-        // The version this call's last write made, while it is not known to have landed.
-        let mut written: Option<u64> = None;
-        let mut outcome: Option<Result<bool, StoreError>> = None;
+        let fresh = || Write {
+            op,
+            attempts: 0,
+            written: None,
+            outcome: None,
+            repeatable: self.repeatable,
+            remembered: self.remembered(),
+        };
+        let mut write = fresh();
+        // The write prepared from what an earlier read saw, made before the session opens:
+        // if the session then finds those same bytes, it swaps at once, and no other writer
+        // can come between its read and its swap while this one parses and encodes.
+        let mut prepared = match seen {
+            Seen::Unknown => None,
+            Seen::Absent => return Ok(false),
+            Seen::Bytes(bytes) => {
+                let new = write.attempt(key, bytes, change);
+                Some((bytes, new, std::mem::replace(&mut write, fresh())))
+            }
+        };
         self.kv.compare_and_swap(key, &mut |current| {
             let Some(bytes) = current else {
-                outcome = Some(Ok(false));
+                write.outcome = Some(Ok(false));
                 return None;
             };
-            if let Some(version) = written {
-                match ops::landed(bytes, op, version) {
-                    Landed::Yes => {
-                        outcome = Some(Ok(true));
-                        return None;
-                    }
-                    Landed::No => {}
-                    Landed::Unknown if self.repeatable => {}
-                    Landed::Unknown => {
-                        outcome = Some(Err(StoreError::Unsure(key.to_string())));
-                        return None;
-                    }
-                }
+            // Changed since it was seen, `write` starts over from what is there now.
+            if let Some((seen, new, after)) = prepared.take()
+                && same_bytes(seen, bytes)
+            {
+                write = after;
+                return new;
             }
-            if attempts >= MAX_CAS_ATTEMPTS {
-                outcome = Some(Err(StoreError::Contended(key.to_string())));
-                return None;
-            }
-            back_off(attempts);
-            attempts += 1;
-            let record = strip_ops(bytes);
-            let new = change(record).filter(|new| new != record);
-            let Some(new) = new else {
-                outcome = Some(Ok(true));
-                return None;
-            };
-            let (bytes, version) = ops::with_op(bytes, op, &new, self.remembered());
-            written = Some(version);
-            Some(bytes)
+            write.attempt(key, bytes, change)
         })?;
         // Without an outcome, the last write was reported as applied.
-        outcome.unwrap_or(Ok(true))
+        write.outcome.unwrap_or(Ok(true))
     }
 
     /// Changes the record at `key`, creating it with `create` first when it does not exist.
@@ -206,18 +220,22 @@ impl<'a> Records<'a> {
         T: Serialize + DeserializeOwned,
         E: From<StoreError>,
     {
-        self.upsert_born(key, born_key, create, change, |_| Ok(Vec::new()))
+        self.upsert_born(key, born_key, Seen::Unknown, create, change, |_| {
+            Ok(Vec::new())
+        })
     }
 
     /// [`Records::upsert`], with `born` called on the new record by the elected creator
     /// just before it is written: what only a creation does (taking a place in a list)
     /// goes into the record's first write, and the entries `born` returns (the list's entry)
     /// are written in the same round trip ([`Kv::set_many`]; one transaction on Spin's
-    /// SQLite store), before the record where the host writes one at a time.
+    /// SQLite store), before the record where the host writes one at a time. `seen` is what
+    /// a read just before found at `key` (see [`Records::modify_seen`]).
     pub fn upsert_born<T, R, E>(
         &self,
         key: &str,
         born_key: &str,
+        mut seen: Seen<'_>,
         create: impl Fn() -> T,
         mut change: impl FnMut(&mut T) -> Result<R, E>,
         mut born: impl FnMut(&mut T) -> Result<Vec<(String, Vec<u8>)>, E>,
@@ -229,7 +247,9 @@ impl<'a> Records<'a> {
         let mut waited = Duration::ZERO;
         let mut took_over = false;
         loop {
-            if let Some(result) = self.modify(key, &mut change)? {
+            // Only the first look may go by what was seen before.
+            let seen = std::mem::replace(&mut seen, Seen::Unknown);
+            if let Some(result) = self.modify_seen(key, seen, &mut change)? {
                 return Ok((result, Modified::Updated));
             }
             let mut fresh = create();
@@ -258,6 +278,70 @@ impl<'a> Records<'a> {
     }
 }
 
+/// What a read made just before a change found at the record's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Seen<'b> {
+    /// Not read: the change reads it.
+    Unknown,
+    /// There was no record.
+    Absent,
+    /// The record as stored.
+    Bytes(&'b [u8]),
+}
+
+/// One [`Records::modify`] call's writing: its operation id and how its attempts went.
+struct Write {
+    op: OpId,
+    attempts: u32,
+    /// The version this call's last write made, while it is not known to have landed.
+    written: Option<u64>,
+    /// How the call ends, once that is known.
+    outcome: Option<Result<bool, StoreError>>,
+    repeatable: bool,
+    remembered: usize,
+}
+
+impl Write {
+    /// One attempt on the stored `bytes`: what to swap in, or `None` to end the session
+    /// (with `outcome` set: the earlier write landed, nothing to change, or a failure).
+    fn attempt(
+        &mut self,
+        key: &str,
+        bytes: &[u8],
+        change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Option<Vec<u8>> {
+        if let Some(version) = self.written {
+            match ops::landed(bytes, self.op, version) {
+                Landed::Yes => {
+                    self.outcome = Some(Ok(true));
+                    return None;
+                }
+                Landed::No => {}
+                Landed::Unknown if self.repeatable => {}
+                Landed::Unknown => {
+                    self.outcome = Some(Err(StoreError::Unsure(key.to_string())));
+                    return None;
+                }
+            }
+        }
+        if self.attempts >= MAX_CAS_ATTEMPTS {
+            self.outcome = Some(Err(StoreError::Contended(key.to_string())));
+            return None;
+        }
+        back_off(self.attempts);
+        self.attempts += 1;
+        let record = strip_ops(bytes);
+        let new = change(record).filter(|new| !same_bytes(new, record));
+        let Some(new) = new else {
+            self.outcome = Some(Ok(true));
+            return None;
+        };
+        let (bytes, version) = ops::with_op(bytes, self.op, &new, self.remembered);
+        self.written = Some(version);
+        Some(bytes)
+    }
+}
+
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Our records are maps, strings and numbers: serialising them cannot fail.
     serde_json::to_vec(value).expect("records serialise to JSON")
@@ -268,6 +352,19 @@ fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError>
         key: key.to_string(),
         problem: e.to_string(),
     })
+}
+
+/// `a == b`, eight bytes at a time: on wasm32 the slice comparison is a C `memcmp` that
+/// goes byte by byte, and records are compared whole on every postback.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    a.len() == b.len()
+        && a8.remainder() == b8.remainder()
+        && a8.zip(b8).all(|(x, y)| word(x) == word(y))
+}
+
+fn word(eight: &[u8]) -> u64 {
+    u64::from_ne_bytes(eight.try_into().expect("chunks of eight"))
 }
 
 /// After a lost compare-and-swap, retry at once a few times, then spread writers out.
@@ -281,10 +378,5 @@ fn back_off(attempt: u32) {
 
 /// Cheap per-call randomness for spreading retries; not for secrets.
 fn jitter() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.write_u32(t.subsec_nanos());
-    }
-    h.finish() as u32
+    ops::random_bits() as u32
 }

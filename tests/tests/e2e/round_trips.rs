@@ -91,15 +91,15 @@ async fn a_postback_costs_a_pinned_number_of_store_round_trips() {
     println!("postback, new chat: {new_chat}");
     println!("postback, existing chat: {existing}");
     println!("postback, existing chat, step move: {moved}");
-    // link and bot (one get-many: the link id names its bot), (modify: current + nothing)
-    // election increment, index increment, one set-many: the dialog with its place in the
-    // list and the list's entry (one SQLite transaction)
-    assert_eq!(new_chat.total(), 5, "new chat: {new_chat}");
+    // link, bot and dialog (one get-many: the link id names its bot; the dialog is seen
+    // absent, so it is not read again), election increment, index increment, one set-many:
+    // the dialog with its place in the list and the list's entry (one SQLite transaction)
+    assert_eq!(new_chat.total(), 4, "new chat: {new_chat}");
     assert_eq!(new_chat.get_many, 1, "new chat: {new_chat}");
     assert_eq!(new_chat.set_many, 1, "new chat: {new_chat}");
-    // link and bot, current, swap
+    // link, bot and dialog, current, swap
     assert_eq!(existing.total(), 3, "existing chat: {existing}");
-    // link and bot, step, current, swap
+    // link, bot and dialog, step, current, swap
     assert_eq!(moved.total(), 4, "step move: {moved}");
 }
 
