@@ -11,7 +11,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store};
+use wasmtime::{CallHook, Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -169,13 +169,21 @@ struct AppInner {
 }
 
 /// Wasm fuel used by one component's handlers: Wasmtime charges about one unit per Wasm
-/// instruction, so unlike time it does not move with the machine's load.
+/// instruction, so unlike time it does not move with the machine's load. With it, the calls
+/// they made into the host (every WASI and Spin import, resource drops included): each one
+/// costs the host more than a Wasm instruction does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Fuel {
     /// Handlers that returned or trapped.
     pub handlers: u64,
     /// Fuel they used in all.
     pub used: u64,
+    /// Host calls they made in all.
+    pub host_calls: u64,
+    /// `memory.grow` calls past the initial memory, in all.
+    pub memory_grows: u64,
+    /// The largest linear memory one of them reached, in bytes.
+    pub peak_memory: usize,
 }
 
 impl Fuel {
@@ -184,11 +192,19 @@ impl Fuel {
         self.used.checked_div(self.handlers).unwrap_or(0)
     }
 
+    /// Host calls per handler.
+    pub fn host_calls_per_handler(&self) -> u64 {
+        self.host_calls.checked_div(self.handlers).unwrap_or(0)
+    }
+
     /// What was used after `before`.
     pub fn since(&self, before: &Fuel) -> Fuel {
         Fuel {
             handlers: self.handlers - before.handlers,
             used: self.used - before.used,
+            host_calls: self.host_calls - before.host_calls,
+            memory_grows: self.memory_grows - before.memory_grows,
+            peak_memory: self.peak_memory,
         }
     }
 }
@@ -320,10 +336,19 @@ impl AppInner {
                 app: Arc::downgrade(&self),
                 allowed: runtime.allowed.clone(),
             },
+            host_calls: 0,
+            memory: MemoryWatch::default(),
         };
         let mut store = Store::new(engine(), state);
         if fuel_counted() {
             store.set_fuel(u64::MAX)?;
+            store.limiter(|state| &mut state.memory);
+            store.call_hook(|mut cx, hook| {
+                if matches!(hook, CallHook::CallingHost) {
+                    cx.data_mut().host_calls += 1;
+                }
+                Ok(())
+            });
         }
         let proxy = runtime.pre.instantiate_async(&mut store).await?;
 
@@ -351,6 +376,9 @@ impl AppInner {
                 let entry = fuel.entry(component).or_default();
                 entry.handlers += 1;
                 entry.used += used;
+                entry.host_calls += store.data().host_calls;
+                entry.memory_grows += store.data().memory.grows;
+                entry.peak_memory = entry.peak_memory.max(store.data().memory.peak);
             }
             handled
         });
@@ -409,6 +437,37 @@ pub struct HostState {
     table: ResourceTable,
     spin: SpinState,
     outbound: Outbound,
+    /// Calls from the guest into the host (`FUNNELHOOKS_FUEL=1`).
+    host_calls: u64,
+    /// How the instance's linear memory grew (`FUNNELHOOKS_FUEL=1`).
+    memory: MemoryWatch,
+}
+
+/// Counts `memory.grow` past the initial memory and the largest size reached.
+#[derive(Default)]
+struct MemoryWatch {
+    grows: u64,
+    peak: usize,
+}
+
+impl wasmtime::ResourceLimiter for MemoryWatch {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // The first call creates the memory at its initial size.
+        if current > 0 {
+            self.grows += 1;
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _: usize, _: usize, _: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
 }
 
 impl WasiView for HostState {

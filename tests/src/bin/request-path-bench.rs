@@ -8,7 +8,11 @@
 //!
 //! With `FUNNELHOOKS_FUEL=1` it also prints the Wasm fuel (about one unit per Wasm
 //! instruction) each component's handlers used per request: a figure that does not move with
-//! the machine's load, for comparing two builds of a component.
+//! the machine's load, for comparing two builds of a component, with the calls they made into
+//! the host, how often their memory grew and the largest it got.
+//!
+//! `FUNNELHOOKS_MANIFEST=bench/cas-floor/spin.toml` serves another Spin app instead (built
+//! beforehand), e.g. the floors of `bench/floors.py` (PATH `/floor` or `/cas`).
 //!
 //! PATH defaults to `/api/health`, REQUESTS (per concurrency level) to 2000. Two PATHs are
 //! scenarios that first create a bot, its fields, a step and a postback link:
@@ -29,9 +33,12 @@ async fn main() -> Result<()> {
     let path = args.next().unwrap_or_else(|| "/api/health".into());
     let total: usize = args.next().map(|n| n.parse()).transpose()?.unwrap_or(2000);
 
-    let app = HostBuilder::new(repo_root().join("spin.toml"))
-        .variable("admin_token", "bench-admin-token")
-        .build()?;
+    let app = match std::env::var_os("FUNNELHOOKS_MANIFEST") {
+        Some(other) => HostBuilder::new(std::path::PathBuf::from(other)).build()?,
+        None => HostBuilder::new(repo_root().join("spin.toml"))
+            .variable("admin_token", "bench-admin-token")
+            .build()?,
+    };
     let server = app.serve().await?;
     let client = Client::new(server.url());
     let target = match path.as_str() {
@@ -59,7 +66,15 @@ async fn main() -> Result<()> {
         for (id, fuel) in app.fuel() {
             let fuel = fuel.since(&before.get(&id).copied().unwrap_or_default());
             if fuel.handlers > 0 {
-                println!("    {id}: {} Wasm fuel per request", fuel.per_handler());
+                println!(
+                    "    {id}: {} Wasm fuel and {} host calls per request; memory grown {} \
+                     times in {} requests, largest so far {} KiB",
+                    fuel.per_handler(),
+                    fuel.host_calls_per_handler(),
+                    fuel.memory_grows,
+                    fuel.handlers,
+                    fuel.peak_memory / 1024
+                );
             }
         }
     }
