@@ -34,7 +34,11 @@ async fn schemathesis_finds_no_server_error_and_no_mismatch_on_the_real_spin() {
             .args(["run", "openapi.yaml", "--url", &url])
             .args(["-H", &format!("Authorization: Bearer {ADMIN_TOKEN}")])
             .args(["--checks", "all", "--max-examples", MAX_EXAMPLES])
-            .args(["--seed", SEED, "--workers", "2", "--no-color"])
+            // One worker: Python 3.11's `ast` keeps its recursion depth per interpreter, not
+            // per thread, so hypothesis describing strategies in two threads at once can fail
+            // with "AST constructor recursion depth mismatch" (CPython gh-106905), a crash of
+            // the tool that once failed a clean CI run, not a finding about the API.
+            .args(["--seed", SEED, "--workers", "1", "--no-color"])
             .output()
             .expect("schemathesis runs")
     })
