@@ -102,7 +102,18 @@ pub trait GetMany: Kv {
 
     /// The values at `keys` as [`GetMany::get_many`] reads them, and those at `extra` when
     /// they come in the same round trip (else `None`: a read of its own would cost more than
-    /// it saves). By default all are read, as for a store in memory.
+    /// it saves). By default the extras are not read.
+    fn get_many_and(
+        &self,
+        keys: &[&str],
+        _extra: &[&str],
+    ) -> Result<(Values, Option<Values>), StoreError> {
+        Ok((self.get_many(keys)?, None))
+    }
+}
+
+/// In memory every read is free: the extras are always read.
+impl GetMany for MemoryKv {
     fn get_many_and(
         &self,
         keys: &[&str],
@@ -115,8 +126,6 @@ pub trait GetMany: Kv {
         Ok((self.get_many(keys)?, Some(extra)))
     }
 }
-
-impl GetMany for MemoryKv {}
 
 /// Reads a counter as Spin's SQLite store keeps it: 8 little-endian bytes, absent meaning 0.
 pub fn decode_counter(bytes: Option<&[u8]>) -> Result<i64, StoreError> {
