@@ -76,7 +76,7 @@ mod imp {
     impl GetMany for BatchedSpinKv {
         /// One `get-many`; Spin's SQLite store answers with the keys that exist. When it
         /// fails (Spin's Redis store always does for two keys), key by key.
-        fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        fn get_many(&self, keys: &[&str]) -> Result<Values, StoreError> {
             Ok(self.get_many_and(keys, &[])?.0)
         }
 
@@ -92,7 +92,7 @@ mod imp {
                 let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
                 return Ok((values, None));
             };
-            let mut values: Vec<Option<Vec<u8>>> = owned
+            let mut values: Values = owned
                 .iter()
                 .map(|k| {
                     let at = found.iter().position(|(f, _)| f == k)?;

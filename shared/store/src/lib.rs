@@ -96,7 +96,7 @@ pub trait GetMany: Kv {
     /// The values at `keys`, in their order, in one round trip where the host can
     /// (`wasi:keyvalue` batch). By default, and wherever the host refuses it (Spin's Redis
     /// store sends `KEYS k1 k2`, an error), one key after the other.
-    fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    fn get_many(&self, keys: &[&str]) -> Result<Values, StoreError> {
         keys.iter().map(|k| self.get(k)).collect()
     }
 

@@ -55,15 +55,6 @@ impl<'a> Records<'a> {
         self.kv
     }
 
-    /// How many writes a record written here remembers (see [`crate::ops`]).
-    fn remembered(&self) -> usize {
-        if self.repeatable {
-            ops::MAX_REMEMBERED_REPEATABLE
-        } else {
-            ops::MAX_REMEMBERED
-        }
-    }
-
     /// The record at `key`, if any.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         Self::parse(key, self.kv.get(key)?)
@@ -169,7 +160,6 @@ impl<'a> Records<'a> {
             written: None,
             outcome: None,
             repeatable: self.repeatable,
-            remembered: self.remembered(),
         };
         let mut write = fresh();
         // The write prepared from what an earlier read saw, made before the session opens:
@@ -297,11 +287,20 @@ struct Write {
     written: Option<u64>,
     /// How the call ends, once that is known.
     outcome: Option<Result<bool, StoreError>>,
+    /// Whether the change may be applied again ([`Records::repeatable`]).
     repeatable: bool,
-    remembered: usize,
 }
 
 impl Write {
+    /// How many writes the record remembers (see [`crate::ops`]).
+    fn remembered(&self) -> usize {
+        if self.repeatable {
+            ops::MAX_REMEMBERED_REPEATABLE
+        } else {
+            ops::MAX_REMEMBERED
+        }
+    }
+
     /// One attempt on the stored `bytes`: what to swap in, or `None` to end the session
     /// (with `outcome` set: the earlier write landed, nothing to change, or a failure).
     fn attempt(
@@ -336,7 +335,7 @@ impl Write {
             self.outcome = Some(Ok(true));
             return None;
         };
-        let (bytes, version) = ops::with_op(bytes, self.op, &new, self.remembered);
+        let (bytes, version) = ops::with_op(bytes, self.op, &new, self.remembered());
         self.written = Some(version);
         Some(bytes)
     }
