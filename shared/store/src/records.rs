@@ -154,39 +154,66 @@ impl<'a> Records<'a> {
         change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
         let op = OpId::new();
-        let fresh = || Write {
+        let mut write = Write {
             op,
             attempts: 0,
             written: None,
             outcome: None,
             repeatable: self.repeatable,
         };
-        let mut write = fresh();
-        // The write prepared from what an earlier read saw, made before the session opens:
-        // if the session then finds those same bytes, it swaps at once, and no other writer
-        // can come between its read and its swap while this one parses and encodes.
-        let mut prepared = match seen {
+        // A write prepared from bytes read earlier, swapped only if the session reads those
+        // same bytes: then no other writer can come between the read the change was made
+        // from and the swap, however long the change took.
+        let mut prepared: Option<Prepared> = match seen {
             Seen::Unknown => None,
             Seen::Absent => return Ok(false),
-            Seen::Bytes(bytes) => {
-                let new = write.attempt(key, bytes, change);
-                Some((bytes, new, std::mem::replace(&mut write, fresh())))
-            }
+            Seen::Bytes(bytes) => Some(write.prepare(key, bytes, change)),
         };
-        self.kv.compare_and_swap(key, &mut |current| {
-            let Some(bytes) = current else {
-                write.outcome = Some(Ok(false));
-                return None;
-            };
-            // Changed since it was seen, `write` starts over from what is there now.
-            if let Some((seen, new, after)) = prepared.take()
-                && same_bytes(seen, bytes)
-            {
-                write = after;
-                return new;
+        // Whether the writer has just waited, so that its next read is prepared from.
+        let mut rested = false;
+        loop {
+            let mut again = false;
+            self.kv.compare_and_swap(key, &mut |current| {
+                let Some(bytes) = current else {
+                    write.outcome = Some(Ok(false));
+                    return None;
+                };
+                match prepared.take() {
+                    Some(p) if same_bytes(&p.seen, bytes) => {
+                        write = p.write;
+                        return p.new;
+                    }
+                    // Nothing lost yet: change what is there and swap at once.
+                    _ if write.attempts == 0 => return write.attempt(key, bytes, change),
+                    _ => {}
+                }
+                // A swap lost or a prepared write gone stale: the record is busy. Change what
+                // is here and read again before swapping, in a new session (on Redis a
+                // session's WATCH stays from its first read). A writer that changed the
+                // record after its read, or waited there, would lose again every time
+                // newcomers swap straight after their read.
+                again = true;
+                if write.attempts >= BACK_OFF_AFTER && !rested {
+                    rested = true;
+                    return None;
+                }
+                rested = false;
+                let p = write.prepare(key, bytes, change);
+                if p.write.outcome.is_some() {
+                    write = p.write;
+                    again = false;
+                    return None;
+                }
+                prepared = Some(p);
+                None
+            })?;
+            if !again {
+                break;
             }
-            write.attempt(key, bytes, change)
-        })?;
+            if rested {
+                back_off(write.attempts);
+            }
+        }
         // Without an outcome, the last write was reported as applied.
         write.outcome.unwrap_or(Ok(true))
     }
@@ -279,6 +306,13 @@ pub enum Seen<'b> {
     Bytes(&'b [u8]),
 }
 
+/// A write made from `seen` and not yet tried: `write` is the call's state once it is.
+struct Prepared {
+    seen: Vec<u8>,
+    new: Option<Vec<u8>>,
+    write: Write,
+}
+
 /// One [`Records::modify`] call's writing: its operation id and how its attempts went.
 struct Write {
     op: OpId,
@@ -298,6 +332,25 @@ impl Write {
             ops::MAX_REMEMBERED_REPEATABLE
         } else {
             ops::MAX_REMEMBERED
+        }
+    }
+
+    /// [`Write::attempt`] on `seen`, leaving this state as it is until the write is tried.
+    fn prepare(
+        &self,
+        key: &str,
+        seen: &[u8],
+        change: &mut dyn FnMut(&[u8]) -> Option<Vec<u8>>,
+    ) -> Prepared {
+        let mut write = Write {
+            outcome: None,
+            ..*self
+        };
+        let new = write.attempt(key, seen, change);
+        Prepared {
+            seen: seen.to_vec(),
+            new,
+            write,
         }
     }
 
@@ -327,7 +380,6 @@ impl Write {
             self.outcome = Some(Err(StoreError::Contended(key.to_string())));
             return None;
         }
-        back_off(self.attempts);
         self.attempts += 1;
         let record = strip_ops(bytes);
         let new = change(record).filter(|new| !same_bytes(new, record));
@@ -366,13 +418,14 @@ fn word(eight: &[u8]) -> u64 {
     u64::from_ne_bytes(eight.try_into().expect("chunks of eight"))
 }
 
-/// After a lost compare-and-swap, retry at once a few times, then spread writers out.
+/// After this many attempts on a busy record, a writer waits before each read it prepares from.
+const BACK_OFF_AFTER: u32 = 4;
+
+/// Spreads writers of a busy record out, longer the more often they lost.
 fn back_off(attempt: u32) {
-    if attempt >= 4 {
-        std::thread::sleep(Duration::from_micros(
-            200 + u64::from(jitter()) % (500 * u64::from(attempt.min(20))),
-        ));
-    }
+    std::thread::sleep(Duration::from_micros(
+        200 + u64::from(jitter()) % (500 * u64::from(attempt.min(20))),
+    ));
 }
 
 /// Cheap per-call randomness for spreading retries; not for secrets.
