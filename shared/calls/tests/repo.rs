@@ -4,7 +4,7 @@
 use funnelhooks_calls::{CallRepo, EVENT_HOLD_MS, Edit, EventClaim, EventKind, EventRecord};
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_store::{Decide, Jobs, Kv, MemoryKv, Semantics, StoreError};
+use funnelhooks_store::{Decide, Interleaved, Jobs, MemoryKv, Semantics};
 use serde_json::json;
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
@@ -189,44 +189,6 @@ fn a_service_holds_at_most_fifty_hooks_on(kv: MemoryKv) {
     assert_eq!((e.kind, e.code), (Kind::Conflict, "too_many_hooks"));
 }
 
-/// A store where another writer slips in a change just before our first compare-and-swap,
-/// as a concurrent request would: the swap fails and the writer must start again from the
-/// fresh record.
-struct Interloper<'a> {
-    inner: &'a MemoryKv,
-    before_first_swap: std::sync::Mutex<Option<Interlude<'a>>>,
-}
-
-/// The other writer's change.
-type Interlude<'a> = Box<dyn FnOnce(&MemoryKv) + Send + 'a>;
-
-impl Kv for Interloper<'_> {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta)
-    }
-    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
-        self.inner.compare_and_swap(key, &mut |current| {
-            let new = decide(current)?;
-            if let Some(interlude) = self.before_first_swap.lock().unwrap().take() {
-                interlude(self.inner);
-            }
-            Some(new)
-        })
-    }
-    fn atomic(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_patch_racing_another_patch_keeps_both_changes() {
     let kv = MemoryKv::new();
@@ -235,19 +197,27 @@ fn a_patch_racing_another_patch_keeps_both_changes() {
     let form = json!({"host": "crm.example.com", "event": "end"});
     let hook = repo.add_hook(&service.id, &form, POLICY, NOW).unwrap();
     let (sid, hid) = (service.id.clone(), hook.id.clone());
-    let racing = Interloper {
+    // The other writer's patch lands between this one's read and its first swap.
+    let interlude = std::cell::Cell::new(Some(move |inner: &MemoryKv| {
+        CallRepo::new(inner)
+            .edit_hook(
+                &sid,
+                &hid,
+                (Edit::Patch, &json!({"timeoutMs": 5000})),
+                POLICY,
+                NOW,
+            )
+            .unwrap();
+    }));
+    let racing = Interleaved {
         inner: &kv,
-        before_first_swap: std::sync::Mutex::new(Some(Box::new(move |inner: &MemoryKv| {
-            CallRepo::new(inner)
-                .edit_hook(
-                    &sid,
-                    &hid,
-                    (Edit::Patch, &json!({"timeoutMs": 5000})),
-                    POLICY,
-                    NOW,
-                )
-                .unwrap();
-        }))),
+        around: |inner: &MemoryKv, _: &str, current: Option<&[u8]>, decide: &mut Decide<'_>| {
+            let new = decide(current)?;
+            if let Some(other) = interlude.take() {
+                other(inner);
+            }
+            Some(new)
+        },
     };
     CallRepo::new(&racing)
         .edit_hook(

@@ -12,7 +12,7 @@ mod records;
 
 pub use cleanup::{Cleanup, CleanupRun, Jobs, Listed};
 pub use index::{Index, IndexPage};
-pub use memory::{MemoryKv, Semantics, next_random};
+pub use memory::{Interleaved, MemoryKv, Semantics, next_random};
 pub use ops::{MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, OpId, strip_ops};
 pub use records::{Modified, Records, Seen};
 

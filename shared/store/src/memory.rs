@@ -263,3 +263,42 @@ impl Kv for MemoryKv {
         self.semantics != Semantics::NoAtomics
     }
 }
+
+/// A [`MemoryKv`] whose compare-and-swap sessions go through `around`, which is given each
+/// value read and the session's `decide` and returns what to swap in: for tests, to let
+/// another writer come between a read and its swap.
+pub struct Interleaved<'a, F>
+where
+    F: Fn(&MemoryKv, &str, Option<&[u8]>, &mut Decide<'_>) -> Option<Vec<u8>>,
+{
+    /// The store written to.
+    pub inner: &'a MemoryKv,
+    /// Called in place of `decide` with the store, the key and the value read.
+    pub around: F,
+}
+
+impl<F> Kv for Interleaved<'_, F>
+where
+    F: Fn(&MemoryKv, &str, Option<&[u8]>, &mut Decide<'_>) -> Option<Vec<u8>>,
+{
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.inner.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.inner.increment(key, delta)
+    }
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        self.inner.compare_and_swap(key, &mut |current| {
+            (self.around)(self.inner, key, current, decide)
+        })
+    }
+    fn atomic(&self) -> bool {
+        self.inner.atomic()
+    }
+}

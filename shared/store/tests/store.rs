@@ -6,8 +6,8 @@ use std::cell::Cell;
 use std::sync::Arc;
 
 use funnelhooks_store::{
-    Decide, Index, Kv, MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, MemoryKv, Modified, Records,
-    Seen, Semantics, StoreError,
+    Decide, Index, Interleaved, Kv, MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, MemoryKv, Modified,
+    Records, Seen, Semantics, StoreError,
 };
 
 /// The semantics with atomics the concurrency tests run on.
@@ -393,63 +393,38 @@ fn a_record_seen_absent_is_created_once_even_when_another_writer_made_it_since()
     }
 }
 
-/// A store where, until `overtakes` runs out, another writer's write lands whenever a change is
-/// made between a session's read and its swap: what a busy record does to a writer that takes
-/// time (or waits) there.
-struct OvertakenWhileChanging {
-    inner: MemoryKv,
-    changing: Cell<bool>,
-    overtakes: Cell<u32>,
-}
-
-impl Kv for OvertakenWhileChanging {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key)
-    }
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inner.set(key, value)
-    }
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key)
-    }
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        self.inner.increment(key, delta)
-    }
-    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
-        self.inner.compare_and_swap(key, &mut |current| {
-            self.changing.set(false);
-            let new = decide(current)?;
-            if self.changing.get() && self.overtakes.get() > 0 {
-                self.overtakes.set(self.overtakes.get() - 1);
-                Records::new(&self.inner)
-                    .modify(key, |v: &mut Vec<u32>| {
-                        v.push(0);
-                        Ok::<_, StoreError>(())
-                    })
-                    .unwrap();
-            }
-            Some(new)
-        })
-    }
-    fn atomic(&self) -> bool {
-        true
-    }
-}
-
 #[test]
 fn a_writer_overtaken_while_it_makes_its_change_swaps_straight_after_its_next_read() {
     for semantics in [Semantics::Sqlite, Semantics::Redis] {
-        let kv = OvertakenWhileChanging {
-            inner: MemoryKv::with(semantics),
-            changing: Cell::new(false),
-            overtakes: Cell::new(50),
+        let inner = MemoryKv::with(semantics);
+        Records::new(&inner).put("r", &Vec::<u32>::new()).unwrap();
+        // Until they run out, another writer's write lands whenever a change is made between
+        // a session's read and its swap: what a busy record does to a writer that takes time
+        // (or waits) there.
+        let (changing, overtakes) = (Cell::new(false), Cell::new(50));
+        let kv = Interleaved {
+            inner: &inner,
+            around: |inner: &MemoryKv,
+                     key: &str,
+                     current: Option<&[u8]>,
+                     decide: &mut Decide<'_>| {
+                changing.set(false);
+                let new = decide(current)?;
+                if changing.get() && overtakes.get() > 0 {
+                    overtakes.set(overtakes.get() - 1);
+                    Records::new(inner)
+                        .modify(key, |v: &mut Vec<u32>| {
+                            v.push(0);
+                            Ok::<_, StoreError>(())
+                        })
+                        .unwrap();
+                }
+                Some(new)
+            },
         };
-        Records::new(&kv.inner)
-            .put("r", &Vec::<u32>::new())
-            .unwrap();
         let mut made = 0;
         let result = Records::new(&kv).modify("r", |v: &mut Vec<u32>| {
-            kv.changing.set(true);
+            changing.set(true);
             made += 1;
             v.push(1);
             Ok::<_, StoreError>(v.clone())
@@ -458,7 +433,7 @@ fn a_writer_overtaken_while_it_makes_its_change_swaps_straight_after_its_next_re
         // over a read made after that: not overtaken again, however busy the record.
         assert_eq!(result, Ok(Some(vec![0, 1])), "{semantics:?}");
         assert_eq!(made, 2, "{semantics:?}");
-        let v: Vec<u32> = Records::new(&kv.inner).get("r").unwrap().unwrap();
+        let v: Vec<u32> = Records::new(&inner).get("r").unwrap().unwrap();
         assert_eq!(v, [0, 1], "{semantics:?}");
     }
 }
