@@ -187,10 +187,10 @@ impl<'a> Records<'a> {
                     _ if write.attempts == 0 => return write.attempt(key, bytes, change),
                     _ => {}
                 }
-                // A swap lost or a prepared write gone stale: the record is busy. Change what
-                // is here and read again before swapping, in a new session (on Redis a
-                // session's WATCH stays from its first read). A writer that changed the
-                // record after its read, or waited there, would lose again every time
+                // A swap lost, or the write prepared after one gone stale: the record is busy.
+                // Change what is here and read again before swapping, in a new session (on
+                // Redis a session's WATCH stays from its first read). A writer that changed
+                // the record after its read, or waited there, would lose again every time
                 // newcomers swap straight after their read.
                 again = true;
                 if write.attempts >= BACK_OFF_AFTER && !rested {
