@@ -169,10 +169,10 @@ impl<'a> Records<'a> {
             Seen::Absent => return Ok(false),
             Seen::Bytes(bytes) => Some(write.prepare(key, bytes, change)),
         };
-        // Whether the writer has just waited, so that its next read is prepared from.
-        let mut rested = false;
+        // What the last session left to do.
+        let mut next = Next::Done;
         loop {
-            let mut again = false;
+            let rested = std::mem::replace(&mut next, Next::Done) == Next::Rest;
             self.kv.compare_and_swap(key, &mut |current| {
                 let Some(bytes) = current else {
                     write.outcome = Some(Ok(false));
@@ -192,26 +192,23 @@ impl<'a> Records<'a> {
                 // Redis a session's WATCH stays from its first read). A writer that changed
                 // the record after its read, or waited there, would lose again every time
                 // newcomers swap straight after their read.
-                again = true;
                 if write.attempts >= BACK_OFF_AFTER && !rested {
-                    rested = true;
+                    next = Next::Rest;
                     return None;
                 }
-                rested = false;
                 let p = write.prepare(key, bytes, change);
                 if p.write.outcome.is_some() {
                     write = p.write;
-                    again = false;
-                    return None;
+                } else {
+                    prepared = Some(p);
+                    next = Next::Validate;
                 }
-                prepared = Some(p);
                 None
             })?;
-            if !again {
-                break;
-            }
-            if rested {
-                back_off(write.attempts);
+            match next {
+                Next::Done => break,
+                Next::Rest => back_off(write.attempts),
+                Next::Validate => {}
             }
         }
         // Without an outcome, the last write was reported as applied.
@@ -304,6 +301,17 @@ pub enum Seen<'b> {
     Absent,
     /// The record as stored.
     Bytes(&'b [u8]),
+}
+
+/// What a compare-and-swap session of [`Records::modify`] left to do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Next {
+    /// Nothing: the write is known to have landed, or the call's outcome is set.
+    Done,
+    /// Wait, then read the record and prepare the change from it.
+    Rest,
+    /// Read the record and swap the prepared write if it is still what it was made from.
+    Validate,
 }
 
 /// A write made from `seen` and not yet tried: `write` is the call's state once it is.
