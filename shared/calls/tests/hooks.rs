@@ -135,13 +135,13 @@ fn a_post_json_hook_keeps_numbers_nested_objects_and_nulls() {
 #[test]
 fn a_post_form_hook_encodes_every_value_as_a_form_field() {
     let h = hook(json!({
-        "protocol": "http", "host": "203.0.113.7", "path": "/in", "method": "post",
+        "protocol": "http", "host": "crm.example.com", "path": "/in", "method": "post",
         "contentType": "application/x-www-form-urlencoded", "event": "end",
         "parameters": [{"name": "id", "param": "id"}, {"name": "tags", "param": "tags"},
                        {"name": "utm", "param": "visit_info"}]
     }));
     let built = h.build(&call_over(), POLICY).unwrap();
-    assert_eq!(built.request.url, "http://203.0.113.7/in");
+    assert_eq!(built.request.url, "http://crm.example.com/in");
     assert_eq!(
         built.request.headers[0].1,
         "application/x-www-form-urlencoded"
@@ -413,4 +413,35 @@ fn the_sample_call_for_test_sends_carries_every_preset_and_takes_overrides() {
     }
     assert_eq!(s.lookup("city"), Lookup::Value(&json!("Тверь")));
     assert_eq!(s.params["hook_event"], "Call is over");
+}
+
+#[test]
+fn a_masked_constant_is_kept_only_while_the_hook_sends_to_the_same_place() {
+    let stored = hook(json!({
+        "protocol": "https", "host": "crm.example.com", "path": "/in", "event": "end",
+        "parameters": [{"name": "api_token", "value": "live-secret"}, {"name": "call", "param": "id"}]
+    }));
+    let mut view = stored.to_view_json();
+    assert_eq!(view["parameters"][0]["value"], "***");
+    view.as_object_mut().unwrap().remove("signed");
+    view["path"] = json!("/v2/in");
+    let kept = stored.replaced(&view).unwrap();
+    assert_eq!(
+        kept.to_stored_json()["parameters"][0]["value"],
+        "live-secret"
+    );
+    for (member, value) in [
+        ("host", json!("collector.attacker.example")),
+        ("port", json!(8443)),
+        ("protocol", json!("http")),
+    ] {
+        let mut moved = view.clone();
+        moved[member] = value;
+        let e = stored.replaced(&moved).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("secret_not_carried", Some("parameters[0].value")),
+            "{member}"
+        );
+    }
 }

@@ -82,46 +82,81 @@ pub fn verdict(
     Verdict::RetryIn(base.mul_f64(factor))
 }
 
-/// `Retry-After` as delta-seconds (`120`) or an HTTP date (`Wed, 21 Oct 2015 07:28:00 GMT`).
+/// `Retry-After` as delta-seconds (`120`) or an HTTP date in any of the three forms RFC 9110
+/// §5.6.7 asks recipients to read (`Wed, 21 Oct 2015 07:28:00 GMT`,
+/// `Wednesday, 21-Oct-15 07:28:00 GMT`, `Wed Oct 21 07:28:00 2015`).
 pub fn parse_retry_after(value: &str, now_unix: i64) -> Option<Duration> {
     let value = value.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    let at = parse_http_date(value)?;
+    let at = parse_http_date(value, now_unix)?;
     Some(Duration::from_secs(
         u64::try_from(at - now_unix).unwrap_or(0),
     ))
 }
 
-/// An IMF-fixdate (RFC 9110 §5.6.7), the only HTTP date form senders may generate.
-fn parse_http_date(s: &str) -> Option<i64> {
-    let rest = s.get(5..)?; // "Wed, "
-    let mut parts = rest.split(' ');
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
+fn month(name: &str) -> Option<i64> {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    MONTHS.iter().position(|m| *m == name).map(|i| i as i64 + 1)
+}
+
+/// `hh:mm:ss` as seconds of the day.
+fn clock(text: &str) -> Option<i64> {
+    let mut parts = text.split(':');
+    let mut next = |max: i64| {
+        parts
+            .next()
+            .filter(|p| p.len() == 2)
+            .and_then(|p| p.parse::<i64>().ok())
+            .filter(|v| (0..=max).contains(v))
     };
-    // Four digits, as the format has: a huge year must not overflow the day count.
-    let year: i64 = parts.next().filter(|y| y.len() == 4)?.parse().ok()?;
-    let mut clock = parts.next()?.split(':').map(|p| p.parse::<i64>().ok());
-    let (h, m, sec) = (clock.next()??, clock.next()??, clock.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
+    let (h, m, s) = (next(23)?, next(59)?, next(60)?);
+    parts.next().is_none().then_some(h * 3600 + m * 60 + s)
+}
+
+/// Unix seconds of `day month year` at `seconds` of the day; years of four digits only, so a
+/// huge year cannot overflow the day count.
+fn moment(day: &str, month_name: &str, year: i64, seconds: i64) -> Option<i64> {
+    let day: i64 = day.parse().ok().filter(|d| (1..=31).contains(d))?;
+    if !(1..=9999).contains(&year) {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
+    Some(days_from_civil(year, month(month_name)?, day) * 86_400 + seconds)
+}
+
+/// An HTTP date (RFC 9110 §5.6.7) in Unix seconds: the IMF-fixdate senders generate, and the
+/// obsolete RFC 850 and asctime forms recipients must still read. A two-digit RFC 850 year is
+/// the latest year with those digits not more than 50 years after `now_unix`.
+fn parse_http_date(s: &str, now_unix: i64) -> Option<i64> {
+    let words: Vec<&str> = s.split_ascii_whitespace().collect();
+    match words.as_slice() {
+        // IMF-fixdate: Sun, 06 Nov 1994 08:49:37 GMT
+        [wd, day, mon, year, time, "GMT"] if wd.len() == 4 && wd.ends_with(',') => {
+            let year = year.parse().ok().filter(|_| year.len() == 4)?;
+            moment(day, mon, year, clock(time)?)
+        }
+        // RFC 850: Sunday, 06-Nov-94 08:49:37 GMT
+        [wd, date, time, "GMT"] if wd.ends_with(',') => {
+            let mut dmy = date.split('-');
+            let (day, mon, yy) = (dmy.next()?, dmy.next()?, dmy.next()?);
+            let yy: i64 = yy.parse().ok().filter(|_| yy.len() == 2)?;
+            let this_year = 1970 + now_unix.div_euclid(31_556_952);
+            let mut year = this_year - this_year.rem_euclid(100) + yy;
+            if year > this_year + 50 {
+                year -= 100;
+            }
+            moment(day, mon, year, clock(time)?)
+        }
+        // asctime: Sun Nov  6 08:49:37 1994
+        [wd, mon, day, time, year] if wd.len() == 3 => {
+            let year = year.parse().ok().filter(|_| year.len() == 4)?;
+            moment(day, mon, year, clock(time)?)
+        }
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -205,16 +240,42 @@ mod tests {
 
     #[test]
     fn http_dates_convert_to_unix_time() {
+        let date = |s| parse_http_date(s, 1_445_412_480);
+        assert_eq!(date("Wed, 21 Oct 2015 07:28:00 GMT"), Some(1_445_412_480));
+        assert_eq!(date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(date("Wed, 21 Oct 2015 07:28:00 UTC"), None);
+        assert_eq!(date("Wed, 21 Oct 2015 7:28:00 GMT"), None);
+        assert_eq!(date("garbage"), None);
+        assert_eq!(date("Wed, 21 Oct 99999999999999999 07:28:00 GMT"), None);
+    }
+
+    #[test]
+    fn all_three_http_date_forms_are_read() {
+        let now = 1_445_412_480; // 2015-10-21T07:28:00Z
+        let date = |s| parse_http_date(s, now);
+        // RFC 9110's own example, in each form.
+        let nov_1994 = Some(784_111_777);
+        assert_eq!(date("Sun, 06 Nov 1994 08:49:37 GMT"), nov_1994);
+        assert_eq!(date("Sunday, 06-Nov-94 08:49:37 GMT"), nov_1994);
+        assert_eq!(date("Sun Nov  6 08:49:37 1994"), nov_1994);
+        // A two-digit year is the latest one not more than 50 years ahead.
         assert_eq!(
-            parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(1_445_412_480)
+            date("Wednesday, 21-Oct-15 07:29:00 GMT"),
+            Some(1_445_412_540)
         );
-        assert_eq!(parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
-        assert_eq!(parse_http_date("Wed, 21 Oct 2015 07:28:00 UTC"), None);
-        assert_eq!(parse_http_date("garbage"), None);
         assert_eq!(
-            parse_http_date("Wed, 21 Oct 99999999999999999 07:28:00 GMT"),
-            None
+            date("Thursday, 01-Jan-65 00:00:00 GMT"),
+            Some(2_997_993_600)
+        );
+        assert_eq!(date("Thursday, 01-Jan-70 00:00:00 GMT"), Some(0));
+        let v = |h| verdict(Outcome::Status(503), 1, Some(h), now, 0);
+        assert_eq!(
+            v("Wednesday, 21-Oct-15 07:30:00 GMT"),
+            Verdict::RetryIn(Duration::from_secs(120))
+        );
+        assert_eq!(
+            v("Wed Oct 21 07:31:00 2015"),
+            Verdict::RetryIn(Duration::from_secs(180))
         );
         // A date far ahead is capped like any long wait.
         assert_eq!(

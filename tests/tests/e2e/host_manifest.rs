@@ -1,5 +1,6 @@
 //! Manifest validation and the import check: the host refuses what Spin refuses, loudly.
 
+use funnelhooks_delivery::target::REFUSED_NETWORKS;
 use funnelhooks_tests::manifest::Manifest;
 use funnelhooks_tests::wasm_memory::core_memories;
 use funnelhooks_tests::{HostBuilder, repo_root};
@@ -92,11 +93,12 @@ fn the_real_app_will_not_start_without_its_admin_token() {
 #[test]
 fn every_component_fits_its_size_budget() {
     // 400 KB each, as the foundation set. The two components that send webhooks are the
-    // exception, on purpose and reported: the template engine, URL parsing, the HTTP sender,
-    // signing and the delivery log in one component come to ~600-645 KB at opt-level "z"
-    // (see README "Component sizes").
+    // exception, on purpose and measured: the template engine, URL parsing, the HTTP sender,
+    // signing, the delivery log and its bounds in one component come to ~630-690 KB at
+    // opt-level "z"; on the real Spin a request costs the same in a 276 KB and a 684 KB
+    // component (docs/benchmarks.md, "Component sizes"), so their budget is 800 KB.
     let budget = |id: &str| match id {
-        "send-webhook" | "call-hooks" => 640 * 1024,
+        "send-webhook" | "call-hooks" => 800 * 1024,
         _ => 400 * 1024,
     };
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
@@ -165,7 +167,7 @@ fn runtime_config_examples_set_what_the_readme_promises() {
 }
 
 #[test]
-fn the_loopback_test_config_blocks_every_private_network_but_127_0_0_1_and_1() {
+fn the_loopback_test_config_blocks_every_refused_network_but_127_0_0_1_and_1() {
     let text =
         std::fs::read_to_string(repo_root().join("runtime-config/sqlite-loopback.toml")).unwrap();
     let config: toml::Table = toml::from_str(&text).unwrap();
@@ -176,25 +178,63 @@ fn the_loopback_test_config_blocks_every_private_network_but_127_0_0_1_and_1() {
         .map(|n| n.as_str().unwrap().to_string())
         .collect();
     let covers = |addr: std::net::IpAddr| blocked.iter().any(|net| cidr_contains(net, addr));
+    let allowed: [std::net::IpAddr; 2] = ["127.0.0.1".parse().unwrap(), "::1".parse().unwrap()];
+    // The file and the code's one table agree: every blocked network lies in a refused one,
+    // and the blocked networks inside each refused one cover all of it but 127.0.0.1 and ::1
+    // (counted in addresses: disjoint pieces adding up to the whole).
+    let table: Vec<&str> = REFUSED_NETWORKS.iter().map(|(cidr, _)| *cidr).collect();
+    for net in &blocked {
+        assert!(
+            table.iter().any(|t| cidr_within(net, t)),
+            "{net} is blocked but not in REFUSED_NETWORKS"
+        );
+    }
+    for t in &table {
+        let pieces: Vec<&String> = blocked.iter().filter(|b| cidr_within(b, t)).collect();
+        let outer: Vec<&String> = blocked.iter().filter(|b| cidr_within(t, b)).collect();
+        if !outer.is_empty() {
+            continue; // inside a larger blocked network (the metadata /32s)
+        }
+        for (i, a) in pieces.iter().enumerate() {
+            for b in &pieces[i + 1..] {
+                assert!(
+                    !cidr_within(a, b) && !cidr_within(b, a),
+                    "{a} and {b} overlap"
+                );
+            }
+        }
+        let excluded = allowed.iter().filter(|a| cidr_contains(t, **a)).count() as u128;
+        let size: u128 = pieces.iter().map(|p| cidr_size(p)).sum();
+        assert_eq!(size + excluded, cidr_size(t), "{t} is not blocked whole");
+    }
     for addr in [
         "127.0.0.2",
-        "127.0.1.1",
-        "127.255.255.254",
         "10.1.2.3",
-        "172.16.0.1",
-        "192.168.1.1",
         "169.254.169.254",
-        "100.64.0.1",
-        "0.0.0.0",
-        "168.63.129.16",
-        "fd00:ec2::254",
-        "fe80::1",
+        "198.18.0.1",
+        "::ffff:7f00:1",
     ] {
         assert!(covers(addr.parse().unwrap()), "{addr} is not blocked");
     }
     for addr in ["127.0.0.1", "::1", "8.8.8.8", "2001:4860:4860::8888"] {
         assert!(!covers(addr.parse().unwrap()), "{addr} is blocked");
     }
+}
+
+/// How many addresses `cidr` holds.
+fn cidr_size(cidr: &str) -> u128 {
+    let (net, bits) = cidr.split_once('/').unwrap();
+    let bits: u32 = bits.parse().unwrap();
+    let width = if net.contains(':') { 128 } else { 32 };
+    1u128 << (width - bits)
+}
+
+/// Whether network `inner` lies within network `outer`.
+fn cidr_within(inner: &str, outer: &str) -> bool {
+    let (addr, bits) = inner.split_once('/').unwrap();
+    let (_, outer_bits) = outer.split_once('/').unwrap();
+    bits.parse::<u32>().unwrap() >= outer_bits.parse::<u32>().unwrap()
+        && cidr_contains(outer, addr.parse().unwrap())
 }
 
 /// Whether `cidr` (`10.0.0.0/8`) contains `addr`.
