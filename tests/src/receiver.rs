@@ -3,12 +3,15 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Result;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Frame;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -55,6 +58,8 @@ pub struct Answer {
     pub body: String,
     /// How long to wait before answering.
     pub delay: Duration,
+    /// Sends the body one byte at a time, this long apart (a receiver that trickles).
+    pub trickle: Option<Duration>,
 }
 
 impl Answer {
@@ -65,7 +70,14 @@ impl Answer {
             headers: Vec::new(),
             body: body.into(),
             delay: Duration::ZERO,
+            trickle: None,
         }
+    }
+
+    /// Sends the body one byte every `every`, after the head.
+    pub fn trickling(mut self, every: Duration) -> Self {
+        self.trickle = Some(every);
+        self
     }
 
     /// Adds a header.
@@ -164,10 +176,38 @@ impl Drop for Receiver {
     }
 }
 
-async fn answer(
-    shared: Arc<Shared>,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<Full<Bytes>> {
+/// A body sent one byte at a time.
+struct Trickle {
+    bytes: Bytes,
+    every: Duration,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl hyper::body::Body for Trickle {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.bytes.is_empty() {
+            return Poll::Ready(None);
+        }
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let byte = self.bytes.split_to(1);
+        let next = tokio::time::Instant::now() + self.every;
+        self.sleep.as_mut().reset(next);
+        Poll::Ready(Some(Ok(Frame::data(byte))))
+    }
+}
+
+/// What the receiver answers with: a whole body, or one that trickles.
+type Reply = hyper::Response<Either<Full<Bytes>, Trickle>>;
+
+async fn answer(shared: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>) -> Reply {
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -200,7 +240,15 @@ async fn answer(
     if !answer.delay.is_zero() {
         tokio::time::sleep(answer.delay).await;
     }
-    let mut out = hyper::Response::new(Full::new(Bytes::from(answer.body)));
+    let body = Bytes::from(answer.body);
+    let mut out = hyper::Response::new(match answer.trickle {
+        Some(every) => Either::Right(Trickle {
+            bytes: body,
+            every,
+            sleep: Box::pin(tokio::time::sleep(Duration::ZERO)),
+        }),
+        None => Either::Left(Full::new(body)),
+    });
     *out.status_mut() = http::StatusCode::from_u16(answer.status).expect("valid status");
     for (k, v) in answer.headers {
         out.headers_mut().append(

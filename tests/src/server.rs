@@ -39,10 +39,12 @@ impl Server {
 
 /// Serves HTTP/1.1 on a free loopback port, one task per connection, calling `handle` with
 /// each request and the peer's address; the returned task accepts until aborted.
-pub(crate) async fn serve_loopback<F, Fut>(handle: F) -> Result<(SocketAddr, JoinHandle<()>)>
+pub(crate) async fn serve_loopback<F, Fut, B>(handle: F) -> Result<(SocketAddr, JoinHandle<()>)>
 where
     F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
-    Fut: Future<Output = hyper::Response<Full<Bytes>>> + Send + 'static,
+    Fut: Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

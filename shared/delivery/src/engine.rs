@@ -17,11 +17,14 @@ use std::time::Duration;
 use funnelhooks_core::Timestamp;
 use funnelhooks_store::{Index, Kv, Records, StoreError};
 
-use crate::log::{Attempt, Delivery, MAX_DELIVERIES_PER_OWNER, MAX_RESPONSE_BODY, Owner, Status};
+use crate::log::{
+    Attempt, Delivery, MAX_DELIVERIES_PER_OWNER, Owner, Status, bounded_body, bounded_headers,
+};
 use crate::options::DeliveryOptions;
 use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
 use crate::signing::SigningSecret;
+use crate::target::TargetPolicy;
 
 /// What every request says it is, unless its config sets a `User-Agent`.
 pub const USER_AGENT: &str = concat!("funnelhooks/", env!("CARGO_PKG_VERSION"));
@@ -39,16 +42,19 @@ pub const MAX_SCANNED_PER_PAGE: usize = 1000;
 const MAX_INDEX_PAGES_PER_PAGE: usize = 20;
 
 /// A response, as much of it as the log keeps.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Received {
     /// Status code.
     pub status: u16,
     /// Headers (lower-case names).
     pub headers: Vec<(String, String)>,
-    /// The first 20 KB of the body.
+    /// The first bytes of the body (up to the log's bound).
     pub body: Vec<u8>,
     /// Whether the body was longer.
     pub truncated: bool,
+    /// Whether the attempt's deadline came while the body was still arriving: the status
+    /// counts, the body is what had arrived.
+    pub cut_at_deadline: bool,
 }
 
 /// Why an attempt got no response.
@@ -58,6 +64,15 @@ pub enum SendFailure {
     Timeout(String),
     /// Refused, reset, DNS, TLS, a blocked network...
     Network(String),
+}
+
+impl SendFailure {
+    /// What happened, in words.
+    pub fn message(&self) -> &str {
+        match self {
+            SendFailure::Timeout(m) | SendFailure::Network(m) => m,
+        }
+    }
 }
 
 /// One request of a batch sent at once.
@@ -88,18 +103,22 @@ pub trait Sender {
         timeout: Duration,
     ) -> Result<Received, SendFailure>;
 
-    /// Sends every request of `batch`, in the batch's order of results. Senders that can
-    /// should send them concurrently, so a batch takes as long as its slowest request; this
-    /// default sends one after the other.
-    fn send_all(&self, batch: &[Outgoing<'_>]) -> Vec<Sent> {
+    /// Sends every request of `batch` and calls `done` with each one's index and outcome as
+    /// soon as that one has finished, so its result is kept even while others still wait.
+    /// Senders that can should send them concurrently, so a batch takes as long as its
+    /// slowest request; this default sends one after the other.
+    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
         let started = std::time::Instant::now();
-        batch
-            .iter()
-            .map(|o| Sent {
-                result: self.send(o.request, &o.extra, o.timeout),
-                elapsed: started.elapsed(),
-            })
-            .collect()
+        for (i, o) in batch.iter().enumerate() {
+            let result = self.send(o.request, &o.extra, o.timeout);
+            done(
+                i,
+                Sent {
+                    result,
+                    elapsed: started.elapsed(),
+                },
+            );
+        }
     }
 }
 
@@ -260,20 +279,23 @@ fn attempt_of(
 ) -> (Outcome, Attempt) {
     let duration_ms = (end.0 - at.0).max(0) as u64;
     match result {
-        Ok(r) => (
-            Outcome::Status(r.status),
-            Attempt {
+        Ok(r) => {
+            let (body, body_cut) = bounded_body(&r.body);
+            let (headers, headers_cut) = bounded_headers(r.headers);
+            let attempt = Attempt {
                 n,
                 at,
                 duration_ms,
                 status: Some(r.status),
-                body: String::from_utf8_lossy(&r.body[..r.body.len().min(MAX_RESPONSE_BODY)])
-                    .into_owned(),
-                truncated: r.truncated || r.body.len() > MAX_RESPONSE_BODY,
-                headers: r.headers,
-                error: None,
-            },
-        ),
+                body,
+                truncated: r.truncated || body_cut || headers_cut,
+                headers,
+                error: r.cut_at_deadline.then(|| {
+                    "the response arrived, but its body was still coming at the deadline (timeoutMs); cut there".to_string()
+                }),
+            };
+            (Outcome::Status(r.status), attempt)
+        }
         Err(failure) => {
             let (outcome, error) = match failure {
                 SendFailure::Timeout(e) => (Outcome::Timeout, e),
@@ -322,12 +344,14 @@ fn decide(d: &mut Delivery, verdict: Verdict, end: Timestamp) {
     }
 }
 
-/// The engine over a store, a sender, a clock and where signing secrets come from.
+/// The engine over a store, a sender, a clock, where signing secrets come from and where
+/// requests may go.
 pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
     pub(crate) kv: &'a K,
     sender: &'a S,
     pub(crate) clock: &'a C,
     secrets: &'a dyn Secrets,
+    policy: TargetPolicy,
 }
 
 pub(crate) fn key(id: &str) -> String {
@@ -339,19 +363,32 @@ fn random_u32() -> u32 {
 }
 
 impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
-    /// The engine; it signs nothing until given [`Engine::with_secrets`].
+    /// The engine; it signs nothing until given [`Engine::with_secrets`], and sends only to
+    /// public targets until given [`Engine::with_policy`].
     pub fn new(kv: &'a K, sender: &'a S, clock: &'a C) -> Self {
         Self {
             kv,
             sender,
             clock,
             secrets: &NoSecrets,
+            policy: TargetPolicy::default(),
         }
     }
 
     /// The engine, reading signed deliveries' secrets from `secrets`.
     pub fn with_secrets(self, secrets: &'a dyn Secrets) -> Self {
         Self { secrets, ..self }
+    }
+
+    /// The engine, checking every attempt's request against `policy` (the rules its step
+    /// or hook was saved under) before it goes.
+    pub fn with_policy(self, policy: TargetPolicy) -> Self {
+        Self { policy, ..self }
+    }
+
+    /// Where this engine's requests may go.
+    pub fn policy(&self) -> TargetPolicy {
+        self.policy
     }
 
     pub(crate) fn records(&self) -> Records<'a> {
@@ -434,6 +471,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         );
         entries.push((key(&delivery.id), Records::encode(&delivery)));
         self.kv.set_many(&entries)?;
+        if skipped {
+            delivery.log("skipped");
+        }
         if owner_slot > MAX_DELIVERIES_PER_OWNER {
             self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
         }
@@ -547,8 +587,12 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(Ok(extra))
     }
 
-    /// One attempt: send, log, decide.
+    /// One attempt: check, send, log, decide. A request that can never be sent (a target
+    /// the rules refuse now, a header the host refuses, past a bound) fails without one.
     fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
+        if let Some(reason) = d.request.unsendable(self.policy) {
+            return self.give_up(d, reason);
+        }
         let at = self.clock.now();
         let extra = match self.extra_headers(d, at)? {
             Ok(extra) => extra,
@@ -567,18 +611,25 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         d.next_attempt_at = None;
         d.error = Some(reason);
         d.updated_at = self.clock.now();
-        self.records().put(&key(&d.id), &*d)
+        self.records().put(&key(&d.id), &*d)?;
+        d.log("not_sent");
+        Ok(())
     }
 
     /// Makes the first attempt of every pending delivery in `deliveries` at once (a call
-    /// event's hooks): the batch takes as long as its slowest receiver. Retries go to the
-    /// outbox. Returns the deliveries as they stand after it.
+    /// event's hooks): the batch takes as long as its slowest receiver, and each attempt is
+    /// logged as soon as it ends, so a slow receiver never holds a fast one's result.
+    /// Retries go to the outbox. Returns the deliveries as they stand after it.
     pub fn run_all(&self, mut deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
         let at = self.clock.now();
         let mut due = Vec::new();
         let mut extras = Vec::new();
         for (i, d) in deliveries.iter_mut().enumerate() {
             if d.status != Status::Pending {
+                continue;
+            }
+            if let Some(reason) = d.request.unsendable(self.policy) {
+                self.give_up(d, reason)?;
                 continue;
             }
             match self.extra_headers(d, at)? {
@@ -589,22 +640,33 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 Err(reason) => self.give_up(d, reason)?,
             }
         }
-        let batch: Vec<Outgoing> = due
+        // The requests apart from the deliveries, which are logged while the batch runs.
+        let requests: Vec<OutboundRequest> =
+            due.iter().map(|&i| deliveries[i].request.clone()).collect();
+        let batch: Vec<Outgoing> = requests
             .iter()
             .zip(extras)
-            .map(|(&i, extra)| Outgoing {
-                request: &deliveries[i].request,
+            .zip(&due)
+            .map(|((request, extra), &i)| Outgoing {
+                request,
                 extra,
                 timeout: Duration::from_millis(deliveries[i].timeout_ms),
             })
             .collect();
-        let sent = self.sender.send_all(&batch);
-        drop(batch);
-        for (i, sent) in due.into_iter().zip(sent) {
+        let mut failed = None;
+        self.sender.send_each(&batch, &mut |k, sent| {
+            if failed.is_some() {
+                return;
+            }
             let end = Timestamp(at.0 + sent.elapsed.as_millis() as i64);
-            self.record(&mut deliveries[i], at, end, sent.result)?;
+            if let Err(e) = self.record(&mut deliveries[due[k]], at, end, sent.result) {
+                failed = Some(e);
+            }
+        });
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(deliveries),
         }
-        Ok(deliveries)
     }
 
     /// Logs an attempt that started at `at` and ended at `end` with `result`, decides what
@@ -634,6 +696,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             random_u32(),
         );
         decide(d, verdict, end);
+        d.log("attempt");
         if let Some(next) = d.next_attempt_at {
             self.schedule(next, &d.id)?;
         }

@@ -8,8 +8,16 @@ use serde_json::{Value as Json, json};
 use crate::mask::{mask_body, mask_headers, mask_url};
 use crate::request::OutboundRequest;
 
-/// Most response body bytes an attempt keeps.
-pub const MAX_RESPONSE_BODY: usize = 20 * 1024;
+/// Most response body bytes an attempt keeps (the first ones; the rest is not read).
+pub const MAX_RESPONSE_BODY: usize = 4 * 1024;
+/// Most response headers an attempt keeps.
+pub const MAX_RESPONSE_HEADERS: usize = 32;
+/// Longest response header value an attempt keeps (longer ones are cut, marked `…`).
+pub const MAX_RESPONSE_HEADER_VALUE: usize = 512;
+/// Most bytes of response header names and values an attempt keeps in all.
+pub const MAX_RESPONSE_HEADERS_BYTES: usize = 4 * 1024;
+/// Longest URL a list of deliveries shows (the delivery itself shows it whole).
+pub const MAX_SUMMARY_URL: usize = 300;
 /// Most deliveries the log keeps per bot and per call-tracking service (so one busy source
 /// cannot push another's out); the oldest go first, but never one that is still pending or
 /// retrying: that one goes when it ends.
@@ -32,6 +40,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Delivered => "delivered",
+            Status::Retrying => "retrying",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+
     /// Parses the API spelling.
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
@@ -59,9 +78,11 @@ pub struct Attempt {
     pub status: Option<u16>,
     /// Response headers.
     pub headers: Vec<(String, String)>,
-    /// Response body, at most 20 KB (lossy UTF-8).
+    /// Response body, at most [`MAX_RESPONSE_BODY`] bytes (lossy UTF-8, control characters
+    /// but tab and line breaks shown as U+FFFD).
     pub body: String,
-    /// Whether the body was cut at 20 KB.
+    /// Whether the body was cut (at [`MAX_RESPONSE_BODY`], or at the attempt's deadline), or
+    /// headers were left out or cut.
     pub truncated: bool,
     /// Timeout or network error, if any.
     pub error: Option<String>,
@@ -179,6 +200,26 @@ impl<'de> Deserialize<'de> for Owner {
 }
 
 impl Owner {
+    /// Adds the owner to a log line: its kind and ids.
+    pub fn log(&self, line: funnelhooks_core::log::Line) -> funnelhooks_core::log::Line {
+        match self {
+            Owner::Step {
+                bot_id, step_id, ..
+            } => line
+                .str("owner", "step")
+                .str("botId", bot_id)
+                .str("stepId", step_id),
+            Owner::Hook {
+                service_id,
+                hook_id,
+                ..
+            } => line
+                .str("owner", "hook")
+                .str("serviceId", service_id)
+                .str("hookId", hook_id),
+        }
+    }
+
     /// The owner's ids as the log shows them: `botId`, `chatId`, `stepId`, `serviceId`,
     /// `hookId` always (null for the other kind), `callId` and `event` for hooks.
     fn view(&self, out: &mut serde_json::Map<String, Json>) {
@@ -270,7 +311,43 @@ pub struct Delivery {
     pub slots: (u64, u64),
 }
 
+/// The host a URL goes to (what log lines name instead of the URL, which can hold secrets).
+pub fn host_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    }
+}
+
 impl Delivery {
+    /// Logs what just happened to it (`event`), at warn unless it was delivered or is pending.
+    pub fn log(&self, event: &str) {
+        use funnelhooks_core::log::{Level, line};
+        let level = match self.status {
+            Status::Delivered | Status::Pending => Level::Info,
+            _ => Level::Warn,
+        };
+        let Some(l) = line(level, event) else {
+            return;
+        };
+        let l = self.owner.log(l.str("deliveryId", &self.id));
+        let last = self.attempts.last();
+        l.str("targetHost", host_of(&self.request.url))
+            .opt_num("attempt", last.map(|a| a.n as i64))
+            .opt_num("status", last.and_then(|a| a.status).map(i64::from))
+            .opt_num("durationMs", last.map(|a| a.duration_ms as i64))
+            .opt_str(
+                "error",
+                last.and_then(|a| a.error.as_deref())
+                    .or(self.error.as_deref()),
+            )
+            .str("outcome", self.status.as_str())
+            .emit();
+    }
+
     /// Whether it has ended: delivered, failed or skipped (no attempt will follow).
     pub fn is_final(&self) -> bool {
         !matches!(self.status, Status::Pending | Status::Retrying)
@@ -290,7 +367,7 @@ impl Delivery {
                     "durationMs": a.duration_ms,
                     "status": a.status,
                     "headers": mask_headers(&a.headers),
-                    "body": a.body,
+                    "body": mask_body(&a.headers, a.body.as_bytes()),
                     "truncated": a.truncated,
                     "error": a.error,
                 })
@@ -330,5 +407,164 @@ impl Delivery {
             m.insert(k.into(), v);
         }
         Json::Object(m)
+    }
+
+    /// The delivery as a list shows it: what it is for, where it stands and its last
+    /// attempt, with the URL masked and cut to [`MAX_SUMMARY_URL`] bytes; no bodies, no
+    /// headers (`GET /api/deliveries/{id}` has them).
+    pub fn summary(&self) -> Json {
+        let mut url = mask_url(&self.request.url);
+        if url.len() > MAX_SUMMARY_URL {
+            let mut cut = MAX_SUMMARY_URL;
+            while !url.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            url.truncate(cut);
+            url.push('…');
+        }
+        let last = self.attempts.last().map(|a| {
+            json!({"n": a.n, "at": a.at, "durationMs": a.duration_ms, "status": a.status,
+                   "error": a.error})
+        });
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(self.id));
+        self.owner.view(&mut m);
+        for (k, v) in [
+            ("test", json!(self.test)),
+            ("replayOf", json!(self.replay_of)),
+            ("status", json!(self.status)),
+            (
+                "request",
+                json!({"method": self.request.method, "url": url}),
+            ),
+            ("attemptCount", json!(self.attempts.len())),
+            ("lastAttempt", last.unwrap_or(Json::Null)),
+            ("maxAttempts", json!(self.max_attempts)),
+            ("nextAttemptAt", json!(self.next_attempt_at)),
+            ("gone", json!(self.gone)),
+            ("error", json!(self.error)),
+            ("createdAt", json!(self.created_at)),
+            ("updatedAt", json!(self.updated_at)),
+        ] {
+            m.insert(k.into(), v);
+        }
+        Json::Object(m)
+    }
+}
+
+/// Response headers as an attempt keeps them: at most [`MAX_RESPONSE_HEADERS`] of them,
+/// each value cut at [`MAX_RESPONSE_HEADER_VALUE`] bytes, at most
+/// [`MAX_RESPONSE_HEADERS_BYTES`] in all; `true` when any was left out or cut.
+pub fn bounded_headers(headers: Vec<(String, String)>) -> (Vec<(String, String)>, bool) {
+    let mut kept = Vec::new();
+    let (mut total, mut cut) = (0, false);
+    for (name, mut value) in headers {
+        if value.len() > MAX_RESPONSE_HEADER_VALUE {
+            let mut at = MAX_RESPONSE_HEADER_VALUE;
+            while !value.is_char_boundary(at) {
+                at -= 1;
+            }
+            value.truncate(at);
+            value.push('…');
+            cut = true;
+        }
+        if kept.len() == MAX_RESPONSE_HEADERS
+            || total + name.len() + value.len() > MAX_RESPONSE_HEADERS_BYTES
+        {
+            cut = true;
+            continue;
+        }
+        total += name.len() + value.len();
+        kept.push((name, value));
+    }
+    (kept, cut)
+}
+
+/// A response body as an attempt keeps it: the first [`MAX_RESPONSE_BODY`] bytes as text,
+/// control characters but tab and line breaks replaced (so a stored attempt stays within its
+/// bound once written as JSON); `true` when it was longer.
+pub fn bounded_body(body: &[u8]) -> (String, bool) {
+    let cut = body.len() > MAX_RESPONSE_BODY;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX_RESPONSE_BODY)])
+        .chars()
+        .map(|c| {
+            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    (text, cut)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::request::{MAX_BODY_BYTES, MAX_HEADERS_BYTES, MAX_URL_BYTES};
+
+    /// The largest record a delivery can become: every bound reached, with the bytes that
+    /// grow most when written as JSON.
+    #[test]
+    fn the_largest_delivery_record_stays_under_400_kb() {
+        let quotes = |n: usize| "\"".repeat(n);
+        let request = OutboundRequest {
+            method: "POST".into(),
+            url: format!("https://t.example/{}", "a".repeat(MAX_URL_BYTES - 18)),
+            headers: (0..2)
+                .map(|i| (format!("x-h{i}"), quotes(MAX_HEADERS_BYTES / 2 - 4)))
+                .collect(),
+            body: vec![b'"'; MAX_BODY_BYTES],
+        };
+        assert_eq!(request.unsendable(crate::TargetPolicy::default()), None);
+        let hostile = vec![0xffu8; MAX_RESPONSE_BODY * 4];
+        let attempts = (1..=8)
+            .map(|n| {
+                let (body, _) = bounded_body(&hostile);
+                let (headers, _) =
+                    bounded_headers((0..100).map(|i| (format!("h{i}"), quotes(2000))).collect());
+                Attempt {
+                    n,
+                    at: Timestamp(0),
+                    duration_ms: 25_000,
+                    status: Some(500),
+                    headers,
+                    body,
+                    truncated: true,
+                    error: Some("e".repeat(300)),
+                }
+            })
+            .collect();
+        let d = Delivery {
+            id: "7b0a5d1e-2c3f-4a8b-9d6e-1f2a3b4c5d6e".into(),
+            owner: Owner::Hook {
+                service_id: "s".repeat(36),
+                hook_id: "h".repeat(36),
+                call_id: "c".repeat(128),
+                event: "end".into(),
+            },
+            test: false,
+            replay_of: Some("r".repeat(36)),
+            status: Status::Failed,
+            request,
+            missing: vec!["x".repeat(64); 32],
+            attempts,
+            max_attempts: 8,
+            timeout_ms: 25_000,
+            signed: true,
+            signing_secret: None,
+            next_attempt_at: None,
+            gone: false,
+            error: Some("e".repeat(300)),
+            created_at: Timestamp(0),
+            updated_at: Timestamp(0),
+            slots: (u64::MAX, u64::MAX),
+        };
+        let bytes = serde_json::to_vec(&d).unwrap().len();
+        println!("largest delivery record: {bytes} bytes");
+        assert!(bytes < 400_000, "{bytes} bytes");
+        // The list's summary of it stays small.
+        let summary = d.summary().to_string().len();
+        assert!(summary < 2_000, "{summary} bytes");
     }
 }

@@ -1,35 +1,79 @@
-//! What the API never shows: secrets inside requests, masked as `***` wherever they sit.
+//! What the API never shows: secrets inside requests and responses, masked as `***`
+//! wherever they sit.
 //!
 //! - values of headers, query parameters, form fields and JSON members (at any depth) whose
-//!   name contains `authorization`, `token`, `secret`, `password`, `key`, `cookie`,
-//!   `signature` or `sig`;
+//!   name holds a secret word ([`secret_name`]): one of [`SECRET_PARTS`] anywhere in it
+//!   (`X-Auth`, `Api-Auth`, `X-Session-Id`, `passwd`), or one of [`SECRET_WORDS`] as a word of
+//!   its own (`apiKey`, `X-Api-Key`, `user_pin`, `pwd`, but not `monkey` or `shipping`);
+//!   query parameters also when named `code` (an OAuth authorization code);
 //! - path segments that are credentials: Telegram's `bot<id>:<token>`, and any long opaque
 //!   segment (24 or more letters, digits, `-` and `_`, with both letters and digits), which
-//!   is what Slack, Discord, Make and Zapier hook URLs and updateDialog links carry.
+//!   is what Slack, Discord, Make and Zapier hook URLs and updateDialog links carry;
+//! - in response bodies of any type, the credential after `Bearer ` or `Basic ` and after
+//!   `"password":`-style pairs in text that is not valid JSON.
 //!
 //! What is stored keeps the real values (a retry sends them); only views mask.
 
 use serde_json::{Value as Json, json};
 
-/// Names whose values are masked.
-const SECRET_WORDS: [&str; 8] = [
-    "authorization",
+/// Name parts that mark a secret wherever they appear in a name.
+pub const SECRET_PARTS: [&str; 11] = [
+    "auth",
     "token",
     "secret",
-    "password",
-    "key",
+    "passw",
+    "passcode",
     "cookie",
     "signature",
-    "sig",
+    "session",
+    "credential",
+    "apikey",
+    "jwt",
 ];
+
+/// Words that mark a secret when they are a word of the name of their own (split at
+/// anything but letters and digits, and where a lower-case letter meets an upper-case one).
+pub const SECRET_WORDS: [&str; 8] = ["key", "sig", "pass", "pwd", "pin", "otp", "sid", "private"];
 
 /// The mask.
 pub const MASK: &str = "***";
 
+/// The words of `name`: runs of letters and digits, split where camelCase turns.
+fn words(name: &str) -> impl Iterator<Item = String> + '_ {
+    let mut out = Vec::new();
+    let mut word = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !word.is_empty() {
+                out.push(std::mem::take(&mut word));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !word.is_empty() {
+            out.push(std::mem::take(&mut word));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        word.push(c.to_ascii_lowercase());
+    }
+    if !word.is_empty() {
+        out.push(word);
+    }
+    out.into_iter()
+}
+
 /// Whether a header, parameter or member called `name` holds a secret.
 pub fn secret_name(name: &str) -> bool {
     let lower = name.to_ascii_lowercase();
-    SECRET_WORDS.iter().any(|w| lower.contains(w))
+    SECRET_PARTS.iter().any(|p| lower.contains(p))
+        || words(name).any(|w| SECRET_WORDS.contains(&w.as_str()))
+}
+
+/// Whether a URL's query parameter called `name` holds a secret: [`secret_name`], or `code`
+/// (an OAuth authorization code).
+pub fn secret_query_name(name: &str) -> bool {
+    secret_name(name) || words(name).any(|w| w == "code")
 }
 
 /// Whether a path segment is a credential (see the module documentation).
@@ -51,12 +95,12 @@ pub fn secret_segment(segment: &str) -> bool {
         && segment.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
-/// `pairs` (`a=1&b=2`) with the values of secret names masked.
-fn mask_pairs(pairs: &str) -> String {
+/// `pairs` (`a=1&b=2`) with the values of names `secret` says are secret masked.
+fn mask_pairs(pairs: &str, secret: fn(&str) -> bool) -> String {
     pairs
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((k, _)) if secret_name(k) => format!("{k}={MASK}"),
+            Some((k, _)) if secret(k) => format!("{k}={MASK}"),
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
@@ -89,7 +133,7 @@ pub fn mask_url(url: &str) -> String {
     }
     if let Some(q) = query {
         out.push('?');
-        out.push_str(&mask_pairs(q));
+        out.push_str(&mask_pairs(q, secret_query_name));
     }
     if let Some(f) = fragment {
         out.push('#');
@@ -115,26 +159,111 @@ pub fn mask_json(value: &mut Json) {
     }
 }
 
-/// A request body as shown: secret form fields and JSON members masked.
+/// A request or response body as shown: secret form fields and JSON members masked (by the
+/// content type, or by the look of the body when there is none), and in any other text the
+/// credentials that follow `Bearer `, `Basic ` or a secret name with `:` or `=`.
 pub fn mask_body(headers: &[(String, String)], body: &[u8]) -> String {
     let content_type = headers
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
         .map(|(_, v)| v.to_ascii_lowercase())
         .unwrap_or_default();
+    let text = String::from_utf8_lossy(body);
     if content_type.starts_with("application/x-www-form-urlencoded") {
-        return mask_pairs(&String::from_utf8_lossy(body));
+        return mask_pairs(&text, secret_name);
     }
-    if content_type.starts_with("application/json")
-        && let Ok(mut v) = serde_json::from_slice::<Json>(body)
+    let looks_json = matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'['));
+    if (content_type.contains("json") || looks_json)
+        && let Ok(mut v) = serde_json::from_str::<Json>(&text)
     {
         let before = v.clone();
         mask_json(&mut v);
-        if v != before {
-            return v.to_string();
+        return if v != before {
+            v.to_string()
+        } else {
+            text.into_owned()
+        };
+    }
+    mask_text(&text)
+}
+
+/// Free text with the credentials after `Bearer ` / `Basic ` and after a secret name
+/// followed by `:` or `=` (`"password": "x"`, `token=abc`) masked.
+pub fn mask_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((at, skip)) = next_secret(rest) {
+        out.push_str(&rest[..at + skip]);
+        rest = &rest[at + skip..];
+        // `Authorization: Bearer x`: the scheme stays, the credential after it goes.
+        for scheme in ["bearer ", "basic "] {
+            if rest.len() >= scheme.len() && rest[..scheme.len()].eq_ignore_ascii_case(scheme) {
+                out.push_str(&rest[..scheme.len()]);
+                rest = &rest[scheme.len()..];
+            }
+        }
+        // The credential: a quoted string, or a run up to a space or a separator.
+        let (end, mask) = match rest.strip_prefix('"') {
+            Some(quoted) => (quoted.find('"').map_or(rest.len(), |e| e + 2), "\"***\""),
+            None => (
+                rest.find(|c: char| c.is_whitespace() || matches!(c, '&' | ',' | ';' | '}' | ']'))
+                    .unwrap_or(rest.len()),
+                MASK,
+            ),
+        };
+        if end > 0 {
+            out.push_str(mask);
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Where the next credential in `text` starts: the offset of what announces it and its
+/// length (`Bearer `, or `password": ` including the quote, colon and spaces).
+fn next_secret(text: &str) -> Option<(usize, usize)> {
+    let lower = text.to_ascii_lowercase();
+    let scheme = ["bearer ", "basic "]
+        .iter()
+        .filter_map(|s| lower.find(s).map(|i| (i, s.len())))
+        .min();
+    // A name (letters, digits, `_` `-`), maybe quoted, then `:` or `=`.
+    let mut pair = None;
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if !(bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len()
+            && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'-'))
+        {
+            i += 1;
+        }
+        let name = &text[start..i];
+        let mut j = i;
+        if j < bytes.len() && bytes[j] == b'"' {
+            j += 1;
+        }
+        while j < bytes.len() && bytes[j] == b' ' {
+            j += 1;
+        }
+        if j < bytes.len() && matches!(bytes[j], b':' | b'=') && secret_name(name) {
+            j += 1;
+            while j < bytes.len() && bytes[j] == b' ' {
+                j += 1;
+            }
+            pair = Some((start, j - start));
+            break;
         }
     }
-    String::from_utf8_lossy(body).into_owned()
+    match (scheme, pair) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Headers as shown: `[[name, value], ...]` with secret values masked.
@@ -191,5 +320,82 @@ mod tests {
             v,
             serde_json::json!({"a": {"apiKey": "***", "list": [{"password": "***", "n": 1}]}, "token": "***"})
         );
+    }
+
+    #[test]
+    fn secret_names_are_found_as_parts_or_as_words() {
+        for name in [
+            "X-Auth",
+            "Api-Auth",
+            "X-Jwt",
+            "X-Session-Id",
+            "Authorization",
+            "x-api-key",
+            "apiKey",
+            "api_key",
+            "private_key",
+            "user_pin",
+            "PIN",
+            "pwd",
+            "pass",
+            "passwd",
+            "X-Access-Token",
+            "Cookie",
+            "set-cookie",
+            "sig",
+            "X-Signature",
+            "client_secret",
+        ] {
+            assert!(secret_name(name), "{name} must be secret");
+        }
+        for name in [
+            "monkey",
+            "keyword",
+            "shipping",
+            "compass",
+            "subid",
+            "status",
+            "code",
+            "zip",
+            "clickid",
+            "payout",
+            "content-type",
+        ] {
+            assert!(!secret_name(name), "{name} is not secret");
+        }
+        assert!(secret_query_name("code") && secret_query_name("auth_code"));
+        assert!(!secret_query_name("subid"));
+    }
+
+    #[test]
+    fn query_parameters_named_like_credentials_are_masked() {
+        assert_eq!(
+            mask_url("https://t.example/p?subid=1&pass=a&pwd=b&auth=c&jwt=d&code=e&status=sale"),
+            "https://t.example/p?subid=1&pass=***&pwd=***&auth=***&jwt=***&code=***&status=sale"
+        );
+    }
+
+    #[test]
+    fn response_bodies_are_masked_whatever_their_type() {
+        let json = [("content-type".to_string(), "application/json".to_string())];
+        assert_eq!(
+            mask_body(
+                &json,
+                br#"{"user":"a","password":"p1","pin":"1234","pass":"x","code":200}"#
+            ),
+            r#"{"code":200,"pass":"***","password":"***","pin":"***","user":"a"}"#
+        );
+        // JSON without saying so.
+        assert_eq!(mask_body(&[], br#"{"token":"t1"}"#), r#"{"token":"***"}"#);
+        let text = "Authorization: Bearer eyJabc.def ok; password=hunter2&x=1 \"token\": \"s3\" basic dXNlcjpw";
+        let masked = mask_body(&[], text.as_bytes());
+        for secret in ["eyJabc", "hunter2", "s3", "dXNlcjpw"] {
+            assert!(!masked.contains(secret), "{secret} in {masked}");
+        }
+        assert!(
+            masked.contains("Bearer ***") && masked.contains("x=1"),
+            "{masked}"
+        );
+        assert_eq!(mask_body(&[], b"all good"), "all good");
     }
 }

@@ -53,7 +53,7 @@ fn status(code: u16) -> Result<Received, SendFailure> {
         status: code,
         headers: vec![("x-answer".into(), code.to_string())],
         body: format!("answer {code}").into_bytes(),
-        truncated: false,
+        ..Received::default()
     })
 }
 
@@ -243,8 +243,7 @@ fn retry_after_is_honoured_within_bounds() {
     let throttled = Ok(Received {
         status: 429,
         headers: vec![("retry-after".into(), "120".into())],
-        body: Vec::new(),
-        truncated: false,
+        ..Received::default()
     });
     let rx = Receiver::answering(vec![throttled]);
     let engine = Engine::new(&kv, &rx, &clock);
@@ -818,4 +817,134 @@ fn creating_a_delivery_twice_under_one_id_creates_and_sends_it_once() {
         .list(&LogScope::Bot("b1".into()), None, 10, |_| true)
         .unwrap();
     assert_eq!(page.len(), 1, "logged once");
+}
+
+#[test]
+fn an_attempt_to_a_target_the_rules_refuse_now_fails_without_a_request() {
+    // A replay or a retry goes out again long after its step was saved: it is checked again.
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    for (url, why) in [
+        ("http://127.0.0.1:8080/hook", "loopback"),
+        ("http://169.254.169.254/latest", "metadata"),
+        ("http://self/api/bots", "without a dot"),
+    ] {
+        let mut new = new_delivery("b1");
+        new.request.as_mut().unwrap().url = url.into();
+        let d = engine.create(new, None).unwrap();
+        let d = engine.run(d, Attempts::WithQuickRetries).unwrap();
+        assert_eq!(d.status, Status::Failed, "{url}");
+        assert!(d.attempts.is_empty(), "{url}");
+        assert!(
+            d.error.as_deref().unwrap().contains(why),
+            "{url}: {:?}",
+            d.error
+        );
+    }
+    assert_eq!(rx.requests(), 0);
+    // A header the host refuses, or a value with a line break, is never sent (and never
+    // retried forever).
+    for header in [
+        ("proxy-authorization", "Basic x"),
+        ("x-ok", "a\r\nInjected: 1"),
+    ] {
+        let mut new = new_delivery("b1");
+        new.request
+            .as_mut()
+            .unwrap()
+            .headers
+            .push((header.0.into(), header.1.into()));
+        let d = engine.run(
+            engine.create(new, None).unwrap(),
+            Attempts::WithQuickRetries,
+        );
+        let d = d.unwrap();
+        assert_eq!(
+            (d.status, d.attempts.len()),
+            (Status::Failed, 0),
+            "{header:?}"
+        );
+    }
+    assert_eq!(rx.requests(), 0);
+}
+
+#[test]
+fn a_request_past_a_bound_is_failed_with_the_bound_never_cut() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let mut new = new_delivery("b1");
+    new.request.as_mut().unwrap().body = vec![b'x'; 64 * 1024 + 1];
+    let d = engine.run(engine.create(new, None).unwrap(), Attempts::FirstOnly);
+    let d = d.unwrap();
+    assert_eq!((d.status, d.attempts.len()), (Status::Failed, 0));
+    assert!(d.error.unwrap().contains("65536-byte bound"));
+    assert_eq!(rx.requests(), 0);
+}
+
+/// Sends a batch one by one and, before each request after the first, looks in the store
+/// at how the earlier deliveries stand.
+struct Watching<'k> {
+    kv: &'k MemoryKv,
+    ids: Mutex<Vec<String>>,
+    seen: Mutex<Vec<Vec<Status>>>,
+}
+
+impl Sender for Watching<'_> {
+    fn send(
+        &self,
+        _request: &OutboundRequest,
+        _extra: &[(String, String)],
+        _timeout: Duration,
+    ) -> Result<Received, SendFailure> {
+        let engine = Engine::new(self.kv, &NeverSends, &NeverSleeps);
+        let statuses = self
+            .ids
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|id| engine.get(id).unwrap().unwrap().status)
+            .collect();
+        self.seen.lock().unwrap().push(statuses);
+        status(200)
+    }
+}
+
+struct NeverSends;
+impl Sender for NeverSends {
+    fn send(
+        &self,
+        _: &OutboundRequest,
+        _: &[(String, String)],
+        _: Duration,
+    ) -> Result<Received, SendFailure> {
+        unreachable!()
+    }
+}
+struct NeverSleeps;
+impl Clock for NeverSleeps {
+    fn now(&self) -> Timestamp {
+        Timestamp(START)
+    }
+    fn sleep(&self, _: Duration) {}
+}
+
+#[test]
+fn a_batch_logs_each_attempt_as_it_ends_not_when_the_slowest_does() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let watching = Watching {
+        kv: &kv,
+        ids: Mutex::default(),
+        seen: Mutex::default(),
+    };
+    let engine = Engine::new(&kv, &watching, &clock);
+    let deliveries: Vec<Delivery> = (0..3)
+        .map(|_| engine.create(new_delivery("b1"), None).unwrap())
+        .collect();
+    *watching.ids.lock().unwrap() = deliveries.iter().map(|d| d.id.clone()).collect();
+    let done = engine.run_all(deliveries).unwrap();
+    assert!(done.iter().all(|d| d.status == Status::Delivered));
+    // Before the third request, the first two were already logged as delivered.
+    let seen = watching.seen.lock().unwrap();
+    assert_eq!(seen[0], [Status::Pending, Status::Pending, Status::Pending]);
+    assert_eq!(seen[2][..2], [Status::Delivered, Status::Delivered]);
 }

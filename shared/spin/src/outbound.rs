@@ -1,7 +1,8 @@
-//! The delivery engine's sender and clock on Spin: `wasi:http/outgoing-handler` with
-//! per-request timeouts (connect, first byte, between bytes), no redirects followed (wasi-http
-//! never follows them), the response body read up to the log's 20 KB, and batches sent
-//! concurrently (all requests started, then polled together).
+//! The delivery engine's sender and clock on Spin: `wasi:http/outgoing-handler` with a
+//! deadline per request (its timeout covers the whole exchange: connecting, sending, the
+//! response and its body; a receiver that trickles is cut there), no redirects followed
+//! (wasi-http never follows them), the response body read up to the log's bound, and batches
+//! sent concurrently (all requests started, then polled together, each reported as it ends).
 
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
     ErrorCode, Fields, FutureIncomingResponse, IncomingBody, Method, OutgoingBody, OutgoingRequest,
     RequestOptions, Scheme,
 };
+use wasi::clocks::monotonic_clock;
 use wasi::io::poll::{Pollable, poll};
 use wasi::io::streams::InputStream;
 
@@ -71,11 +73,11 @@ fn refused_by_host(addr: &str) -> bool {
         extra: Vec::new(),
         timeout: Duration::from_secs(2),
     };
-    let sent = send_batch(std::slice::from_ref(&probe));
-    matches!(
-        sent.first().map(|s| &s.result),
-        Some(Err(SendFailure::Network(m))) if m == PROHIBITED
-    )
+    let mut refused = false;
+    send_batch(std::slice::from_ref(&probe), &mut |_, sent| {
+        refused = matches!(&sent.result, Err(SendFailure::Network(m)) if m == PROHIBITED);
+    });
+    refused
 }
 
 /// What the host blocks, probed with requests to closed ports on 127.0.0.1 and 127.0.0.2
@@ -296,11 +298,14 @@ struct Reading {
 enum State {
     /// Waiting for the response's head.
     Waiting(FutureIncomingResponse),
-    /// Reading the body, up to the log's 20 KB.
+    /// Reading the body, up to the log's bound.
     Reading(Box<Reading>),
     /// Finished, at this time since the batch started.
     Done(Result<Received, SendFailure>, Duration),
 }
+
+/// Why an attempt ended at its deadline without a response.
+const DEADLINE: &str = "timed out: no response within timeoutMs";
 
 impl State {
     fn pollable(&self) -> Option<Pollable> {
@@ -332,8 +337,7 @@ impl State {
                     let received = Received {
                         status: response.status(),
                         headers,
-                        body: Vec::new(),
-                        truncated: false,
+                        ..Received::default()
                     };
                     let Ok(body) = response.consume() else {
                         return done(Ok(received));
@@ -367,6 +371,24 @@ impl State {
             done @ State::Done(..) => done,
         }
     }
+
+    /// Ends a request whose deadline has come: no response yet is a timeout; a response
+    /// whose body is still arriving counts with what arrived.
+    fn expire(self, started: Instant) -> State {
+        let elapsed = started.elapsed();
+        match self {
+            State::Waiting(_) => {
+                State::Done(Err(SendFailure::Timeout(DEADLINE.to_string())), elapsed)
+            }
+            State::Reading(r) => {
+                let mut received = r.received;
+                received.truncated = true;
+                received.cut_at_deadline = true;
+                State::Done(Ok(received), elapsed)
+            }
+            done @ State::Done(..) => done,
+        }
+    }
 }
 
 /// POSTs a JSON `body` to another component of this app through Spin's local chaining
@@ -381,6 +403,11 @@ pub fn chain(
 ) -> Result<u16, SendFailure> {
     let headers = Fields::from_list(&[
         ("content-type".to_string(), b"application/json".to_vec()),
+        // The chained request's log lines carry this request's id.
+        (
+            "x-request-id".to_string(),
+            funnelhooks_core::log::request_id().into_bytes(),
+        ),
         (
             "content-length".to_string(),
             body.len().to_string().into_bytes(),
@@ -427,19 +454,27 @@ impl Sender for SpinSender {
             extra: extra.to_vec(),
             timeout,
         };
-        self.send_all(std::slice::from_ref(&one))
-            .pop()
-            .map(|sent| sent.result)
-            .unwrap_or_else(|| Err(network("the request was not sent")))
+        let mut result = Err(network("the request was not sent"));
+        self.send_each(std::slice::from_ref(&one), &mut |_, sent| {
+            result = sent.result
+        });
+        result
     }
 
     /// Starts every request, then waits on all of them at once with `wasi:io/poll`: the
-    /// batch takes as long as its slowest receiver, not the sum. Requests to host names wait
-    /// for the [`Guard`].
-    fn send_all(&self, batch: &[Outgoing<'_>]) -> Vec<Sent> {
+    /// batch takes as long as its slowest receiver, not the sum, and each request is
+    /// reported as it ends. Requests to host names wait for the [`Guard`].
+    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
         let started = Instant::now();
         let (allowed, refused): (Vec<usize>, Vec<usize>) =
             (0..batch.len()).partition(|&i| self.guard.allows(batch[i].request));
+        for &i in &refused {
+            let sent = Sent {
+                result: Err(network(UNGUARDED)),
+                elapsed: started.elapsed(),
+            };
+            done(i, sent);
+        }
         let cleared: Vec<Outgoing<'_>> = allowed
             .iter()
             .map(|&i| Outgoing {
@@ -448,23 +483,19 @@ impl Sender for SpinSender {
                 timeout: batch[i].timeout,
             })
             .collect();
-        let mut results: Vec<Option<Sent>> = (0..batch.len()).map(|_| None).collect();
-        for (i, sent) in allowed.into_iter().zip(send_batch(&cleared)) {
-            results[i] = Some(sent);
-        }
-        for i in refused {
-            results[i] = Some(Sent {
-                result: Err(network(UNGUARDED)),
-                elapsed: started.elapsed(),
-            });
-        }
-        results.into_iter().flatten().collect()
+        send_batch(&cleared, &mut |k, sent| done(allowed[k], sent));
     }
 }
 
-/// Starts every request of `batch`, then polls them together until all are answered.
-fn send_batch(batch: &[Outgoing<'_>]) -> Vec<Sent> {
+/// Starts every request of `batch`, then polls them together, each until it is answered or
+/// its deadline (start plus its timeout) comes, and hands each to `done` as it ends.
+fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
     let started = Instant::now();
+    let origin = monotonic_clock::now();
+    let deadlines: Vec<u64> = batch
+        .iter()
+        .map(|o| origin.saturating_add(o.timeout.as_nanos() as u64))
+        .collect();
     let mut states: Vec<State> = batch
         .iter()
         .map(|o| match start(o.request, &o.extra, o.timeout) {
@@ -472,44 +503,59 @@ fn send_batch(batch: &[Outgoing<'_>]) -> Vec<Sent> {
             Err(e) => State::Done(Err(e), started.elapsed()),
         })
         .collect();
+    let mut reported = vec![false; batch.len()];
     loop {
+        for (i, state) in states.iter_mut().enumerate() {
+            if reported[i] {
+                continue;
+            }
+            if matches!(state, State::Done(..)) {
+                reported[i] = true;
+                let State::Done(result, elapsed) =
+                    std::mem::replace(state, State::Done(Ok(Received::default()), Duration::ZERO))
+                else {
+                    continue;
+                };
+                done(i, Sent { result, elapsed });
+            }
+        }
         let waiting: Vec<(usize, Pollable)> = states
             .iter()
             .enumerate()
             .filter_map(|(i, s)| s.pollable().map(|p| (i, p)))
             .collect();
-        if waiting.is_empty() {
+        let Some(next_deadline) = waiting.iter().map(|(i, _)| deadlines[*i]).min() else {
             break;
-        }
-        let refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
+        };
+        // The timer is last: an index past the requests means a deadline came.
+        let timer = monotonic_clock::subscribe_instant(next_deadline);
+        let mut refs: Vec<&Pollable> = waiting.iter().map(|(_, p)| p).collect();
+        refs.push(&timer);
         let ready = poll(&refs);
-        let ready: Vec<usize> = ready.iter().map(|&r| waiting[r as usize].0).collect();
+        let ready: Vec<usize> = ready
+            .iter()
+            .filter_map(|&r| waiting.get(r as usize).map(|(i, _)| *i))
+            .collect();
         // Pollables are children of the futures and streams: drop them before moving on.
         drop(refs);
-        drop(waiting);
+        drop(timer);
+        let waiting: Vec<usize> = waiting.into_iter().map(|(i, _)| i).collect();
         for i in ready {
-            let state = std::mem::replace(&mut states[i], State::Done(Ok(empty()), Duration::ZERO));
+            let state = std::mem::replace(
+                &mut states[i],
+                State::Done(Ok(Received::default()), Duration::ZERO),
+            );
             states[i] = state.advance(started);
         }
-    }
-    states
-        .into_iter()
-        .map(|s| match s {
-            State::Done(result, elapsed) => Sent { result, elapsed },
-            // The loop ends only when every request is done.
-            _ => Sent {
-                result: Err(network("the request was not finished")),
-                elapsed: started.elapsed(),
-            },
-        })
-        .collect()
-}
-
-fn empty() -> Received {
-    Received {
-        status: 0,
-        headers: Vec::new(),
-        body: Vec::new(),
-        truncated: false,
+        let now = monotonic_clock::now();
+        for i in waiting {
+            if deadlines[i] <= now && !matches!(states[i], State::Done(..)) {
+                let state = std::mem::replace(
+                    &mut states[i],
+                    State::Done(Ok(Received::default()), Duration::ZERO),
+                );
+                states[i] = state.expire(started);
+            }
+        }
     }
 }
