@@ -145,6 +145,7 @@ impl HostBuilder {
                 resolver,
                 running: Arc::default(),
                 fuel: Mutex::default(),
+                logs: crate::logs::LogSink::default(),
             }),
         })
     }
@@ -166,6 +167,8 @@ struct AppInner {
     running: Arc<Running>,
     /// Per component: handlers run and Wasm fuel they used (`FUNNELHOOKS_FUEL=1`).
     fuel: Mutex<HashMap<String, Fuel>>,
+    /// What the components wrote to stderr.
+    logs: crate::logs::LogSink,
 }
 
 /// Wasm fuel used by one component's handlers: Wasmtime charges about one unit per Wasm
@@ -301,6 +304,11 @@ impl App {
         self.inner.fuel.lock().unwrap().clone()
     }
 
+    /// The lines the components wrote to stderr so far (their JSON log).
+    pub fn logs(&self) -> Vec<String> {
+        self.inner.logs.lines()
+    }
+
     /// Serves the app on `127.0.0.1` at a free port until the returned server is dropped.
     pub async fn serve(&self) -> Result<crate::server::Server> {
         crate::server::Server::start(self.clone()).await
@@ -321,7 +329,9 @@ impl AppInner {
         let req = crate::headers::with_spin_headers(req, &route, client)?;
 
         let mut wasi = WasiCtxBuilder::new();
-        wasi.inherit_stdout().inherit_stderr().envs(&runtime.env);
+        wasi.inherit_stdout()
+            .stderr(self.logs.clone())
+            .envs(&runtime.env);
         let state = HostState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),

@@ -9,6 +9,7 @@ pub mod client;
 pub mod headers;
 pub mod host;
 pub mod kv;
+pub mod logs;
 pub mod manifest;
 pub mod outbound;
 pub mod receiver;

@@ -87,7 +87,30 @@ fn answer(method: &str, path: &str) -> Response {
 
 #[spin_sdk::http_component]
 fn handle(req: Request) -> impl IntoResponse {
-    answer(&req.method().to_string(), req.path())
+    use funnelhooks_core::log::{self, Level};
+    let started = std::time::Instant::now();
+    let level = spin_sdk::variables::get("log_level")
+        .ok()
+        .and_then(|l| Level::parse(&l))
+        .unwrap_or(Level::Info);
+    log::begin("console", funnelhooks_core::new_id(), level);
+    let method = req.method().to_string();
+    let mut response = answer(&method, req.path());
+    response.set_header("x-request-id", log::request_id());
+    let status = *response.status();
+    let level = if status >= 400 {
+        Level::Warn
+    } else {
+        Level::Info
+    };
+    if let Some(line) = log::line(level, "request") {
+        line.str("route", "/...")
+            .str("method", &method)
+            .num("status", i64::from(status))
+            .num("durationMs", started.elapsed().as_millis() as i64)
+            .emit();
+    }
+    response
 }
 
 #[cfg(test)]

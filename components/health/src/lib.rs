@@ -14,6 +14,8 @@ const PROBE_KEY: &str = "health:probe";
 
 #[spin_sdk::http_component]
 async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    funnelhooks_spin::begin("health", &req);
+    funnelhooks_core::log::set_route("/api/health");
     // The route table (`funnelhooks_routes::health`) decides; only the method can be wrong.
     let method = req.method().to_string();
     let path = req.path_with_query().unwrap_or_default();

@@ -8,6 +8,7 @@ pub mod error;
 pub mod form;
 pub mod ids;
 pub mod json;
+pub mod log;
 pub mod media;
 pub mod paging;
 pub mod secret;

@@ -1,6 +1,7 @@
 //! The one place errors become responses: `{"error": {"code", "message", "field"}}` with the
 //! status the error's kind maps to. The domain crates never name a status.
 
+use funnelhooks_core::log::Level;
 use funnelhooks_core::{Error, Kind};
 use spin_sdk::http::Response;
 
@@ -67,10 +68,16 @@ impl ApiError {
     /// The JSON response. What only operators should see (a store's own message) is logged,
     /// never sent.
     pub fn response(&self) -> Response {
-        if let Some(detail) = &self.error.detail {
-            eprintln!("{} {}: {detail}", self.status, self.error.code);
-        }
         let e = &self.error;
+        funnelhooks_core::log::note_error(e.code, e.field.as_deref());
+        if let Some(detail) = &e.detail
+            && let Some(line) = funnelhooks_core::log::line(Level::Error, "problem")
+        {
+            line.str("code", e.code)
+                .num("status", i64::from(self.status))
+                .str("detail", &funnelhooks_core::log::redact_keys(detail))
+                .emit();
+        }
         let mut body = serde_json::json!({"error": {
             "code": e.code, "message": e.message, "field": e.field,
         }});

@@ -14,7 +14,7 @@ pub mod router;
 pub use error::{ApiError, json};
 pub use kv::SpinKv;
 pub use outbound::{PrivateNetworks, SpinClock, SpinSender, private_networks};
-pub use respond::respond;
+pub use respond::{begin, respond};
 pub use router::{public_route, route};
 
 use funnelhooks_core::Timestamp;

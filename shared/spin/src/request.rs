@@ -76,8 +76,12 @@ pub fn chat_id(segment: &str) -> Result<i64, Error> {
     funnelhooks_core::chat::parse(segment, "chatId")
 }
 
-/// `https://hooks.example.com`: the `public_base_url` variable, else the origin this request
-/// came to (for the URLs users paste elsewhere: postback links, ingest URLs).
+/// `https://hooks.example.com`: the `public_base_url` variable, for the URLs users paste
+/// elsewhere (postback links, ingest URLs). Without it, the origin this request came to only
+/// when that is this machine (`localhost`, `127.0.0.1`, `[::1]`: a laptop, a test): a `Host`
+/// header can be set by anyone on the way, and a link built from it would send trackers,
+/// and the secret in the link, elsewhere. Otherwise empty: URLs are paths, and the answer
+/// says to set `public_base_url`.
 pub fn public_base(req: &Request) -> String {
     let configured = spin_sdk::variables::get("public_base_url").unwrap_or_default();
     if !configured.trim().is_empty() {
@@ -88,8 +92,25 @@ pub fn public_base(req: &Request) -> String {
         .and_then(|h| h.as_str())
         .unwrap_or("");
     // scheme://authority is everything before the third '/'.
-    match full.match_indices('/').nth(2) {
-        Some((i, _)) => full[..i].to_string(),
-        None => full.to_string(),
+    let origin = match full.match_indices('/').nth(2) {
+        Some((i, _)) => &full[..i],
+        None => full,
+    };
+    let host = origin.split_once("://").map_or("", |(_, a)| a);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    let local = host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if local {
+        origin.to_string()
+    } else {
+        String::new()
     }
 }
+
+/// What an answer carrying links says when they are paths: how to get full URLs.
+pub const NO_PUBLIC_BASE: &str = "public_base_url is not set and this request did not come to localhost: the URLs are paths; set public_base_url (e.g. https://hooks.example.com) to get full URLs";

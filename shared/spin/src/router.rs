@@ -26,7 +26,10 @@ pub fn public_route<Op: Copy>(
 fn matched<Op: Copy>(table: &[Route<Op>], req: &Request) -> Result<(Route<Op>, Params), ApiError> {
     let method = req.method().to_string();
     match find(table, &method, req.path()) {
-        Found::Route(route, params) => Ok((route, params)),
+        Found::Route(route, params) => {
+            funnelhooks_core::log::set_route(route.path);
+            Ok((route, params))
+        }
         Found::WrongMethod(allowed) => Err(ApiError::method_not_allowed(allowed)),
         Found::NoRoute => Err(ApiError::no_route()),
     }
