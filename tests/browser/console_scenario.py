@@ -211,7 +211,7 @@ def main():
         page.get_by_label("New service name").fill("shop.example widget")
         page.get_by_role("button", name="Create service").click()
         expect(page.locator("#ingest-once")).to_contain_text("ik_")
-        ingest = page.locator("#ingest-url").inner_text()
+        ingest = page.locator("#ingest-once #ingest-url").inner_text()
         assert "/events/pk_" in ingest, ingest
         page.get_by_role("link", name="+ Address").click()
         page.get_by_label("Name", exact=True).fill("CRM")

@@ -28,6 +28,7 @@ pub(crate) struct Ctx<'a> {
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    funnelhooks_spin::begin("bots-api", &incoming);
     let response = match read(incoming, MAX_JSON_BODY).await {
         Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
         Err(e) => e.response(),

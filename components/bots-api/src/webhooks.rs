@@ -1,17 +1,28 @@
 //! `/api/bots/{botId}/webhooks`: postback links ("Add Webhook"). Creating one returns the URL
-//! to paste into a tracker, built from the `public_base_url` variable or, when that is empty,
-//! from the origin this request came to.
+//! to paste into a tracker, built from the `public_base_url` variable (or, on this machine,
+//! from the local origin the request came to; see `public_base`).
 
 use funnelhooks_core::Error;
+use funnelhooks_dialogs::bots::PostbackLink;
 use funnelhooks_spin::json;
-use funnelhooks_spin::request::public_base;
+use funnelhooks_spin::request::{NO_PUBLIC_BASE, public_base};
+use serde_json::Value as Json;
 use spin_sdk::http::Response;
 
 use crate::Ctx;
 
+/// A link as the API shows it; a path-only URL says why.
+fn view(link: &PostbackLink, base: &str) -> Json {
+    let mut v = link.view(base);
+    if base.is_empty() {
+        v["urlWarning"] = Json::from(NO_PUBLIC_BASE);
+    }
+    v
+}
+
 pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     let link = ctx.repo.create_link(ctx.params.get("botId"), ctx.now)?;
-    Ok(json(201, &link.view(&public_base(ctx.req))))
+    Ok(json(201, &view(&link, &public_base(ctx.req))))
 }
 
 /// `PUT /api/bots/{botId}/webhooks/{postbackId}`: imports a Chatterfy link's id, so its
@@ -24,7 +35,7 @@ pub(crate) fn import(ctx: &Ctx) -> Result<Response, Error> {
         ctx.now,
     )?;
     let status = if created { 201 } else { 200 };
-    Ok(json(status, &link.view(&public_base(ctx.req))))
+    Ok(json(status, &view(&link, &public_base(ctx.req))))
 }
 
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
@@ -34,7 +45,7 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
         .repo
         .links(&bot)?
         .iter()
-        .map(|l| l.view(&base))
+        .map(|l| view(l, &base))
         .collect();
     Ok(json(200, &serde_json::json!({ "items": items })))
 }

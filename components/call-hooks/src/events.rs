@@ -163,7 +163,7 @@ pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
         Err(e) => {
             // The tracker's retry takes over at once, creating what is missing.
             if let Err(release) = ctx.repo.release_event(&service.id, which, ctx.now) {
-                eprintln!("call-hooks: could not release the event: {release}");
+                problem("event_release_failed", &release.to_string());
             }
             Err(e)
         }
@@ -179,7 +179,7 @@ fn deliver_event(
     answer: &mut Json,
 ) -> Result<FanOut, Error> {
     let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
-    let engine = Engine::new(ctx.kv, &sender, &clock);
+    let engine = Engine::new(ctx.kv, &sender, &clock).with_policy(ctx.policy);
     let hooks: Vec<&HookRecord> = service
         .hooks
         .iter()
@@ -224,7 +224,9 @@ fn deliver_event(
 pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
     let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
     let secrets = HookSecrets(&fan_out.service);
-    let engine = Engine::new(ctx.kv, &sender, &clock).with_secrets(&secrets);
+    let engine = Engine::new(ctx.kv, &sender, &clock)
+        .with_secrets(&secrets)
+        .with_policy(ctx.policy);
     // If this fails (the store), the held deliveries are sent by the sweep after the lease.
     match engine.run_all(fan_out.deliveries) {
         Ok(done) => {
@@ -236,10 +238,19 @@ pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
                     .repo
                     .mark_hook_gone(&fan_out.service.id, hook_id, ctx.now)
                 {
-                    eprintln!("call-hooks: could not mark hook {hook_id} gone: {e}");
+                    problem("mark_gone_failed", &e.to_string());
                 }
             }
         }
-        Err(e) => eprintln!("call-hooks: first attempts not finished: {e}"),
+        Err(e) => problem("first_attempts_unfinished", &e.to_string()),
+    }
+}
+
+/// Logs work after the answer that could not be done (the sweep or the tracker's retry
+/// takes it over).
+fn problem(event: &str, detail: &str) {
+    if let Some(line) = funnelhooks_core::log::line(funnelhooks_core::log::Level::Error, event) {
+        line.str("detail", &funnelhooks_core::log::redact_keys(detail))
+            .emit();
     }
 }

@@ -100,7 +100,9 @@ pub(crate) fn test_send(ctx: &Ctx) -> Result<Response, Error> {
     new.max_attempts = 1;
     let (sender, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
     let secrets = crate::events::HookSecrets(&service);
-    let engine = Engine::new(ctx.kv, &sender, &clock).with_secrets(&secrets);
+    let engine = Engine::new(ctx.kv, &sender, &clock)
+        .with_secrets(&secrets)
+        .with_policy(ctx.policy);
     let created = engine.create(new, None)?;
     let done = engine.run(created, Attempts::FirstOnly)?;
     Ok(json(200, &done.view()))

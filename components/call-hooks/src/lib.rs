@@ -33,6 +33,7 @@ pub(crate) struct Ctx<'a> {
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    funnelhooks_spin::begin("call-hooks", &incoming);
     // Hook forms are the largest bodies (50 parameters of 2 KB each fit); events are
     // checked against their own, smaller limit.
     let req = match read(incoming, hooks::MAX_FORM_BYTES).await {

@@ -1,40 +1,34 @@
 //! `/api/calls/services`: call-tracking services and their ingest keys, and the list of
 //! call parameters a hook can send.
 
+use funnelhooks_calls::repo::path_key_of;
 use funnelhooks_calls::{PRESETS, Service};
 use funnelhooks_core::Error;
 use funnelhooks_core::json::Members;
 use funnelhooks_spin::json;
-use funnelhooks_spin::request::{body, paging, public_base};
+use funnelhooks_spin::request::{NO_PUBLIC_BASE, body, paging, public_base};
 use serde_json::{Value as Json, json};
 use spin_sdk::http::Response;
 
 use crate::Ctx;
 
-/// The URL the telephony side posts events to, with the key.
-fn ingest_url(ctx: &Ctx, service: &Service, key: &str) -> String {
-    format!(
-        "{}/api/calls/services/{}/events?key={key}",
-        public_base(ctx.req),
-        service.id
-    )
+/// The URL the telephony side posts events to, with the key, under `base`.
+fn ingest_url(base: &str, service: &Service, key: &str) -> String {
+    format!("{base}/api/calls/services/{}/events?key={key}", service.id)
 }
 
 /// Where the service's events go, the key in the path: what a call tracker whose webhook
-/// form has only host, port and path (CallKeeper's) is given.
-fn ingest_path(service: &Service) -> String {
-    format!(
-        "/api/calls/services/{}/events/{}",
-        service.id,
-        service.path_key()
-    )
+/// form has only host, port and path (CallKeeper's) is given. Known only with the key.
+fn ingest_path(service: &Service, path_key: &str) -> String {
+    format!("/api/calls/services/{}/events/{path_key}", service.id)
 }
 
-/// The service as the admin sees it: with the ingest URL that carries its path key.
-fn view(ctx: &Ctx, service: &Service) -> Json {
+/// The service as the admin sees it: its key is not kept, so neither is the path that
+/// carries it; a service whose path key could be computed from the store says so.
+fn view(service: &Service) -> Json {
     let mut v = service.view();
-    v["ingestPath"] = Json::from(ingest_path(service));
-    v["ingestUrlWithKey"] = Json::from(format!("{}{}", public_base(ctx.req), ingest_path(service)));
+    v["ingestPathPrefix"] = Json::from(format!("/api/calls/services/{}/events/", service.id));
+    v["legacyPathKey"] = Json::from(service.has_legacy_path_key());
     v
 }
 
@@ -56,10 +50,18 @@ pub(crate) fn parameters() -> Response {
     json(200, &json!({"parameters": preset_list()}))
 }
 
-/// The service as shown once, with its new key and ingest URL.
+/// The service as shown once, with its new key, its ingest URL and the path that carries
+/// its path key.
 fn with_key(ctx: &Ctx, service: &Service, key: String) -> Json {
-    let mut v = view(ctx, service);
-    v["ingestUrl"] = Json::from(ingest_url(ctx, service, &key));
+    let mut v = view(service);
+    let path = ingest_path(service, &path_key_of(&key));
+    let base = public_base(ctx.req);
+    if base.is_empty() {
+        v["urlWarning"] = Json::from(NO_PUBLIC_BASE);
+    }
+    v["ingestUrl"] = Json::from(ingest_url(&base, service, &key));
+    v["ingestUrlWithKey"] = Json::from(format!("{base}{path}"));
+    v["ingestPath"] = Json::from(path);
     v["ingestKey"] = Json::from(key);
     v
 }
@@ -76,13 +78,13 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
     let services = ctx.repo.services(page.after(), page.limit)?;
-    Ok(json(200, &services.to_json(|s| view(ctx, s))))
+    Ok(json(200, &services.to_json(view)))
 }
 
 /// `GET /api/calls/services/{id}`: the service, its hooks and the call parameters.
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
-    let mut v = view(ctx, &service);
+    let mut v = view(&service);
     v["hooks"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
     v["parameters"] = preset_list();
     Ok(json(200, &v))

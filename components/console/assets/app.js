@@ -732,7 +732,7 @@
           h('td', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null),
           h('td', { class: 'mono' }, h('a', { href: '#/deliveries/' + enc(d.id) }, d.request.method + ' ' + d.request.url)),
           h('td', { class: 'opt mono' }, d.chatId != null ? t('chat {id}', { id: d.chatId }) : d.callId != null ? t('call {id}', { id: d.callId }) : ''),
-          h('td', { class: 'opt' }, String(d.attempts.length)), h('td', { class: 'opt' }, when(d.createdAt))))))) : h('p', { class: 'muted' }, t('No deliveries match.')),
+          h('td', { class: 'opt' }, String(d.attemptCount)), h('td', { class: 'opt' }, when(d.createdAt))))))) : h('p', { class: 'muted' }, t('No deliveries match.')),
       list.nextCursor ? h('a', { href: '#/deliveries?' + next }, t('Next page')) : null);
   }
 
@@ -772,15 +772,16 @@
         a.error ? h('p', { class: 'error' }, a.error) : null,
         headerList(a.headers),
         a.body ? h('pre', { class: 'mono' }, a.body) : null,
-        a.truncated ? h('p', { class: 'muted' }, t('(cut at 20 KB)')) : null))) : h('p', { class: 'muted' }, t('No attempts yet.')));
+        a.truncated ? h('p', { class: 'muted' }, t('(cut: the log keeps the first 4 KB and 32 headers of an answer)')) : null))) : h('p', { class: 'muted' }, t('No attempts yet.')));
   }
 
   // ---- call tracking -----------------------------------------------------------------------
   function keyOnce(s) {
     return h('div', { class: 'banner ok', id: 'ingest-once', role: 'status' },
-      h('p', null, h('strong', null, t('Shown once: copy the key now.'))),
+      h('p', null, h('strong', null, t('Shown once: copy the key and the URLs now.'))),
       h('p', null, t('Ingest key'), ' ', h('span', { class: 'mono' }, s.ingestKey), ' ', copyButton(s.ingestKey)),
-      h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)));
+      h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)),
+      h('p', null, t('URL with the key in its path (CallKeeper)'), ' ', h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)));
   }
   let justCreated = null;
 
@@ -822,14 +823,16 @@
       crumbs(['#/calls', t('Call tracking')], [null, s.name]),
       onceBox,
       h('div', { class: 'card' }, h('h2', null, t('Ingest')),
-        h('p', { class: 'muted' }, t('For CallKeeper: add a webhook with the host, port and path of this URL (its key is in the path), for both events, one parameter row per parameter.')),
-        h('p', null, h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)),
-        h('p', { class: 'muted' }, t('Key ends with {hint}. Other trackers may send the key in X-Ingest-Key or ?key=.', { hint: s.ingestKeyHint })),
+        h('p', { class: 'muted' }, t('For CallKeeper: add a webhook with the host, port and path of the URL with the key in its path (shown once, when the key is made), for both events, one parameter row per parameter.')),
+        h('p', { class: 'mono' }, location.origin + s.ingestPathPrefix + 'pk_…'),
+        h('p', { class: 'muted' }, t('Key ends with {hint}. Other trackers may send the key in X-Ingest-Key or ?key=. Lost the URLs? Rotate the key to get new ones.', { hint: s.ingestKeyHint })),
+        s.legacyPathKey ? h('p', { class: 'banner warn', id: 'legacy-path-key' }, t('This service was made before path keys were secret from the store: rotate its key to renew the URL with the key in its path.')) : null,
         button(t('Rotate key'), async () => {
           if (!confirm(t('Make a new key? The old key and the old URLs stop at once.'))) return;
           const r = await api('POST', '/api/calls/services/' + enc(serviceId) + '/ingest-key');
           onceBox.replaceChildren(keyOnce(r));
-          document.getElementById('ingest-url').textContent = r.ingestUrlWithKey;
+          const legacy = document.getElementById('legacy-path-key');
+          if (legacy) legacy.remove();
         }, null, { id: 'rotate-key' })),
       h('h2', null, t('Hooks')),
       h('div', { class: 'actions' }, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/new', id: 'add-hook', class: 'button' }, t('+ Address')),

@@ -122,7 +122,8 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
         .engine
         .list(&filter.scope, page.cursor, page.limit, |d| filter.keeps(d))?;
     let page = funnelhooks_core::Page { items, next };
-    Ok(json(200, &page.to_json(Delivery::view)))
+    // Summaries: a list stays small whatever its deliveries carry (bodies are in the detail).
+    Ok(json(200, &page.to_json(Delivery::summary)))
 }
 
 /// `GET /api/deliveries/{id}`.

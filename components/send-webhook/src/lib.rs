@@ -38,6 +38,7 @@ pub(crate) struct Ctx<'a> {
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    funnelhooks_spin::begin("send-webhook", &incoming);
     let response = match read(incoming, MAX_JSON_BODY).await {
         Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
         Err(e) => e.response(),
@@ -83,7 +84,9 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         params,
         kv: &kv,
         repo: Repo::new(&kv),
-        engine: Engine::new(&kv, &sender, &clock).with_secrets(&secrets),
+        engine: Engine::new(&kv, &sender, &clock)
+            .with_secrets(&secrets)
+            .with_policy(policy),
         policy,
         now: clock.now(),
     };

@@ -6,12 +6,15 @@
 //! delivered by the send-webhook component through Spin's local chaining, after this
 //! component has answered: the tracker never waits for the receiver, nor for retries.
 
+use std::collections::BTreeMap;
+
 use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
 use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
 use std::time::Duration;
 
+use funnelhooks_core::log::Level;
 use funnelhooks_spin::kv::BatchedSpinKv;
 use funnelhooks_spin::outbound::chain;
 use funnelhooks_spin::request::read;
@@ -25,6 +28,7 @@ const CHAIN_TIMEOUT: Duration = Duration::from_secs(28);
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
+    funnelhooks_spin::begin("update-dialog", &incoming);
     let (response, reached) = match read(incoming, MAX_BODY_BYTES).await {
         Ok(req) => match update_dialog(&req) {
             Ok(done) => done,
@@ -37,8 +41,13 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         let body = serde_json::to_vec(&reached).unwrap_or_default();
         // The postback is answered already. If the chain fails, the handoff written before
         // the answer is still there, and the retry sweep delivers it.
-        if let Err(e) = chain("send-webhook", STEP_REACHED, &body, CHAIN_TIMEOUT) {
-            eprintln!("update-dialog: could not reach send-webhook: {e:?}");
+        if let Err(e) = chain("send-webhook", STEP_REACHED, &body, CHAIN_TIMEOUT)
+            && let Some(line) = funnelhooks_core::log::line(Level::Warn, "chain_failed")
+        {
+            line.str("to", "send-webhook")
+                .str("error", e.message())
+                .str("then", "the retry sweep delivers the step entry")
+                .emit();
         }
     }
 }
@@ -73,25 +82,66 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     // Handed off before the dialog changed (see `funnelhooks_dialogs::handoff`): if the
     // chained delivery never happens, the retry sweep delivers it.
     let reached = done.step_entry;
-    // Written straight from the dialog: no copy of it and no JSON tree in between (a tenth
-    // of a postback's Wasm instructions).
+    // What this postback wrote and nothing else: the link is a shared secret that sits in
+    // a tracker's settings, and must not read the dialog's other data (docs/security.md).
+    let u = &done.update;
     let answer = Answer {
         ok: true,
+        chat_id: u.chat_id,
         created: done.created,
-        undefined_fields: &done.update.undefined_fields,
-        dialog: &done.dialog.into_view(),
+        changed: done.dialog.is_some(),
+        applied: Applied {
+            step_id: u.step.as_ref().map(|s| s.id.as_str()),
+            step_key: u.step.as_ref().map(|s| s.key.as_str()),
+            status: u.status,
+            fields: &u.fields,
+            tracker: &u.tracker,
+            add_tags: &u.add_tags,
+            remove_tags: &u.remove_tags,
+        },
+        undefined_fields: &u.undefined_fields,
         webhook_queued: reached.is_some(),
     };
     Ok((json(200, &answer), reached))
 }
 
-/// A postback's answer; the dialog's members in the order of the design card.
+/// A postback's answer: accepted, whether it made the dialog, and what it wrote.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Answer<'a> {
     ok: bool,
+    chat_id: i64,
     created: bool,
+    changed: bool,
+    applied: Applied<'a>,
     undefined_fields: &'a [String],
-    dialog: &'a funnelhooks_dialogs::Dialog,
     webhook_queued: bool,
+}
+
+/// The members a postback wrote, as it wrote them (typed by the bot's field definitions).
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Applied<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    step_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<funnelhooks_dialogs::Status>,
+    #[serde(skip_serializing_if = "no_entries")]
+    fields: &'a BTreeMap<String, funnelhooks_dialogs::FieldValue>,
+    #[serde(skip_serializing_if = "no_entries")]
+    tracker: &'a BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "no_items")]
+    add_tags: &'a [String],
+    #[serde(skip_serializing_if = "no_items")]
+    remove_tags: &'a [String],
+}
+
+fn no_entries<V>(map: &&BTreeMap<String, V>) -> bool {
+    map.is_empty()
+}
+
+fn no_items(items: &&[String]) -> bool {
+    items.is_empty()
 }

@@ -236,12 +236,23 @@ impl HookConfig {
     }
 
     /// The hook `form` describes, sent back after a view: a constant whose value is `***`
-    /// keeps the value this hook has for a constant of that name.
+    /// keeps the value this hook has for a constant of that name, as long as the hook still
+    /// sends where it did (protocol, host, port); to another place it must be entered again.
     pub fn replaced(&self, form: &Json) -> Result<Self, Error> {
         let mut form = form.clone();
         keep_secret(&mut form, self.options.secret_text.as_deref())?;
+        // Where the form sends, read as a whole form would (defaults included).
+        let moved = Self::from_json(&form)
+            .is_ok_and(|f| (f.protocol, &f.host, f.port) != (self.protocol, &self.host, self.port));
         if let Some(Json::Array(rows)) = form.get_mut("parameters") {
-            for row in rows.iter_mut() {
+            for (i, row) in rows.iter_mut().enumerate() {
+                if moved && row["value"].as_str() == Some(MASK) {
+                    return Err(Error::invalid(
+                        "secret_not_carried",
+                        &format!("parameters[{i}].value"),
+                        "the hook now sends to another host: enter this value again (a stored secret is never sent to a host it was not saved for)",
+                    ));
+                }
                 let kept = self.parameters.iter().find_map(|p| match &p.value {
                     ParamValue::Constant(c) if row["name"].as_str() == Some(p.name.as_str()) => {
                         Some(c.clone())
@@ -345,15 +356,17 @@ impl HookConfig {
             body = self.content_type.body(values);
         }
         let url = check_target(url.as_str(), policy).map_err(|e| e.at("host"))?;
-        Ok(Built {
-            request: OutboundRequest {
-                method: if self.post { "POST" } else { "GET" }.into(),
-                url: url.to_string(),
-                headers,
-                body,
-            },
-            missing,
-        })
+        let request = OutboundRequest {
+            method: if self.post { "POST" } else { "GET" }.into(),
+            url: url.to_string(),
+            headers,
+            body,
+        };
+        // Past a bound (a long event value in many parameters): never sent, never cut.
+        if let Some(why) = request.unsendable(policy) {
+            return Err(Error::invalid("unsendable", "parameters", why));
+        }
+        Ok(Built { request, missing })
     }
 
     /// Each parameter's name and value for `event`, and the names the event lacks.

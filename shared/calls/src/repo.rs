@@ -65,6 +65,10 @@ pub struct Service {
     pub key_hash: String,
     /// The key's last four characters, to tell keys apart.
     pub key_hint: String,
+    /// SHA-256 of the path key ([`path_key_of`]), hex; absent in services made before path
+    /// keys were derived from the key itself (their path key is derived from `key_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_key_hash: Option<String>,
     /// The hooks, in the order they were added.
     pub hooks: Vec<HookRecord>,
     /// Created.
@@ -93,18 +97,29 @@ impl Service {
         matches_hash(key, &self.key_hash)
     }
 
-    /// The key that goes in an ingest URL's path, for call trackers whose webhook form has
-    /// no header and no `?`: `pk_` and 48 hex digits derived from the ingest key's hash, so
-    /// the service view can show it, and rotating the key changes it.
-    pub fn path_key(&self) -> String {
+    /// Whether `given`, the last segment of an ingest URL's path, opens this service: its
+    /// path key, or its ingest key itself. A service made before path keys were derived
+    /// from the key itself still takes its old path key (derived from the stored hash:
+    /// rotating the key ends that).
+    pub fn path_key_matches(&self, given: &str) -> bool {
+        let path_key = match &self.path_key_hash {
+            Some(hash) => matches_hash(given, hash),
+            None => same_secret(given, &self.legacy_path_key()),
+        };
+        path_key || self.key_matches(given)
+    }
+
+    /// The old kind of path key, derived from the stored hash (a copy of the store can
+    /// compute it).
+    fn legacy_path_key(&self) -> String {
         let derived = hash_hex(format!("ingest-path:{}", self.key_hash).as_bytes());
         format!("pk_{}", &derived[..48])
     }
 
-    /// Whether `given`, the last segment of an ingest URL's path, opens this service: its
-    /// path key, or its ingest key itself.
-    pub fn path_key_matches(&self, given: &str) -> bool {
-        same_secret(given, &self.path_key()) || self.key_matches(given)
+    /// Whether this service still has a path key of the old kind (see
+    /// [`Service::path_key_matches`]).
+    pub fn has_legacy_path_key(&self) -> bool {
+        self.path_key_hash.is_none()
     }
 
     /// The hook `id`, or a 404.
@@ -183,6 +198,14 @@ fn hook_missing() -> Error {
 }
 
 /// A new ingest key: `ik_` and 64 hex digits (two random UUIDs' worth, 244 random bits).
+/// The key that goes in an ingest URL's path, for call trackers whose webhook form has no
+/// header and no `?`: `pk_` and 48 hex digits derived from the ingest key itself (not from
+/// anything stored), so only who has the key can make it; shown with the key, once.
+pub fn path_key_of(key: &str) -> String {
+    let derived = hash_hex(format!("ingest-path:{key}").as_bytes());
+    format!("pk_{}", &derived[..48])
+}
+
 fn new_key() -> String {
     format!(
         "ik_{}{}",
@@ -224,6 +247,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
             name,
             key_hash: hash_hex(key.as_bytes()),
             key_hint: key[key.len() - 4..].to_string(),
+            path_key_hash: Some(hash_hex(path_key_of(&key).as_bytes())),
             hooks: Vec::new(),
             created_at: now,
             updated_at: now,
@@ -286,6 +310,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         self.modify_service(id, now, |s| {
             s.key_hash = hash_hex(key.as_bytes());
             s.key_hint = key[key.len() - 4..].to_string();
+            s.path_key_hash = Some(hash_hex(path_key_of(&key).as_bytes()));
             Ok(())
         })?;
         Ok(key)

@@ -269,6 +269,50 @@ pub fn valid_link_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Why a postback id someone wants to import is too easy to guess to be a link's secret, if
+/// it is: it carries the bot's own id (which is not secret), or it has less than 64 bits of
+/// randomness by its letters' spread (an all-zero or patterned id). A Chatterfy id (a random
+/// UUID, about 115 bits) passes.
+pub fn guessable_link_id(id: &str, bot_id: &str) -> Option<&'static str> {
+    let symbols: Vec<u8> = id
+        .bytes()
+        .filter(|b| !matches!(b, b'-' | b'_'))
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    let bot: Vec<u8> = bot_id
+        .bytes()
+        .filter(|b| *b != b'-')
+        .map(|b| b.to_ascii_lowercase())
+        .collect();
+    if !bot.is_empty() && symbols.windows(bot.len()).any(|w| w == bot.as_slice()) {
+        return Some("it contains the bot's own id, which is not a secret");
+    }
+    let mut counts = [0u32; 256];
+    for b in &symbols {
+        counts[usize::from(*b)] += 1;
+    }
+    let n = symbols.len() as f64;
+    let per_symbol: f64 = counts
+        .iter()
+        .filter(|c| **c > 0)
+        .map(|&c| {
+            let p = f64::from(c) / n;
+            -p * p.log2()
+        })
+        .sum();
+    // Runs a random id almost never has (one in millions): seven of a kind, eight in a row.
+    let run = symbols.windows(7).any(|w| w.iter().all(|b| *b == w[0]))
+        || symbols
+            .windows(8)
+            .any(|w| w.windows(2).all(|p| p[1] == p[0].wrapping_add(1)));
+    if per_symbol * n < 64.0 || per_symbol < 2.5 || run {
+        return Some(
+            "it is not random enough to keep secret (too few different characters, or a run); create a new link instead",
+        );
+    }
+    None
+}
+
 impl PostbackLink {
     /// The full URL to paste into a tracker, under `base` (scheme and host, no trailing `/`).
     pub fn url(&self, base: &str) -> String {

@@ -24,7 +24,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 
 use crate::bots::{
     Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, bot_of_link_id,
-    new_link_id, valid_link_id,
+    guessable_link_id, new_link_id, valid_link_id,
 };
 use crate::handoff::StepReached;
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
@@ -43,8 +43,9 @@ pub struct Repo<'a, K: Kv> {
 /// What an updateDialog postback did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Postback {
-    /// The dialog after the update.
-    pub dialog: Dialog,
+    /// The dialog after the update; `None` when the postback asked for no change (then
+    /// nothing was written, and no dialog created).
+    pub dialog: Option<Dialog>,
     /// The validated update.
     pub update: Update,
     /// Whether the dialog was created by this postback.
@@ -273,6 +274,13 @@ impl<'a, K: Kv> Repo<'a, K> {
                 "bad_postback_id",
                 "postbackId",
                 "a postback id is 16 to 64 of A-Z a-z 0-9 - _ (Chatterfy's are UUID-shaped)",
+            ));
+        }
+        if let Some(why) = guessable_link_id(link_id, bot_id) {
+            return Err(Error::invalid(
+                "guessable_postback_id",
+                "postbackId",
+                format!("this postback id cannot be a link: {why}"),
             ));
         }
         self.bot(bot_id)?;
@@ -565,6 +573,15 @@ impl<'a, K: Kv> Repo<'a, K> {
         K: GetMany,
     {
         let (bot, update, seen) = self.read_postback(link_id, params)?;
+        if update.is_empty() {
+            return Ok(Postback {
+                dialog: None,
+                update,
+                created: false,
+                entered_step: None,
+                step_entry: None,
+            });
+        }
         let seen = match &seen {
             Some((chat, record)) if *chat == update.chat_id => match record {
                 Some(bytes) => Seen::Bytes(bytes),
@@ -610,7 +627,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         let entered_step = update.step.clone().filter(|_| entered);
         let step_entry = handoff.filter(|_| entered);
         Ok(Postback {
-            dialog,
+            dialog: Some(dialog),
             update,
             entered_step,
             step_entry,

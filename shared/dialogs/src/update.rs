@@ -68,6 +68,19 @@ pub struct Update {
     pub remove_tags: Vec<String>,
 }
 
+impl Update {
+    /// Whether applying it would change nothing (only `chatId` was given): such a postback
+    /// writes nothing and creates no dialog.
+    pub fn is_empty(&self) -> bool {
+        self.step.is_none()
+            && self.status.is_none()
+            && self.fields.is_empty()
+            && self.tracker.is_empty()
+            && self.add_tags.is_empty()
+            && self.remove_tags.is_empty()
+    }
+}
+
 enum Reserved {
     ChatId,
     StepId,

@@ -78,7 +78,7 @@ fn a_postback_before_the_chat_starts_is_kept_and_merged_at_start() {
             format!("chatId=1227280&stepId={STEP}&userBalance=5000&tracker.clickid=abc&addTag=vip");
         let first = get(&kv, &bot.link, &query).unwrap();
         assert!(first.created, "{mode}");
-        assert!(!first.dialog.started, "{mode}");
+        assert!(!first.dialog.as_ref().unwrap().started, "{mode}");
         get(&kv, &bot.link, "chatId=1227280&status=manual").unwrap();
 
         let repo = Repo::new(&kv);
@@ -266,7 +266,7 @@ fn dialog_list_pages_in_creation_order_and_skips_erased_dialogs() {
     for (mode, kv) in stores() {
         let bot = bot_with_link(&kv);
         for chat in 1..=7 {
-            get(&kv, &bot.link, &format!("chatId={chat}")).unwrap();
+            get(&kv, &bot.link, &format!("chatId={chat}&tracker.s=1")).unwrap();
         }
         let repo = Repo::new(&kv);
         let record = repo.bot(&bot.id).unwrap();
@@ -388,14 +388,14 @@ fn a_creation_that_failed_after_taking_its_place_in_the_list_is_listed_once_when
     // Only the plain write fails: the creator is elected and takes its place first.
     let failing = DialogWritesFail(MemoryKv::new(), false);
     let bot = bot_with_link(&failing.0);
-    get(&failing.0, &bot.link, "chatId=1").unwrap();
+    get(&failing.0, &bot.link, "chatId=1&tracker.s=1").unwrap();
     // The creator wins the election and takes a place in the list, then its write fails.
-    let failed = get(&failing, &bot.link, "chatId=2");
+    let failed = get(&failing, &bot.link, "chatId=2&tracker.s=1");
     assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
     // The tracker retries: a new creator takes over (after the wait for the first) and
     // takes a place of its own.
-    get(&failing.0, &bot.link, "chatId=2").unwrap();
-    get(&failing.0, &bot.link, "chatId=3").unwrap();
+    get(&failing.0, &bot.link, "chatId=2&tracker.s=1").unwrap();
+    get(&failing.0, &bot.link, "chatId=3&tracker.s=1").unwrap();
     let repo = Repo::new(&failing.0);
     let record = repo.bot(&bot.id).unwrap();
     let listed = |repo: &Repo<MemoryKv>| -> Vec<i64> {
@@ -431,13 +431,13 @@ fn a_move_into_a_webhook_step_is_handed_off_before_the_dialog_changes_and_record
     let moved = get(&kv, &bot.link, &query).unwrap();
     let entry = moved.step_entry.expect("the move hands off an entry");
     assert_eq!(
-        moved.dialog.step_deliveries,
+        moved.dialog.as_ref().unwrap().step_deliveries,
         std::slice::from_ref(&entry.entry.id)
     );
     let again = get(&kv, &bot.link, &query).unwrap();
     assert!(again.step_entry.is_none(), "already on the step: no entry");
     assert_eq!(
-        again.dialog.step_deliveries,
+        again.dialog.as_ref().unwrap().step_deliveries,
         std::slice::from_ref(&entry.entry.id)
     );
     // The store fails when the dialog is written: the postback fails, the dialog is as it
@@ -509,7 +509,7 @@ fn of_many_identical_postbacks_at_once_exactly_one_moves_the_dialog_into_the_ste
     for (mode, kv) in atomic_stores() {
         let kv = Arc::new(kv);
         let bot = bot_with_link(kv.as_ref());
-        get(kv.as_ref(), &bot.link, "chatId=77").unwrap();
+        get(kv.as_ref(), &bot.link, "chatId=77&tracker.s=1").unwrap();
         let threads: Vec<_> = (0..50)
             .map(|_| {
                 let (kv, link) = (kv.clone(), bot.link.clone());
@@ -536,7 +536,7 @@ fn the_extreme_chat_ids_and_dates_are_values_like_any_other() {
         let repo = Repo::new(&kv);
         for chat in [i64::MIN, i64::MAX, -1, 0] {
             let p = get(&kv, &bot.link, &format!("chatId={chat}&userBalance=1")).unwrap();
-            assert_eq!(p.dialog.chat_id, chat, "{mode}");
+            assert_eq!(p.dialog.as_ref().unwrap().chat_id, chat, "{mode}");
             let record = repo.bot(&bot.id).unwrap();
             assert_eq!(repo.dialog(&record, chat).unwrap().chat_id, chat, "{mode}");
         }
@@ -676,7 +676,7 @@ fn a_postback_paused_past_what_the_dialog_remembers_is_applied_again_and_enters_
         Repo::new(&kv)
             .put_step(&bot.id, webhook_step, input, NOW)
             .unwrap();
-        get(&kv, &bot.link, "chatId=5").unwrap();
+        get(&kv, &bot.link, "chatId=5&tracker.s=1").unwrap();
         // The next postback's dialog swap applies, then `others` postbacks to the same chat
         // land before it is reported failed (a postback paused on a busy host, on Spin's
         // Redis store).
@@ -724,10 +724,14 @@ fn a_link_id_names_its_bot_but_the_link_record_decides_which_bot_a_postback_upda
         Some(a.id.as_str())
     );
     // An imported id that looks like it names bot A, imported into bot B.
-    let lookalike = format!("{}{}", a.id.replace('-', ""), "0".repeat(32));
+    let lookalike = format!(
+        "{}{}",
+        a.id.replace('-', ""),
+        funnelhooks_core::new_id().replace('-', "")
+    );
     Repo::new(&kv).import_link(&b.id, &lookalike, NOW).unwrap();
     let done = get(&kv, &lookalike, "chatId=9&userBalance=3").unwrap();
-    assert_eq!(done.dialog.bot_id, b.id);
+    assert_eq!(done.dialog.as_ref().unwrap().bot_id, b.id);
     let bot_a = Repo::new(&kv).bot(&a.id).unwrap();
     assert_eq!(
         Repo::new(&kv).dialog(&bot_a, 9).unwrap_err().kind,
@@ -739,4 +743,66 @@ fn a_link_id_names_its_bot_but_the_link_record_decides_which_bot_a_postback_upda
         get(&kv, &a.link, "chatId=9").unwrap_err().kind,
         Kind::NotFound
     );
+}
+
+#[test]
+fn a_postback_that_asks_for_no_change_writes_nothing_and_creates_no_dialog() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let snapshot = |kv: &MemoryKv| -> Vec<_> {
+            kv.keys()
+                .iter()
+                .map(|k| (k.clone(), kv.get(k).unwrap()))
+                .collect()
+        };
+        let before = snapshot(&kv);
+        let done = get(&kv, &bot.link, "chatId=3003").unwrap();
+        assert!(done.dialog.is_none() && !done.created, "{mode}");
+        assert_eq!(snapshot(&kv), before, "{mode}: the store changed");
+        // With something to write, it is written (and the dialog made).
+        let done = get(&kv, &bot.link, "chatId=3003&tracker.clickid=x").unwrap();
+        assert!(done.created, "{mode}");
+    }
+}
+
+#[test]
+fn an_imported_postback_id_must_be_random_enough_to_be_a_secret() {
+    let kv = MemoryKv::new();
+    let repo = Repo::new(&kv);
+    let bot = repo.create_bot("b".into(), NOW).unwrap();
+    let plain_bot_id: String = bot.id.chars().filter(|c| *c != '-').collect();
+    for guessable in [
+        "00000000-0000-0000-0000-000000000000".to_string(),
+        "11111111-2222-3333-4444-555555555555".to_string(),
+        "0123456789abcdef0123456789abcdef".to_string(),
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab".to_string(),
+        bot.id.clone(),
+        format!("{plain_bot_id}ffff"),
+    ] {
+        let e = repo.import_link(&bot.id, &guessable, NOW).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("guessable_postback_id", Some("postbackId")),
+            "{guessable}"
+        );
+    }
+    // Chatterfy's ids (random UUIDs, as in its documentation) are imported.
+    for chatterfy in [
+        "55833627-242e-4061-9b0a-30da3e9cf7d4",
+        "046050f6-38f6-4b18-b9fa-e6582f5352d0",
+    ] {
+        assert!(
+            repo.import_link(&bot.id, chatterfy, NOW).is_ok(),
+            "{chatterfy}"
+        );
+    }
+    // Every id this app makes would pass too.
+    for _ in 0..2_000 {
+        let id = funnelhooks_core::new_id();
+        assert_eq!(
+            funnelhooks_dialogs::bots::guessable_link_id(&id, &bot.id),
+            None,
+            "{id}"
+        );
+    }
 }

@@ -26,6 +26,7 @@ use funnelhooks_core::json::Members;
 use funnelhooks_delivery::DeliveryOptions;
 use funnelhooks_delivery::mask::{MASK, mask_url, secret_name};
 use funnelhooks_delivery::options::keep_secret;
+use funnelhooks_delivery::request::unsendable_header_name;
 use funnelhooks_dialogs::bots::{StepInput, key_and_kind};
 use funnelhooks_template::{LintKind, Target, Template};
 use serde_json::{Map, Value as Json, json};
@@ -132,18 +133,9 @@ pub struct WebhookConfig {
     pub skip_if_missing: bool,
 }
 
-/// Headers a config may not set: the transport's, and the signature's.
-const RESERVED_HEADERS: [&str; 9] = [
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "upgrade",
-    "te",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
+/// Headers a config may not set besides those the transport refuses
+/// ([`funnelhooks_delivery::request::FORBIDDEN_HEADERS`]): the signature's.
+const SIGNATURE_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
 
 /// The members a webhook config may have.
 const MEMBERS: [&str; 8] = [
@@ -230,27 +222,53 @@ impl WebhookConfig {
 
     /// Reads a config sent back after a view: a header whose value is `***` keeps the value
     /// `stored` has for it, a URL equal to the stored URL's view keeps the stored URL, and
-    /// `"signed": true` without a `signingSecret` keeps the stored secret.
+    /// `"signed": true` without a `signingSecret` keeps the stored secret. A kept header
+    /// value goes only where it was saved for: when the URL's origin (scheme, host, port)
+    /// changes, each `***` must be entered again.
     pub fn from_json_over(config: &Json, stored: Option<&WebhookConfig>) -> Result<Self, Error> {
         let mut config = config.clone();
         keep_secret(
             &mut config,
             stored.and_then(|s| s.options.secret_text.as_deref()),
         )?;
+        if config["url"].as_str().is_some_and(|u| u.contains(MASK))
+            && stored
+                .is_none_or(|s| config["url"].as_str() != Some(mask_url(s.url.source()).as_str()))
+        {
+            return Err(Error::invalid(
+                "masked_value",
+                "url",
+                "the URL carries *** from a masked view but is not the saved URL: write the secret in it again",
+            ));
+        }
         let Some(stored) = stored else {
             return Self::from_json(&config);
         };
         if config["url"].as_str() == Some(mask_url(stored.url.source()).as_str()) {
             config["url"] = Json::from(stored.url.source());
         }
+        let same_origin = config["url"]
+            .as_str()
+            .is_some_and(|u| origin(u).is_some_and(|o| Some(o) == origin(stored.url.source())));
         if let Some(Json::Object(headers)) = config.get_mut("headers") {
             for (name, value) in headers.iter_mut() {
+                if value.as_str() != Some(MASK) {
+                    continue;
+                }
                 let kept = stored
                     .headers
                     .iter()
                     .find(|(n, _)| n.eq_ignore_ascii_case(name));
-                if let (Some(MASK), Some((_, template))) = (value.as_str(), kept) {
-                    *value = Json::from(template.source());
+                match kept {
+                    Some((_, template)) if same_origin => *value = Json::from(template.source()),
+                    Some(_) => {
+                        return Err(Error::invalid(
+                            "secret_not_carried",
+                            &format!("headers.{name}"),
+                            "the URL now goes to another host: enter this header's value again (a stored secret is never sent to a host it was not saved for)",
+                        ));
+                    }
+                    None => {}
                 }
             }
         }
@@ -282,6 +300,14 @@ impl WebhookConfig {
         }
         v
     }
+}
+
+/// The origin (`https://host:port`) a URL template sends to: its scheme, host and port are
+/// literal (a variable there is refused), so the text parses as far as that.
+fn origin(url: &str) -> Option<String> {
+    url::Url::parse(url.trim())
+        .ok()
+        .map(|u| u.origin().ascii_serialization())
 }
 
 // Stored as the form it was read from, secret included; templates parsed once per read.
@@ -323,22 +349,20 @@ fn headers(given: Vec<(&str, &str)>) -> Result<Vec<(String, Template)>, Error> {
     let mut out: BTreeMap<String, Template> = BTreeMap::new();
     for (name, value) in given {
         let field = format!("headers.{name}");
-        let token = !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-        if !token {
-            return Err(Error::invalid(
-                "bad_header_name",
-                &field,
-                "a header name is letters, digits and !#$%&'*+-.^_`|~",
-            ));
+        let lower = name.to_ascii_lowercase();
+        if let Some(why) = unsendable_header_name(name) {
+            let code = if why.starts_with("a header name") {
+                "bad_header_name"
+            } else {
+                "reserved_header"
+            };
+            return Err(Error::invalid(code, &field, why));
         }
-        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        if SIGNATURE_HEADERS.contains(&lower.as_str()) {
             return Err(Error::invalid(
                 "reserved_header",
                 &field,
-                "this header is set by the transport or the signature",
+                "this header is set by the signature (signingSecret)",
             ));
         }
         out.insert(
@@ -398,5 +422,38 @@ pub fn step_input(
     let webhook = webhook
         .map(|w| WebhookConfig::from_json_over(w, stored).map_err(|e| e.under("webhook")))
         .transpose()?;
+    if let Some(config) = &webhook {
+        check_json_body(config)?;
+    }
     Ok(StepInput { key, kind, webhook })
+}
+
+/// A JSON body template must give JSON: rendered for the sample dialog (missing values are
+/// `null` or empty text, which keep a document whole), it must parse. Checked when a step is
+/// saved, so a broken body is a 422 then instead of a receiver's 400 on every delivery.
+fn check_json_body(config: &WebhookConfig) -> Result<(), Error> {
+    let Body::Template(template) = &config.body else {
+        return Ok(());
+    };
+    if template.target() != Target::Json {
+        return Ok(());
+    }
+    let dialog = crate::sample::sample(
+        "00000000-0000-4000-8000-000000000000",
+        funnelhooks_core::Timestamp(0),
+        None,
+    )?;
+    let rendered = template
+        .render(&dialog)
+        .map_err(|e| Error::from(e).at("webhook.body.template"))?;
+    match serde_json::from_str::<serde::de::IgnoredAny>(&rendered.output) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Error::invalid(
+            "bad_json_template",
+            "webhook.body.template",
+            format!(
+                "the body is not JSON once rendered ({e}); literal braces, quotes and commas must make a JSON document around the variables"
+            ),
+        )),
+    }
 }

@@ -273,6 +273,30 @@ fn saving_a_bad_config_names_the_member_and_the_position() {
             None,
         ),
         (
+            json!({"url": "https://x.example/", "headers": {"Proxy-Authorization": "Basic x"}}),
+            "webhook.headers.Proxy-Authorization",
+            "reserved_header",
+            None,
+        ),
+        (
+            json!({"url": "https://x.example/", "headers": {"Keep-Alive": "5"}}),
+            "webhook.headers.Keep-Alive",
+            "reserved_header",
+            None,
+        ),
+        (
+            json!({"url": "https://x.example/", "headers": {"Expect": "100-continue"}}),
+            "webhook.headers.Expect",
+            "reserved_header",
+            None,
+        ),
+        (
+            json!({"url": "https://x.example/", "headers": {"X-Tag": "a\u{1}b"}}),
+            "webhook.headers.X-Tag",
+            "bad_template",
+            Some(1),
+        ),
+        (
             json!({"url": "https://x.example/", "colour": 1}),
             "webhook.colour",
             "unknown_field",
@@ -343,4 +367,98 @@ fn a_view_masks_secret_headers_and_url_credentials_and_sending_it_back_keeps_the
     // Without a stored config, `***` is taken as written.
     let literal = WebhookConfig::from_json(&back).unwrap();
     assert_eq!(literal.headers[0].1.source(), "***");
+}
+
+fn step(
+    webhook: serde_json::Value,
+    stored: Option<&WebhookConfig>,
+) -> Result<WebhookConfig, funnelhooks_core::Error> {
+    funnelhooks_steps::step_input(
+        &json!({"key": "s", "kind": "send-webhook", "webhook": webhook}),
+        stored,
+    )
+    .map(|s| s.webhook.unwrap())
+}
+
+#[test]
+fn a_saved_secret_never_follows_the_url_to_another_host() {
+    let stored = config(json!({
+        "url": "https://tracker.example.com/postback?subid={tracker.clickid}",
+        "headers": {"Authorization": "Bearer live-token-1", "X-Source": "funnel"}
+    }));
+    let mut view = stored.to_view_json();
+    view.as_object_mut().unwrap().remove("signed");
+    // Same host, another path: the secret stays.
+    view["url"] = json!("https://tracker.example.com/v2/postback?subid={tracker.clickid}");
+    let kept = step(view.clone(), Some(&stored)).unwrap();
+    assert_eq!(kept.headers[0].1.source(), "Bearer live-token-1");
+    // Another host, another port or plain http: it must be entered again.
+    for url in [
+        "https://collector.attacker.example/x",
+        "https://tracker.example.com:8443/postback",
+        "http://tracker.example.com/postback",
+    ] {
+        view["url"] = json!(url);
+        let e = step(view.clone(), Some(&stored)).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("secret_not_carried", Some("webhook.headers.authorization")),
+            "{url}"
+        );
+    }
+    // Entered again: saved, with the new value.
+    view["headers"]["authorization"] = json!("Bearer new-host-token");
+    let moved = step(view, Some(&stored)).unwrap();
+    assert_eq!(moved.headers[0].1.source(), "Bearer new-host-token");
+    // A masked URL that is not the saved one is refused rather than sent with `***` in it.
+    let secret_url = config(json!({"url": "https://hooks.example.com/x?token=s3cret"}));
+    let e = step(
+        json!({"url": "https://hooks.example.com/y?token=***"}),
+        Some(&secret_url),
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        ("masked_value", Some("webhook.url"))
+    );
+}
+
+#[test]
+fn a_json_body_that_does_not_render_to_json_is_refused_at_save() {
+    let post = |template: &str| {
+        step(
+            json!({"url": "https://x.example/", "body": {"template": template, "contentType": "json"}}),
+            None,
+        )
+    };
+    assert!(post(r#"{"id": {chatId}, "name": "{name}", "missing": {fields.none}}"#).is_ok());
+    for broken in [
+        r#"{"id": {chatId}"#,
+        r#"{"a": 1,}"#,
+        "subid={tracker.clickid}",
+        r#"{"a": {fields.x|raw}"#,
+    ] {
+        let e = post(broken).unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("bad_json_template", Some("webhook.body.template")),
+            "{broken}"
+        );
+    }
+}
+
+#[test]
+fn a_request_past_a_bound_is_an_error_naming_the_bound() {
+    let mut d = dialog();
+    d.tracker.insert("x".into(), "y".repeat(12_000));
+    let c = config(json!({
+        "url": "https://x.example/",
+        "body": {"template": "{tracker.x}".repeat(1_480), "contentType": "text"}
+    }));
+    let e = prepare(&c, &d, TargetPolicy::default()).unwrap_err();
+    assert_eq!(e.code, "render_failed");
+    assert!(e.message.contains("65536 bytes"), "{}", e.message);
+    let c = config(json!({"url": format!("https://x.example/?a={}", "{tracker.x}")}));
+    let e = prepare(&c, &d, TargetPolicy::default()).unwrap_err();
+    assert!(e.message.contains("8192 bytes"), "{}", e.message);
 }

@@ -36,6 +36,11 @@ pub enum ErrorKind {
         /// The variable whose value it was.
         name: String,
     },
+    /// The rendered text grew past the bound its caller set.
+    TooLong {
+        /// The bound, in bytes.
+        limit: usize,
+    },
 }
 
 impl TemplateError {
@@ -54,6 +59,7 @@ impl TemplateError {
             ErrorKind::DotSegment { .. } => "dot_segment",
             ErrorKind::HeaderText => "header_text",
             ErrorKind::HeaderBreak { .. } => "header_break",
+            ErrorKind::TooLong { .. } => "too_long",
         }
     }
 }
@@ -77,10 +83,17 @@ impl fmt::Display for TemplateError {
                 f,
                 "the value of {name} is a dot segment (\".\" or \"..\"), which would change the URL's path"
             ),
-            ErrorKind::HeaderText => write!(f, "a header value must not contain CR, LF or NUL"),
+            ErrorKind::HeaderText => write!(
+                f,
+                "a header value must not contain a control character (CR, LF, NUL...)"
+            ),
             ErrorKind::HeaderBreak { name } => write!(
                 f,
-                "the value of {name} contains CR, LF or NUL, which a header value must not carry"
+                "the value of {name} contains a control character (CR, LF, NUL...), which a header value must not carry"
+            ),
+            ErrorKind::TooLong { limit } => write!(
+                f,
+                "the rendered text is longer than {limit} bytes; nothing is sent rather than a cut request"
             ),
         }
     }

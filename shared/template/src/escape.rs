@@ -147,9 +147,138 @@ pub fn json_string(s: &str, out: &mut String) {
     });
 }
 
-/// The first CR, LF or NUL in `s`, which a header value must never carry.
+/// The first control character but tab in `s` (CR, LF, NUL among them), which a header
+/// value must never carry.
 pub fn header_breaker(s: &str) -> Option<char> {
-    s.chars().find(|c| matches!(c, '\r' | '\n' | '\0'))
+    s.chars().find(|c| c.is_ascii_control() && *c != '\t')
+}
+
+/// Whether `s` is exactly one JSON value (surrounding whitespace allowed), nested at most
+/// 128 levels: what `raw` may write into a JSON body unquoted.
+pub fn is_json_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = skip_ws(b, 0);
+    if !json_value(b, &mut i, 0) {
+        return false;
+    }
+    skip_ws(b, i) == b.len()
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\n' | b'\r') {
+        i += 1;
+    }
+    i
+}
+
+fn json_value(b: &[u8], i: &mut usize, depth: usize) -> bool {
+    if depth > 128 {
+        return false;
+    }
+    match b.get(*i) {
+        Some(b'{') => json_container(b, i, depth, b'}', true),
+        Some(b'[') => json_container(b, i, depth, b']', false),
+        Some(b'"') => json_string_at(b, i),
+        Some(b't') => json_word(b, i, b"true"),
+        Some(b'f') => json_word(b, i, b"false"),
+        Some(b'n') => json_word(b, i, b"null"),
+        Some(b'-' | b'0'..=b'9') => json_number(b, i),
+        _ => false,
+    }
+}
+
+fn json_word(b: &[u8], i: &mut usize, word: &[u8]) -> bool {
+    let ok = b[*i..].starts_with(word);
+    *i += word.len();
+    ok
+}
+
+fn json_number(b: &[u8], i: &mut usize) -> bool {
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    if b.get(*i) == Some(&b'-') {
+        *i += 1;
+    }
+    if b.get(*i) == Some(&b'0') {
+        *i += 1;
+    } else if !digits(i) {
+        return false;
+    }
+    if b.get(*i) == Some(&b'.') {
+        *i += 1;
+        if !digits(i) {
+            return false;
+        }
+    }
+    if matches!(b.get(*i), Some(b'e' | b'E')) {
+        *i += 1;
+        if matches!(b.get(*i), Some(b'+' | b'-')) {
+            *i += 1;
+        }
+        if !digits(i) {
+            return false;
+        }
+    }
+    true
+}
+
+fn json_string_at(b: &[u8], i: &mut usize) -> bool {
+    *i += 1;
+    while let Some(&c) = b.get(*i) {
+        *i += 1;
+        match c {
+            b'"' => return true,
+            b'\\' => match b.get(*i) {
+                Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => *i += 1,
+                Some(b'u')
+                    if b.len() >= *i + 5 && b[*i + 1..*i + 5].iter().all(u8::is_ascii_hexdigit) =>
+                {
+                    *i += 5
+                }
+                _ => return false,
+            },
+            0..0x20 => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+fn json_container(b: &[u8], i: &mut usize, depth: usize, close: u8, object: bool) -> bool {
+    *i = skip_ws(b, *i + 1);
+    if b.get(*i) == Some(&close) {
+        *i += 1;
+        return true;
+    }
+    loop {
+        if object {
+            if b.get(*i) != Some(&b'"') || !json_string_at(b, i) {
+                return false;
+            }
+            *i = skip_ws(b, *i);
+            if b.get(*i) != Some(&b':') {
+                return false;
+            }
+            *i = skip_ws(b, *i + 1);
+        }
+        if !json_value(b, i, depth + 1) {
+            return false;
+        }
+        *i = skip_ws(b, *i);
+        match b.get(*i) {
+            Some(b',') => *i = skip_ws(b, *i + 1),
+            Some(&c) if c == close => {
+                *i += 1;
+                return true;
+            }
+            _ => return false,
+        }
+    }
 }
 
 /// Whether `s` is a dot segment, which URL parsers resolve away even when percent-encoded

@@ -140,7 +140,7 @@ impl Template {
                     Part::Literal(s) => (0, s.as_str()),
                     Part::Tag(_) => continue,
                 };
-                if let Some(at) = text.find(['\r', '\n', '\0']) {
+                if let Some(at) = text.find(|c: char| c.is_ascii_control() && c != '\t') {
                     return Err(TemplateError::new(offset + at, ErrorKind::HeaderText));
                 }
             }
@@ -181,9 +181,20 @@ impl Template {
 
     /// Renders against `ctx`.
     pub fn render<C: Context + ?Sized>(&self, ctx: &C) -> Result<Rendered<'_>, TemplateError> {
-        let mut output = String::with_capacity(self.capacity);
+        self.render_within(ctx, usize::MAX)
+    }
+
+    /// Renders against `ctx`, failing with [`ErrorKind::TooLong`] as soon as the output
+    /// passes `limit` bytes (a template repeating a long value thousands of times stops
+    /// there instead of filling memory).
+    pub fn render_within<C: Context + ?Sized>(
+        &self,
+        ctx: &C,
+        limit: usize,
+    ) -> Result<Rendered<'_>, TemplateError> {
+        let mut output = String::with_capacity(self.capacity.min(limit));
         let mut missing = Vec::new();
-        self.render_into(ctx, &mut output, &mut missing)?;
+        self.write_parts(ctx, &mut output, &mut missing, limit)?;
         Ok(Rendered { output, missing })
     }
 
@@ -194,7 +205,7 @@ impl Template {
         out: &mut String,
         missing: &mut Vec<&'t str>,
     ) -> Result<(), TemplateError> {
-        self.write_parts(ctx, out, missing)
+        self.write_parts(ctx, out, missing, usize::MAX)
     }
 
     fn write_parts<'t, C: Context + ?Sized>(
@@ -202,8 +213,12 @@ impl Template {
         ctx: &C,
         out: &mut String,
         missing: &mut Vec<&'t str>,
+        limit: usize,
     ) -> Result<(), TemplateError> {
         for part in &self.parts {
+            if out.len() > limit {
+                return Err(TemplateError::new(0, ErrorKind::TooLong { limit }));
+            }
             match part {
                 Part::Text(a, b) => out.push_str(&self.source[*a..*b]),
                 Part::Literal(s) => out.push_str(s),
@@ -219,11 +234,14 @@ impl Template {
                     };
                     match value {
                         Some(v) => self.write_value(tag, v, out)?,
-                        None if tag.slot == Slot::JsonValue && !tag.raw => out.push_str("null"),
+                        None if tag.slot == Slot::JsonValue => out.push_str("null"),
                         None => {}
                     }
                 }
             }
+        }
+        if out.len() > limit {
+            return Err(TemplateError::new(0, ErrorKind::TooLong { limit }));
         }
         Ok(())
     }
@@ -244,10 +262,14 @@ impl Template {
                 if tag.slot == Slot::Header && escape::header_breaker(s).is_some() {
                     return Err(self.value_error(tag, |name| ErrorKind::HeaderBreak { name }));
                 }
-                if tag.raw {
-                    out.push_str(s);
-                } else {
-                    escape::push(tag.slot, s, out);
+                match tag.slot {
+                    // Raw in JSON writes a JSON value as one (`[1,2]`, `{"a":1}`, `12.5`); any
+                    // other text is still quoted, so a value can never add members or close
+                    // the document. Inside a JSON string raw changes nothing.
+                    Slot::JsonValue if tag.raw && escape::is_json_value(s) => out.push_str(s),
+                    Slot::JsonValue | Slot::JsonString => escape::push(tag.slot, s, out),
+                    _ if tag.raw => out.push_str(s),
+                    _ => escape::push(tag.slot, s, out),
                 }
             }
             // Digits, '-', '.', 'e', "true"/"false" need no escaping in any slot.
@@ -267,7 +289,8 @@ impl Template {
                 let for_url = tag.slot.is_url() && !tag.raw;
                 datetime::format(ms, tag.date, for_url, &mut buf);
                 let numeric = matches!(tag.date, DateForm::Unix | DateForm::UnixMs);
-                if tag.raw || for_url || (json_value && numeric) {
+                let in_json = matches!(tag.slot, Slot::JsonValue | Slot::JsonString);
+                if (tag.raw && !in_json) || for_url || (json_value && numeric) {
                     out.push_str(buf.as_str());
                 } else {
                     escape::push(tag.slot, buf.as_str(), out);

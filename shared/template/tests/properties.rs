@@ -101,7 +101,7 @@ proptest! {
     #[test]
     fn text_without_braces_passes_through_unchanged(text in "[^{]*") {
         for target in [Target::Url, Target::Json, Target::Form, Target::Header, Target::Text] {
-            let breaks_header = text.contains(['\r', '\n', '\0']);
+            let breaks_header = text.chars().any(|c| c.is_ascii_control() && c != '\t');
             match Template::parse(&text, target) {
                 Ok(t) => {
                     prop_assert!(!(target == Target::Header && breaks_header));
@@ -136,7 +136,24 @@ proptest! {
     fn header_values_never_carry_line_breaks(value in any::<String>()) {
         let ctx = MapContext::default().with_field("a", OwnedValue::Str(value));
         if let Ok(r) = Template::parse("X {fields.a} {fields.a|raw}", Target::Header).unwrap().render(&ctx) {
-            prop_assert!(!r.output.contains(['\r', '\n', '\0']));
+            prop_assert!(!r.output.chars().any(|c| c.is_ascii_control() && c != '\t'));
         }
+    }
+
+    #[test]
+    fn a_raw_value_in_json_never_adds_members_or_breaks_the_document(
+        value in prop_oneof![
+            any::<String>(),
+            "(1|true|null|\"x\"|,|\"admin\":true|\\{|\\}|\\[|\\]|:| ){0,12}",
+        ],
+    ) {
+        let ctx = MapContext::default().with_field("a", OwnedValue::Str(value.clone()));
+        let t = Template::parse(r#"{"a": {fields.a|raw}, "s": "{fields.a|raw}", "b": 1}"#, Target::Json).unwrap();
+        let out = t.render(&ctx).unwrap().output;
+        let doc: serde_json::Value = serde_json::from_str(&out).map_err(|e| TestCaseError::fail(format!("{e}: {out}")))?;
+        let members = doc.as_object().unwrap();
+        prop_assert_eq!(members.len(), 3, "{}", out);
+        prop_assert_eq!(&members["b"], &serde_json::json!(1));
+        prop_assert_eq!(&members["s"], &serde_json::json!(value));
     }
 }

@@ -334,3 +334,36 @@ fn a_field_written_in_another_letter_case_is_used_when_it_is_the_only_match_and_
     let lints = t.lint(|_| Known::Ambiguous(vec!["refID".into(), "REFID".into()]));
     assert_eq!(lints[0].kind, LintKind::AmbiguousField);
 }
+
+#[test]
+fn raw_in_a_json_body_writes_json_values_and_quotes_anything_else() {
+    let t = Template::parse(
+        r#"{"items": {fields.a|raw}, "n": {fields.a}}"#,
+        Target::Json,
+    )
+    .unwrap();
+    let render = |v: &str| {
+        let ctx = MapContext::default().with_field("a", OwnedValue::Str(v.into()));
+        t.render(&ctx).unwrap().output
+    };
+    assert_eq!(render("[1,2]"), r#"{"items": [1,2], "n": "[1,2]"}"#);
+    assert_eq!(render("12.5"), r#"{"items": 12.5, "n": "12.5"}"#);
+    // A value that would add members stays one string.
+    assert_eq!(
+        render(r#"1,"admin":true"#),
+        r#"{"items": "1,\"admin\":true", "n": "1,\"admin\":true"}"#
+    );
+    // Missing: null, raw or not, never a hole in the document.
+    let missing = t.render(&MapContext::default()).unwrap();
+    assert_eq!(missing.output, r#"{"items": null, "n": null}"#);
+}
+
+#[test]
+fn a_render_past_its_bound_fails_instead_of_growing() {
+    let t = Template::parse(&"{tracker.x}".repeat(1_480), Target::Text).unwrap();
+    let ctx = MapContext::default().with_tracker("x", OwnedValue::Str("y".repeat(12_000)));
+    let e = t.render_within(&ctx, 64 * 1024).unwrap_err();
+    assert_eq!(e.code(), "too_long");
+    assert!(e.to_string().contains("65536 bytes"), "{e}");
+    assert!(t.render_within(&MapContext::default(), 64 * 1024).is_ok());
+}

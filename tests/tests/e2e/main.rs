@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `.wasm` components, run by the test host as Spin would run them.
 //! Build the components first (`scripts/test` does).
 
+mod attacks;
 mod bots_api;
 mod call_hooks;
 mod common;

@@ -121,7 +121,7 @@ async fn on_redis_a_postback_pays_two_reads_more_per_write_to_learn_whether_it_l
 #[tokio::test(flavor = "multi_thread")]
 async fn management_reads_cost_a_pinned_number_of_store_round_trips() {
     let s = setup().await;
-    s.postback("chatId=1").await;
+    s.postback("chatId=1&tracker.clickid=x").await;
     let bot = s.bot.clone();
     let read_bot = ops_of(&s.app, async {
         s.admin.get(&format!("/api/bots/{bot}")).await;

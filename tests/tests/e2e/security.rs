@@ -184,7 +184,10 @@ async fn extreme_values_are_answered_not_trapped() {
         .map(|(_, p)| format!("/api/{p}"))
         .unwrap();
     for chat in [i64::MIN, i64::MAX] {
-        let reply = client.get(&format!("{path}?chatId={chat}")).await.unwrap();
+        let reply = client
+            .get(&format!("{path}?chatId={chat}&tracker.clickid=x"))
+            .await
+            .unwrap();
         assert_eq!(reply.status, 200, "{chat}: {}", reply.text());
         let read = admin.get(&format!("/api/bots/{bot}/dialogs/{chat}")).await;
         assert_eq!(read["chatId"], json!(chat));

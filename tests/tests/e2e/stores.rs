@@ -13,6 +13,7 @@ async fn run(label: &str, builder: HostBuilder, atomic: bool) {
     let (_app, _server, client) = serve(
         builder
             .variable("allow_loopback_webhooks", "true")
+            .variable("allow_test_clock", "true")
             .variable("retry_sweep_key", ""),
     )
     .await;
