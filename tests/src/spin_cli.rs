@@ -75,14 +75,35 @@ impl Drop for Group {
 
 /// A `redis-server` on a free port, without persistence.
 pub struct RedisServer {
-    _process: Group,
+    process: Option<Group>,
     port: u16,
+    binary: PathBuf,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (the path from [`require`]) and waits until it answers.
     pub fn start(binary: &Path) -> Result<Self> {
         let port = free_port()?;
+        let process = Self::spawn(binary, port)?;
+        Ok(Self {
+            process: Some(process),
+            port,
+            binary: binary.to_path_buf(),
+        })
+    }
+
+    /// Stops the server (an outage: its data is gone, as without persistence).
+    pub fn stop(&mut self) {
+        self.process = None;
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) -> Result<()> {
+        self.process = Some(Self::spawn(&self.binary, self.port)?);
+        Ok(())
+    }
+
+    fn spawn(binary: &Path, port: u16) -> Result<Group> {
         let mut command = Command::new(binary);
         command
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
@@ -97,10 +118,7 @@ impl RedisServer {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(Self {
-            _process: process,
-            port,
-        })
+        Ok(process)
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -118,6 +136,9 @@ pub enum Store {
     /// A runtime config file of the repository (`runtime-config/sqlite.toml`), as a user
     /// runs it, but with its SQLite file moved into the test's own directory.
     Config(PathBuf),
+    /// A Redis runtime config file of the repository (`runtime-config/redis.toml`), as a user
+    /// runs it, but with the test's Redis URL.
+    RedisConfig(PathBuf, String),
 }
 
 /// A running `spin up` of an application.
@@ -180,6 +201,22 @@ impl SpinUp {
                 std::fs::write(&config, text)?;
                 command.arg("--runtime-config-file").arg(&config);
             }
+            Store::RedisConfig(file, url) => {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?
+                    .lines()
+                    .map(|l| {
+                        if l.trim_start().starts_with("url =") {
+                            format!("url = {url:?}")
+                        } else {
+                            l.to_string()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                std::fs::write(&config, text)?;
+                command.arg("--runtime-config-file").arg(&config);
+            }
         }
         let process = Group::spawn(command)?;
         let mut up = SpinUp {
@@ -213,6 +250,32 @@ impl SpinUp {
     /// `http://127.0.0.1:<port>`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Every line the components wrote to stderr so far (their JSON log), as Spin keeps them
+    /// (`<state dir>/logs/<component>_stderr.txt`), component by component.
+    pub fn component_logs(&self) -> Vec<String> {
+        let dir = self.dir.path().join("state/logs");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        files.sort();
+        files
+            .iter()
+            .filter(|p| p.to_string_lossy().ends_with("_stderr.txt"))
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Kills the instance (and its trigger process) at once, as a crash or an evicted pod.
+    pub fn kill(self) {
+        drop(self);
     }
 
     /// The last lines Spin and the components printed.

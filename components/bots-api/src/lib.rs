@@ -34,6 +34,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         Err(e) => e.response(),
     };
     respond(out, response).await;
+    funnelhooks_spin::nudge_sweep(16);
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {

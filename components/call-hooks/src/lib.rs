@@ -65,6 +65,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     if let Some(fan_out) = fan_out {
         events::send(&ctx, fan_out);
     }
+    funnelhooks_spin::nudge_sweep(8);
 }
 
 fn serve(ctx: &Ctx, op: Op) -> Result<(Response, Option<events::FanOut>), funnelhooks_core::Error> {

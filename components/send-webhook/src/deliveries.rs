@@ -193,28 +193,69 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
 /// Every phase (lost step entries, cleanup of deleted bots and services, due attempts, the
 /// walk for overdue deliveries) stops within the budget; `more: true` asks to be called again.
 pub(crate) fn retry_due(ctx: &Ctx) -> Result<Response, Error> {
+    Ok(json(200, &sweep(ctx, SWEEP_BUDGET, "scheduler")?))
+}
+
+/// One sweep within `budget`, started `by` a scheduler or by traffic; what it did.
+fn sweep(ctx: &Ctx, budget: Duration, by: &str) -> Result<serde_json::Value, Error> {
     let started = std::time::Instant::now();
-    let mut has_time = || started.elapsed() + PHASE_RESERVE < SWEEP_BUDGET;
+    let reserve = PHASE_RESERVE.min(budget / 3);
+    let mut has_time = || started.elapsed() + reserve < budget;
     let recovered = recover_handoffs(ctx, &mut has_time)?;
     let cleanup = Jobs::new(ctx.kv).run(&mut has_time)?;
     let sweep = ctx
         .engine
-        .retry_due(SWEEP_BUDGET.saturating_sub(started.elapsed()))?;
-    Ok(json(
-        200,
-        &serde_json::json!({
-            "attempted": sweep.attempted,
-            "delivered": sweep.delivered,
-            "failed": sweep.failed,
-            "rescheduled": sweep.rescheduled,
-            "recovered": recovered,
-            "rescued": sweep.rescued,
-            "cleaned": cleanup.cleaned,
-            "more": sweep.more || cleanup.left > 0,
-            "left": {
-                "outboxMinutes": sweep.minutes_behind,
-                "cleanupJobs": cleanup.left,
-            },
-        }),
-    ))
+        .retry_due_by(budget.saturating_sub(started.elapsed()), by)?;
+    Ok(serde_json::json!({
+        "attempted": sweep.attempted,
+        "delivered": sweep.delivered,
+        "failed": sweep.failed,
+        "rescheduled": sweep.rescheduled,
+        "recovered": recovered,
+        "rescued": sweep.rescued,
+        "cleaned": cleanup.cleaned,
+        "more": sweep.more || cleanup.left > 0,
+        "left": {
+            "outboxMinutes": sweep.minutes_behind,
+            "cleanupJobs": cleanup.left,
+        },
+    }))
+}
+
+/// No sweep for this long, with work due, and traffic runs one.
+const IDLE_SWEEP_AFTER: Duration = Duration::from_secs(120);
+/// A sweep run from traffic has the scheduler's budget: an attempt starts only when its
+/// whole timeout fits (up to 25 s). The request that asked has its answer already.
+const TRAFFIC_SWEEP_BUDGET: Duration = SWEEP_BUDGET;
+
+/// Before the answer to `POST /internal/sweep-if-idle`, or after one request in a few here: runs a
+/// sweep if none ran in the installation for [`IDLE_SWEEP_AFTER`] (or the last left work)
+/// and a delivery is due, once per minute across every instance (an election on
+/// `sweep:traffic`), so retries happen where traffic flows even without a scheduler.
+/// Returns whether it swept.
+pub(crate) fn sweep_if_idle(ctx: &Ctx) -> Result<bool, Error> {
+    use funnelhooks_delivery::outbox::{backlog, last_sweep};
+    // A recent sweep that left work (`more`) does not count: the next may start.
+    let idle_since = ctx.now.0 - IDLE_SWEEP_AFTER.as_millis() as i64;
+    if last_sweep(ctx.kv)?.is_some_and(|l| l.at.0 > idle_since && !l.more) {
+        return Ok(false);
+    }
+    if backlog(ctx.kv, ctx.now)?.due == 0 {
+        return Ok(false);
+    }
+    let minute = ctx.now.0.div_euclid(60_000);
+    let (won, _) = funnelhooks_store::Records::new(ctx.kv).upsert(
+        "sweep:traffic",
+        "sweep:traffic:born",
+        || 0i64,
+        |claimed: &mut i64| {
+            let won = *claimed < minute;
+            *claimed = (*claimed).max(minute);
+            Ok::<_, Error>(won)
+        },
+    )?;
+    if won {
+        sweep(ctx, TRAFFIC_SWEEP_BUDGET, "traffic")?;
+    }
+    Ok(won)
 }

@@ -39,11 +39,42 @@ pub(crate) struct Ctx<'a> {
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("send-webhook", &incoming);
-    let response = match read(incoming, MAX_JSON_BODY).await {
-        Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
-        Err(e) => e.response(),
+    let req = match read(incoming, MAX_JSON_BODY).await {
+        Ok(req) => req,
+        Err(e) => return respond(out, e.response()).await,
+    };
+    let (response, then_sweep) = match serve(&req) {
+        Ok(done) => done,
+        Err(e) => (e.response(), false),
     };
     respond(out, response).await;
+    if then_sweep && funnelhooks_spin::auto_sweep() {
+        after_answer(&req);
+    }
+}
+
+/// Work after the answer: the sweep traffic runs when none ran lately (see
+/// [`deliveries::sweep_if_idle`]); what fails is logged, nobody waits for it.
+fn after_answer(req: &Request) {
+    let result = with_ctx(req, Params::default(), SpinClock::REAL, |ctx| {
+        deliveries::sweep_if_idle(ctx).map_err(ApiError::from)
+    });
+    if let Err(e) = result
+        && let Some(line) =
+            funnelhooks_core::log::line(funnelhooks_core::log::Level::Error, "sweep_failed")
+    {
+        line.str("code", e.error.code)
+            .str("by", "traffic")
+            .opt_str(
+                "detail",
+                e.error
+                    .detail
+                    .as_deref()
+                    .map(funnelhooks_core::log::redact_keys)
+                    .as_deref(),
+            )
+            .emit();
+    }
 }
 
 /// Signing secrets, read where they are kept: with the step, or with the call hook.
@@ -67,16 +98,54 @@ impl Secrets for OwnerSecrets<'_> {
     }
 }
 
-fn serve(req: &Request) -> Result<Response, ApiError> {
+/// Answers the request; `true` when a sweep should be considered after the answer.
+fn serve(req: &Request) -> Result<(Response, bool), ApiError> {
     let (op, params) = funnelhooks_spin::route(ROUTES, req)?;
-    let kv = SpinKv::open_default()?;
-    let policy = funnelhooks_spin::target_policy();
     let clock = match op {
         Op::RetryDue | Op::RetryDueGet => {
             SpinClock::for_sweep(funnelhooks_spin::request::query_param(req, "at").as_deref())
         }
         _ => SpinClock::REAL,
     };
+    // One in sixteen requests looks after its answer (a read). The chained nudge sweeps
+    // before it answers: Spin drops a chained component's work once its caller has the
+    // answer, and the caller here has answered its own client already.
+    let then_sweep = match op {
+        Op::SweepIfIdle | Op::RetryDue | Op::RetryDueGet => false,
+        _ => funnelhooks_spin::one_in(16),
+    };
+    let response = with_ctx(req, params, clock, |ctx| {
+        Ok(match op {
+            Op::ListSteps => steps::list(ctx),
+            Op::CreateStep => steps::create(ctx),
+            Op::PutStep => steps::put(ctx),
+            Op::ReadStep => steps::read(ctx),
+            Op::DeleteStep => steps::delete(ctx),
+            Op::TestSendStep => deliver::test_send(ctx),
+            Op::SendStepNow => deliver::send_now(ctx),
+            Op::StepReached => deliver::step_reached(ctx),
+            Op::PreviewTemplate => preview::preview(ctx),
+            Op::ListDeliveries => deliveries::list(ctx),
+            Op::ReadDelivery => deliveries::read(ctx),
+            Op::ReplayDelivery => deliveries::replay(ctx),
+            Op::RetryDue | Op::RetryDueGet => deliveries::retry_due(ctx),
+            Op::SweepIfIdle => deliveries::sweep_if_idle(ctx)
+                .map(|swept| funnelhooks_spin::json(200, &serde_json::json!({"swept": swept}))),
+        }?)
+    })?;
+    Ok((response, then_sweep))
+}
+
+/// Runs `f` with a handler's context for `req` on `clock`: the store, the engine (with the
+/// owners' signing secrets and the target rules), the repository.
+fn with_ctx<T>(
+    req: &Request,
+    params: Params,
+    clock: SpinClock,
+    f: impl FnOnce(&Ctx) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let kv = SpinKv::open_default()?;
+    let policy = funnelhooks_spin::target_policy();
     let sender = SpinSender::new(policy);
     let secrets = OwnerSecrets { kv: &kv };
     let ctx = Ctx {
@@ -90,19 +159,5 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         policy,
         now: clock.now(),
     };
-    Ok(match op {
-        Op::ListSteps => steps::list(&ctx),
-        Op::CreateStep => steps::create(&ctx),
-        Op::PutStep => steps::put(&ctx),
-        Op::ReadStep => steps::read(&ctx),
-        Op::DeleteStep => steps::delete(&ctx),
-        Op::TestSendStep => deliver::test_send(&ctx),
-        Op::SendStepNow => deliver::send_now(&ctx),
-        Op::StepReached => deliver::step_reached(&ctx),
-        Op::PreviewTemplate => preview::preview(&ctx),
-        Op::ListDeliveries => deliveries::list(&ctx),
-        Op::ReadDelivery => deliveries::read(&ctx),
-        Op::ReplayDelivery => deliveries::replay(&ctx),
-        Op::RetryDue | Op::RetryDueGet => deliveries::retry_due(&ctx),
-    }?)
+    f(&ctx)
 }

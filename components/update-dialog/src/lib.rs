@@ -19,6 +19,7 @@ use funnelhooks_spin::kv::BatchedSpinKv;
 use funnelhooks_spin::outbound::chain;
 use funnelhooks_spin::request::read;
 use funnelhooks_spin::{ApiError, json, now, respond};
+use funnelhooks_store::Kv;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
 /// Where the send-webhook component takes step entries, by local chaining.
@@ -50,6 +51,14 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
                 .emit();
         }
     }
+    // A refused postback is counted (accepted ones are not: see funnelhooks_core::metrics);
+    // the tracker has its answer already.
+    if let Some((code, _)) = funnelhooks_core::log::noted_error()
+        && let Ok(kv) = BatchedSpinKv::open_default()
+    {
+        let _ = kv.increment(&funnelhooks_core::metrics::postback_refusal_key(code), 1);
+    }
+    funnelhooks_spin::nudge_sweep(64);
 }
 
 /// How many new dialogs a bot's links may create: the `max_new_dialogs_per_minute` and

@@ -10,6 +10,7 @@ pub mod ids;
 pub mod json;
 pub mod log;
 pub mod media;
+pub mod metrics;
 pub mod paging;
 pub mod secret;
 pub mod time;

@@ -107,9 +107,13 @@ pub fn noted_error() -> Option<(&'static str, Option<String>)> {
     CONTEXT.with(|c| c.borrow().error.clone())
 }
 
-/// Whether a line at `level` would be written.
+/// Whether a line at `level` would be written: inside a request (see [`begin`]; domain
+/// code run by plain tests writes nothing) at or above its level.
 pub fn enabled(level: Level) -> bool {
-    CONTEXT.with(|c| level >= c.borrow().level)
+    CONTEXT.with(|c| {
+        let c = c.borrow();
+        !c.component.is_empty() && level >= c.level
+    })
 }
 
 /// A line being written; [`Line::emit`] writes it.

@@ -20,6 +20,7 @@ use funnelhooks_store::{Index, Kv, Records, StoreError};
 use crate::log::{
     Attempt, Delivery, MAX_DELIVERIES_PER_OWNER, Owner, Status, bounded_body, bounded_headers,
 };
+use crate::metrics::Tally;
 use crate::options::DeliveryOptions;
 use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
@@ -352,6 +353,14 @@ pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
     pub(crate) clock: &'a C,
     secrets: &'a dyn Secrets,
     policy: TargetPolicy,
+    /// What this engine's attempts did, added to the store's counters when it is dropped.
+    tally: Tally,
+}
+
+impl<K: Kv, S: Sender, C: Clock> Drop for Engine<'_, K, S, C> {
+    fn drop(&mut self) {
+        self.tally.flush(self.kv);
+    }
 }
 
 pub(crate) fn key(id: &str) -> String {
@@ -372,18 +381,21 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             clock,
             secrets: &NoSecrets,
             policy: TargetPolicy::default(),
+            tally: Tally::default(),
         }
     }
 
     /// The engine, reading signed deliveries' secrets from `secrets`.
-    pub fn with_secrets(self, secrets: &'a dyn Secrets) -> Self {
-        Self { secrets, ..self }
+    pub fn with_secrets(mut self, secrets: &'a dyn Secrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// The engine, checking every attempt's request against `policy` (the rules its step
     /// or hook was saved under) before it goes.
-    pub fn with_policy(self, policy: TargetPolicy) -> Self {
-        Self { policy, ..self }
+    pub fn with_policy(mut self, policy: TargetPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Where this engine's requests may go.
@@ -473,6 +485,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.kv.set_many(&entries)?;
         if skipped {
             delivery.log("skipped");
+            self.tally.count(&delivery);
         }
         if owner_slot > MAX_DELIVERIES_PER_OWNER {
             self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
@@ -613,6 +626,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         d.updated_at = self.clock.now();
         self.records().put(&key(&d.id), &*d)?;
         d.log("not_sent");
+        self.tally.count(d);
         Ok(())
     }
 
@@ -697,6 +711,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         );
         decide(d, verdict, end);
         d.log("attempt");
+        self.tally.count(d);
         if let Some(next) = d.next_attempt_at {
             self.schedule(next, &d.id)?;
         }

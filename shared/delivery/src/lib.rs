@@ -9,6 +9,7 @@
 pub mod engine;
 pub mod log;
 pub mod mask;
+pub mod metrics;
 pub mod options;
 pub mod outbox;
 pub mod request;

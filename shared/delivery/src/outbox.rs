@@ -15,7 +15,8 @@
 use std::time::Duration;
 
 use funnelhooks_core::Timestamp;
-use funnelhooks_store::{Index, Kv, StoreError};
+use funnelhooks_store::{Index, Kv, Records, StoreError};
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{Attempts, Clock, Engine, LEASE, Sender, key};
 use crate::log::{Delivery, Status};
@@ -36,6 +37,120 @@ const LEGACY_HORIZON_MINUTES: i64 = 2 * 24 * 60;
 
 const CURSOR: &str = "due:cursor";
 const RESCUE_CURSOR: &str = "dlvs:rescue";
+/// The installation's last sweep ([`LastSweep`]), whichever instance ran it.
+const LAST_SWEEP: &str = "sweep:last";
+/// Most minutes of the outbox a report reads; past that it says "at least".
+pub const MAX_BACKLOG_MINUTES: i64 = 180;
+
+/// The last sweep of the installation, as every sweep leaves it (on any instance).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastSweep {
+    /// When it started.
+    pub at: Timestamp,
+    /// When it ended.
+    pub ended_at: Timestamp,
+    /// Attempts it made.
+    pub attempted: usize,
+    /// Whether it left work for the next call.
+    pub more: bool,
+    /// What started it: `scheduler` (a call of the sweep route) or `traffic` (the sweep the
+    /// app chains from requests when one is overdue).
+    pub by: String,
+}
+
+/// The deliveries waiting in the outbox that are due, for health and metrics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Backlog {
+    /// Deliveries whose next attempt is due now or was due before, not yet made.
+    pub due: u64,
+    /// Of those, due more than two minutes ago: a sweep should have made them.
+    pub overdue: u64,
+    /// When the oldest overdue one was due, if any.
+    pub oldest_overdue: Option<Timestamp>,
+    /// The outbox held more than [`MAX_BACKLOG_CHECKED`] entries, or the sweep is more than
+    /// [`MAX_BACKLOG_MINUTES`] behind: the counts are what was read, and more may be due.
+    pub at_least: bool,
+}
+
+/// Most outbox entries one report reads (each is a delivery to look at).
+pub const MAX_BACKLOG_CHECKED: usize = 200;
+
+/// The installation's last sweep, if one ever ran.
+pub fn last_sweep(kv: &dyn Kv) -> Result<Option<LastSweep>, StoreError> {
+    Records::new(kv).get(LAST_SWEEP)
+}
+
+/// Which deliveries in the outbox are due and overdue at `now`, read without writing
+/// anything: the entries of the minutes the sweep has not closed (the oldest
+/// [`MAX_BACKLOG_MINUTES`] of them), each delivery looked at once (an entry whose delivery
+/// was sent or ended since is not work), at most [`MAX_BACKLOG_CHECKED`] entries.
+pub fn backlog(kv: &dyn Kv, now: Timestamp) -> Result<Backlog, StoreError> {
+    let now_minute = minute(now);
+    let cursor = read_cursor(kv, now_minute)?;
+    let late = Timestamp(now.0 - OVERDUE.as_millis() as i64);
+    let last = (cursor.minute + MAX_BACKLOG_MINUTES).min(now_minute);
+    let mut out = Backlog {
+        at_least: last < now_minute,
+        ..Backlog::default()
+    };
+    let (mut seen, mut checked) = (std::collections::BTreeSet::new(), 0);
+    let records = Records::new(kv);
+    'minutes: for m in cursor.minute..=last {
+        let due = bucket(kv, m);
+        let from = if m == cursor.minute { cursor.slot } else { 0 };
+        for slot in from + 1..=due.peek_last_slot()? {
+            if checked == MAX_BACKLOG_CHECKED {
+                out.at_least = true;
+                break 'minutes;
+            }
+            checked += 1;
+            let Some(id) = due.get(slot)? else { continue };
+            if !seen.insert(id.clone()) {
+                continue;
+            }
+            let Some(d) = records.get::<Delivery>(&key(&id))? else {
+                continue;
+            };
+            let at = d
+                .next_attempt_at
+                .unwrap_or(Timestamp(d.created_at.0 + LEASE.as_millis() as i64));
+            if d.is_final() || at > now {
+                continue;
+            }
+            out.due += 1;
+            if at < late {
+                out.overdue += 1;
+                out.oldest_overdue = Some(out.oldest_overdue.map_or(at, |o| o.min(at)));
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn read_cursor(kv: &dyn Kv, now_minute: i64) -> Result<Cursor, StoreError> {
+    let start = now_minute - FIRST_SWEEP_LOOKBACK_MINUTES;
+    Ok(match Records::new(kv).get::<serde_json::Value>(CURSOR)? {
+        None => Cursor {
+            minute: start,
+            ..Cursor::default()
+        },
+        // Before the outbox was an index: the last minute finished.
+        Some(serde_json::Value::Number(n)) => {
+            let done = n.as_i64().unwrap_or(start);
+            Cursor {
+                minute: done + 1,
+                slot: 0,
+                legacy_until: now_minute + LEGACY_HORIZON_MINUTES,
+            }
+        }
+        Some(v) => Cursor {
+            minute: v["minute"].as_i64().unwrap_or(start),
+            slot: v["slot"].as_u64().unwrap_or(0),
+            legacy_until: v["legacyUntil"].as_i64().unwrap_or(0),
+        },
+    })
+}
 
 /// What a sweep of due attempts did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -94,7 +209,7 @@ pub(crate) fn minute(t: Timestamp) -> i64 {
     t.0.div_euclid(60_000)
 }
 
-fn bucket<'a>(kv: &'a dyn Kv, minute: i64) -> Index<'a> {
+pub(crate) fn bucket<'a>(kv: &'a dyn Kv, minute: i64) -> Index<'a> {
     Index::new(kv, format!("due:{minute}"))
 }
 
@@ -125,27 +240,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     }
 
     fn cursor(&self, now_minute: i64) -> Result<Cursor, StoreError> {
-        let start = now_minute - FIRST_SWEEP_LOOKBACK_MINUTES;
-        Ok(match self.records().get::<serde_json::Value>(CURSOR)? {
-            None => Cursor {
-                minute: start,
-                ..Cursor::default()
-            },
-            // Before the outbox was an index: the last minute finished.
-            Some(serde_json::Value::Number(n)) => {
-                let done = n.as_i64().unwrap_or(start);
-                Cursor {
-                    minute: done + 1,
-                    slot: 0,
-                    legacy_until: now_minute + LEGACY_HORIZON_MINUTES,
-                }
-            }
-            Some(v) => Cursor {
-                minute: v["minute"].as_i64().unwrap_or(start),
-                slot: v["slot"].as_u64().unwrap_or(0),
-                legacy_until: v["legacyUntil"].as_i64().unwrap_or(0),
-            },
-        })
+        read_cursor(self.kv, now_minute)
     }
 
     /// Sends every attempt that is due and can end within `budget` (an attempt starts only
@@ -153,6 +248,12 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     /// is left waits for the next sweep. Two sweeps at once never send the same attempt
     /// twice: each delivery is leased.
     pub fn retry_due(&self, budget: Duration) -> Result<Sweep, StoreError> {
+        self.retry_due_by(budget, "scheduler")
+    }
+
+    /// [`Engine::retry_due`], recording in the installation's [`LastSweep`] what started it
+    /// (`scheduler` or `traffic`).
+    pub fn retry_due_by(&self, budget: Duration, by: &str) -> Result<Sweep, StoreError> {
         let started = self.clock.now();
         let now_minute = minute(started);
         let mut sweep = Sweep::default();
@@ -199,6 +300,26 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         sweep.minutes_behind = (now_minute - OPEN_MINUTES + 1 - cursor.minute).max(0);
         if !sweep.more {
             self.rescue_overdue(&mut sweep, started, budget)?;
+        }
+        let last = LastSweep {
+            at: started,
+            ended_at: self.clock.now(),
+            attempted: sweep.attempted,
+            more: sweep.more,
+            by: by.to_string(),
+        };
+        self.records().put(LAST_SWEEP, &last)?;
+        if let Some(line) = funnelhooks_core::log::line(funnelhooks_core::log::Level::Info, "sweep")
+        {
+            line.str("by", by)
+                .num("attempted", sweep.attempted as i64)
+                .num("delivered", sweep.delivered as i64)
+                .num("failed", sweep.failed as i64)
+                .num("rescheduled", sweep.rescheduled as i64)
+                .num("rescued", sweep.rescued as i64)
+                .num("minutesBehind", sweep.minutes_behind)
+                .str("more", if sweep.more { "true" } else { "false" })
+                .emit();
         }
         Ok(sweep)
     }

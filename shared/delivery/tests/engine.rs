@@ -948,3 +948,43 @@ fn a_batch_logs_each_attempt_as_it_ends_not_when_the_slowest_does() {
     assert_eq!(seen[0], [Status::Pending, Status::Pending, Status::Pending]);
     assert_eq!(seen[2][..2], [Status::Delivered, Status::Delivered]);
 }
+
+#[test]
+fn the_backlog_counts_what_is_due_and_overdue_until_a_sweep_sends_it() {
+    use funnelhooks_delivery::outbox::{backlog, last_sweep};
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(500), status(500), status(500)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    for _ in 0..3 {
+        let d = run(&engine, "b1", Attempts::FirstOnly);
+        assert_eq!(d.status, Status::Retrying);
+    }
+    assert_eq!(last_sweep(&kv).unwrap(), None);
+    let now = backlog(&kv, clock.now()).unwrap();
+    assert_eq!(
+        (now.due, now.overdue),
+        (0, 0),
+        "{now:?}: the retries are 5 s ahead"
+    );
+    // A delivered one leaves its entry (due if its first attempt had not been made), but
+    // is no work.
+    let ok = Receiver::default();
+    let fine = Engine::new(&kv, &ok, &clock);
+    assert_eq!(
+        run(&fine, "b2", Attempts::FirstOnly).status,
+        Status::Delivered
+    );
+    // Ten minutes pass without a sweep: three retries are overdue since the first minute.
+    clock.advance(Duration::from_secs(600));
+    let late = backlog(&kv, clock.now()).unwrap();
+    assert_eq!((late.due, late.overdue), (3, 3), "{late:?}");
+    let oldest = late.oldest_overdue.unwrap();
+    assert!(clock.now().0 - oldest.0 >= 540_000, "{late:?}");
+    let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
+    assert_eq!(sweep.attempted, 3);
+    let after = backlog(&kv, clock.now()).unwrap();
+    assert_eq!(after.overdue, 0, "{after:?}");
+    let last = last_sweep(&kv).unwrap().unwrap();
+    assert_eq!((last.attempted, last.by.as_str()), (3, "scheduler"));
+    assert_eq!(last.at, clock.now());
+}

@@ -13,6 +13,9 @@ pub enum Access {
     Admin,
     /// The admin token, or `?key=<retry_sweep_key>` (schedulers that can only call a URL).
     AdminOrSweepKey,
+    /// The admin token, or `Authorization: Bearer <metrics_token>` (a Prometheus scraper
+    /// that should not hold the admin token).
+    AdminOrMetricsToken,
     /// The call-tracking service's ingest key (header, query or path).
     IngestKey,
     /// Only another component of the app, through Spin's local chaining.
@@ -122,11 +125,15 @@ macro_rules! table {
     };
 }
 
-/// `health`: liveness and key-value readiness.
+/// `health`: liveness, readiness, the installation's health and its metrics.
 pub mod health {
     table! {
         "GET" "/api/health" "health" Public Health,
         "HEAD" "/api/health" "" Public HealthHead,
+        "GET" "/api/health/live" "liveness" Public Live,
+        "GET" "/api/health/ready" "readiness" Public Ready,
+        "GET" "/api/metrics" "metrics" AdminOrMetricsToken Metrics,
+        "POST" "/internal/store-check" "" Chained StoreCheck,
     }
 }
 
@@ -178,6 +185,7 @@ pub mod send_webhook {
         "POST" "/api/deliveries/retry-due" "retryDue" AdminOrSweepKey RetryDue,
         "GET" "/api/deliveries/retry-due" "retryDueGet" AdminOrSweepKey RetryDueGet,
         "POST" "/internal/step-reached" "" Chained StepReached,
+        "POST" "/internal/sweep-if-idle" "" Chained SweepIfIdle,
     }
 }
 
@@ -265,6 +273,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 50);
+        assert_eq!(ids.len(), 53);
     }
 }

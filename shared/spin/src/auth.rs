@@ -22,15 +22,7 @@ pub fn require_admin(req: &Request) -> Result<(), ApiError> {
             )
         })
     })?;
-    let given = req
-        .header("authorization")
-        .and_then(|h| h.as_str())
-        .and_then(|h| {
-            let (scheme, token) = h.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-        })
-        .unwrap_or("");
-    if same_secret(given, &expected) {
+    if same_secret(bearer(req), &expected) {
         Ok(())
     } else {
         Err(ApiError::unauthorized())
@@ -52,6 +44,32 @@ pub fn require_admin_or_sweep_key(req: &Request) -> Result<(), ApiError> {
     }
 }
 
+/// For the metrics: passes with the admin token, or with `Authorization: Bearer` equal to the
+/// secret Spin variable `metrics_token`, so a scraper need not hold the admin token. An
+/// empty `metrics_token` admits nobody by it.
+pub fn require_admin_or_metrics_token(req: &Request) -> Result<(), ApiError> {
+    if require_admin(req).is_ok() {
+        return Ok(());
+    }
+    let expected = spin_sdk::variables::get("metrics_token").unwrap_or_default();
+    if same_secret(bearer(req), &expected) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
+    }
+}
+
+/// The token after `Authorization: Bearer `, or empty.
+fn bearer(req: &Request) -> &str {
+    req.header("authorization")
+        .and_then(|h| h.as_str())
+        .and_then(|h| {
+            let (scheme, token) = h.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .unwrap_or("")
+}
+
 /// Chained requests arrive on Spin's synthetic `/...` route; public requests never do, as
 /// no public route of the app is a catch-all.
 pub fn chained(req: &Request) -> bool {
@@ -66,6 +84,7 @@ pub fn check(req: &Request, access: Access) -> Result<(), ApiError> {
         Access::Public | Access::IngestKey => Ok(()),
         Access::Admin => require_admin(req),
         Access::AdminOrSweepKey => require_admin_or_sweep_key(req),
+        Access::AdminOrMetricsToken => require_admin_or_metrics_token(req),
         Access::Chained if chained(req) => Ok(()),
         Access::Chained => Err(ApiError::no_route()),
     }

@@ -26,6 +26,34 @@ pub fn target_policy() -> funnelhooks_delivery::TargetPolicy {
     funnelhooks_delivery::TargetPolicy { allow_loopback }
 }
 
+/// Whether the app sweeps its retries from traffic (the `auto_sweep` variable; on unless
+/// "false"): see [`nudge_sweep`].
+pub fn auto_sweep() -> bool {
+    spin_sdk::variables::get("auto_sweep").map_or(true, |v| v.trim() != "false")
+}
+
+/// True once in `one_in` calls, at random.
+pub fn one_in(one_in: u64) -> bool {
+    wasi::random::random::get_random_u64().is_multiple_of(one_in.max(1))
+}
+
+/// After an answer, once in `one_in` requests: asks send-webhook (by local chaining) to run
+/// the retry sweep if none ran lately and work is due, so retries happen where traffic flows
+/// even without a scheduler. It answers when done (a sweep stops within 27 s): Spin drops a
+/// chained component's work once its caller has the answer, so this waits. Never on the
+/// answer's path: call it after [`respond`].
+pub fn nudge_sweep(one_in_requests: u64) {
+    if !one_in(one_in_requests) || !auto_sweep() {
+        return;
+    }
+    let _ = outbound::chain(
+        "send-webhook",
+        "/internal/sweep-if-idle",
+        b"{}",
+        std::time::Duration::from_secs(30),
+    );
+}
+
 /// Now, in Unix milliseconds.
 pub fn now() -> Timestamp {
     let ms = std::time::SystemTime::now()

@@ -434,7 +434,19 @@ pub fn chain(
         stream.blocking_write_and_flush(body).map_err(network)?;
     }
     OutgoingBody::finish(out_body, None).map_err(failure)?;
-    future.subscribe().block();
+    // Local chaining ignores the request's timeouts: wait for the answer or the deadline,
+    // whichever comes first (dropping the future abandons the chained request).
+    let answered = future.subscribe();
+    let deadline = monotonic_clock::subscribe_duration(timeout.as_nanos() as u64);
+    let ready = poll(&[&answered, &deadline]);
+    drop(answered);
+    drop(deadline);
+    if !ready.contains(&0) {
+        return Err(SendFailure::Timeout(format!(
+            "timed out: {component} did not answer within {} ms",
+            timeout.as_millis()
+        )));
+    }
     match future.get() {
         Some(Ok(Ok(response))) => Ok(response.status()),
         Some(Ok(Err(code))) => Err(failure(code)),

@@ -65,6 +65,13 @@ impl<'a> Index<'a> {
         Ok(u64::try_from(self.kv.increment(&self.counter_key(), 0)?).unwrap_or(0))
     }
 
+    /// The highest slot handed out so far, read without writing (for reports: see
+    /// [`crate::read_counter`]).
+    pub fn peek_last_slot(&self) -> Result<u64, StoreError> {
+        let n = crate::read_counter(self.kv.get(&self.counter_key())?.as_deref());
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Up to `limit` entries after slot `after` (0 for the first page).
     pub fn page(&self, after: u64, limit: usize) -> Result<IndexPage, StoreError> {
         let last = self.last_slot()?;

@@ -137,6 +137,20 @@ pub fn decode_counter(bytes: Option<&[u8]>) -> Result<i64, StoreError> {
     }
 }
 
+/// Reads a counter as any of Spin's stores keeps it, without writing: 8 little-endian bytes
+/// (SQLite, and hosts without atomics) or decimal text (Redis' `INCRBY`). For reports only:
+/// a reader that must not miss a concurrent increment uses `increment(key, 0)`.
+pub fn read_counter(bytes: Option<&[u8]>) -> i64 {
+    let Some(b) = bytes else { return 0 };
+    match std::str::from_utf8(b)
+        .ok()
+        .and_then(|t| t.parse::<i64>().ok())
+    {
+        Some(n) => n,
+        None => decode_counter(Some(b)).unwrap_or(0),
+    }
+}
+
 /// `increment` for a store without atomics: read, add, write (not atomic; see [`Kv`]).
 pub fn increment_by_read_and_write<K: Kv + ?Sized>(
     kv: &K,

@@ -16,6 +16,7 @@ mod host_outbound;
 mod host_routing;
 mod host_variables;
 mod openapi;
+mod operations;
 mod readme;
 mod real_spin;
 mod round_trips;
