@@ -225,6 +225,33 @@
     return { parts: path.split('/').filter(Boolean).map(decodeURIComponent), query: new URLSearchParams(query || '') };
   }
 
+  // ---- the installation's health, on every page -----------------------------------------
+  let healthAt = 0;
+  /** What /api/health says an operator must act on, in plain words; at most every 30 s. */
+  async function checkHealth() {
+    if (Date.now() - healthAt < 30000) return;
+    healthAt = Date.now();
+    const box = document.getElementById('health');
+    let hl;
+    try {
+      const res = await fetch('/api/health');
+      hl = await res.json();
+    } catch (_) {
+      hl = { status: 'degraded' };
+    }
+    const notes = [];
+    if (hl.status === 'degraded') notes.push(t('The key-value store does not answer: postbacks and deliveries fail until it is back.'));
+    const sw = hl.sweep || {};
+    if (sw.overdue > 0 && (sw.secondsSinceLastRun == null || sw.secondsSinceLastRun > 300)) {
+      notes.push(sw.secondsSinceLastRun == null
+        ? t('{n} deliveries are overdue and the retry sweep has never run. Schedule POST /api/deliveries/retry-due every minute.', { n: sw.overdue })
+        : t('{n} deliveries are overdue and the retry sweep last ran {m} min ago. Schedule POST /api/deliveries/retry-due every minute.', { n: sw.overdue, m: Math.floor(sw.secondsSinceLastRun / 60) }));
+    }
+    if (hl.outbound && hl.outbound.privateNetworks === 'open') notes.push(t('Outbound requests to private networks are not blocked, so webhooks to host names are refused. Run the app with block_networks = ["private"].'));
+    box.replaceChildren(...notes.map((n) => h('p', { class: 'banner warn' }, n)));
+    box.hidden = !notes.length;
+  }
+
   let renderSeq = 0;
   async function route() {
     const seq = ++renderSeq;
@@ -232,6 +259,7 @@
     if (!token() && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
     const section = parts[0] || 'bots';
     renderNav(section);
+    if (token()) checkHealth();
     let view;
     try {
       view = await dispatch(parts, query);

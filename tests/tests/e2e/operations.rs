@@ -599,3 +599,53 @@ async fn the_metrics_move_by_exactly_a_scenarios_counts_and_parse_as_prometheus_
         .unwrap();
     assert_eq!(wrong.status, 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hosts_opentelemetry_export_carries_our_log_lines() {
+    // Spin's own OTLP export (traces, and the components' stderr as log records), pointed at
+    // a receiver on loopback, on both generations.
+    for spin in ["spin", "spin-3.6"] {
+        let Some(binary) = require(spin).unwrap() else {
+            continue;
+        };
+        let collector = Receiver::start().await.unwrap();
+        let endpoint: &'static str = Box::leak(collector.url().into_boxed_str());
+        let app = up(
+            &binary,
+            sqlite_loopback(),
+            &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)],
+        )
+        .await;
+        let client = Client::new(app.url());
+        let reply = client
+            .send(
+                "GET",
+                "/api/bots",
+                &[
+                    ("authorization", &format!("Bearer {ADMIN_TOKEN}")),
+                    ("x-request-id", "otel-trace-42"),
+                ],
+                "",
+            )
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 200);
+        let exported = eventually(Duration::from_secs(30), async || {
+            let got = collector.received();
+            let has = |path: &str| got.iter().any(|r| r.path_and_query == path);
+            has("/v1/traces")
+                && got.iter().any(|r| {
+                    r.path_and_query == "/v1/logs"
+                        && String::from_utf8_lossy(&r.body).contains("otel-trace-42")
+                })
+        })
+        .await;
+        assert!(exported, "{spin}: no traces, or our log line not among the logs");
+        for r in collector.received() {
+            assert!(
+                !String::from_utf8_lossy(&r.body).contains(ADMIN_TOKEN),
+                "{spin}: the admin token was exported"
+            );
+        }
+    }
+}
