@@ -7,6 +7,7 @@ mod call_hooks;
 mod common;
 mod conformance;
 mod console;
+mod docs;
 mod guarantees;
 mod health;
 mod host_headers;

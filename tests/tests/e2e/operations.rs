@@ -640,7 +640,10 @@ async fn the_hosts_opentelemetry_export_carries_our_log_lines() {
                 })
         })
         .await;
-        assert!(exported, "{spin}: no traces, or our log line not among the logs");
+        assert!(
+            exported,
+            "{spin}: no traces, or our log line not among the logs"
+        );
         for r in collector.received() {
             assert!(
                 !String::from_utf8_lossy(&r.body).contains(ADMIN_TOKEN),
