@@ -26,6 +26,8 @@ pub struct Received {
     pub headers: http::HeaderMap,
     /// Body.
     pub body: Bytes,
+    /// When its head arrived (to check a rate limit by the receiver's own clock).
+    pub arrived: std::time::Instant,
 }
 
 impl Received {
@@ -154,6 +156,11 @@ impl Receiver {
         self.shared.received.lock().unwrap().clone()
     }
 
+    /// Forgets what it got so far.
+    pub fn received_clear(&self) {
+        self.shared.received.lock().unwrap().clear();
+    }
+
     /// Waits until `n` requests have arrived or `timeout` passes; returns what arrived.
     pub async fn wait_for(&self, n: usize, timeout: Duration) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -208,6 +215,7 @@ impl hyper::body::Body for Trickle {
 type Reply = hyper::Response<Either<Full<Bytes>, Trickle>>;
 
 async fn answer(shared: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>) -> Reply {
+    let arrived = std::time::Instant::now();
     let (parts, body) = req.into_parts();
     let body = body
         .collect()
@@ -227,6 +235,7 @@ async fn answer(shared: Arc<Shared>, req: hyper::Request<hyper::body::Incoming>)
             .unwrap_or_default(),
         headers: parts.headers,
         body,
+        arrived,
     });
     shared.arrived.notify_waiters();
     let hold = *shared.hold_until.lock().unwrap();

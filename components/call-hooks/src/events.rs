@@ -20,6 +20,8 @@ use crate::Ctx;
 pub(crate) struct FanOut {
     service: Service,
     deliveries: Vec<Delivery>,
+    /// The hooks' states as read when their deliveries were made (not read again).
+    states: std::collections::BTreeMap<String, funnelhooks_delivery::state::DeliveryState>,
 }
 
 /// The ingest key the request presents: in the URL's path (`…/events/{pathKey}`), the
@@ -216,6 +218,7 @@ fn deliver_event(
     Ok(FanOut {
         service: service.clone(),
         deliveries: fresh,
+        states: engine.known_states(),
     })
 }
 
@@ -226,7 +229,9 @@ pub(crate) fn send(ctx: &Ctx, fan_out: FanOut) {
     let secrets = HookSecrets(&fan_out.service);
     let engine = Engine::new(ctx.kv, &sender, &clock)
         .with_secrets(&secrets)
-        .with_policy(ctx.policy);
+        .with_policy(ctx.policy)
+        .with_rules(funnelhooks_spin::delivery_rules())
+        .with_known_states(fan_out.states);
     // If this fails (the store), the held deliveries are sent by the sweep after the lease.
     match engine.run_all(fan_out.deliveries) {
         Ok(done) => {

@@ -7,7 +7,9 @@ use funnelhooks_core::json::Members;
 use funnelhooks_core::{Error, Kind};
 use funnelhooks_delivery::Owner;
 use funnelhooks_delivery::engine::{Attempts, Engine, NewDelivery};
+use funnelhooks_delivery::state::{DeliveryState, StepOrHook};
 use funnelhooks_spin::{SpinClock, SpinSender, json};
+use funnelhooks_store::Records;
 use serde_json::Value as Json;
 use spin_sdk::http::Response;
 
@@ -27,11 +29,55 @@ fn form(ctx: &Ctx) -> Result<Json, Error> {
     })
 }
 
+fn sender(service_id: &str, hook_id: &str) -> StepOrHook {
+    StepOrHook::Hook {
+        service_id: service_id.to_string(),
+        hook_id: hook_id.to_string(),
+    }
+}
+
+/// A hook as the API shows it, with where it stands as a sender (`deliveryState`).
+pub(crate) fn view(
+    ctx: &Ctx,
+    service_id: &str,
+    hook: &funnelhooks_calls::HookRecord,
+) -> Result<Json, Error> {
+    let key = sender(service_id, &hook.id).state_key();
+    let state: DeliveryState = Records::new(ctx.kv).get(&key)?.unwrap_or_default();
+    Ok(with_state(hook.view(service_id), &state))
+}
+
+fn with_state(mut view: Json, state: &DeliveryState) -> Json {
+    view["deliveryState"] = state.view();
+    view
+}
+
 /// `GET /api/calls/services/{id}/hooks`.
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
-    let items: Vec<Json> = service.hooks.iter().map(|h| h.view(&service.id)).collect();
+    let items = service
+        .hooks
+        .iter()
+        .map(|h| view(ctx, &service.id, h))
+        .collect::<Result<Vec<Json>, Error>>()?;
     Ok(json(200, &serde_json::json!({ "items": items })))
+}
+
+/// `POST .../hooks/{hookId}/pause` (`pause: true`) or `.../resume`: the hook with its new
+/// `deliveryState`. Resuming also re-enables a hook disabled for failing (and tells the
+/// alert endpoints).
+pub(crate) fn pause_or_resume(ctx: &Ctx, pause: bool) -> Result<Response, Error> {
+    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
+    let hook = service.hook(ctx.params.get("hookId"))?;
+    let (sender_, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
+    let engine = Engine::new(ctx.kv, &sender_, &clock).with_policy(ctx.policy);
+    let s = sender(&service.id, &hook.id);
+    let state = if pause {
+        engine.pause(&s)?
+    } else {
+        engine.resume(&s)?
+    };
+    Ok(json(200, &with_state(hook.view(&service.id), &state)))
 }
 
 /// `POST /api/calls/services/{id}/hooks`: 201 with the hook.
@@ -40,13 +86,16 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     let hook = ctx
         .repo
         .add_hook(service, &form(ctx)?, ctx.policy, ctx.now)?;
-    Ok(json(201, &hook.view(service)))
+    Ok(json(201, &view(ctx, service, &hook)?))
 }
 
 /// `GET /api/calls/services/{id}/hooks/{hookId}`.
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     let s = ctx.repo.service(ctx.params.get("serviceId"))?;
-    Ok(json(200, &s.hook(ctx.params.get("hookId"))?.view(&s.id)))
+    Ok(json(
+        200,
+        &view(ctx, &s.id, s.hook(ctx.params.get("hookId"))?)?,
+    ))
 }
 
 /// `PUT` (whole hook) or `PATCH` (named members) `/api/calls/services/{id}/hooks/{hookId}`.
@@ -59,16 +108,15 @@ pub(crate) fn edit(ctx: &Ctx, edit: Edit) -> Result<Response, Error> {
         ctx.policy,
         ctx.now,
     )?;
-    Ok(json(200, &hook.view(service)))
+    Ok(json(200, &view(ctx, service, &hook)?))
 }
 
 /// `DELETE /api/calls/services/{id}/hooks/{hookId}`.
 pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
-    ctx.repo.delete_hook(
-        ctx.params.get("serviceId"),
-        ctx.params.get("hookId"),
-        ctx.now,
-    )?;
+    let (service, hook) = (ctx.params.get("serviceId"), ctx.params.get("hookId"));
+    ctx.repo.delete_hook(service, hook, ctx.now)?;
+    let (sender_, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
+    Engine::new(ctx.kv, &sender_, &clock).forget_state(&sender(service, hook))?;
     Ok(Response::new(204, ()))
 }
 

@@ -86,6 +86,8 @@ fn serve(ctx: &Ctx, op: Op) -> Result<(Response, Option<events::FanOut>), funnel
         Op::ChangeHook => hooks::edit(ctx, funnelhooks_calls::Edit::Patch),
         Op::DeleteHook => hooks::delete(ctx),
         Op::TestSendHook => hooks::test_send(ctx),
+        Op::PauseHook => hooks::pause_or_resume(ctx, true),
+        Op::ResumeHook => hooks::pause_or_resume(ctx, false),
     }?;
     Ok((answer, None))
 }

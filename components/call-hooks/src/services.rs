@@ -85,7 +85,13 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     let mut v = view(&service);
-    v["hooks"] = Json::Array(service.hooks.iter().map(|h| h.view(&service.id)).collect());
+    v["hooks"] = Json::Array(
+        service
+            .hooks
+            .iter()
+            .map(|h| crate::hooks::view(ctx, &service.id, h))
+            .collect::<Result<_, Error>>()?,
+    );
     v["parameters"] = preset_list();
     Ok(json(200, &v))
 }

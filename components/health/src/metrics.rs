@@ -68,6 +68,38 @@ fn owners_sum(kv: &BatchedSpinKv, list: &str, prefix: &str) -> Result<i64, Store
     Ok(counters(kv, &keys)?.iter().sum())
 }
 
+/// How many steps and hooks are failing, paused and disabled: the attention list's
+/// entries, each state read (one round trip where the host can). Read as plain JSON: the
+/// three moments say it.
+fn senders_needing_attention(kv: &BatchedSpinKv) -> Result<[(&'static str, i64); 3], StoreError> {
+    use funnelhooks_delivery::state::ATTENTION;
+    let listed: Vec<String> = funnelhooks_store::Records::new(kv)
+        .get(ATTENTION)?
+        .unwrap_or_default();
+    let keys: Vec<String> = listed.iter().map(|k| format!("state:{k}")).collect();
+    let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut counts = [("failing", 0), ("paused", 0), ("disabled", 0)];
+    for bytes in kv.get_many(&refs)?.into_iter().flatten() {
+        let Ok(state) =
+            serde_json::from_slice::<serde_json::Value>(funnelhooks_store::strip_ops(&bytes))
+        else {
+            continue;
+        };
+        let has = |k: &str| state.get(k).is_some_and(|v| !v.is_null());
+        let slot = if has("disabledAt") {
+            2
+        } else if has("pausedAt") {
+            1
+        } else if has("failingSince") {
+            0
+        } else {
+            continue;
+        };
+        counts[slot].1 += 1;
+    }
+    Ok(counts)
+}
+
 /// The metrics at `clock`'s now.
 pub(crate) fn render(clock: &SpinClock) -> Result<Response, ApiError> {
     let kv = BatchedSpinKv::open_default()?;
@@ -175,6 +207,19 @@ pub(crate) fn render(clock: &SpinClock) -> Result<Response, ApiError> {
         &[],
         last.as_ref().map_or(0, |l| l.at.unix_seconds()),
     );
+
+    t.family(
+        "funnelhooks_senders_needing_attention",
+        "gauge",
+        "Steps and call hooks that are failing, paused or disabled (GET /api/attention lists them).",
+    );
+    for (status, n) in senders_needing_attention(&kv)? {
+        t.sample(
+            "funnelhooks_senders_needing_attention",
+            &[("status", status)],
+            n,
+        );
+    }
 
     let codes: Vec<&str> = POSTBACK_REFUSALS.iter().copied().chain(["other"]).collect();
     let keys: Vec<String> = codes.iter().map(|c| postback_refusal_key(c)).collect();

@@ -35,6 +35,7 @@ fn bad(field: &str, message: &str) -> Error {
 /// The log's filters: which part of it, and what a delivery must be to be listed.
 struct Filter {
     scope: LogScope,
+    alert_endpoint: Option<String>,
     chat: Option<i64>,
     step: Option<String>,
     hook: Option<String>,
@@ -64,13 +65,16 @@ impl Filter {
             Some("false") => Some(false),
             Some(_) => return Err(bad("test", "true or false")),
         };
-        let scope = match (q("botId"), q("serviceId")) {
-            (Some(bot), _) => LogScope::Bot(bot),
-            (None, Some(service)) => LogScope::Service(service),
-            (None, None) => LogScope::All,
+        let alert_endpoint = q("alertEndpointId");
+        let scope = match (q("botId"), q("serviceId"), &alert_endpoint) {
+            (Some(bot), _, _) => LogScope::Bot(bot),
+            (None, Some(service), _) => LogScope::Service(service),
+            (None, None, Some(_)) => LogScope::Alerts,
+            (None, None, None) => LogScope::All,
         };
         Ok(Filter {
             scope,
+            alert_endpoint,
             chat,
             step: q("stepId"),
             hook: q("hookId"),
@@ -81,7 +85,20 @@ impl Filter {
     }
 
     fn keeps(&self, d: &Delivery) -> bool {
+        let alerts_only = self.alert_endpoint.is_some();
         let owner_matches = match &d.owner {
+            Owner::Alert { endpoint_id, .. } => {
+                matches!(self.scope, LogScope::All | LogScope::Alerts)
+                    && self.chat.is_none()
+                    && self.step.is_none()
+                    && self.hook.is_none()
+                    && self.call.is_none()
+                    && self
+                        .alert_endpoint
+                        .as_ref()
+                        .is_none_or(|e| e == endpoint_id)
+            }
+            _ if alerts_only => false,
             Owner::Step {
                 bot_id,
                 chat_id,
@@ -159,6 +176,7 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
         first_attempt_after: None,
+        rate_limit: old.rate_limit,
     };
     let created = ctx.engine.create(new, None)?;
     let done = ctx.engine.run(created, Attempts::WithQuickRetries)?;
@@ -258,4 +276,126 @@ pub(crate) fn sweep_if_idle(ctx: &Ctx) -> Result<bool, Error> {
         sweep(ctx, TRAFFIC_SWEEP_BUDGET, "traffic")?;
     }
     Ok(won)
+}
+
+/// Most recoveries one call makes when the caller does not say.
+const DEFAULT_RECOVER_LIMIT: usize = 50;
+
+/// `POST /api/deliveries/recover` `{"botId" | "serviceId", "stepId"?, "hookId"?, "since",
+/// "cursor"?, "limit"?}`: sends again every delivery of the bot or service (or one step or
+/// hook of it) created at `since` or later that failed for good, or was held while its step
+/// or hook was paused or disabled, as new deliveries linked to the ones they recover and
+/// queued for the sweep. Bounded per call: `nextCursor` goes on. Each failed delivery is
+/// recovered once, however often (and wherever) this is called.
+pub(crate) fn recover(ctx: &Ctx) -> Result<Response, Error> {
+    use funnelhooks_core::json::{Members, whole};
+    let body = funnelhooks_spin::request::body(ctx.req)?;
+    let m = Members::of(
+        &body,
+        &[
+            "botId",
+            "serviceId",
+            "stepId",
+            "hookId",
+            "since",
+            "cursor",
+            "limit",
+        ],
+    )?;
+    let since = m.required("since", 64)?;
+    let since = funnelhooks_core::Timestamp::parse_iso(&since).ok_or_else(|| {
+        Error::invalid(
+            "bad_time",
+            "since",
+            "an ISO 8601 time, e.g. 2026-12-07T09:00:00Z",
+        )
+    })?;
+    let cursor = match m.text("cursor")?.filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => Some(c.parse::<u64>().map_err(|_| {
+            Error::invalid(
+                "bad_cursor",
+                "cursor",
+                "use the nextCursor of the previous call",
+            )
+        })?),
+    };
+    let limit = match m.get("limit") {
+        None => DEFAULT_RECOVER_LIMIT,
+        Some(l) => whole(l)
+            .filter(|l| (1..=funnelhooks_core::MAX_PAGE as u64).contains(l))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "bad_limit",
+                    "limit",
+                    format!(
+                        "recoveries per call, from 1 to {}",
+                        funnelhooks_core::MAX_PAGE
+                    ),
+                )
+            })? as usize,
+    };
+    let (step, hook) = (m.string("stepId")?, m.string("hookId")?);
+    let scope = match (m.string("botId")?, m.string("serviceId")?) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid(
+                "one_owner",
+                "serviceId",
+                "recover a bot's deliveries or a service's, not both at once",
+            ));
+        }
+        (Some(bot), None) => {
+            if hook.is_some() {
+                return Err(Error::invalid(
+                    "wrong_owner",
+                    "hookId",
+                    "a bot has steps, not hooks",
+                ));
+            }
+            let bot = ctx.repo.bot(&bot)?;
+            if let Some(step) = &step {
+                ctx.repo
+                    .step::<funnelhooks_steps::WebhookConfig>(&bot, step)?;
+            }
+            LogScope::Bot(bot.id)
+        }
+        (None, Some(service)) => {
+            if step.is_some() {
+                return Err(Error::invalid(
+                    "wrong_owner",
+                    "stepId",
+                    "a call-tracking service has hooks, not steps",
+                ));
+            }
+            let service = funnelhooks_calls::CallRepo::new(ctx.kv).service(&service)?;
+            if let Some(hook) = &hook {
+                service.hook(hook)?;
+            }
+            LogScope::Service(service.id)
+        }
+        (None, None) => {
+            return Err(Error::invalid(
+                "missing_field",
+                "botId",
+                "name the bot (botId) or the call-tracking service (serviceId) whose deliveries to recover",
+            ));
+        }
+    };
+    let done = ctx
+        .engine
+        .recover(&scope, since, cursor, limit, |d| match &d.owner {
+            Owner::Step { step_id, .. } => step.as_ref().is_none_or(|s| s == step_id),
+            Owner::Hook { hook_id, .. } => hook.as_ref().is_none_or(|h| h == hook_id),
+            Owner::Alert { .. } => false,
+        })?;
+    Ok(json(
+        200,
+        &serde_json::json!({
+            "recovered": done.recovered,
+            "count": done.recovered.len(),
+            "alreadyRecovered": done.already,
+            "held": done.held,
+            "nextCursor": done.next.map(|n| n.to_string()),
+        }),
+    ))
 }

@@ -1,10 +1,13 @@
-//! Steps (with their webhook configs) and the delivery log: save and read steps, deliver a
-//! step's webhook for a dialog now, read the log, replay, test-send, sweep the retries that
-//! are due, preview a template. The update-dialog component reaches
+//! Steps (with their webhook configs) and the delivery log: save and read steps, pause and
+//! resume them, deliver a step's webhook for a dialog now, read the log, replay, recover in
+//! bulk, test-send, sweep the retries that are due, preview a template; operator alert
+//! endpoints and the "Needs attention" view. The update-dialog component reaches
 //! `POST /internal/step-reached` through Spin's local chaining
 //! (`http://send-webhook.spin.internal`); no public route leads there. Routes are the table
 //! `funnelhooks_routes::send_webhook`.
 
+mod alerts;
+mod attention;
 mod deliver;
 mod deliveries;
 mod preview;
@@ -93,6 +96,8 @@ impl Secrets for OwnerSecrets<'_> {
                 hook_id,
                 ..
             } => CallRepo::new(self.kv).hook_secret(service_id, hook_id),
+            // The engine reads an alert endpoint's secret itself.
+            Owner::Alert { .. } => return Ok(None),
         };
         secret.map_err(|e| StoreError::Backend(e.message))
     }
@@ -122,12 +127,22 @@ fn serve(req: &Request) -> Result<(Response, bool), ApiError> {
             Op::ReadStep => steps::read(ctx),
             Op::DeleteStep => steps::delete(ctx),
             Op::TestSendStep => deliver::test_send(ctx),
+            Op::PauseStep => steps::pause_or_resume(ctx, true),
+            Op::ResumeStep => steps::pause_or_resume(ctx, false),
             Op::SendStepNow => deliver::send_now(ctx),
             Op::StepReached => deliver::step_reached(ctx),
             Op::PreviewTemplate => preview::preview(ctx),
             Op::ListDeliveries => deliveries::list(ctx),
             Op::ReadDelivery => deliveries::read(ctx),
             Op::ReplayDelivery => deliveries::replay(ctx),
+            Op::RecoverDeliveries => deliveries::recover(ctx),
+            Op::NeedsAttention => attention::needs_attention(ctx),
+            Op::ListAlertEndpoints => alerts::list(ctx),
+            Op::CreateAlertEndpoint => alerts::create(ctx),
+            Op::ReadAlertEndpoint => alerts::read(ctx),
+            Op::ReplaceAlertEndpoint => alerts::replace(ctx),
+            Op::DeleteAlertEndpoint => alerts::delete(ctx),
+            Op::TestSendAlertEndpoint => alerts::test_send(ctx),
             Op::RetryDue | Op::RetryDueGet => deliveries::retry_due(ctx),
             Op::SweepIfIdle => deliveries::sweep_if_idle(ctx)
                 .map(|swept| funnelhooks_spin::json(200, &serde_json::json!({"swept": swept}))),
@@ -155,7 +170,8 @@ fn with_ctx<T>(
         repo: Repo::new(&kv),
         engine: Engine::new(&kv, &sender, &clock)
             .with_secrets(&secrets)
-            .with_policy(policy),
+            .with_policy(policy)
+            .with_rules(funnelhooks_spin::delivery_rules()),
         policy,
         now: clock.now(),
     };

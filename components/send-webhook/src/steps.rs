@@ -4,6 +4,7 @@
 
 use funnelhooks_core::{Error, Kind, new_id};
 use funnelhooks_delivery::check_target;
+use funnelhooks_delivery::state::{DeliveryState, StepOrHook};
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::body;
 use funnelhooks_steps::sample::sample;
@@ -12,13 +13,23 @@ use spin_sdk::http::Response;
 
 use crate::Ctx;
 
-/// A step as the API shows it: the webhook config with `signed` instead of its secret.
-fn view(step: &WebhookStep) -> serde_json::Value {
+/// The step `step_id` of bot `bot_id` as a sender of deliveries.
+fn sender(bot_id: &str, step_id: &str) -> StepOrHook {
+    StepOrHook::Step {
+        bot_id: bot_id.to_string(),
+        step_id: step_id.to_string(),
+    }
+}
+
+/// A step as the API shows it: the webhook config with `signed` instead of its secret, and
+/// where it stands as a sender (`deliveryState`: active, failing, paused, disabled).
+fn view(step: &WebhookStep, state: &DeliveryState) -> serde_json::Value {
     let mut v = serde_json::json!({
         "id": step.id,
         "key": step.key,
         "kind": step.kind.as_str(),
         "webhookGone": step.webhook_gone,
+        "deliveryState": state.view(),
         "createdAt": step.created_at,
         "updatedAt": step.updated_at,
     });
@@ -30,12 +41,11 @@ fn view(step: &WebhookStep) -> serde_json::Value {
 
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
-    let steps: Vec<_> = ctx
-        .repo
-        .steps::<WebhookConfig>(&bot)?
-        .iter()
-        .map(view)
-        .collect();
+    let mut steps = Vec::new();
+    for step in ctx.repo.steps::<WebhookConfig>(&bot)? {
+        let state = ctx.engine.state_of(&sender(&bot.id, &step.id))?;
+        steps.push(view(&step, &state));
+    }
     Ok(json(200, &serde_json::json!({ "items": steps })))
 }
 
@@ -75,17 +85,37 @@ fn save(ctx: &Ctx, step: &str) -> Result<Response, Error> {
     }
     // Saving again also clears the step's "gone" mark.
     let (step, created) = ctx.repo.put_step(bot, step, input, ctx.now)?;
-    Ok(json(if created { 201 } else { 200 }, &view(&step)))
+    let state = ctx.engine.state_of(&sender(bot, &step.id))?;
+    Ok(json(if created { 201 } else { 200 }, &view(&step, &state)))
 }
 
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
     let step = ctx.repo.step(&bot, ctx.params.get("stepId"))?;
-    Ok(json(200, &view(&step)))
+    let state = ctx.engine.state_of(&sender(&bot.id, &step.id))?;
+    Ok(json(200, &view(&step, &state)))
 }
 
 pub(crate) fn delete(ctx: &Ctx) -> Result<Response, Error> {
-    ctx.repo
-        .delete_step(ctx.params.get("botId"), ctx.params.get("stepId"), ctx.now)?;
+    let (bot, step) = (ctx.params.get("botId"), ctx.params.get("stepId"));
+    ctx.repo.delete_step(bot, step, ctx.now)?;
+    // A step saved again under this id starts afresh.
+    ctx.engine.forget_state(&sender(bot, step))?;
     Ok(Response::new(204, ()))
+}
+
+/// `POST .../steps/{stepId}/pause` (`pause: true`) or `.../resume`: the step with its new
+/// `deliveryState`. Resuming also re-enables a step disabled for failing.
+pub(crate) fn pause_or_resume(ctx: &Ctx, pause: bool) -> Result<Response, Error> {
+    let bot = ctx.repo.bot(ctx.params.get("botId"))?;
+    let step = ctx
+        .repo
+        .step::<WebhookConfig>(&bot, ctx.params.get("stepId"))?;
+    let s = sender(&bot.id, &step.id);
+    let state = if pause {
+        ctx.engine.pause(&s)?
+    } else {
+        ctx.engine.resume(&s)?
+    };
+    Ok(json(200, &view(&step, &state)))
 }

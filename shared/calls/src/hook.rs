@@ -104,7 +104,7 @@ pub struct Built {
 }
 
 /// The members a hook form may have.
-const MEMBERS: [&str; 13] = [
+const MEMBERS: [&str; 14] = [
     "name",
     "protocol",
     "host",
@@ -117,6 +117,7 @@ const MEMBERS: [&str; 13] = [
     "enabled",
     "timeoutMs",
     "retry",
+    "rateLimit",
     "signingSecret",
 ];
 
@@ -328,6 +329,9 @@ impl HookConfig {
             "retry": {"maxAttempts": self.options.max_attempts},
             "signed": self.options.signing_secret.is_some(),
         });
+        if let Some(rate) = self.options.rate_limit {
+            v["rateLimit"] = Json::from(rate);
+        }
         if let Some(n) = &self.name {
             v["name"] = Json::from(n.clone());
         }

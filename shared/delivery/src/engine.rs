@@ -12,19 +12,25 @@
 //! nothing: the sweep sends it), and a delivery that is pending or retrying is never
 //! dropped by retention.
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use funnelhooks_core::Timestamp;
 use funnelhooks_store::{Index, Kv, Records, StoreError};
 
+use crate::alerts::{self, Alert, AlertEndpoint};
+use crate::limit;
 use crate::log::{
     Attempt, Delivery, MAX_DELIVERIES_PER_OWNER, Owner, Status, bounded_body, bounded_headers,
+    host_of,
 };
 use crate::metrics::Tally;
 use crate::options::DeliveryOptions;
 use crate::request::OutboundRequest;
 use crate::retry::{Outcome, Verdict, verdict};
 use crate::signing::SigningSecret;
+use crate::state::{ATTENTION, DeliveryState, MAX_ATTENTION, StepOrHook};
 use crate::target::TargetPolicy;
 
 /// What every request says it is, unless its config sets a `User-Agent`.
@@ -129,6 +135,11 @@ pub trait Clock {
     fn now(&self) -> Timestamp;
     /// Waits `d`.
     fn sleep(&self, d: Duration);
+    /// The real time, for what receivers check against their own clocks (a signature's
+    /// timestamp), when [`Clock::now`] is a test clock played ahead.
+    fn wall(&self) -> Timestamp {
+        self.now()
+    }
 }
 
 /// Where a signed delivery's secret is read at each attempt: with its step or hook, where it
@@ -178,6 +189,8 @@ pub struct NewDelivery {
     /// When the sweep makes the first attempt: this long after creation. `None`: the caller
     /// makes it now, and the sweep makes it after [`LEASE`] if the caller died first.
     pub first_attempt_after: Option<Duration>,
+    /// Most deliveries per second to its step's or hook's target.
+    pub rate_limit: Option<f64>,
 }
 
 impl NewDelivery {
@@ -194,18 +207,19 @@ impl NewDelivery {
             timeout_ms: options.timeout_ms,
             signed: options.signing_secret.is_some(),
             first_attempt_after: None,
+            rate_limit: options.rate_limit,
         }
     }
 }
 
 impl NewDelivery {
-    /// The record of this delivery as created: `skip_reason` makes it skipped, else it is
-    /// pending and due at `next_attempt_at`.
+    /// The record of this delivery as created: `skip_reason` makes it skipped (`held`: its
+    /// step or hook is paused or disabled), else it is pending and due at `next_attempt_at`.
     fn into_record(
         self,
         id: String,
         now: Timestamp,
-        skip_reason: Option<String>,
+        (skip_reason, held): (Option<String>, bool),
         next_attempt_at: Option<Timestamp>,
         slots: (u64, u64),
     ) -> Delivery {
@@ -237,6 +251,9 @@ impl NewDelivery {
             created_at: now,
             updated_at: now,
             slots,
+            held,
+            rate_limit: self.rate_limit,
+            recovered_by: None,
         }
     }
 }
@@ -259,6 +276,8 @@ pub enum LogScope {
     Bot(String),
     /// One call-tracking service's.
     Service(String),
+    /// Operator alerts'.
+    Alerts,
 }
 
 /// What creating a delivery found.
@@ -345,6 +364,53 @@ fn decide(d: &mut Delivery, verdict: Verdict, end: Timestamp) {
     }
 }
 
+/// The installation's rules for failing and busy targets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rules {
+    /// A step or hook whose attempts have all failed for this long (and at least
+    /// [`crate::state::MIN_FAILURES_TO_DISABLE`] of them) is disabled; 0: never.
+    pub disable_after_ms: i64,
+    /// Most deliveries per second to any one host, if limited.
+    pub per_host: Option<f64>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Self {
+            disable_after_ms: crate::state::DEFAULT_DISABLE_AFTER_HOURS as i64 * 3_600_000,
+            per_host: None,
+        }
+    }
+}
+
+/// Whether an attempt may be made now.
+enum Gate {
+    /// Yes.
+    Go,
+    /// No: its step or hook is paused or disabled (why, in words).
+    Held(String),
+    /// Not before this: a rate limit, or a receiver's `429`.
+    Wait(Timestamp),
+}
+
+/// Longest a sweep waits for a delivery's turn under a rate limit before moving on.
+pub(crate) const MAX_SWEEP_WAIT: Duration = Duration::from_secs(1);
+/// How long a target that answered `429` without `Retry-After` is left alone.
+const BACKOFF_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(60);
+
+/// What a bulk recover did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Recovery {
+    /// The new deliveries, queued for the sweep.
+    pub recovered: Vec<String>,
+    /// Failed deliveries recovered before (by an earlier call, or another at once).
+    pub already: usize,
+    /// Failed deliveries left alone because their step or hook is paused or disabled.
+    pub held: usize,
+    /// Where the next call goes on, when there is more to look at.
+    pub next: Option<u64>,
+}
+
 /// The engine over a store, a sender, a clock, where signing secrets come from and where
 /// requests may go.
 pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
@@ -353,6 +419,10 @@ pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
     pub(crate) clock: &'a C,
     secrets: &'a dyn Secrets,
     policy: TargetPolicy,
+    rules: Rules,
+    /// The states of the steps and hooks this engine delivered for, as read (or written)
+    /// in this request.
+    states: RefCell<BTreeMap<String, DeliveryState>>,
     /// What this engine's attempts did, added to the store's counters when it is dropped.
     tally: Tally,
 }
@@ -381,8 +451,28 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             clock,
             secrets: &NoSecrets,
             policy: TargetPolicy::default(),
+            rules: Rules::default(),
+            states: RefCell::new(BTreeMap::new()),
             tally: Tally::default(),
         }
+    }
+
+    /// The engine, knowing the states another engine of this request read (so they are
+    /// not read again: [`Engine::known_states`]).
+    pub fn with_known_states(self, states: BTreeMap<String, DeliveryState>) -> Self {
+        self.states.replace(states);
+        self
+    }
+
+    /// The states of the steps and hooks this engine read or wrote.
+    pub fn known_states(&self) -> BTreeMap<String, DeliveryState> {
+        self.states.borrow().clone()
+    }
+
+    /// The engine, with the installation's rules for failing and busy targets.
+    pub fn with_rules(mut self, rules: Rules) -> Self {
+        self.rules = rules;
+        self
     }
 
     /// The engine, reading signed deliveries' secrets from `secrets`.
@@ -416,6 +506,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             LogScope::All => self.all(),
             LogScope::Bot(bot) => Index::new(self.kv, format!("dlvs:bot:{bot}")),
             LogScope::Service(svc) => Index::new(self.kv, format!("dlvs:svc:{svc}")),
+            LogScope::Alerts => Index::new(self.kv, "dlvs:alerts".into()),
         }
     }
 
@@ -423,6 +514,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.scope_index(&match owner {
             Owner::Step { bot_id, .. } => LogScope::Bot(bot_id.clone()),
             Owner::Hook { service_id, .. } => LogScope::Service(service_id.clone()),
+            Owner::Alert { .. } => LogScope::Alerts,
         })
     }
 
@@ -457,6 +549,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // A paused or disabled step or hook: logged, not sent (a test send still goes).
+        let mut held = false;
+        let skip_reason = match (skip_reason, StepOrHook::of(&new.owner)) {
+            (None, Some(s)) if !new.test => {
+                let reason = self.state_of(&s)?.held(&s);
+                held = reason.is_some();
+                reason
+            }
+            (reason, _) => reason,
+        };
         let skipped = skip_reason.is_some();
         let next_attempt_at = (!skipped).then(|| {
             let after = new.first_attempt_after.unwrap_or(LEASE);
@@ -477,7 +579,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         let delivery = new.into_record(
             id,
             now,
-            skip_reason,
+            (skip_reason, held),
             next_attempt_at,
             (all_slot, owner_slot),
         );
@@ -536,12 +638,27 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
 
     /// Makes attempts now: the first, and with [`Attempts::WithQuickRetries`] those due
     /// within a few seconds as long as they fit the request budget. A retry due later goes
-    /// to the outbox.
-    pub fn run(&self, mut delivery: Delivery, attempts: Attempts) -> Result<Delivery, StoreError> {
+    /// to the outbox, and so does a delivery whose turn under a rate limit has not come.
+    pub fn run(&self, delivery: Delivery, attempts: Attempts) -> Result<Delivery, StoreError> {
+        self.run_waiting(delivery, attempts, Duration::ZERO)
+    }
+
+    /// [`Engine::run`], waiting up to `max_wait` for a turn under a rate limit.
+    pub(crate) fn run_waiting(
+        &self,
+        mut delivery: Delivery,
+        attempts: Attempts,
+        max_wait: Duration,
+    ) -> Result<Delivery, StoreError> {
         let inline_retries = attempts == Attempts::WithQuickRetries;
         let started = self.clock.now();
         loop {
-            self.attempt(&mut delivery)?;
+            let made = delivery.attempts.len();
+            self.attempt(&mut delivery, max_wait)?;
+            if delivery.attempts.len() == made {
+                // Held, postponed to the outbox, or given up without an attempt.
+                return Ok(delivery);
+            }
             let Some(next) = delivery.next_attempt_at else {
                 return Ok(delivery);
             };
@@ -557,8 +674,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         }
     }
 
-    /// The signing secret of a signed delivery: its owner's, or (deliveries logged before
-    /// secrets were kept with their owners) the copy in the record.
+    /// The signing secret of a signed delivery: its owner's (an alert endpoint's kept with
+    /// it), or (deliveries logged before secrets were kept with their owners) the copy in
+    /// the record.
     fn secret_of(&self, d: &Delivery) -> Result<Option<SigningSecret>, StoreError> {
         if let Some(legacy) = &d.signing_secret {
             return Ok(SigningSecret::parse(legacy).ok());
@@ -566,16 +684,20 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         if !d.signed {
             return Ok(None);
         }
+        if let Owner::Alert { endpoint_id, .. } = &d.owner {
+            let endpoint = alerts::get(&self.records(), endpoint_id)?;
+            return Ok(endpoint.and_then(|e| SigningSecret::parse(&e.secret).ok()));
+        }
         self.secrets.secret(&d.owner)
     }
 
-    /// The headers an attempt starting at `at` adds to the request: a `User-Agent` unless the
-    /// config set one (some firewalls drop requests without it), and the signature when the
-    /// delivery is signed. `Err` with the reason when it must be signed and cannot be.
+    /// The headers an attempt adds to the request: a `User-Agent` unless the config set one
+    /// (some firewalls drop requests without it), and the signature when the delivery is
+    /// signed (timed by the real clock, which receivers check theirs against). `Err` with
+    /// the reason when it must be signed and cannot be.
     fn extra_headers(
         &self,
         d: &Delivery,
-        at: Timestamp,
     ) -> Result<Result<Vec<(String, String)>, String>, StoreError> {
         let mut extra = Vec::new();
         if !d
@@ -589,10 +711,11 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         if d.signed || d.signing_secret.is_some() {
             let Some(secret) = self.secret_of(d)? else {
                 return Ok(Err(
-                    "its step or hook (and with it the signing secret) was deleted or no longer signs; not sent unsigned"
+                    "its step, hook or alert endpoint (and with it the signing secret) was deleted or no longer signs; not sent unsigned"
                         .to_string(),
                 ));
             };
+            let at = self.clock.wall();
             for (name, value) in secret.headers(&d.id, at.0.div_euclid(1000), &d.request.body) {
                 extra.push((name.to_string(), value));
             }
@@ -600,17 +723,105 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(Ok(extra))
     }
 
+    /// Whether `d` may be sent now: not while its step or hook is paused or disabled, not
+    /// before its turn under a rate limit or after a `429`. Test sends always go.
+    fn gate(&self, d: &Delivery) -> Result<Gate, StoreError> {
+        if d.test {
+            return Ok(Gate::Go);
+        }
+        let now = self.clock.now();
+        if let Some(s) = StepOrHook::of(&d.owner) {
+            let state = self.state_of(&s)?;
+            if let Some(reason) = state.held(&s) {
+                return Ok(Gate::Held(reason));
+            }
+            if let Some(until) = state.backoff_until.filter(|u| *u > now) {
+                return Ok(Gate::Wait(until));
+            }
+            if let Some(rate) = d.rate_limit
+                && let Some(turn) =
+                    limit::take(&self.records(), &limit::sender_key(&s.key()), rate, now)?
+            {
+                return Ok(Gate::Wait(turn));
+            }
+        }
+        let host = host_of(&d.request.url);
+        if let Some(rate) = self.rules.per_host.filter(|_| !host.is_empty())
+            && let Some(turn) = limit::take(&self.records(), &limit::host_key(host), rate, now)?
+        {
+            return Ok(Gate::Wait(turn));
+        }
+        Ok(Gate::Go)
+    }
+
+    /// Waits for `d`'s turn when it comes within `max_wait`; otherwise (or when held) says
+    /// what became of it instead of an attempt: `false` when it is not to be sent now.
+    fn ready(&self, d: &mut Delivery, max_wait: Duration) -> Result<bool, StoreError> {
+        loop {
+            match self.gate(d)? {
+                Gate::Go => return Ok(true),
+                Gate::Held(reason) => {
+                    self.hold(d, reason)?;
+                    return Ok(false);
+                }
+                Gate::Wait(turn) => {
+                    let wait = Duration::from_millis((turn.0 - self.clock.now().0).max(0) as u64);
+                    if wait > max_wait {
+                        self.postpone(d, turn)?;
+                        return Ok(false);
+                    }
+                    self.clock.sleep(wait);
+                }
+            }
+        }
+    }
+
+    /// Ends a delivery whose step or hook is paused or disabled, without an attempt: skipped
+    /// and held, so a bulk recover sends it once the step or hook is resumed.
+    fn hold(&self, d: &mut Delivery, reason: String) -> Result<(), StoreError> {
+        d.status = Status::Skipped;
+        d.held = true;
+        d.next_attempt_at = None;
+        d.error = Some(reason);
+        d.updated_at = self.clock.now();
+        self.records().put(&key(&d.id), &*d)?;
+        d.log("held");
+        self.tally.count(d);
+        Ok(())
+    }
+
+    /// Moves a delivery's next attempt to `turn` (a rate limit, a `429`): it waits in the
+    /// outbox, as it stands.
+    fn postpone(&self, d: &mut Delivery, turn: Timestamp) -> Result<(), StoreError> {
+        d.next_attempt_at = Some(turn);
+        self.schedule(turn, &d.id)?;
+        self.records().put(&key(&d.id), &*d)?;
+        if let Some(line) =
+            funnelhooks_core::log::line(funnelhooks_core::log::Level::Debug, "postponed")
+        {
+            d.owner
+                .log(line.str("deliveryId", &d.id))
+                .str("until", &turn.iso())
+                .emit();
+        }
+        Ok(())
+    }
+
     /// One attempt: check, send, log, decide. A request that can never be sent (a target
-    /// the rules refuse now, a header the host refuses, past a bound) fails without one.
-    fn attempt(&self, d: &mut Delivery) -> Result<(), StoreError> {
+    /// the rules refuse now, a header the host refuses, past a bound) fails without one; one
+    /// held or waiting its turn (for longer than `max_wait`) is not sent now.
+    fn attempt(&self, d: &mut Delivery, max_wait: Duration) -> Result<(), StoreError> {
         if let Some(reason) = d.request.unsendable(self.policy) {
             return self.give_up(d, reason);
         }
-        let at = self.clock.now();
-        let extra = match self.extra_headers(d, at)? {
+        if !self.ready(d, max_wait)? {
+            return Ok(());
+        }
+        let extra = match self.extra_headers(d)? {
             Ok(extra) => extra,
             Err(reason) => return self.give_up(d, reason),
         };
+        let at = self.clock.now();
         let result = self
             .sender
             .send(&d.request, &extra, Duration::from_millis(d.timeout_ms));
@@ -627,15 +838,15 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.records().put(&key(&d.id), &*d)?;
         d.log("not_sent");
         self.tally.count(d);
-        Ok(())
+        self.tell_failure(d)
     }
 
     /// Makes the first attempt of every pending delivery in `deliveries` at once (a call
     /// event's hooks): the batch takes as long as its slowest receiver, and each attempt is
     /// logged as soon as it ends, so a slow receiver never holds a fast one's result.
-    /// Retries go to the outbox. Returns the deliveries as they stand after it.
+    /// Retries, and first attempts waiting their turn, go to the outbox. Returns the
+    /// deliveries as they stand after it.
     pub fn run_all(&self, mut deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
-        let at = self.clock.now();
         let mut due = Vec::new();
         let mut extras = Vec::new();
         for (i, d) in deliveries.iter_mut().enumerate() {
@@ -646,7 +857,10 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 self.give_up(d, reason)?;
                 continue;
             }
-            match self.extra_headers(d, at)? {
+            if !self.ready(d, Duration::ZERO)? {
+                continue;
+            }
+            match self.extra_headers(d)? {
                 Ok(extra) => {
                     due.push(i);
                     extras.push(extra);
@@ -654,6 +868,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 Err(reason) => self.give_up(d, reason)?,
             }
         }
+        let at = self.clock.now();
         // The requests apart from the deliveries, which are logged while the batch runs.
         let requests: Vec<OutboundRequest> =
             due.iter().map(|&i| deliveries[i].request.clone()).collect();
@@ -684,7 +899,8 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     }
 
     /// Logs an attempt that started at `at` and ended at `end` with `result`, decides what
-    /// comes next, and puts a retry in the outbox (before the record says it is due).
+    /// comes next, and puts a retry in the outbox (before the record says it is due). Then
+    /// notes how its step or hook is doing, and tells the operator of a final failure.
     fn record(
         &self,
         d: &mut Delivery,
@@ -718,10 +934,330 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         // One that waited (retries, or a slow first attempt) may have been passed over by
         // retention meanwhile.
         let waited = n > 1 || end.0 - d.created_at.0 > INLINE_BUDGET.as_millis() as i64;
-        if d.is_final() && waited && self.evict_if_beyond(d)? {
+        if !(d.is_final() && waited && self.evict_if_beyond(d)?) {
+            self.records().put(&key(&d.id), &*d)?;
+        }
+        if let (Some(s), false) = (StepOrHook::of(&d.owner), d.test) {
+            self.note_outcome(&s, d, end)?;
+        }
+        self.tell_failure(d)
+    }
+
+    /// Raises `delivery.exhausted` (or `target.gone`) for a real delivery that just failed
+    /// for good; an alert's own failure raises nothing.
+    fn tell_failure(&self, d: &Delivery) -> Result<(), StoreError> {
+        if d.status != Status::Failed || d.test || matches!(d.owner, Owner::Alert { .. }) {
             return Ok(());
         }
-        self.records().put(&key(&d.id), &*d)
+        let alert = if d.gone {
+            Alert::Gone(d)
+        } else {
+            Alert::Exhausted(d)
+        };
+        self.raise(&alert).map(|_| ())
+    }
+
+    /// The state of step or hook `s`, read once per engine.
+    pub fn state_of(&self, s: &StepOrHook) -> Result<DeliveryState, StoreError> {
+        if let Some(state) = self.states.borrow().get(&s.key()) {
+            return Ok(state.clone());
+        }
+        let state: DeliveryState = self.records().get(&s.state_key())?.unwrap_or_default();
+        self.states.borrow_mut().insert(s.key(), state.clone());
+        Ok(state)
+    }
+
+    /// Changes the state of `s` with `change`, and keeps the attention list in step: a
+    /// step or hook that is failing, paused or disabled is on it, one that is active is not.
+    fn change_state<R>(
+        &self,
+        s: &StepOrHook,
+        mut change: impl FnMut(&mut DeliveryState) -> R,
+    ) -> Result<(R, DeliveryState), StoreError> {
+        let key = s.state_key();
+        let ((r, before, after), _) = self.records().upsert(
+            &key,
+            &format!("{key}:born"),
+            DeliveryState::default,
+            |state: &mut DeliveryState| {
+                let before = state.needs_attention();
+                let r = change(state);
+                Ok::<_, StoreError>((r, before, state.clone()))
+            },
+        )?;
+        self.states.borrow_mut().insert(s.key(), after.clone());
+        let listed = s.key();
+        if after.needs_attention() {
+            self.records().upsert(
+                ATTENTION,
+                &format!("{ATTENTION}:born"),
+                Vec::<String>::new,
+                |list: &mut Vec<String>| {
+                    if !list.contains(&listed) {
+                        list.push(listed.clone());
+                        if list.len() > MAX_ATTENTION {
+                            list.remove(0);
+                        }
+                    }
+                    Ok::<_, StoreError>(())
+                },
+            )?;
+        } else if before {
+            self.records().modify(ATTENTION, |list: &mut Vec<String>| {
+                list.retain(|k| k != &listed);
+                Ok::<_, StoreError>(())
+            })?;
+        }
+        Ok((r, after))
+    }
+
+    /// Notes how an attempt for `s` went: a success ends a run of failures (written only
+    /// when there was one); a failure is counted, backs the target off after a `429`, and
+    /// disables the step or hook once it has failed for the installation's time.
+    fn note_outcome(&self, s: &StepOrHook, d: &Delivery, end: Timestamp) -> Result<(), StoreError> {
+        let Some(last) = d.attempts.last() else {
+            return Ok(());
+        };
+        if d.status == Status::Delivered {
+            let state = self.state_of(s)?;
+            if state.failing_since.is_some() || state.backoff_until.is_some() {
+                self.change_state(s, DeliveryState::succeeded)?;
+            }
+            return Ok(());
+        }
+        let error = match (last.status, &last.error) {
+            (Some(status), _) => format!("HTTP {status}"),
+            (None, Some(e)) => e.clone(),
+            (None, None) => "no answer".to_string(),
+        };
+        let backoff = (last.status == Some(429)).then(|| {
+            d.next_attempt_at
+                .unwrap_or(end.plus_ms(BACKOFF_WITHOUT_RETRY_AFTER.as_millis() as i64))
+        });
+        let after_ms = self.rules.disable_after_ms;
+        let (disabled, state) = self.change_state(s, |state| {
+            state.failed(end, &error);
+            if let Some(b) = backoff {
+                state.backoff_until = Some(state.backoff_until.map_or(b, |u| u.max(b)));
+            }
+            if !state.should_disable(end, after_ms) {
+                return false;
+            }
+            state.disabled_at = Some(end);
+            state.disabled_reason = Some(format!(
+                "every attempt failed for {} hours ({} failures); last error: {error}",
+                after_ms / 3_600_000,
+                state.failures
+            ));
+            true
+        })?;
+        if disabled {
+            if let Some(line) =
+                funnelhooks_core::log::line(funnelhooks_core::log::Level::Warn, "disabled")
+            {
+                d.owner
+                    .log(line)
+                    .opt_str("reason", state.disabled_reason.as_deref())
+                    .emit();
+            }
+            self.raise(&Alert::Disabled(s, &state))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the state of `s` (deleted: one saved again under its id starts afresh).
+    pub fn forget_state(&self, s: &StepOrHook) -> Result<(), StoreError> {
+        self.states.borrow_mut().remove(&s.key());
+        self.kv.delete(&s.state_key())?;
+        self.kv.delete(&format!("{}:born", s.state_key()))?;
+        let listed = s.key();
+        self.records().modify(ATTENTION, |list: &mut Vec<String>| {
+            list.retain(|k| k != &listed);
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(())
+    }
+
+    /// Pauses `s` by hand: its new deliveries are logged as skipped, due retries are not
+    /// made, until it is resumed.
+    pub fn pause(&self, s: &StepOrHook) -> Result<DeliveryState, StoreError> {
+        let now = self.clock.now();
+        let (_, state) = self.change_state(s, |state| {
+            state.paused_at.get_or_insert(now);
+        })?;
+        Ok(state)
+    }
+
+    /// Resumes `s`, paused or disabled: it sends again, its run of failures forgotten.
+    /// Resuming a disabled one tells the operator (`target.reenabled`).
+    pub fn resume(&self, s: &StepOrHook) -> Result<DeliveryState, StoreError> {
+        let now = self.clock.now();
+        let (was_disabled, state) = self.change_state(s, |state| {
+            let was = state.disabled_at.is_some();
+            *state = DeliveryState::default();
+            was
+        })?;
+        if was_disabled {
+            self.raise(&Alert::Reenabled(s, now))?;
+        }
+        Ok(state)
+    }
+
+    /// Queues `alert` to every alert endpoint that wants it; the sweep sends them. Each
+    /// endpoint gets one delivery per alert, however often it is raised. Returns how many.
+    pub fn raise(&self, alert: &Alert<'_>) -> Result<usize, StoreError> {
+        let endpoints = alerts::list(&self.records())?;
+        let event = alert.event();
+        let subject = alert.subject();
+        let mut queued = 0;
+        for endpoint in endpoints.iter().filter(|e| e.wants(event)) {
+            self.create_once(
+                self.alert_delivery(alert, endpoint, &subject, Some(Duration::ZERO)),
+                None,
+            )?;
+            queued += 1;
+        }
+        if queued > 0
+            && let Some(line) =
+                funnelhooks_core::log::line(funnelhooks_core::log::Level::Info, "alert_raised")
+        {
+            line.str("alertType", event)
+                .str("subject", &subject)
+                .num("endpoints", queued as i64)
+                .emit();
+        }
+        Ok(queued)
+    }
+
+    /// Sends a test alert to `endpoint` now (one attempt, marked as a test in the log).
+    pub fn test_alert(&self, endpoint: &AlertEndpoint) -> Result<Delivery, StoreError> {
+        let alert = Alert::Test;
+        let mut new = self.alert_delivery(&alert, endpoint, &alert.subject(), None);
+        new.test = true;
+        new.max_attempts = 1;
+        let created = self.create(new, None)?;
+        self.run(created, Attempts::FirstOnly)
+    }
+
+    fn alert_delivery(
+        &self,
+        alert: &Alert<'_>,
+        endpoint: &AlertEndpoint,
+        subject: &str,
+        first_attempt_after: Option<Duration>,
+    ) -> NewDelivery {
+        let event = alert.event();
+        NewDelivery {
+            id: Some(funnelhooks_core::derived_id(&[
+                "alert",
+                &endpoint.id,
+                event,
+                subject,
+            ])),
+            owner: Owner::Alert {
+                endpoint_id: endpoint.id.clone(),
+                event: event.to_string(),
+                subject: subject.to_string(),
+            },
+            test: false,
+            replay_of: None,
+            request: Some(alert.request(endpoint, self.clock.wall())),
+            missing: Vec::new(),
+            max_attempts: crate::retry::SCHEDULE.len(),
+            timeout_ms: alerts::ALERT_TIMEOUT_MS,
+            signed: true,
+            first_attempt_after,
+            rate_limit: None,
+        }
+    }
+
+    /// Bulk recover: sends again, as new deliveries queued for the sweep, every delivery of
+    /// `scope` that `keep` accepts, created at `since` or later, that failed for good (or
+    /// was held while its step or hook was paused or disabled), newest first from `before`.
+    /// At most `limit` recoveries a call; each delivery is recovered once, whoever calls and
+    /// however often: the failed delivery's record names its recovery, set by a
+    /// compare-and-swap before the recovery is created.
+    pub fn recover(
+        &self,
+        scope: &LogScope,
+        since: Timestamp,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&Delivery) -> bool,
+    ) -> Result<Recovery, StoreError> {
+        let index = self.scope_index(scope);
+        let mut out = Recovery::default();
+        let (mut cursor, mut scanned) = (before, 0);
+        loop {
+            let page = index.page_newest_first(cursor, 50)?;
+            for (id, slot) in page.items.iter().zip(&page.slots) {
+                if out.recovered.len() >= limit || scanned >= MAX_SCANNED_PER_PAGE {
+                    out.next = Some(slot + 1);
+                    return Ok(out);
+                }
+                scanned += 1;
+                let Some(d) = self.records().get::<Delivery>(&key(id))? else {
+                    continue;
+                };
+                if d.created_at < since {
+                    return Ok(out);
+                }
+                let failed = d.status == Status::Failed || (d.status == Status::Skipped && d.held);
+                if d.test || !failed || !keep(&d) {
+                    continue;
+                }
+                if d.recovered_by.is_some() {
+                    out.already += 1;
+                    continue;
+                }
+                if let Some(s) = StepOrHook::of(&d.owner)
+                    && self.state_of(&s)?.held(&s).is_some()
+                {
+                    out.held += 1;
+                    continue;
+                }
+                match self.recover_one(&d)? {
+                    Some(new) => out.recovered.push(new),
+                    None => out.already += 1,
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Recovers `d` unless another caller did: its id, or `None`.
+    fn recover_one(&self, d: &Delivery) -> Result<Option<String>, StoreError> {
+        let new_id = funnelhooks_core::derived_id(&["recover", &d.id]);
+        let won = self
+            .records()
+            .modify(&key(&d.id), |old: &mut Delivery| {
+                if old.recovered_by.is_some() {
+                    return Ok::<_, StoreError>(false);
+                }
+                old.recovered_by = Some(new_id.clone());
+                Ok(true)
+            })?
+            .unwrap_or(false);
+        if !won {
+            return Ok(None);
+        }
+        let new = NewDelivery {
+            id: Some(new_id),
+            owner: d.owner.clone(),
+            test: false,
+            replay_of: Some(d.id.clone()),
+            request: Some(d.request.clone()),
+            missing: d.missing.clone(),
+            max_attempts: d.max_attempts,
+            timeout_ms: d.timeout_ms,
+            signed: d.signed || d.signing_secret.is_some(),
+            first_attempt_after: Some(Duration::ZERO),
+            rate_limit: d.rate_limit,
+        };
+        Ok(Some(self.create_once(new, None)?.delivery.id))
     }
 
     /// A page of the log, newest first, with `keep` deciding which deliveries match: up to

@@ -35,7 +35,8 @@ pub enum Status {
     Retrying,
     /// Given up: a non-retryable answer, or every attempt used.
     Failed,
-    /// Not sent (a missing value with `skipIfMissing`, a gone webhook).
+    /// Not sent (a missing value with `skipIfMissing`, a gone webhook, its step or hook
+    /// paused or disabled).
     Skipped,
 }
 
@@ -88,9 +89,10 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// What a delivery is for: a step a dialog entered, or a call hook an event fired. Stored
-/// as flat ids (`{"botId", "chatId", "stepId"}` or `{"serviceId", "hookId", "callId",
-/// "event"}`), as the log has always kept them.
+/// What a delivery is for: a step a dialog entered, a call hook an event fired, or an
+/// operator alert. Stored as flat ids (`{"botId", "chatId", "stepId"}`, `{"serviceId",
+/// "hookId", "callId", "event"}` or `{"alertEndpointId", "event", "subject"}`), as the log
+/// has always kept them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Owner {
     /// A send-webhook step.
@@ -113,6 +115,15 @@ pub enum Owner {
         /// `start` or `end`.
         event: String,
     },
+    /// An operator alert.
+    Alert {
+        /// The alert endpoint.
+        endpoint_id: String,
+        /// The alert's type (`delivery.exhausted`...).
+        event: String,
+        /// What it is about (a delivery's id, a step's or hook's key).
+        subject: String,
+    },
 }
 
 /// An owner's ids as stored: one flat record for both kinds (a derive over plain options is
@@ -134,6 +145,10 @@ struct OwnerIds {
     call_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     event: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    alert_endpoint_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
 }
 
 impl Serialize for Owner {
@@ -159,6 +174,16 @@ impl Serialize for Owner {
                 hook_id: Some(hook_id),
                 call_id: Some(call_id),
                 event: Some(event),
+                ..OwnerIds::default()
+            },
+            Owner::Alert {
+                endpoint_id,
+                event,
+                subject,
+            } => OwnerIds {
+                alert_endpoint_id: Some(endpoint_id),
+                event: Some(event),
+                subject: Some(subject),
                 ..OwnerIds::default()
             },
         };
@@ -192,8 +217,18 @@ impl<'de> Deserialize<'de> for Owner {
                 call_id: call_id.unwrap_or_default(),
                 event: event.unwrap_or_default(),
             }),
+            OwnerIds {
+                alert_endpoint_id: Some(endpoint_id),
+                event,
+                subject,
+                ..
+            } => Ok(Owner::Alert {
+                endpoint_id,
+                event: event.unwrap_or_default(),
+                subject: subject.unwrap_or_default(),
+            }),
             _ => Err(serde::de::Error::custom(
-                "a delivery's owner is a step (botId, chatId, stepId) or a hook (serviceId, hookId)",
+                "a delivery's owner is a step (botId, chatId, stepId), a hook (serviceId, hookId) or an alert (alertEndpointId)",
             )),
         }
     }
@@ -217,11 +252,18 @@ impl Owner {
                 .str("owner", "hook")
                 .str("serviceId", service_id)
                 .str("hookId", hook_id),
+            Owner::Alert {
+                endpoint_id, event, ..
+            } => line
+                .str("owner", "alert")
+                .str("alertEndpointId", endpoint_id)
+                .str("alertType", event),
         }
     }
 
     /// The owner's ids as the log shows them: `botId`, `chatId`, `stepId`, `serviceId`,
-    /// `hookId` always (null for the other kind), `callId` and `event` for hooks.
+    /// `hookId` always (null for the other kinds), `callId` and `event` for hooks,
+    /// `alertEndpointId`, `event` and `subject` for alerts.
     fn view(&self, out: &mut serde_json::Map<String, Json>) {
         let (bot, chat, step, service, hook) = match self {
             Owner::Step {
@@ -250,6 +292,16 @@ impl Owner {
                     json!(service_id),
                     json!(hook_id),
                 )
+            }
+            Owner::Alert {
+                endpoint_id,
+                event,
+                subject,
+            } => {
+                out.insert("alertEndpointId".into(), json!(endpoint_id));
+                out.insert("event".into(), json!(event));
+                out.insert("subject".into(), json!(subject));
+                (Json::Null, Json::Null, Json::Null, Json::Null, Json::Null)
             }
         };
         for (k, v) in [
@@ -309,6 +361,15 @@ pub struct Delivery {
     /// Its slots in the log's indexes (all deliveries, and its bot's or service's).
     #[serde(default)]
     pub slots: (u64, u64),
+    /// Skipped because its step or hook was paused or disabled (bulk recover sends it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub held: bool,
+    /// Its step's or hook's limit in deliveries per second, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    /// The delivery a bulk recover made of this one (it is recovered once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_by: Option<String>,
 }
 
 /// The host a URL goes to (what log lines name instead of the URL, which can hold secrets).
@@ -400,6 +461,8 @@ impl Delivery {
             ("timeoutMs", json!(self.timeout_ms)),
             ("nextAttemptAt", json!(self.next_attempt_at)),
             ("gone", json!(self.gone)),
+            ("held", json!(self.held)),
+            ("recoveredBy", json!(self.recovered_by)),
             ("error", json!(self.error)),
             ("createdAt", json!(self.created_at)),
             ("updatedAt", json!(self.updated_at)),
@@ -442,6 +505,8 @@ impl Delivery {
             ("maxAttempts", json!(self.max_attempts)),
             ("nextAttemptAt", json!(self.next_attempt_at)),
             ("gone", json!(self.gone)),
+            ("held", json!(self.held)),
+            ("recoveredBy", json!(self.recovered_by)),
             ("error", json!(self.error)),
             ("createdAt", json!(self.created_at)),
             ("updatedAt", json!(self.updated_at)),
@@ -559,6 +624,9 @@ mod tests {
             created_at: Timestamp(0),
             updated_at: Timestamp(0),
             slots: (u64::MAX, u64::MAX),
+            held: true,
+            rate_limit: Some(0.01),
+            recovered_by: Some("r".repeat(36)),
         };
         let bytes = serde_json::to_vec(&d).unwrap().len();
         println!("largest delivery record: {bytes} bytes");

@@ -1,5 +1,6 @@
-//! How hard to try and whether to sign: the members a step's webhook and a call hook share
-//! (`timeoutMs`, `retry.maxAttempts`, `signingSecret`), checked once when a config is read.
+//! How hard to try, how fast and whether to sign: the members a step's webhook and a call
+//! hook share (`timeoutMs`, `retry.maxAttempts`, `rateLimit`, `signingSecret`), checked once
+//! when a config is read.
 
 use funnelhooks_core::Error;
 use funnelhooks_core::json::{Members, whole};
@@ -23,6 +24,8 @@ pub struct DeliveryOptions {
     pub signing_secret: Option<SigningSecret>,
     /// The secret as written, to store it again; never shown.
     pub secret_text: Option<String>,
+    /// Most deliveries per second to this target (`rateLimit`), if limited.
+    pub rate_limit: Option<f64>,
 }
 
 impl Default for DeliveryOptions {
@@ -32,13 +35,14 @@ impl Default for DeliveryOptions {
             max_attempts: crate::retry::SCHEDULE.len(),
             signing_secret: None,
             secret_text: None,
+            rate_limit: None,
         }
     }
 }
 
 impl DeliveryOptions {
-    /// Reads the three members of a config; errors name `timeoutMs`, `retry.maxAttempts` or
-    /// `signingSecret`.
+    /// Reads the four members of a config; errors name `timeoutMs`, `retry.maxAttempts`,
+    /// `rateLimit` or `signingSecret`.
     pub fn from_members(m: &Members<'_>) -> Result<Self, Error> {
         let timeout_ms = match m.get("timeoutMs") {
             None => DEFAULT_TIMEOUT_MS,
@@ -69,12 +73,33 @@ impl DeliveryOptions {
                     })? as usize
             }
         };
+        let rate_limit = match m.get("rateLimit") {
+            None => None,
+            Some(r) => Some(
+                r.as_f64()
+                    .filter(|r| {
+                        (crate::limit::MIN_PER_SECOND..=crate::limit::MAX_PER_SECOND).contains(r)
+                    })
+                    .ok_or_else(|| {
+                        Error::invalid(
+                            "bad_rate_limit",
+                            "rateLimit",
+                            format!(
+                                "deliveries per second, from {} to {}",
+                                crate::limit::MIN_PER_SECOND,
+                                crate::limit::MAX_PER_SECOND
+                            ),
+                        )
+                    })?,
+            ),
+        };
         let secret = m.text("signingSecret")?;
         Ok(DeliveryOptions {
             timeout_ms,
             max_attempts,
             signing_secret: secret.map(SigningSecret::parse).transpose()?,
             secret_text: secret.map(str::to_string),
+            rate_limit,
         })
     }
 }

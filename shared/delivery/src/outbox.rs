@@ -18,7 +18,7 @@ use funnelhooks_core::Timestamp;
 use funnelhooks_store::{Index, Kv, Records, StoreError};
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Attempts, Clock, Engine, LEASE, Sender, key};
+use crate::engine::{Attempts, Clock, Engine, LEASE, MAX_SWEEP_WAIT, Sender, key};
 use crate::log::{Delivery, Status};
 
 /// How far back a sweep looks when no sweep ever ran.
@@ -359,7 +359,16 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
             // Its attempt could outlast the request: the next sweep starts with it.
             Claim::NoTime => return Ok(Entry::OutOfTime),
         };
-        let done = self.run(delivery, Attempts::FirstOnly)?;
+        // Waiting a little for a turn under a rate limit keeps a limited target's backlog
+        // flowing at its rate within one sweep, where a turn put off to the outbox would
+        // wait for the next sweep.
+        let reserve = Duration::from_millis(delivery.timeout_ms) + MIN_LEFT;
+        let max_wait = MAX_SWEEP_WAIT.min(self.left(started, budget).saturating_sub(reserve));
+        let made = delivery.attempts.len();
+        let done = self.run_waiting(delivery, Attempts::FirstOnly, max_wait)?;
+        if done.attempts.len() == made {
+            return Ok(Entry::Done);
+        }
         sweep.attempted += 1;
         match done.status {
             Status::Delivered => sweep.delivered += 1,

@@ -1,131 +1,22 @@
 //! The delivery engine with a scripted receiver and a clock the test moves: attempts,
 //! retries, the outbox sweep, signatures and the log, as a receiver and a user see them.
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
 use funnelhooks_core::Timestamp;
+use funnelhooks_delivery::SigningSecret;
 use funnelhooks_delivery::engine::{
     Attempts, Clock, Engine, LogScope, NewDelivery, Received, SendFailure, Sender,
 };
 use funnelhooks_delivery::log::{Delivery, Owner, Status};
 use funnelhooks_delivery::request::OutboundRequest;
-use funnelhooks_delivery::{DeliveryOptions, SigningSecret};
 use funnelhooks_store::{Kv, MemoryKv};
 
-const START: i64 = 1_710_092_972_806;
+mod support;
 
-struct FakeClock(AtomicI64);
-
-impl FakeClock {
-    fn new() -> Self {
-        Self(AtomicI64::new(START))
-    }
-    fn advance(&self, d: Duration) {
-        self.0.fetch_add(d.as_millis() as i64, Ordering::SeqCst);
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> Timestamp {
-        Timestamp(self.0.load(Ordering::SeqCst))
-    }
-    fn sleep(&self, d: Duration) {
-        self.advance(d);
-    }
-}
-
-/// A request as the receiver got it, with the engine's extra (signature) headers.
-type Got = (OutboundRequest, Vec<(String, String)>);
-
-/// Answers from a script, one per request, and remembers what it got.
-#[derive(Default)]
-struct Receiver {
-    script: Mutex<VecDeque<Result<Received, SendFailure>>>,
-    got: Mutex<Vec<Got>>,
-}
-
-fn status(code: u16) -> Result<Received, SendFailure> {
-    Ok(Received {
-        status: code,
-        headers: vec![("x-answer".into(), code.to_string())],
-        body: format!("answer {code}").into_bytes(),
-        ..Received::default()
-    })
-}
-
-impl Receiver {
-    fn answering(script: Vec<Result<Received, SendFailure>>) -> Self {
-        Self {
-            script: Mutex::new(script.into()),
-            got: Mutex::default(),
-        }
-    }
-    fn requests(&self) -> usize {
-        self.got.lock().unwrap().len()
-    }
-}
-
-impl Sender for Receiver {
-    fn send(
-        &self,
-        request: &OutboundRequest,
-        extra: &[(String, String)],
-        _timeout: Duration,
-    ) -> Result<Received, SendFailure> {
-        self.got
-            .lock()
-            .unwrap()
-            .push((request.clone(), extra.to_vec()));
-        self.script
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| status(200))
-    }
-}
-
-fn owner(bot: &str, chat: i64) -> Owner {
-    Owner::Step {
-        bot_id: bot.into(),
-        chat_id: chat,
-        step_id: "s1".into(),
-    }
-}
-
-fn chat_of(d: &Delivery) -> Option<i64> {
-    match &d.owner {
-        Owner::Step { chat_id, .. } => Some(*chat_id),
-        Owner::Hook { .. } => None,
-    }
-}
-
-fn new_delivery(bot: &str) -> NewDelivery {
-    NewDelivery {
-        request: Some(OutboundRequest {
-            method: "POST".into(),
-            url: "https://hooks.example.com/in?token=s3cret&sub1=abc".into(),
-            headers: vec![
-                ("content-type".into(), "application/json".into()),
-                ("authorization".into(), "Bearer s3cret".into()),
-            ],
-            body: br#"{"chatId":1227280}"#.to_vec(),
-        }),
-        ..NewDelivery::new(owner(bot, 1227280), &DeliveryOptions::default())
-    }
-}
-
-fn run(
-    engine: &Engine<'_, MemoryKv, Receiver, FakeClock>,
-    bot: &str,
-    attempts: Attempts,
-) -> Delivery {
-    let created = engine.create(new_delivery(bot), None).unwrap();
-    engine.run(created, attempts).unwrap()
-}
+use support::*;
 
 #[test]
 fn a_500_then_a_200_is_one_delivery_with_two_attempts() {

@@ -177,11 +177,21 @@ pub mod send_webhook {
         "GET" "/api/bots/{botId}/steps/{stepId}" "readStep" Admin ReadStep,
         "DELETE" "/api/bots/{botId}/steps/{stepId}" "deleteStep" Admin DeleteStep,
         "POST" "/api/bots/{botId}/steps/{stepId}/test-send" "testSendStep" Admin TestSendStep,
+        "POST" "/api/bots/{botId}/steps/{stepId}/pause" "pauseStep" Admin PauseStep,
+        "POST" "/api/bots/{botId}/steps/{stepId}/resume" "resumeStep" Admin ResumeStep,
         "POST" "/api/bots/{botId}/dialogs/{chatId}/send-webhook" "sendStepNow" Admin SendStepNow,
         "POST" "/api/templates/preview" "previewTemplate" Admin PreviewTemplate,
         "GET" "/api/deliveries" "listDeliveries" Admin ListDeliveries,
         "GET" "/api/deliveries/{deliveryId}" "readDelivery" Admin ReadDelivery,
         "POST" "/api/deliveries/{deliveryId}/replay" "replayDelivery" Admin ReplayDelivery,
+        "POST" "/api/deliveries/recover" "recoverDeliveries" Admin RecoverDeliveries,
+        "GET" "/api/attention" "needsAttention" Admin NeedsAttention,
+        "GET" "/api/alerts/endpoints" "listAlertEndpoints" Admin ListAlertEndpoints,
+        "POST" "/api/alerts/endpoints" "createAlertEndpoint" Admin CreateAlertEndpoint,
+        "GET" "/api/alerts/endpoints/{endpointId}" "readAlertEndpoint" Admin ReadAlertEndpoint,
+        "PUT" "/api/alerts/endpoints/{endpointId}" "replaceAlertEndpoint" Admin ReplaceAlertEndpoint,
+        "DELETE" "/api/alerts/endpoints/{endpointId}" "deleteAlertEndpoint" Admin DeleteAlertEndpoint,
+        "POST" "/api/alerts/endpoints/{endpointId}/test-send" "testSendAlertEndpoint" Admin TestSendAlertEndpoint,
         "POST" "/api/deliveries/retry-due" "retryDue" AdminOrSweepKey RetryDue,
         "GET" "/api/deliveries/retry-due" "retryDueGet" AdminOrSweepKey RetryDueGet,
         "POST" "/internal/step-reached" "" Chained StepReached,
@@ -205,6 +215,8 @@ pub mod call_hooks {
         "PATCH" "/api/calls/services/{serviceId}/hooks/{hookId}" "changeHook" Admin ChangeHook,
         "DELETE" "/api/calls/services/{serviceId}/hooks/{hookId}" "deleteHook" Admin DeleteHook,
         "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/test-send" "testSendHook" Admin TestSendHook,
+        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/pause" "pauseHook" Admin PauseHook,
+        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/resume" "resumeHook" Admin ResumeHook,
         "POST" "/api/calls/services/{serviceId}/events" "ingestCallEvent" IngestKey IngestEvent,
         "GET" "/api/calls/services/{serviceId}/events" "ingestCallEventGet" IngestKey IngestEventGet,
         "POST" "/api/calls/services/{serviceId}/events/{pathKey}" "ingestCallEventByPath" IngestKey IngestEventByPath,
@@ -273,6 +285,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 53);
+        assert_eq!(ids.len(), 65);
     }
 }

@@ -88,6 +88,12 @@ mod imp {
             extra: &[&str],
         ) -> Result<(Values, Option<Values>), StoreError> {
             let owned: Vec<String> = keys.iter().chain(extra).map(|k| k.to_string()).collect();
+            // One key is a plain get: Spin's Redis store traps on a `get-many` of one key
+            // that exists (it sends `KEYS k`), where two or more give an error it survives.
+            if owned.len() < 2 {
+                let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
+                return Ok((values, None));
+            }
             let Ok(mut found) = batch::get_many(&self.0.0, &owned) else {
                 let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
                 return Ok((values, None));

@@ -26,6 +26,31 @@ pub fn target_policy() -> funnelhooks_delivery::TargetPolicy {
     funnelhooks_delivery::TargetPolicy { allow_loopback }
 }
 
+/// The installation's rules for failing and busy targets: `auto_disable_after_hours`
+/// (default 120; 0: never disable) and `rate_limit_per_host` (deliveries per second to any
+/// one host; empty or 0: no limit). A value that is not a number counts as the default.
+pub fn delivery_rules() -> funnelhooks_delivery::engine::Rules {
+    let number = |name: &str| {
+        spin_sdk::variables::get(name)
+            .ok()
+            // serde_json's number reading is in every component already; `str::parse`
+            // would link a second float parser.
+            .and_then(|v| serde_json::from_str::<f64>(v.trim()).ok())
+            .filter(|n| n.is_finite() && *n >= 0.0)
+    };
+    let mut rules = funnelhooks_delivery::engine::Rules::default();
+    if let Some(hours) = number("auto_disable_after_hours") {
+        rules.disable_after_ms = (hours * 3_600_000.0) as i64;
+    }
+    rules.per_host = number("rate_limit_per_host").filter(|r| *r > 0.0).map(|r| {
+        r.clamp(
+            funnelhooks_delivery::limit::MIN_PER_SECOND,
+            funnelhooks_delivery::limit::MAX_PER_SECOND,
+        )
+    });
+    rules
+}
+
 /// Whether the app sweeps its retries from traffic (the `auto_sweep` variable; on unless
 /// "false"): see [`nudge_sweep`].
 pub fn auto_sweep() -> bool {

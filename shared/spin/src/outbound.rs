@@ -161,6 +161,9 @@ impl Clock for SpinClock {
     fn now(&self) -> Timestamp {
         Timestamp(crate::now().0.saturating_add(self.offset_ms))
     }
+    fn wall(&self) -> Timestamp {
+        crate::now()
+    }
     fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }

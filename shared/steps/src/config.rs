@@ -138,13 +138,14 @@ pub struct WebhookConfig {
 const SIGNATURE_HEADERS: [&str; 3] = ["webhook-id", "webhook-timestamp", "webhook-signature"];
 
 /// The members a webhook config may have.
-const MEMBERS: [&str; 8] = [
+const MEMBERS: [&str; 9] = [
     "url",
     "method",
     "headers",
     "body",
     "timeoutMs",
     "retry",
+    "rateLimit",
     "signingSecret",
     "skipIfMissing",
 ];
@@ -295,6 +296,9 @@ impl WebhookConfig {
             "retry": {"maxAttempts": self.options.max_attempts},
             "skipIfMissing": self.skip_if_missing,
         });
+        if let Some(rate) = self.options.rate_limit {
+            v["rateLimit"] = Json::from(rate);
+        }
         if let (true, Some(secret)) = (with_secret, &self.options.secret_text) {
             v["signingSecret"] = Json::from(secret.clone());
         }

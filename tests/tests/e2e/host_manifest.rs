@@ -94,11 +94,14 @@ fn the_real_app_will_not_start_without_its_admin_token() {
 fn every_component_fits_its_size_budget() {
     // 400 KB each, as the foundation set. The two components that send webhooks are the
     // exception, on purpose and measured: the template engine, URL parsing, the HTTP sender,
-    // signing, the delivery log and its bounds in one component come to ~630-690 KB at
+    // signing, the delivery log and its bounds in one component come to ~630-710 KB at
     // opt-level "z"; on the real Spin a request costs the same in a 276 KB and a 684 KB
     // component (docs/benchmarks.md, "Component sizes"), so their budget is 800 KB.
+    // send-webhook also serves the operator's side of failing targets (alert endpoints,
+    // "Needs attention", bulk recover): 900 KB.
     let budget = |id: &str| match id {
-        "send-webhook" | "call-hooks" => 800 * 1024,
+        "call-hooks" => 800 * 1024,
+        "send-webhook" => 900 * 1024,
         _ => 400 * 1024,
     };
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
@@ -116,8 +119,10 @@ fn every_component_fits_its_size_budget() {
 fn every_component_starts_with_a_small_linear_memory() {
     // Spin clears an instance's linear memory after each request (up to 2 MiB of it): Rust's
     // default 1 MiB stack made that 1 MiB per request. `.cargo/config.toml` sets 128 KiB;
-    // a build without it (say, with RUSTFLAGS set) fails here. The console carries its
-    // assets as data, hence 4 pages at most.
+    // a build without it (say, with RUSTFLAGS set) fails here. The others stay within 4
+    // pages; the console carries its assets (~100 KB of script) as data, hence 5 pages at
+    // most for it: 64 KiB more to clear per console request, which only a person's browser
+    // makes.
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
     for (id, c) in &manifest.components {
         let bytes = std::fs::read(manifest.source_path(c)).unwrap();
@@ -129,8 +134,9 @@ fn every_component_starts_with_a_small_linear_memory() {
             Some(128 * 1024),
             "component {id}: {memory:?}"
         );
+        let pages = if id == "console" { 5 } else { 4 };
         assert!(
-            memory.initial_bytes <= 4 * 64 * 1024,
+            memory.initial_bytes <= pages * 64 * 1024,
             "component {id} starts with {} bytes of linear memory",
             memory.initial_bytes
         );

@@ -8,6 +8,7 @@ mod common;
 mod conformance;
 mod console;
 mod docs;
+mod failing_targets;
 mod guarantees;
 mod health;
 mod host_headers;

@@ -50,9 +50,16 @@ async fn run(spin: &str, version: &str, kind: Kind) {
     let Some(binary) = require(spin).unwrap() else {
         return;
     };
-    // The attacks play the sweep minutes ahead (`?at=`).
-    let test_clock = [("SPIN_VARIABLE_ALLOW_TEST_CLOCK", "true")];
-    let Some((up, redis)) = start(binary, kind, &test_clock).await else {
+    // The attacks play the sweep minutes ahead (`?at=`); a failing step is disabled after
+    // seconds, not days.
+    let env = [
+        ("SPIN_VARIABLE_ALLOW_TEST_CLOCK", "true"),
+        (
+            "SPIN_VARIABLE_AUTO_DISABLE_AFTER_HOURS",
+            crate::failing_targets::AUTO_DISABLE_AFTER_HOURS,
+        ),
+    ];
+    let Some((up, redis)) = start(binary, kind, &env).await else {
         return;
     };
     let label = match kind {

@@ -31,6 +31,8 @@ impl Target {
 
 /// Runs every scenario against `target`.
 pub async fn run_all(target: &Target) {
+    // First: its sweeps keep to the real clock's minute (later scenarios play it ahead).
+    crate::failing_targets::run_all(target).await;
     management_and_postbacks(target).await;
     concurrent_postbacks_keep_every_field(target).await;
     step_delivery_retried_by_the_sweep_and_replayed(target).await;

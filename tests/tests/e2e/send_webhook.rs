@@ -396,10 +396,11 @@ async fn saving_a_step_with_a_template_error_names_the_member_and_position() {
 async fn retry_due_sends_what_is_due_and_nothing_else() {
     let (_app, _server, client) = serve(app().variable("retry_sweep_key", SWEEP_KEY)).await;
     let rx = Receiver::start().await.unwrap();
-    // Chat 1 gets a 500 (due again in ~5 s); chat 2 a 429 asking for an hour.
+    // Chat 1 gets a 500 (due again in ~5 s); chat 2 a 503 asking for an hour.
     rx.script([
         Answer::new(500, ""),
-        Answer::new(429, "").header("retry-after", "3600"),
+        // A 503's Retry-After holds back that delivery only (a 429 backs off the target).
+        Answer::new(503, "").header("retry-after", "3600"),
     ]);
     let s = setup(
         &client,

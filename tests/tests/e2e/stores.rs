@@ -14,6 +14,10 @@ async fn run(label: &str, builder: HostBuilder, atomic: bool) {
         builder
             .variable("allow_loopback_webhooks", "true")
             .variable("allow_test_clock", "true")
+            .variable(
+                "auto_disable_after_hours",
+                crate::failing_targets::AUTO_DISABLE_AFTER_HOURS,
+            )
             .variable("retry_sweep_key", ""),
     )
     .await;
