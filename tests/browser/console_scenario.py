@@ -26,8 +26,9 @@ HOSTILE = '<img src=x onerror="window.__pwned=1">'
 class Receiver:
     """A webhook receiver on loopback that records every request and answers 200."""
 
-    def __init__(self):
+    def __init__(self, status=200):
         self.requests = []
+        self.status = status
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -35,7 +36,7 @@ class Receiver:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length).decode() if length else ""
                 outer.requests.append((self.command, self.path, body))
-                self.send_response(200)
+                self.send_response(outer.status)
                 self.send_header("content-type", "text/plain")
                 self.end_headers()
                 self.wfile.write(b"ok from the receiver")
@@ -268,6 +269,61 @@ def main():
         expect(page.locator("#hooks .delivery-summary")).to_contain_text("delivered")
         page.locator("#hooks").get_by_role("checkbox").uncheck()
         expect(page.locator("#toast")).to_have_text("Disabled")
+
+        # A form names its empty required field before sending anything.
+        page.locator("#nav").get_by_role("link", name="Bots").click()
+        bots_before = page.locator("tbody tr").count()
+        page.get_by_role("button", name="Create bot").click()
+        expect(page.locator("#create-bot .error")).to_contain_text("Required")
+        assert page.get_by_label("New bot name").get_attribute("aria-invalid") == "true"
+        assert page.locator("tbody tr").count() == bots_before
+
+        # A tracker that is down: its step fails, and "Needs attention" shows it.
+        admin = {"Authorization": "Bearer " + args.token, "content-type": "application/json"}
+        down = Receiver(status=500)
+        step = call(f"{base}/api/bots/{bot_id}/steps", {
+            "key": "sale", "kind": "send-webhook",
+            "webhook": {"url": f"http://127.0.0.1:{down.port}/sale?chat={{chatId}}",
+                        "retry": {"maxAttempts": 1}}}, admin)
+        answer = call(link + "?" + urllib.parse.urlencode({"chatId": "1227280", "stepId": step["id"]}))
+        assert answer["webhookQueued"], answer
+        for _ in range(40):
+            if down.requests:
+                break
+            page.wait_for_timeout(250)
+        page.locator("#nav").get_by_role("link", name="Needs attention").click()
+        expect(page.locator("h1")).to_have_text("Needs attention")
+        row = page.locator("#attention tbody tr", has_text="sale")
+        expect(row).to_contain_text("failing")
+        expect(row).to_contain_text("HTTP 500")
+        expect(row.locator("svg.day-chart rect").first).to_be_attached()
+        shot(page, "13-needs-attention")
+        row.get_by_role("button", name="Pause sending").click()
+        expect(page.locator("#attention tbody tr", has_text="sale")).to_contain_text("paused")
+        # The tracker is fixed: resume and send again what failed, once, in one click.
+        down.status = 200
+        page.locator("#attention tbody tr", has_text="sale").get_by_role("button", name="Resume and recover").click()
+        expect(page.locator("#toast")).to_contain_text("Queued to be sent again: 1")
+        expect(page.locator("#all-well")).to_be_visible()
+        before = len(down.requests)
+        for _ in range(20):
+            call(f"{base}/api/deliveries/retry-due", {}, admin)
+            if len(down.requests) > before:
+                break
+            page.wait_for_timeout(250)
+        assert len(down.requests) == before + 1, down.paths()
+        assert down.paths()[-1] == "/sale?chat=1227280", down.paths()
+
+        # An alert endpoint: its secret shown once, a test alert delivered.
+        ops = Receiver()
+        page.get_by_label("Alert URL").fill(f"http://127.0.0.1:{ops.port}/alerts")
+        page.get_by_label("Description").fill("on call")
+        page.get_by_role("button", name="Add alert endpoint").click()
+        expect(page.locator("#alert-secret-value")).to_contain_text("whsec_")
+        page.locator("#alert-list").get_by_role("button", name="Test-send").click()
+        expect(page.locator("#alert-endpoints .delivery-summary")).to_contain_text("delivered")
+        assert ops.requests and '"alert.test"' in ops.requests[-1][2], ops.requests
+        shot(page, "14-alert-endpoints")
 
         # Russian, remembered across a reload; usable on a phone.
         page.locator("#lang").select_option("ru")

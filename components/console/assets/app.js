@@ -186,9 +186,15 @@
     });
     f.addEventListener('submit', async (ev) => {
       ev.preventDefault();
+      clearErrors(f);
+      // A required control left empty is named here, before anything is sent.
+      const empty = [...f.querySelectorAll('[required]')].find((el) => !el.closest('[hidden]') && !el.disabled && !String(el.value).trim());
+      if (empty) {
+        showError(f, new ApiError(0, { error: { field: empty.name, code: 'missing_field', message: t('Required: fill this in.') } }));
+        return;
+      }
       const submit = f.querySelector('button[type=submit]');
       if (submit) submit.disabled = true;
-      clearErrors(f);
       try {
         await action(f);
       } catch (e) {
@@ -205,7 +211,7 @@
   function renderNav(section) {
     const nav = document.getElementById('nav');
     const items = [['bots', '#/bots', t('Bots')], ['calls', '#/calls', t('Call tracking')],
-      ['deliveries', '#/deliveries', t('Deliveries')]];
+      ['deliveries', '#/deliveries', t('Deliveries')], ['attention', '#/attention', t('Needs attention')]];
     nav.replaceChildren(...(token() ? items.map(([key, href, label]) =>
       h('a', { href, 'aria-current': key === section ? 'page' : null }, label)) : []));
     signOutButton.hidden = !token();
@@ -281,6 +287,7 @@
         if (p[2] === 'dialogs' && p[3]) return dialogPage(p[1], p[3]);
         return botPage(p[1], p[2] || 'links', q);
       case 'deliveries': return p[1] ? deliveryPage(p[1]) : deliveriesPage(q);
+      case 'attention': return attentionPage();
       case 'calls':
         if (!p[1]) return servicesPage();
         if (p[2] === 'hooks' && p[3]) return hookEditor(p[1], p[3]);
@@ -390,7 +397,7 @@
 
   async function fieldsTab(bot) {
     const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/fields');
-    const key = input('key', '', { pattern: '[A-Za-z0-9_-]{1,64}', autocomplete: 'off' });
+    const key = input('key', '', { pattern: '[A-Za-z0-9_-]{1,64}', autocomplete: 'off', required: true });
     const type = select('type', FIELD_TYPES, 'string');
     const description = input('description', '');
     return h('section', { 'aria-label': t('Custom fields') },
@@ -426,7 +433,7 @@
         h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Kind')), h('th', { class: 'opt' }, t('Webhook')), h('th', null, ''))),
         h('tbody', null, items.map((s) => h('tr', null,
           h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/' + enc(s.id) }, s.key || s.id)),
-          h('td', null, kindLabel(s.kind), s.webhookGone ? [' ', badge('gone')] : null),
+          h('td', null, kindLabel(s.kind), s.webhookGone ? [' ', badge('gone')] : null, stateBadge(s.deliveryState)),
           h('td', { class: 'opt mono' }, s.webhook ? s.webhook.method + ' ' + s.webhook.url : ''),
           h('td', null, h('div', { class: 'actions' },
             h('a', { href: '#/deliveries?botId=' + enc(bot.id) + '&stepId=' + enc(s.id) }, t('Deliveries')),
@@ -549,13 +556,15 @@
     showBody();
     const timeout = input('webhook.timeoutMs', w.timeoutMs, { type: 'number', min: 100, max: 25000, step: 100 });
     const attempts = input('webhook.retry.maxAttempts', w.retry.maxAttempts, { type: 'number', min: 1, max: 8 });
+    const rate = input('webhook.rateLimit', w.rateLimit == null ? '' : w.rateLimit, { type: 'number', min: 0.01, max: 1000, step: 'any', placeholder: t('no limit') });
     const secret = input('webhook.signingSecret', '', { class: 'mono', autocomplete: 'off', placeholder: w.signed ? t('set; leave empty to keep it') : 'whsec_…' });
     const unsign = h('input', { type: 'checkbox', name: 'unsign' });
     const skip = h('input', { type: 'checkbox', name: 'webhook.skipIfMissing', checked: w.skipIfMissing });
     const box = h('fieldset', { class: 'card' }, h('legend', null, t('Webhook')),
       field(t('URL'), url, t('Variables in braces: {chatId}, {tracker.clickid}, {fields.KEY}.')),
       h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)),
-        h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts))),
+        h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts)),
+        h('div', { class: 'grow' }, field(t('Rate limit, per second'), rate))),
       h('h3', null, t('Headers')), headerRows,
       button(t('+ Header'), () => addHeader('', ''), null, { id: 'add-header' }),
       h('h3', null, t('Body')), field(t('Body'), bodyKind), bodyBox,
@@ -578,6 +587,7 @@
       c.body = bodyKind.value === 'template' ? { template: bodyText.value, contentType: contentType.value } : bodyKind.value;
       if (timeout.value) c.timeoutMs = Number(timeout.value);
       if (attempts.value) c.retry = { maxAttempts: Number(attempts.value) };
+      if (rate.value.trim()) c.rateLimit = Number(rate.value);
       // A view sent back with "signed": true keeps the stored secret.
       if (secret.value.trim()) c.signingSecret = secret.value.trim();
       else if (w.signed && !unsign.checked) c.signed = true;
@@ -688,7 +698,7 @@
       target.setSelectionRange(start + text.length, start + text.length);
       preview.schedule();
     });
-    const key = input('key', step.key, { autocomplete: 'off' });
+    const key = input('key', step.key, { autocomplete: 'off', required: true });
     const kinds = ['send-webhook', 'message'].map((k) => [k, kindLabel(k)]);
     if (!kinds.some(([k]) => k === step.kind)) kinds.push([step.kind, step.kind]);
     const kind = select('kind', kinds, step.kind);
@@ -715,7 +725,182 @@
     return page(isNew ? t('New step') : t('Step {key}', { key: step.key || stepId }),
       crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/steps', bot.name], [null, isNew ? t('New step') : step.key]),
       step.webhookGone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: deliveries are skipped until the step is saved again.')) : null,
+      isNew ? null : statePanel(step.deliveryState, stepPath, { botId, stepId }),
       h('div', { class: 'editor' }, h('div', null, editor, preview.box, isNew ? null : testSendPanel(botId, stepId)), vars));
+  }
+
+
+  // ---- where a step or hook stands as a sender, and what needs attention -----------------
+  /** A badge for a step or hook that is failing, paused or disabled; nothing when active. */
+  function stateBadge(state) {
+    if (!state || state.status === 'active') return null;
+    return [' ', badge(state.status, 'state-' + state.status)];
+  }
+  /** Says why a step or hook is held or failing, with Pause / Resume and Recover. */
+  function statePanel(state, path, owner) {
+    state = state || { status: 'active' };
+    const out = h('div', { class: 'actions' });
+    const act = (label, verb) => button(label, async () => {
+      try {
+        await api('POST', path + '/' + verb);
+        toast(verb === 'pause' ? t('Paused') : t('Resumed'));
+        route();
+      } catch (e) { toast(e.message); }
+    }, verb === 'pause' ? null : 'primary', { id: verb + '-sending' });
+    const held = state.status === 'paused' || state.status === 'disabled';
+    out.append(held ? act(t('Resume sending'), 'resume') : act(t('Pause sending'), 'pause'));
+    let note = null;
+    if (state.status === 'disabled') {
+      note = t('Disabled at {at}: {why}. New deliveries are logged as skipped. Fix the receiver, resume, then recover what failed.', { at: when(state.disabledAt), why: state.disabledReason || '' });
+    } else if (state.status === 'paused') {
+      note = t('Paused at {at}: new deliveries are logged as skipped until you resume.', { at: when(state.pausedAt) });
+    } else if (state.status === 'failing') {
+      note = t('Failing since {at}: {n} failed attempts, the last: {error}.', { at: when(state.failingSince), n: state.failures, error: state.lastError || '' });
+    }
+    out.append(recoverButton(owner, state));
+    return h('section', { class: 'card', id: 'delivery-state' }, h('h2', null, t('Sending')),
+      note ? h('p', { class: 'banner ' + (held ? 'warn' : 'error') }, note) : h('p', { class: 'muted' }, t('Active: deliveries go out as they come.')), out);
+  }
+  /** Sends again every failed (or held) delivery of a step or hook since `since`, call after call. */
+  async function recoverAll(owner, since) {
+    let cursor = null;
+    let total = 0;
+    let held = 0;
+    for (let i = 0; i < 50; i++) {
+      const body = Object.assign({ since }, owner);
+      if (cursor) body.cursor = cursor;
+      const r = await api('POST', '/api/deliveries/recover', body);
+      total += r.count;
+      held = r.held;
+      cursor = r.nextCursor;
+      if (!cursor) break;
+    }
+    return { total, held };
+  }
+  function recoverButton(owner, state, oldest) {
+    const times = [oldest, state && state.failingSince, state && state.pausedAt, state && state.disabledAt]
+      .filter(Boolean).sort();
+    // The earliest of what is known, else the last day.
+    const since = times[0] || new Date(Date.now() - 86400000).toISOString();
+    return button(t('Recover failed deliveries'), async () => {
+      try {
+        const r = await recoverAll(owner, since);
+        toast(r.held ? t('{n} queued; {m} wait until you resume', { n: r.total, m: r.held }) : t('Queued to be sent again: {n}', { n: r.total }));
+        route();
+      } catch (e) { toast(e.message); }
+    }, null, { class: 'recover' });
+  }
+  /** 24 hourly bars, delivered (green) over failed (red): a day at a glance. */
+  function dayChart(hours, label) {
+    const ns = 'http://www.w3.org/2000/svg';
+    const el = (tag, attrs) => {
+      const e = document.createElementNS(ns, tag);
+      for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+      return e;
+    };
+    const top = Math.max(1, ...hours.map((x) => x.delivered + x.failed + x.held));
+    const svg = el('svg', { viewBox: '0 0 96 24', width: 96, height: 24, role: 'img', 'aria-label': label, class: 'day-chart' });
+    hours.forEach((x, i) => {
+      const scale = (n) => Math.round((n / top) * 22);
+      const ok = scale(x.delivered);
+      const bad = scale(x.failed + x.held);
+      if (ok) svg.append(el('rect', { x: i * 4, y: 24 - ok, width: 3, height: ok, fill: '#059669' }));
+      if (bad) svg.append(el('rect', { x: i * 4, y: 24 - ok - bad, width: 3, height: bad, fill: '#dc2626' }));
+      if (!ok && !bad) svg.append(el('rect', { x: i * 4, y: 23, width: 3, height: 1, fill: '#d1d5db' }));
+    });
+    return svg;
+  }
+  function ownerOf(item) {
+    return item.kind === 'step' ? { botId: item.botId, stepId: item.stepId } : { serviceId: item.serviceId, hookId: item.hookId };
+  }
+  function ownerHref(item) {
+    return item.kind === 'step' ? '#/bots/' + enc(item.botId) + '/steps/' + enc(item.stepId)
+      : '#/calls/' + enc(item.serviceId) + '/hooks/' + enc(item.hookId);
+  }
+  function ownerPath(item) {
+    return item.kind === 'step' ? '/api/bots/' + enc(item.botId) + '/steps/' + enc(item.stepId)
+      : '/api/calls/services/' + enc(item.serviceId) + '/hooks/' + enc(item.hookId);
+  }
+  async function attentionPage() {
+    const [att, eps] = await Promise.all([api('GET', '/api/attention'), api('GET', '/api/alerts/endpoints')]);
+    const rows = att.items.map((it) => {
+      const st = it.deliveryState;
+      const day = it.last24h;
+      const rate = day.successRate == null ? '—' : Math.round(day.successRate * 100) + '%';
+      const held = st.status === 'paused' || st.status === 'disabled';
+      const failed = '#/deliveries?' + new URLSearchParams(Object.assign({ status: 'failed' }, ownerOf(it)));
+      return h('tr', null,
+        h('td', null, h('a', { href: ownerHref(it) }, it.name), ' ', h('span', { class: 'muted' }, it.kind === 'step' ? t('step') : t('hook'))),
+        h('td', null, badge(st.status, 'state-' + st.status)),
+        h('td', { class: 'opt' }, st.lastError ? h('span', { class: 'mono' }, st.lastError) : '—',
+          st.failingSince ? h('div', { class: 'muted' }, t('since {at}', { at: when(st.failingSince) })) : null),
+        h('td', null, dayChart(day.hours, t('{d} delivered, {f} failed in 24 h', { d: day.delivered, f: day.failed })), ' ', rate),
+        h('td', null, day.unrecovered ? h('a', { href: failed }, String(day.unrecovered)) : '0'),
+        h('td', null, h('div', { class: 'actions' },
+          button(held ? t('Resume sending') : t('Pause sending'), async () => {
+            try {
+              await api('POST', ownerPath(it) + (held ? '/resume' : '/pause'));
+              toast(held ? t('Resumed') : t('Paused'));
+              route();
+            } catch (e) { toast(e.message); }
+          }, held ? 'primary' : null),
+          held && day.unrecovered ? button(t('Resume and recover'), async () => {
+            try {
+              await api('POST', ownerPath(it) + '/resume');
+              const r = await recoverAll(ownerOf(it), [day.oldestUnrecoveredAt, st.failingSince, st.pausedAt, st.disabledAt].filter(Boolean).sort()[0]);
+              toast(t('Resumed') + ' · ' + t('Queued to be sent again: {n}', { n: r.total }));
+              route();
+            } catch (e) { toast(e.message); }
+          }, 'primary') : null,
+          !held && day.unrecovered ? recoverButton(ownerOf(it), st, day.oldestUnrecoveredAt) : null)));
+    });
+    return page(t('Needs attention'),
+      h('p', { class: 'muted' }, t('Steps and hooks whose deliveries fail, or that are paused or disabled. One that keeps failing for days is disabled, and the alert endpoints below are told.')),
+      rows.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'attention' },
+        h('thead', null, h('tr', null, h('th', null, t('Step or hook')), h('th', null, t('State')), h('th', { class: 'opt' }, t('Last error')),
+          h('th', null, t('Last 24 hours')), h('th', null, t('Failed, not recovered')), h('th', null, ''))),
+        h('tbody', null, rows))) : h('p', { class: 'banner ok', id: 'all-well' }, t('Nothing needs attention: every step and hook delivers.')),
+      att.partial ? h('p', { class: 'muted' }, t('Busy logs: the counts are of the newest 1000 deliveries.')) : null,
+      alertEndpoints(eps));
+  }
+  /** The operator's alert endpoints: add (the secret shown once), test-send, delete. */
+  function alertEndpoints(eps) {
+    const url = input('url', '', { type: 'url', required: true, autocomplete: 'off', class: 'mono', placeholder: 'https://ops.example.com/funnelhooks' });
+    const description = input('description', '', { maxlength: 200 });
+    const once = h('div', { id: 'alert-secret' });
+    const out = h('div', { 'aria-live': 'polite' });
+    const list = eps.items.map((e) => h('tr', null,
+      h('td', { class: 'mono' }, e.url), h('td', null, e.description || ''),
+      h('td', { class: 'opt' }, e.events.length ? e.events.join(', ') : t('all events')),
+      h('td', null, h('div', { class: 'actions' },
+        button(t('Test-send'), async () => {
+          try {
+            const d = await api('POST', '/api/alerts/endpoints/' + enc(e.id) + '/test-send');
+            out.replaceChildren(deliverySummary(d));
+          } catch (err) { out.replaceChildren(errorBanner(err)); }
+        }),
+        button(t('Delete'), async () => {
+          if (!confirm(t('Delete the alert endpoint {url}?', { url: e.url }))) return;
+          await api('DELETE', '/api/alerts/endpoints/' + enc(e.id));
+          route();
+        }, 'danger')))));
+    const section = h('section', { class: 'card', id: 'alert-endpoints' }, h('h2', null, t('Alert endpoints')),
+      h('p', { class: 'muted' }, t('Operational events (delivery.exhausted, target.gone, target.disabled, target.reenabled) go here as signed JSON (Standard Webhooks).')),
+      list.length ? h('div', { class: 'table-wrap' }, h('table', { id: 'alert-list' }, h('tbody', null, list))) : null,
+      form({ id: 'alert-form' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('Alert URL'), url)), h('div', { class: 'grow' }, field(t('Description'), description)),
+        h('button', { type: 'submit', class: 'primary' }, t('Add alert endpoint')))], async () => {
+        const e = await api('POST', '/api/alerts/endpoints', { url: url.value.trim(), description: description.value });
+        once.replaceChildren(h('div', { class: 'banner warn' }, t('Its signing secret, shown this once: verify the alerts with it.'), ' ',
+          h('code', { class: 'mono', id: 'alert-secret-value' }, e.signingSecret), ' ', copyButton(e.signingSecret)));
+        url.value = '';
+        description.value = '';
+        const fresh = await api('GET', '/api/alerts/endpoints');
+        const replaced = alertEndpoints(fresh);
+        replaced.children[0].after(once);
+        section.replaceWith(replaced);
+      }), out);
+    return section;
   }
 
   // ---- deliveries -------------------------------------------------------------------------
@@ -877,7 +1062,7 @@
           });
           const out = h('div');
           return h('tr', null,
-            h('td', null, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/' + enc(k.id) }, k.name || t('(no name)')), k.gone ? [' ', badge('gone')] : null),
+            h('td', null, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/' + enc(k.id) }, k.name || t('(no name)')), k.gone ? [' ', badge('gone')] : null, stateBadge(k.deliveryState)),
             h('td', null, k.event === 'start' ? t('Call is processing') : t('Call is over')),
             h('td', { class: 'opt mono' }, k.method + ' ' + hookTarget(k)),
             h('td', null, toggle),
@@ -938,7 +1123,7 @@
     const presets = s.parameters || [];
     const name = input('name', hook.name);
     const protocol = select('protocol', [['https', 'https'], ['http', 'http']], hook.protocol);
-    const host = input('host', hook.host, { autocomplete: 'off', placeholder: 'crm.example.com' });
+    const host = input('host', hook.host, { autocomplete: 'off', placeholder: 'crm.example.com', required: true });
     const port = input('port', hook.port, { type: 'number', min: 1, max: 65535 });
     protocol.addEventListener('change', () => {
       if (port.value === '443' || port.value === '80' || !port.value) port.value = protocol.value === 'https' ? '443' : '80';
@@ -957,6 +1142,7 @@
     const enabled = h('input', { type: 'checkbox', name: 'enabled', checked: hook.enabled });
     const timeout = input('timeoutMs', hook.timeoutMs, { type: 'number', min: 100, max: 25000 });
     const attempts = input('retry.maxAttempts', hook.retry.maxAttempts, { type: 'number', min: 1, max: 8 });
+    const rate = input('rateLimit', hook.rateLimit == null ? '' : hook.rateLimit, { type: 'number', min: 0.01, max: 1000, step: 'any', placeholder: t('no limit') });
     const secret = input('signingSecret', '', { class: 'mono', autocomplete: 'off', placeholder: hook.signed ? t('set; leave empty to keep it') : 'whsec_…' });
     const original = JSON.stringify(hook.parameters);
     const f = form({ id: 'hook-form' }, [h('div', { class: 'card' },
@@ -969,13 +1155,15 @@
       h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)), h('div', { class: 'grow' }, ctBox),
         h('div', { class: 'grow' }, field(t('Event'), event))),
       h('label', { class: 'check' }, enabled, t('Enabled')),
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts))),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts)),
+        h('div', { class: 'grow' }, field(t('Rate limit, per second'), rate))),
       field(t('Signing secret'), secret)),
     h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save hook')),
       isNew ? null : h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) + '&hookId=' + enc(hookId) }, t('Deliveries')))], async () => {
       const body = { name: name.value, protocol: protocol.value, host: host.value.trim(), port: Number(port.value) || undefined,
         path: path.value || '/', method: method.value, contentType: contentType.value, event: event.value, enabled: enabled.checked,
-        timeoutMs: Number(timeout.value) || undefined, retry: { maxAttempts: Number(attempts.value) || 8 } };
+        timeoutMs: Number(timeout.value) || undefined, retry: { maxAttempts: Number(attempts.value) || 8 },
+        rateLimit: rate.value.trim() ? Number(rate.value) : null };
       const params = [...rows.children].map((r) => r.value());
       // A PATCH keeps masked constants and the secret; send the rows only when they changed.
       if (isNew || JSON.stringify(params) !== original) body.parameters = params;
@@ -987,7 +1175,8 @@
     });
     return page(isNew ? t('New address') : t('Hook {name}', { name: hook.name || hookTarget(hook) }),
       crumbs(['#/calls', t('Call tracking')], ['#/calls/' + enc(serviceId), s.name], [null, isNew ? t('New address') : (hook.name || hookId)]),
-      hook.gone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: events are skipped until the hook is saved again.')) : null, f);
+      hook.gone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: events are skipped until the hook is saved again.')) : null, f,
+      isNew ? null : statePanel(hook.deliveryState, '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(hookId), { serviceId, hookId }));
   }
 
   // ---- start ------------------------------------------------------------------------------
