@@ -21,7 +21,7 @@ pub(crate) struct FanOut {
     service: Service,
     deliveries: Vec<Delivery>,
     /// The hooks' states as read when their deliveries were made (not read again).
-    states: std::collections::BTreeMap<String, funnelhooks_delivery::state::DeliveryState>,
+    states: funnelhooks_delivery::engine::KnownStates,
 }
 
 /// The ingest key the request presents: in the URL's path (`…/events/{pathKey}`), the

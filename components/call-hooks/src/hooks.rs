@@ -80,12 +80,27 @@ pub(crate) fn pause_or_resume(ctx: &Ctx, pause: bool) -> Result<Response, Error>
     Ok(json(200, &with_state(hook.view(&service.id), &state)))
 }
 
+/// Keeps the hook's `rateLimit` where its deliveries read it (its delivery state).
+fn record_rate(
+    ctx: &Ctx,
+    service_id: &str,
+    hook: &funnelhooks_calls::HookRecord,
+) -> Result<(), Error> {
+    let (sender_, clock) = (SpinSender::new(ctx.policy), SpinClock::REAL);
+    Engine::new(ctx.kv, &sender_, &clock).set_rate_limit(
+        &sender(service_id, &hook.id),
+        hook.config.options.rate_limit,
+    )?;
+    Ok(())
+}
+
 /// `POST /api/calls/services/{id}/hooks`: 201 with the hook.
 pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     let service = ctx.params.get("serviceId");
     let hook = ctx
         .repo
         .add_hook(service, &form(ctx)?, ctx.policy, ctx.now)?;
+    record_rate(ctx, service, &hook)?;
     Ok(json(201, &view(ctx, service, &hook)?))
 }
 
@@ -108,6 +123,7 @@ pub(crate) fn edit(ctx: &Ctx, edit: Edit) -> Result<Response, Error> {
         ctx.policy,
         ctx.now,
     )?;
+    record_rate(ctx, service, &hook)?;
     Ok(json(200, &view(ctx, service, &hook)?))
 }
 

@@ -749,6 +749,17 @@
     }, verb === 'pause' ? null : 'primary', { id: verb + '-sending' });
     const held = state.status === 'paused' || state.status === 'disabled';
     out.append(held ? act(t('Resume sending'), 'resume') : act(t('Pause sending'), 'pause'));
+    if (held) {
+      // Resuming forgets when the trouble began: the recover starts from there first.
+      out.append(button(t('Resume and recover'), async () => {
+        try {
+          const since = recoverSince(state);
+          await api('POST', path + '/resume');
+          recoveredToast(await recoverAll(owner, since));
+          route();
+        } catch (e) { toast(e.message); }
+      }, 'primary'));
+    }
     let note = null;
     if (state.status === 'disabled') {
       note = t('Disabled at {at}: {why}. New deliveries are logged as skipped. Fix the receiver, resume, then recover what failed.', { at: when(state.disabledAt), why: state.disabledReason || '' });
@@ -766,26 +777,33 @@
     let cursor = null;
     let total = 0;
     let held = 0;
-    for (let i = 0; i < 50; i++) {
-      const body = Object.assign({ since }, owner);
+    for (let i = 0; i < 100; i++) {
+      const body = Object.assign({ since, limit: 200 }, owner);
       if (cursor) body.cursor = cursor;
       const r = await api('POST', '/api/deliveries/recover', body);
       total += r.count;
-      held = r.held;
+      held += r.held;
       cursor = r.nextCursor;
       if (!cursor) break;
     }
-    return { total, held };
+    return { total, held, more: !!cursor };
   }
-  function recoverButton(owner, state, oldest) {
+  function recoveredToast(r) {
+    let text = r.held ? t('{n} queued; {m} wait until you resume', { n: r.total, m: r.held }) : t('Queued to be sent again: {n}', { n: r.total });
+    if (r.more) text += ' · ' + t('More remain: press again.');
+    toast(text);
+  }
+  /** Where a recover starts: the earliest moment the state knows of, else the last day. */
+  function recoverSince(state, oldest) {
     const times = [oldest, state && state.failingSince, state && state.pausedAt, state && state.disabledAt]
       .filter(Boolean).sort();
-    // The earliest of what is known, else the last day.
-    const since = times[0] || new Date(Date.now() - 86400000).toISOString();
+    return times[0] || new Date(Date.now() - 86400000).toISOString();
+  }
+  function recoverButton(owner, state, oldest) {
+    const since = recoverSince(state, oldest);
     return button(t('Recover failed deliveries'), async () => {
       try {
-        const r = await recoverAll(owner, since);
-        toast(r.held ? t('{n} queued; {m} wait until you resume', { n: r.total, m: r.held }) : t('Queued to be sent again: {n}', { n: r.total }));
+        recoveredToast(await recoverAll(owner, since));
         route();
       } catch (e) { toast(e.message); }
     }, null, { class: 'recover' });
@@ -847,8 +865,7 @@
           held && day.unrecovered ? button(t('Resume and recover'), async () => {
             try {
               await api('POST', ownerPath(it) + '/resume');
-              const r = await recoverAll(ownerOf(it), [day.oldestUnrecoveredAt, st.failingSince, st.pausedAt, st.disabledAt].filter(Boolean).sort()[0]);
-              toast(t('Resumed') + ' · ' + t('Queued to be sent again: {n}', { n: r.total }));
+              recoveredToast(await recoverAll(ownerOf(it), recoverSince(st, day.oldestUnrecoveredAt)));
               route();
             } catch (e) { toast(e.message); }
           }, 'primary') : null,

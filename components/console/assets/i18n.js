@@ -2,6 +2,7 @@
 // fallback). A unit test of the console component checks every text of app.js is here.
 'use strict';
 window.FH_I18N = { ru: {
+  "More remain: press again.": "Осталось ещё: нажмите снова.",
   "Rate limit, per second": "Ограничение, в секунду",
   "no limit": "без ограничения",
   "Required: fill this in.": "Обязательное поле: заполните его.",

@@ -176,7 +176,6 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
         first_attempt_after: None,
-        rate_limit: old.rate_limit,
     };
     let created = ctx.engine.create(new, None)?;
     let done = ctx.engine.run(created, Attempts::WithQuickRetries)?;

@@ -85,7 +85,10 @@ fn save(ctx: &Ctx, step: &str) -> Result<Response, Error> {
     }
     // Saving again also clears the step's "gone" mark.
     let (step, created) = ctx.repo.put_step(bot, step, input, ctx.now)?;
-    let state = ctx.engine.state_of(&sender(bot, &step.id))?;
+    let s = sender(bot, &step.id);
+    let rate = step.webhook.as_ref().and_then(|w| w.options.rate_limit);
+    ctx.engine.set_rate_limit(&s, rate)?;
+    let state = ctx.engine.state_of(&s)?;
     Ok(json(if created { 201 } else { 200 }, &view(&step, &state)))
 }
 

@@ -322,9 +322,16 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     pub fn delete_service(&self, id: &str) -> Result<(), Error> {
         let service = self.service(id)?;
         let event = event_key(id, "{}");
+        // Each hook's delivery state and rate limit, and its place among what needs attention.
+        let extra = service
+            .hooks
+            .iter()
+            .flat_map(|h| funnelhooks_core::senders::keys("hook", id, &h.id))
+            .collect();
+        funnelhooks_core::senders::unlist(self.kv, "hook", id)?;
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("call-tracking service {id}"),
-            extra: Vec::new(),
+            extra,
             index: format!("callevs:{id}"),
             keys: vec![format!("{event}:r"), event],
             listed: Vec::new(),

@@ -13,6 +13,7 @@ pub mod media;
 pub mod metrics;
 pub mod paging;
 pub mod secret;
+pub mod senders;
 pub mod time;
 
 pub use error::{Error, Kind};

@@ -189,8 +189,6 @@ pub struct NewDelivery {
     /// When the sweep makes the first attempt: this long after creation. `None`: the caller
     /// makes it now, and the sweep makes it after [`LEASE`] if the caller died first.
     pub first_attempt_after: Option<Duration>,
-    /// Most deliveries per second to its step's or hook's target.
-    pub rate_limit: Option<f64>,
 }
 
 impl NewDelivery {
@@ -207,7 +205,6 @@ impl NewDelivery {
             timeout_ms: options.timeout_ms,
             signed: options.signing_secret.is_some(),
             first_attempt_after: None,
-            rate_limit: options.rate_limit,
         }
     }
 }
@@ -252,7 +249,6 @@ impl NewDelivery {
             updated_at: now,
             slots,
             held,
-            rate_limit: self.rate_limit,
             recovered_by: None,
         }
     }
@@ -393,10 +389,19 @@ enum Gate {
     Wait(Timestamp),
 }
 
+/// States the engine read, passed to another engine of the same request.
+#[derive(Debug, Clone, Default)]
+pub struct KnownStates(BTreeMap<String, (Timestamp, DeliveryState)>);
+
+/// How long a state read counts before it is read again.
+pub const STATE_FRESH_FOR: Duration = Duration::from_secs(2);
+
 /// Longest a sweep waits for a delivery's turn under a rate limit before moving on.
 pub(crate) const MAX_SWEEP_WAIT: Duration = Duration::from_secs(1);
 /// How long a target that answered `429` without `Retry-After` is left alone.
 const BACKOFF_WITHOUT_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// The longest a `429`'s `Retry-After` holds back a step's or hook's other deliveries.
+const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 
 /// What a bulk recover did.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -421,10 +426,12 @@ pub struct Engine<'a, K: Kv, S: Sender, C: Clock> {
     policy: TargetPolicy,
     rules: Rules,
     /// The states of the steps and hooks this engine delivered for, as read (or written)
-    /// in this request.
-    states: RefCell<BTreeMap<String, DeliveryState>>,
+    /// in this request, and when.
+    states: RefCell<BTreeMap<String, (Timestamp, DeliveryState)>>,
     /// What this engine's attempts did, added to the store's counters when it is dropped.
     tally: Tally,
+    /// How long it has waited for turns under rate limits.
+    pub(crate) waited: std::cell::Cell<Duration>,
 }
 
 impl<K: Kv, S: Sender, C: Clock> Drop for Engine<'_, K, S, C> {
@@ -454,19 +461,20 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             rules: Rules::default(),
             states: RefCell::new(BTreeMap::new()),
             tally: Tally::default(),
+            waited: std::cell::Cell::new(Duration::ZERO),
         }
     }
 
     /// The engine, knowing the states another engine of this request read (so they are
     /// not read again: [`Engine::known_states`]).
-    pub fn with_known_states(self, states: BTreeMap<String, DeliveryState>) -> Self {
-        self.states.replace(states);
+    pub fn with_known_states(self, states: KnownStates) -> Self {
+        self.states.replace(states.0);
         self
     }
 
     /// The states of the steps and hooks this engine read or wrote.
-    pub fn known_states(&self) -> BTreeMap<String, DeliveryState> {
-        self.states.borrow().clone()
+    pub fn known_states(&self) -> KnownStates {
+        KnownStates(self.states.borrow().clone())
     }
 
     /// The engine, with the installation's rules for failing and busy targets.
@@ -738,7 +746,8 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             if let Some(until) = state.backoff_until.filter(|u| *u > now) {
                 return Ok(Gate::Wait(until));
             }
-            if let Some(rate) = d.rate_limit
+            // The limit the step or hook has now (a backlog slows down, or speeds up, with it).
+            if let Some(rate) = state.rate_limit
                 && let Some(turn) =
                     limit::take(&self.records(), &limit::sender_key(&s.key()), rate, now)?
             {
@@ -757,6 +766,8 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     /// Waits for `d`'s turn when it comes within `max_wait`; otherwise (or when held) says
     /// what became of it instead of an attempt: `false` when it is not to be sent now.
     fn ready(&self, d: &mut Delivery, max_wait: Duration) -> Result<bool, StoreError> {
+        // One deadline for all the waiting: turns lost to other instances do not add up.
+        let deadline = self.clock.now().plus_ms(max_wait.as_millis() as i64);
         loop {
             match self.gate(d)? {
                 Gate::Go => return Ok(true),
@@ -765,11 +776,13 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                     return Ok(false);
                 }
                 Gate::Wait(turn) => {
-                    let wait = Duration::from_millis((turn.0 - self.clock.now().0).max(0) as u64);
-                    if wait > max_wait {
+                    let now = self.clock.now();
+                    if turn > deadline {
                         self.postpone(d, turn)?;
                         return Ok(false);
                     }
+                    let wait = Duration::from_millis((turn.0 - now.0).max(0) as u64);
+                    self.waited.set(self.waited.get() + wait);
                     self.clock.sleep(wait);
                 }
             }
@@ -811,6 +824,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     /// the rules refuse now, a header the host refuses, past a bound) fails without one; one
     /// held or waiting its turn (for longer than `max_wait`) is not sent now.
     fn attempt(&self, d: &mut Delivery, max_wait: Duration) -> Result<(), StoreError> {
+        // An alert goes where its endpoint points now (its URL may have been changed since
+        // it was raised), and nowhere once the endpoint is deleted.
+        if let Owner::Alert { endpoint_id, .. } = &d.owner {
+            match alerts::get(&self.records(), endpoint_id)? {
+                Some(endpoint) => d.request.url = endpoint.url,
+                None => {
+                    return self.give_up(d, "its alert endpoint was deleted".to_string());
+                }
+            }
+        }
         if let Some(reason) = d.request.unsendable(self.policy) {
             return self.give_up(d, reason);
         }
@@ -838,7 +861,19 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.records().put(&key(&d.id), &*d)?;
         d.log("not_sent");
         self.tally.count(d);
-        self.tell_failure(d)
+        let may_alert = match (StepOrHook::of(&d.owner), d.test) {
+            (Some(s), false) => {
+                let now = self.clock.now();
+                self.change_state(&s, |state| state.may_alert(now))?.0
+            }
+            _ => false,
+        };
+        if may_alert {
+            self.tell_failure(d)?;
+        } else if !d.test && StepOrHook::of(&d.owner).is_some() {
+            d.log("alert_suppressed");
+        }
+        Ok(())
     }
 
     /// Makes the first attempt of every pending delivery in `deliveries` at once (a call
@@ -937,14 +972,18 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         if !(d.is_final() && waited && self.evict_if_beyond(d)?) {
             self.records().put(&key(&d.id), &*d)?;
         }
-        if let (Some(s), false) = (StepOrHook::of(&d.owner), d.test) {
-            self.note_outcome(&s, d, end)?;
+        let may_alert = match (StepOrHook::of(&d.owner), d.test) {
+            (Some(s), false) => self.note_outcome(&s, d, end)?,
+            _ => false,
+        };
+        if may_alert {
+            self.tell_failure(d)?;
         }
-        self.tell_failure(d)
+        Ok(())
     }
 
-    /// Raises `delivery.exhausted` (or `target.gone`) for a real delivery that just failed
-    /// for good; an alert's own failure raises nothing.
+    /// Raises `delivery.exhausted` (or `target.gone`) for a real delivery of a step or hook
+    /// that just failed for good; an alert's own failure raises nothing.
     fn tell_failure(&self, d: &Delivery) -> Result<(), StoreError> {
         if d.status != Status::Failed || d.test || matches!(d.owner, Owner::Alert { .. }) {
             return Ok(());
@@ -957,13 +996,19 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.raise(&alert).map(|_| ())
     }
 
-    /// The state of step or hook `s`, read once per engine.
+    /// The state of step or hook `s`, read at most every [`STATE_FRESH_FOR`] (a sweep runs
+    /// for up to 27 s: a pause or resume meanwhile counts within seconds).
     pub fn state_of(&self, s: &StepOrHook) -> Result<DeliveryState, StoreError> {
-        if let Some(state) = self.states.borrow().get(&s.key()) {
+        let now = self.clock.now();
+        if let Some((at, state)) = self.states.borrow().get(&s.key())
+            && now.0 - at.0 < STATE_FRESH_FOR.as_millis() as i64
+        {
             return Ok(state.clone());
         }
         let state: DeliveryState = self.records().get(&s.state_key())?.unwrap_or_default();
-        self.states.borrow_mut().insert(s.key(), state.clone());
+        self.states
+            .borrow_mut()
+            .insert(s.key(), (now, state.clone()));
         Ok(state)
     }
 
@@ -985,7 +1030,9 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 Ok::<_, StoreError>((r, before, state.clone()))
             },
         )?;
-        self.states.borrow_mut().insert(s.key(), after.clone());
+        self.states
+            .borrow_mut()
+            .insert(s.key(), (self.clock.now(), after.clone()));
         let listed = s.key();
         if after.needs_attention() {
             self.records().upsert(
@@ -1014,43 +1061,68 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     /// Notes how an attempt for `s` went: a success ends a run of failures (written only
     /// when there was one); a failure is counted, backs the target off after a `429`, and
     /// disables the step or hook once it has failed for the installation's time.
-    fn note_outcome(&self, s: &StepOrHook, d: &Delivery, end: Timestamp) -> Result<(), StoreError> {
+    /// Returns whether a final failure may raise its alert (at most
+    /// [`crate::state::MAX_FAILURE_ALERTS_PER_HOUR`] an hour per step or hook), counted in
+    /// the same write.
+    fn note_outcome(
+        &self,
+        s: &StepOrHook,
+        d: &Delivery,
+        end: Timestamp,
+    ) -> Result<bool, StoreError> {
         let Some(last) = d.attempts.last() else {
-            return Ok(());
+            return Ok(false);
         };
         if d.status == Status::Delivered {
             let state = self.state_of(s)?;
             if state.failing_since.is_some() || state.backoff_until.is_some() {
                 self.change_state(s, DeliveryState::succeeded)?;
             }
-            return Ok(());
+            return Ok(false);
         }
+        let is_final = d.status == Status::Failed;
         let error = match (last.status, &last.error) {
             (Some(status), _) => format!("HTTP {status}"),
             (None, Some(e)) => e.clone(),
             (None, None) => "no answer".to_string(),
         };
+        // After a 429, its Retry-After (at most an hour), else a minute: the schedule's own
+        // wait (up to 10 h late in a delivery's life) says nothing about the target.
         let backoff = (last.status == Some(429)).then(|| {
-            d.next_attempt_at
-                .unwrap_or(end.plus_ms(BACKOFF_WITHOUT_RETRY_AFTER.as_millis() as i64))
+            let asked = last
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| crate::retry::parse_retry_after(v, end.unix_seconds()));
+            let wait = asked.map_or(BACKOFF_WITHOUT_RETRY_AFTER, |w| w.min(MAX_BACKOFF));
+            end.plus_ms(wait.as_millis() as i64)
         });
         let after_ms = self.rules.disable_after_ms;
-        let (disabled, state) = self.change_state(s, |state| {
+        let ((disabled, may_alert), state) = self.change_state(s, |state| {
             state.failed(end, &error);
             if let Some(b) = backoff {
                 state.backoff_until = Some(state.backoff_until.map_or(b, |u| u.max(b)));
             }
+            let may_alert = is_final && state.may_alert(end);
             if !state.should_disable(end, after_ms) {
-                return false;
+                return (false, may_alert);
             }
             state.disabled_at = Some(end);
+            let hours = after_ms as f64 / 3_600_000.0;
             state.disabled_reason = Some(format!(
                 "every attempt failed for {} hours ({} failures); last error: {error}",
-                after_ms / 3_600_000,
+                if hours.fract() == 0.0 {
+                    format!("{hours:.0}")
+                } else {
+                    format!("{hours:.2}")
+                },
                 state.failures
             ));
-            true
+            (true, may_alert)
         })?;
+        if is_final && !may_alert {
+            d.log("alert_suppressed");
+        }
         if disabled {
             if let Some(line) =
                 funnelhooks_core::log::line(funnelhooks_core::log::Level::Warn, "disabled")
@@ -1062,7 +1134,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             }
             self.raise(&Alert::Disabled(s, &state))?;
         }
-        Ok(())
+        Ok(may_alert)
     }
 
     /// Forgets the state of `s` (deleted: one saved again under its id starts afresh).
@@ -1075,6 +1147,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             list.retain(|k| k != &listed);
             Ok::<_, StoreError>(())
         })?;
+        Ok(())
+    }
+
+    /// Records the rate limit `s` is saved with (every delivery of it takes its turns under
+    /// the limit it has at that moment); written only when it changes.
+    pub fn set_rate_limit(&self, s: &StepOrHook, rate: Option<f64>) -> Result<(), StoreError> {
+        if self.state_of(s)?.rate_limit == rate {
+            return Ok(());
+        }
+        self.change_state(s, |state| state.rate_limit = rate)?;
         Ok(())
     }
 
@@ -1094,7 +1176,10 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         let now = self.clock.now();
         let (was_disabled, state) = self.change_state(s, |state| {
             let was = state.disabled_at.is_some();
-            *state = DeliveryState::default();
+            *state = DeliveryState {
+                rate_limit: state.rate_limit,
+                ..DeliveryState::default()
+            };
             was
         })?;
         if was_disabled {
@@ -1167,43 +1252,50 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: alerts::ALERT_TIMEOUT_MS,
             signed: true,
             first_attempt_after,
-            rate_limit: None,
         }
     }
 
     /// Bulk recover: sends again, as new deliveries queued for the sweep, every delivery of
     /// `scope` that `keep` accepts, created at `since` or later, that failed for good (or
-    /// was held while its step or hook was paused or disabled), newest first from `before`.
-    /// At most `limit` recoveries a call; each delivery is recovered once, whoever calls and
+    /// was held while its step or hook was paused or disabled), oldest first from after
+    /// slot `after`. Oldest first, because each recovery joins the log at its newest end
+    /// and retention then drops its oldest entry: one already walked. At most `limit`
+    /// recoveries and [`MAX_SCANNED_PER_PAGE`] entries (or [`MAX_INDEX_PAGES_PER_PAGE`]
+    /// pages of removed slots) a call; each delivery is recovered once, whoever calls and
     /// however often: the failed delivery's record names its recovery, set by a
     /// compare-and-swap before the recovery is created.
     pub fn recover(
         &self,
         scope: &LogScope,
         since: Timestamp,
-        before: Option<u64>,
+        after: Option<u64>,
         limit: usize,
         keep: impl Fn(&Delivery) -> bool,
     ) -> Result<Recovery, StoreError> {
         let index = self.scope_index(scope);
         let mut out = Recovery::default();
-        let (mut cursor, mut scanned) = (before, 0);
-        loop {
-            let page = index.page_newest_first(cursor, 50)?;
+        // Retention keeps the newest MAX_DELIVERIES_PER_OWNER (and pending ones, which are
+        // not failed): older slots are empty, no use reading them.
+        let start = match after {
+            Some(after) => after,
+            None => index
+                .peek_last_slot()?
+                .saturating_sub(MAX_DELIVERIES_PER_OWNER + 1),
+        };
+        let (mut cursor, mut scanned) = (start, 0);
+        for _ in 0..MAX_INDEX_PAGES_PER_PAGE {
+            let page = index.page(cursor, 50)?;
             for (id, slot) in page.items.iter().zip(&page.slots) {
                 if out.recovered.len() >= limit || scanned >= MAX_SCANNED_PER_PAGE {
-                    out.next = Some(slot + 1);
+                    out.next = Some(slot - 1);
                     return Ok(out);
                 }
                 scanned += 1;
                 let Some(d) = self.records().get::<Delivery>(&key(id))? else {
                     continue;
                 };
-                if d.created_at < since {
-                    return Ok(out);
-                }
                 let failed = d.status == Status::Failed || (d.status == Status::Skipped && d.held);
-                if d.test || !failed || !keep(&d) {
+                if d.created_at < since || d.test || !failed || !keep(&d) {
                     continue;
                 }
                 if d.recovered_by.is_some() {
@@ -1222,10 +1314,12 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 }
             }
             match page.next {
-                Some(next) => cursor = Some(next),
+                Some(next) => cursor = next,
                 None => return Ok(out),
             }
         }
+        out.next = Some(cursor);
+        Ok(out)
     }
 
     /// Recovers `d` unless another caller did: its id, or `None`.
@@ -1255,7 +1349,6 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: d.timeout_ms,
             signed: d.signed || d.signing_secret.is_some(),
             first_attempt_after: Some(Duration::ZERO),
-            rate_limit: d.rate_limit,
         };
         Ok(Some(self.create_once(new, None)?.delivery.id))
     }

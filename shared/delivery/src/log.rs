@@ -364,9 +364,6 @@ pub struct Delivery {
     /// Skipped because its step or hook was paused or disabled (bulk recover sends it).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub held: bool,
-    /// Its step's or hook's limit in deliveries per second, when it has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rate_limit: Option<f64>,
     /// The delivery a bulk recover made of this one (it is recovered once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_by: Option<String>,
@@ -625,7 +622,6 @@ mod tests {
             updated_at: Timestamp(0),
             slots: (u64::MAX, u64::MAX),
             held: true,
-            rate_limit: Some(0.01),
             recovered_by: Some("r".repeat(36)),
         };
         let bytes = serde_json::to_vec(&d).unwrap().len();

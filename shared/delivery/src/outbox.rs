@@ -362,11 +362,20 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         // Waiting a little for a turn under a rate limit keeps a limited target's backlog
         // flowing at its rate within one sweep, where a turn put off to the outbox would
         // wait for the next sweep.
+        // At most half the budget goes to waiting, so one limited target's backlog cannot
+        // hold every other target's due attempts for the whole sweep.
         let reserve = Duration::from_millis(delivery.timeout_ms) + MIN_LEFT;
-        let max_wait = MAX_SWEEP_WAIT.min(self.left(started, budget).saturating_sub(reserve));
+        let max_wait = MAX_SWEEP_WAIT
+            .min(self.left(started, budget).saturating_sub(reserve))
+            .min((budget / 2).saturating_sub(self.waited.get()));
         let made = delivery.attempts.len();
         let done = self.run_waiting(delivery, Attempts::FirstOnly, max_wait)?;
         if done.attempts.len() == made {
+            // Held or postponed: no attempt. Given up without one (a refused target): failed.
+            if done.status == Status::Failed {
+                sweep.attempted += 1;
+                sweep.failed += 1;
+            }
             return Ok(Entry::Done);
         }
         sweep.attempted += 1;

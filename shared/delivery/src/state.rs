@@ -14,10 +14,14 @@ use crate::log::Owner;
 
 /// Failed attempts, at least, before a step or hook is disabled (besides the time).
 pub const MIN_FAILURES_TO_DISABLE: u32 = 5;
+/// Most `delivery.exhausted` and `target.gone` alerts one step or hook raises in an hour: a
+/// target that fails every delivery of a busy bot would otherwise raise one per postback.
+/// The rest are in the log and on "Needs attention".
+pub const MAX_FAILURE_ALERTS_PER_HOUR: i64 = 10;
 /// Default time a step or hook may fail without a single success before it is disabled.
 pub const DEFAULT_DISABLE_AFTER_HOURS: u64 = 120;
 /// The list of steps and hooks that are failing, paused or disabled.
-pub const ATTENTION: &str = "state:attention";
+pub use funnelhooks_core::senders::ATTENTION;
 /// Most entries the attention list keeps (a bound on its record; the oldest go first).
 pub const MAX_ATTENTION: usize = 2_000;
 /// Longest last error a state keeps.
@@ -165,6 +169,20 @@ pub struct DeliveryState {
     /// The receiver answered `429`: nothing is sent to it before this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_until: Option<Timestamp>,
+    /// The `rateLimit` it is saved with, in deliveries per second (its deliveries, queued
+    /// ones included, take turns under this).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<f64>,
+    /// The Unix hour of its latest failure alert, and how many it raised in that hour.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alert_hour: i64,
+    /// See `alert_hour`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alerts_in_hour: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 impl DeliveryState {
@@ -219,6 +237,18 @@ impl DeliveryState {
         }
         self.last_error = Some(error);
         self.last_failure_at = Some(at);
+    }
+
+    /// Counts a failure alert at `at`; `false` once the hour's
+    /// [`MAX_FAILURE_ALERTS_PER_HOUR`] are used.
+    pub fn may_alert(&mut self, at: Timestamp) -> bool {
+        let hour = at.0.div_euclid(3_600_000);
+        if self.alert_hour != hour {
+            self.alert_hour = hour;
+            self.alerts_in_hour = 0;
+        }
+        self.alerts_in_hour += 1;
+        self.alerts_in_hour <= MAX_FAILURE_ALERTS_PER_HOUR
     }
 
     /// Records a success: no longer failing, no back-off.

@@ -311,12 +311,9 @@ fn a_limited_target_gets_its_deliveries_spaced_at_its_rate_and_none_is_dropped()
     let (kv, clock) = (store(), FakeClock::new());
     let rx = Receiver::default();
     let engine = Engine::new(&kv, &rx, &clock);
+    engine.set_rate_limit(&step(), Some(5.0)).unwrap();
     for _ in 0..20 {
-        let limited = NewDelivery {
-            rate_limit: Some(5.0),
-            ..new_delivery("b1")
-        };
-        run_new(&engine, limited);
+        run_new(&engine, new_delivery("b1"));
     }
     assert!(rx.requests() < 20, "a burst is not sent at once");
     sweep(&engine, &clock);
@@ -360,4 +357,62 @@ fn run_new(engine: &Engine<'_, MemoryKv, Receiver, FakeClock>, new: NewDelivery)
         return created;
     }
     engine.run(created, Attempts::WithQuickRetries).unwrap()
+}
+
+#[test]
+fn a_target_failing_every_delivery_raises_at_most_ten_failure_alerts_an_hour() {
+    let (kv, clock) = (store(), FakeClock::new());
+    let rx = Receiver::answering((0..15).map(|_| status(400)).collect()).always_ok(ALERTS_URL);
+    alert_endpoint(&kv);
+    let engine = Engine::new(&kv, &rx, &clock);
+    for _ in 0..15 {
+        assert_eq!(run_new(&engine, new_delivery("b1")).status, Status::Failed);
+    }
+    assert_eq!(alert_log(&engine).len(), 10, "the rest are in the log");
+    // The next hour tells again.
+    clock.advance(Duration::from_secs(3600));
+    let rx2 = Receiver::answering(vec![status(400)]);
+    let engine = Engine::new(&kv, &rx2, &clock);
+    run_new(&engine, new_delivery("b1"));
+    assert_eq!(alert_log(&engine).len(), 11);
+}
+
+#[test]
+fn a_429_without_retry_after_backs_off_a_minute_not_the_schedules_wait() {
+    let (kv, clock) = (store(), FakeClock::new());
+    let too_many = Ok(Received {
+        status: 429,
+        ..Received::default()
+    });
+    let rx = Receiver::answering(vec![too_many]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let created = engine.create(new_delivery("b1"), None).unwrap();
+    engine.run(created, Attempts::FirstOnly).unwrap();
+    let state = engine.state_of(&step()).unwrap();
+    let wait = state.backoff_until.unwrap().0 - clock.now().0;
+    assert!((59_000..=61_000).contains(&wait), "{wait}");
+}
+
+#[test]
+fn a_limit_set_after_deliveries_were_queued_applies_to_them() {
+    let (kv, clock) = (store(), FakeClock::new());
+    let rx = Receiver::default();
+    let engine = Engine::new(&kv, &rx, &clock);
+    for _ in 0..6 {
+        let queued = NewDelivery {
+            first_attempt_after: Some(Duration::ZERO),
+            ..new_delivery("b1")
+        };
+        engine.create(queued, None).unwrap();
+    }
+    // The receiver asks for mercy: the operator sets a limit, then the sweep runs.
+    engine.set_rate_limit(&step(), Some(5.0)).unwrap();
+    sweep(&engine, &clock);
+    assert_eq!(rx.requests(), 6);
+    let (log, _) = engine
+        .list(&LogScope::Bot("b1".into()), None, 50, |_| true)
+        .unwrap();
+    let mut sent_at: Vec<i64> = log.iter().map(|d| d.attempts[0].at.0).collect();
+    sent_at.sort();
+    assert!(sent_at[5] - sent_at[0] >= 1_000, "{sent_at:?}");
 }

@@ -204,6 +204,14 @@ impl<'a, K: Kv> Repo<'a, K> {
         let mut extra: Vec<String> = bot.links.iter().map(|l| link_key(l)).collect();
         extra.extend(bot.links.iter().map(|l| format!("{}:born", link_key(l))));
         extra.extend(bot.steps.iter().map(|s| step_key(id, s)));
+        // Each step's delivery state and rate limit, and its place among what needs
+        // attention (a deleted bot needs none).
+        extra.extend(
+            bot.steps
+                .iter()
+                .flat_map(|s| funnelhooks_core::senders::keys("step", id, s)),
+        );
+        funnelhooks_core::senders::unlist(self.kv, "step", id)?;
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("bot {id}"),
             extra,

@@ -654,15 +654,16 @@ async fn the_hosts_opentelemetry_export_carries_our_log_lines() {
     }
 }
 
-/// Any six arrivals at a receiver span at least a second (less 25 ms of loopback jitter):
-/// five a second at most, by the receiver's own clock.
+/// Any six arrivals at a receiver span at least a second, less what a loaded machine adds
+/// between sending and arriving (150 ms; turns are spaced a tenth wider for it): five a
+/// second at most, by the receiver's own clock.
 fn at_most_five_a_second(got: &[funnelhooks_tests::receiver::Received], what: &str) {
     let mut at: Vec<_> = got.iter().map(|r| r.arrived).collect();
     at.sort();
     for six in at.windows(6) {
         let span = six[5] - six[0];
         assert!(
-            span >= Duration::from_millis(975),
+            span >= Duration::from_millis(850),
             "{what}: six deliveries within {span:?}"
         );
     }
@@ -697,7 +698,7 @@ async fn sweep_both(clients: &[&Client], at: Option<i64>) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn two_instances_on_one_redis_keep_a_rate_limit_alert_once_and_recover_once_even_with_one_killed()
+async fn two_instances_on_one_redis_keep_a_rate_limit_cap_alerts_and_recover_once_even_with_one_killed()
  {
     let Some(spin) = require("spin").unwrap() else {
         return;
@@ -744,9 +745,10 @@ async fn two_instances_on_one_redis_keep_a_rate_limit_alert_once_and_recover_onc
     for m in moves {
         assert_eq!(m.await.unwrap(), 200);
     }
+    // One step failing every delivery raises at most ten failure alerts an hour.
     let all_failed = eventually(Duration::from_secs(60), async || {
         sweep_both(&[&ca, &cb], None).await;
-        tracker.received().len() >= 20 && ops.received().len() >= 20
+        tracker.received().len() >= 20 && ops.received().len() >= 10
     })
     .await;
     assert!(
@@ -769,8 +771,12 @@ async fn two_instances_on_one_redis_keep_a_rate_limit_alert_once_and_recover_onc
         .collect();
     told.sort();
     told.dedup();
-    assert_eq!(ops.received().len(), 20, "one alert per failed delivery");
-    assert_eq!(told.len(), 20, "no delivery told twice");
+    assert_eq!(
+        ops.received().len(),
+        10,
+        "ten alerts in the hour, not one per delivery"
+    );
+    assert_eq!(told.len(), 10, "no delivery told twice");
 
     // The tracker is back. Recover on both instances at once: each delivery once.
     tracker.otherwise(Answer::new(200, "ok"));
