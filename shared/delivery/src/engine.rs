@@ -747,20 +747,37 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 return Ok(Gate::Wait(until));
             }
             // The limit the step or hook has now (a backlog slows down, or speeds up, with it).
+            // A turn is taken at the time it is taken, not at the time this check began: on
+            // a busy host the state read above can take a fifth of a second, and a turn dated
+            // before it let the next one go that much sooner after this one's request.
             if let Some(rate) = state.rate_limit
-                && let Some(turn) =
-                    limit::take(&self.records(), &limit::sender_key(&s.key()), rate, now)?
+                && let Some(turn) = self.turn(&limit::sender_key(&s.key()), rate)?
             {
                 return Ok(Gate::Wait(turn));
             }
         }
         let host = host_of(&d.request.url);
         if let Some(rate) = self.rules.per_host.filter(|_| !host.is_empty())
-            && let Some(turn) = limit::take(&self.records(), &limit::host_key(host), rate, now)?
+            && let Some(turn) = self.turn(&limit::host_key(host), rate)?
         {
             return Ok(Gate::Wait(turn));
         }
         Ok(Gate::Go)
+    }
+
+    /// Takes a turn on the limit at `key`: `None` to go now, else when to ask again. A turn
+    /// is dated when it is taken; one whose taking took longer than the limit's spacing
+    /// margin (a busy store, a stalled host) is let go unused, because the next turn, dated
+    /// from it, would follow this request too closely.
+    fn turn(&self, key: &str, rate: f64) -> Result<Option<Timestamp>, StoreError> {
+        let taken_at = self.clock.now();
+        if let Some(turn) = limit::take(&self.records(), key, rate, taken_at)? {
+            return Ok(Some(turn));
+        }
+        if self.clock.now().0 - taken_at.0 > limit::LATE_TURN_MS {
+            return Ok(Some(taken_at.plus_ms(limit::interval_ms(rate))));
+        }
+        Ok(None)
     }
 
     /// Waits for `d`'s turn when it comes within `max_wait`; otherwise (or when held) says
@@ -837,13 +854,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         if let Some(reason) = d.request.unsendable(self.policy) {
             return self.give_up(d, reason);
         }
-        if !self.ready(d, max_wait)? {
-            return Ok(());
-        }
+        // Headers first (a signing secret may be read from the store): between a rate-limit
+        // turn and the request nothing but the clock is read, so requests leave spaced as
+        // their turns are.
         let extra = match self.extra_headers(d)? {
             Ok(extra) => extra,
             Err(reason) => return self.give_up(d, reason),
         };
+        if !self.ready(d, max_wait)? {
+            return Ok(());
+        }
         let at = self.clock.now();
         let result = self
             .sender

@@ -31,6 +31,10 @@ pub fn host_key(host: &str) -> String {
 /// five into one second at the receiver.
 pub const SPACING_MARGIN: f64 = 1.1;
 
+/// How late after its turn a request may leave and every `per_second + 1` requests still
+/// span a second: turns are spaced a tenth wider, so a second's worth of them spans 1.1 s.
+pub const LATE_TURN_MS: i64 = ((SPACING_MARGIN - 1.0) * 1000.0) as i64;
+
 /// Milliseconds between two turns at `per_second`.
 pub fn interval_ms(per_second: f64) -> i64 {
     (1000.0 * SPACING_MARGIN / per_second.clamp(MIN_PER_SECOND, MAX_PER_SECOND)).ceil() as i64
