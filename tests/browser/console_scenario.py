@@ -15,6 +15,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 import urllib.parse
 import urllib.request
 
@@ -324,6 +325,40 @@ def main():
         expect(page.locator("#alert-endpoints .delivery-summary")).to_contain_text("delivered")
         assert ops.requests and '"alert.test"' in ops.requests[-1][2], ops.requests
         shot(page, "14-alert-endpoints")
+
+        # Auto actions: a conversion link, an action for "sale", the start payload's rule
+        # previewed live; then a Keitaro-style conversion by click id moves the dialog (its
+        # click id came before Auto Actions were set up: saving them indexed it).
+        page.goto(f"{base}/#/bots/{bot_id}/auto")
+        page.get_by_role("button", name="Create conversion link").click()
+        conv_cell = page.locator("#conversion-links .link-url").first
+        expect(conv_cell).to_contain_text("/api/bots/conversions/")
+        conv = conv_cell.inner_text()
+        page.get_by_role("button", name="Add action").click()
+        page.get_by_label("Event type", exact=True).fill("sale")
+        page.get_by_label("Move to step").select_option(label="lead ↗")
+        page.get_by_label("Add to fields").fill("deposits = 1\nrevenue = {payout}")
+        page.get_by_label("Form", exact=True).select_option("pattern")
+        page.get_by_label("Pattern", exact=True).fill("CODE-{clickid}")
+        page.get_by_label("Sample payload").fill("CODE-9f8e7d")
+        expect(page.locator("#payload-fields")).to_contain_text("9f8e7d")
+        shot(page, "15-auto-actions")
+        page.get_by_role("button", name="Save auto actions").click()
+        expect(page.locator("#toast")).to_contain_text("Saved")
+        before = len(rx.requests)
+        answer = call(conv + "?" + urllib.parse.urlencode(
+            {"subid": "abc123", "status": "sale", "payout": "50", "tid": "T-1"}))
+        assert answer["outcome"] == "applied", answer
+        page.goto(f"{base}/#/bots/{bot_id}/dialogs/1227280")
+        expect(page.locator("#dialog-conversions")).to_contain_text("sale")
+        expect(page.locator("#dialog-fields")).to_contain_text("deposits")
+        deadline = time.time() + 15
+        while len(rx.requests) == before and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(rx.requests) > before, "the step's webhook never left for the conversion"
+        page.locator("#dialog-conversions").get_by_role("link", name="Delivery").click()
+        expect(page.locator("#delivery-cause")).to_contain_text("sale")
+        expect(page.locator("#delivery-cause")).to_contain_text("T-1")
 
         # Russian, remembered across a reload; usable on a phone.
         page.locator("#lang").select_option("ru")

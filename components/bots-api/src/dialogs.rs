@@ -13,13 +13,24 @@ fn view(d: &Dialog) -> serde_json::Value {
     serde_json::to_value(d.view()).unwrap_or_default()
 }
 
+/// Starts or refreshes the dialog. With a `startPayload`, the answer says what it gave
+/// (`startPayload`); conversions that waited for the dialog's click id are applied by the
+/// conversions component after the answer (`conversionsWaiting: true`).
 pub(crate) fn start(ctx: &Ctx) -> Result<Response, Error> {
     let chat = chat_id(ctx.params.get("chatId"))?;
     let start = Start::from_json(&body(ctx.req)?)?;
-    let (dialog, created) =
-        ctx.repo
-            .start_dialog(ctx.params.get("botId"), chat, &start, ctx.now)?;
-    Ok(json(if created { 201 } else { 200 }, &view(&dialog)))
+    let started = ctx
+        .repo
+        .start_dialog_with(ctx.params.get("botId"), chat, &start, ctx.now)?;
+    let mut v = view(&started.dialog);
+    if let Some(read) = &started.payload {
+        v["startPayload"] = serde_json::to_value(read).unwrap_or_default();
+    }
+    if started.click_claimed.is_some() {
+        v["conversionsWaiting"] = true.into();
+    }
+    *ctx.after.borrow_mut() = started.click_claimed;
+    Ok(json(if started.created { 201 } else { 200 }, &v))
 }
 
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {

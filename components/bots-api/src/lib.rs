@@ -9,8 +9,11 @@ mod dialogs;
 mod fields;
 mod webhooks;
 
+use std::cell::RefCell;
+
 use funnelhooks_core::Timestamp;
 use funnelhooks_dialogs::Repo;
+use funnelhooks_dialogs::conversions::ClickClaimed;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::bots_api::{Op, ROUTES};
 use funnelhooks_spin::request::{MAX_JSON_BODY, read};
@@ -24,20 +27,27 @@ pub(crate) struct Ctx<'a> {
     pub params: Params,
     pub repo: Repo<'a, SpinKv>,
     pub now: Timestamp,
+    /// Set when a started dialog got a click id conversions wait for: handed to the
+    /// conversions component once the answer has gone.
+    pub after: RefCell<Option<ClickClaimed>>,
 }
 
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("bots-api", &incoming);
-    let response = match read(incoming, MAX_JSON_BODY).await {
-        Ok(req) => serve(&req).unwrap_or_else(|e| e.response()),
-        Err(e) => e.response(),
+    let (response, after) = match read(incoming, MAX_JSON_BODY).await {
+        Ok(req) => serve(&req).unwrap_or_else(|e| (e.response(), None)),
+        Err(e) => (e.response(), None),
     };
     respond(out, response).await;
+    if let Some(claimed) = after {
+        let body = serde_json::to_vec(&claimed).unwrap_or_default();
+        funnelhooks_spin::outbound::apply_waiting_conversions(&body);
+    }
     funnelhooks_spin::nudge_sweep(16);
 }
 
-fn serve(req: &Request) -> Result<Response, ApiError> {
+fn serve(req: &Request) -> Result<(Response, Option<ClickClaimed>), ApiError> {
     let (op, params) = funnelhooks_spin::route(ROUTES, req)?;
     let kv = SpinKv::open_default()?;
     let ctx = Ctx {
@@ -45,8 +55,9 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         params,
         repo: Repo::new(&kv),
         now: funnelhooks_spin::now(),
+        after: RefCell::new(None),
     };
-    Ok(match op {
+    let response = match op {
         Op::CreateBot => bots::create(&ctx),
         Op::ListBots => bots::list(&ctx),
         Op::ReadBot => bots::read(&ctx),
@@ -64,5 +75,6 @@ fn serve(req: &Request) -> Result<Response, ApiError> {
         Op::StartDialog => dialogs::start(&ctx),
         Op::ReadDialog => dialogs::read(&ctx),
         Op::EraseDialog => dialogs::erase(&ctx),
-    }?)
+    }?;
+    Ok((response, ctx.after.into_inner()))
 }

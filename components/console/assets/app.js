@@ -341,7 +341,7 @@
         h('tbody', null, rows))) : h('p', { class: 'muted' }, t('No bots yet: create the first one above.')));
   }
 
-  const BOT_TABS = [['links', 'Postback links'], ['fields', 'Custom fields'], ['steps', 'Steps'], ['dialogs', 'Dialogs']];
+  const BOT_TABS = [['links', 'Postback links'], ['fields', 'Custom fields'], ['steps', 'Steps'], ['dialogs', 'Dialogs'], ['auto', 'Auto actions']];
 
   async function botPage(botId, tab, q) {
     const bot = await api('GET', '/api/bots/' + enc(botId));
@@ -349,7 +349,7 @@
     const tabs = h('nav', { class: 'tabs', 'aria-label': t('Bot settings') },
       BOT_TABS.map(([key, label]) => h('a', { href: '#/bots/' + enc(botId) + '/' + key, 'aria-current': key === tab ? 'page' : null }, t(label))),
       h('a', { href: '#/deliveries?botId=' + enc(botId) }, t('Deliveries')));
-    const body = await ({ links: linksTab, fields: fieldsTab, steps: stepsTab, dialogs: dialogsTab }[tab] || linksTab)(bot, q);
+    const body = await ({ links: linksTab, fields: fieldsTab, steps: stepsTab, dialogs: dialogsTab, auto: autoTab }[tab] || linksTab)(bot, q);
     return page(bot.name,
       crumbs(['#/bots', t('Bots')], [null, bot.name]),
       h('details', { class: 'card' }, h('summary', null, t('Rename')),
@@ -466,6 +466,155 @@
       list.nextCursor ? h('a', { href: '#/bots/' + enc(bot.id) + '/dialogs?cursor=' + enc(list.nextCursor) }, t('Next page')) : null);
   }
 
+  // ---- Auto actions: conversions by click id, the deep link's payload --------------------
+  const DIALOG_STATUSES = [['', '—'], ['auto', 'auto'], ['manual', 'manual'], ['blocked', 'blocked']];
+  const PAYLOAD_FORMS = [['whole', 'The whole payload is the click id'], ['pattern', 'A pattern: CODE-{clickid}'],
+    ['pairs', 'key__value pairs'], ['base64Json', 'base64url JSON']];
+
+  /** `{a: 1, b: "{payout}"}` as editable lines `a = 1`, and back. */
+  function linesOf(obj) { return Object.entries(obj || {}).map(([k, v]) => k + ' = ' + v).join('\n'); }
+  function objectOf(text, name) {
+    const out = {};
+    for (const line of text.split('\n').map((l) => l.trim()).filter(Boolean)) {
+      const at = line.indexOf('=');
+      if (at < 1) throw new ApiError(422, { error: { field: name, code: 'bad_line', message: t('Write one field per line: key = value') } });
+      out[line.slice(0, at).trim()] = line.slice(at + 1).trim();
+    }
+    return out;
+  }
+
+  async function autoTab(bot) {
+    const base = '/api/bots/' + enc(bot.id);
+    const [auto, links, steps] = await Promise.all([api('GET', base + '/auto-actions'),
+      api('GET', base + '/conversion-links'), api('GET', base + '/steps')]);
+    const stepOptions = [['', '—']].concat(steps.items.map((s) => [s.id, (s.key || s.id) + (s.kind === 'send-webhook' ? ' ↗' : '')]));
+    const clickField = input('clickIdField', auto.clickIdField, { required: true });
+    const names = {
+      clickId: input('params.clickId', auto.params.clickId.join(', ')),
+      type: input('params.type', auto.params.type.join(', ')),
+      tid: input('params.tid', auto.params.tid.join(', ')),
+    };
+    const rows = h('tbody', { id: 'actions' });
+    /** Names every control of a row after the row's place, so an error finds it. */
+    function renumber() {
+      [...rows.children].forEach((row, i) => row.querySelectorAll('[name^="actions["]').forEach((el) => {
+        el.name = el.name.replace(/^actions\[\d+\]/, 'actions[' + i + ']');
+      }));
+    }
+    function actionRow(a, saved) {
+      const i = rows.children.length;
+      // Left out unless set by hand: the server's default repeats resale and rebill.
+      const repeat = h('input', { type: 'checkbox', name: 'actions[' + i + '].repeat', checked: a.repeat, 'aria-label': t('Every time without tid'),
+        'data-touched': saved ? '1' : null, onchange: (ev) => { ev.target.dataset.touched = '1'; } });
+      const row = h('tr', { class: 'action-row' },
+        h('td', null, input('actions[' + i + '].type', a.type, { required: true, 'aria-label': t('Event type'), placeholder: 'sale' })),
+        h('td', null, select('actions[' + i + '].stepId', stepOptions, a.stepId || '', { 'aria-label': t('Move to step') })),
+        h('td', null, select('actions[' + i + '].status', DIALOG_STATUSES, a.status || '', { 'aria-label': t('Status') })),
+        h('td', null, h('textarea', { name: 'actions[' + i + '].set', rows: 2, 'aria-label': t('Set fields'), placeholder: 'depositAt = {time}' }, linesOf(a.set))),
+        h('td', null, h('textarea', { name: 'actions[' + i + '].add', rows: 2, 'aria-label': t('Add to fields'), placeholder: 'deposits = 1' }, linesOf(a.add))),
+        h('td', null, repeat),
+        h('td', null, button(t('Remove'), () => { row.remove(); renumber(); }, 'danger')));
+      rows.append(row);
+    }
+    auto.actions.forEach((a) => actionRow(a, true));
+    const rule = auto.startPayload || { form: 'whole' };
+    const form_ = select('startPayload.form', PAYLOAD_FORMS.map(([v, l]) => [v, t(l)]), rule.form);
+    const pattern = input('startPayload.pattern', rule.pattern || 'CODE-{clickid}');
+    const keySep = input('startPayload.keySeparator', rule.keySeparator || '__', { size: 4 });
+    const pairSep = input('startPayload.pairSeparator', rule.pairSeparator || '--', { size: 4 });
+    const sample = input('payload', 'CODE-3k2h5f1a2b', { maxlength: 64, 'aria-label': t('Sample payload') });
+    const preview = h('div', { id: 'payload-preview', 'aria-live': 'polite' });
+    function ruleNow() {
+      const r = { form: form_.value };
+      if (r.form === 'pattern') r.pattern = pattern.value;
+      if (r.form === 'pairs') { r.keySeparator = keySep.value; r.pairSeparator = pairSep.value; }
+      return r;
+    }
+    function showRuleControls() {
+      pattern.closest('.field').hidden = form_.value !== 'pattern';
+      keySep.closest('.field').hidden = pairSep.closest('.field').hidden = form_.value !== 'pairs';
+    }
+    let previewTimer;
+    function refreshPreview() {
+      clearTimeout(previewTimer);
+      previewTimer = setTimeout(async () => {
+        try {
+          const r = await api('POST', base + '/auto-actions/start-preview',
+            { payload: sample.value.trim(), startPayload: ruleNow(), clickIdField: clickField.value.trim() });
+          preview.replaceChildren(r.mismatch ? h('p', { class: 'banner warn' }, t('Does not fit the rule: {why}. The dialog still starts, with the payload in tracker.start.', { why: r.mismatch })) : null,
+            kvTable(r.tracker, 'payload-fields'));
+        } catch (e) {
+          if (e.status !== 401) preview.replaceChildren(h('p', { class: 'error' }, e.message));
+        }
+      }, 250);
+    }
+    [form_, pattern, keySep, pairSep, sample, clickField].forEach((el) => el.addEventListener('input', () => { showRuleControls(); refreshPreview(); }));
+    const linkRows = links.items.map((l) => {
+      const keitaro = l.url + '?subid={subid}&status={status}&payout={payout}&currency={currency}&tid={tid}';
+      const binom = l.url + '?cnv_id={clickid}&cnv_status={status}&payout={payout}';
+      return h('tr', null,
+        h('td', { class: 'mono link-url' }, l.url),
+        h('td', null, h('div', { class: 'actions' }, copyButton(l.url),
+          copyButton(keitaro, t('Copy for Keitaro')), copyButton(binom, t('Copy for Binom')),
+          button(t('Revoke'), async () => {
+            if (!confirm(t('Revoke this link? Trackers calling it get 404 from now on.'))) return;
+            await api('DELETE', base + '/conversion-links/' + enc(l.id));
+            route();
+          }, 'danger'))));
+    });
+    const settings = form({ id: 'auto-actions' }, [
+      h('h2', null, t('What each conversion does')),
+      h('p', { class: 'muted' }, t('A conversion finds the dialog whose tracker field holds its click id. Values: a literal, {param} for a parameter of the conversion (payout, currency…), {time} for when it arrived.')),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'actions-table' },
+        h('thead', null, h('tr', null, h('th', null, t('Event type')), h('th', null, t('Move to step')), h('th', null, t('Status')),
+          h('th', null, t('Set fields')), h('th', null, t('Add to fields')), h('th', null, t('Every time without tid')), h('th', null, ''))),
+        rows)),
+      h('div', { class: 'actions' }, button(t('Add action'), () => actionRow({ type: '', set: {}, add: {}, repeat: false }, false), null, { id: 'add-action' })),
+      h('h2', null, t('Where conversions carry their values')),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Click id tracker field'), clickField)),
+        h('div', { class: 'grow' }, field(t('Click id parameters'), names.clickId)),
+        h('div', { class: 'grow' }, field(t('Event type parameters'), names.type)),
+        h('div', { class: 'grow' }, field(t('Transaction id parameters'), names.tid, t('A repeated transaction id is applied once.')))),
+      h('h2', null, t('Start payload')),
+      h('p', { class: 'muted' }, t('The deep link t.me/<bot>?start=<payload> carries at most 64 of A-Z a-z 0-9 _ -; the bot engine passes it as startPayload when the chat starts.')),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Form'), form_)), h('div', { class: 'grow' }, field(t('Pattern'), pattern)),
+        h('div', null, field(t('Key separator'), keySep)), h('div', null, field(t('Pair separator'), pairSep))),
+      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Sample payload'), sample))), preview,
+      h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save auto actions')))], async (f) => {
+      const list = (el) => el.value.split(',').map((x) => x.trim()).filter(Boolean);
+      renumber();
+      const actions = [...rows.children].map((row) => {
+        const get = (suffix) => row.querySelector('[name$="].' + suffix + '"]');
+        const a = { type: get('type').value.trim(), set: objectOf(get('set').value, get('set').name), add: objectOf(get('add').value, get('add').name) };
+        if (get('repeat').dataset.touched) a.repeat = get('repeat').checked;
+        if (get('stepId').value) a.stepId = get('stepId').value;
+        if (get('status').value) a.status = get('status').value;
+        return a;
+      });
+      const saved = await api('PUT', base + '/auto-actions', {
+        clickIdField: clickField.value.trim(),
+        params: { clickId: list(names.clickId), type: list(names.type), tid: list(names.tid) },
+        actions, startPayload: ruleNow(),
+      });
+      toast(saved.dialogsLeftToIndex ? t('Saved. {n} older dialogs are still to be indexed by click id: save again.', { n: saved.dialogsLeftToIndex }) : t('Saved'));
+      route();
+    });
+    showRuleControls();
+    refreshPreview();
+    return h('section', { 'aria-label': t('Auto actions') },
+      h('p', { class: 'muted' }, t('Trackers and affiliate programs report conversions by click id to a conversion link; the dialog with that click id moves as its event type says, and the step\'s webhook reports back to the tracker. A conversion that arrives before the dialog waits for it ({h} h).', { h: auto.waitHours })),
+      auto.waiting ? h('p', { class: 'banner warn', id: 'waiting' }, t('{n} conversions wait for a dialog with their click id.', { n: auto.waiting })) : null,
+      h('h2', null, t('Conversion links')),
+      h('div', { class: 'actions' }, button(t('Create conversion link'), async () => {
+        await api('POST', base + '/conversion-links');
+        toast(t('Link created'));
+        route();
+      }, 'primary', { id: 'add-conversion-link' })),
+      linkRows.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'conversion-links' }, h('tbody', null, linkRows)))
+        : h('p', { class: 'muted' }, t('No conversion links yet.')),
+      h('div', { class: 'card' }, settings));
+  }
+
   function kvTable(obj, id) {
     const keys = Object.keys(obj || {});
     if (!keys.length) return h('p', { class: 'muted' }, t('None'));
@@ -489,6 +638,13 @@
         h('dt', null, t('Updated')), h('dd', null, when(d.updatedAt)))),
       h('h2', null, t('Custom fields')), h('div', { class: 'card' }, kvTable(d.fields, 'dialog-fields')),
       h('h2', null, t('Tracker fields')), h('div', { class: 'card' }, kvTable(d.tracker, 'dialog-tracker')),
+      d.conversions && d.conversions.length ? [h('h2', null, t('Conversions')), h('div', { class: 'card table-wrap' }, h('table', { id: 'dialog-conversions' },
+        h('thead', null, h('tr', null, h('th', null, t('When')), h('th', null, t('Event type')), h('th', { class: 'opt' }, t('Transaction id')),
+          h('th', null, t('Changed')), h('th', null, ''))),
+        h('tbody', null, d.conversions.map((c) => h('tr', null, h('td', null, when(c.at)), h('td', null, c.type),
+          h('td', { class: 'opt mono' }, c.tid || '—'),
+          h('td', null, [c.stepId ? t('step') + ' ' + c.stepId.slice(0, 8) : null, (c.fields || []).join(', ')].filter(Boolean).join('; ') || '—'),
+          h('td', null, c.delivery ? h('a', { href: '#/deliveries/' + enc(c.delivery) }, t('Delivery')) : null))))))] : null,
       h('div', { class: 'actions' },
         h('a', { href: '#/deliveries?botId=' + enc(botId) + '&chatId=' + enc(d.chatId) }, t('Deliveries')),
         button(t('Erase dialog'), async () => {
@@ -973,6 +1129,12 @@
 
   async function deliveryPage(id) {
     const d = await api('GET', '/api/deliveries/' + enc(id));
+    // A step delivery a conversion caused: its dialog remembers which one.
+    let cause = null;
+    if (d.stepId && d.botId && d.chatId != null) {
+      const dialog = await api('GET', '/api/bots/' + enc(d.botId) + '/dialogs/' + enc(d.chatId)).catch(() => null);
+      cause = dialog && (dialog.conversions || []).find((c) => c.delivery === d.id);
+    }
     const owner = d.stepId ? h('a', { href: '#/bots/' + enc(d.botId) + '/steps/' + enc(d.stepId) }, t('step'))
       : d.hookId ? h('a', { href: '#/calls/' + enc(d.serviceId) + '/hooks/' + enc(d.hookId) }, t('call hook')) : '—';
     return page(t('Delivery'),
@@ -980,6 +1142,8 @@
       h('div', { class: 'card' }, h('dl', { class: 'kv', id: 'delivery' },
         h('dt', null, t('Status')), h('dd', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null),
         h('dt', null, t('From')), h('dd', null, owner),
+        cause ? [h('dt', null, t('Caused by')), h('dd', { id: 'delivery-cause' }, t('conversion {type}', { type: cause.type }),
+          cause.tid ? ' (tid ' + cause.tid + ')' : null, ', ', when(cause.at))] : null,
         d.chatId != null ? [h('dt', null, t('Chat id')), h('dd', null, d.botId ? h('a', { href: '#/bots/' + enc(d.botId) + '/dialogs/' + enc(d.chatId) }, String(d.chatId)) : String(d.chatId))] : null,
         d.callId != null ? [h('dt', null, t('Call')), h('dd', null, String(d.callId) + (d.event ? ' (' + d.event + ')' : ''))] : null,
         h('dt', null, t('Attempts')), h('dd', null, d.attempts.length + ' / ' + d.maxAttempts),

@@ -219,6 +219,10 @@ fn sweep(ctx: &Ctx, budget: Duration, by: &str) -> Result<serde_json::Value, Err
     let reserve = PHASE_RESERVE.min(budget / 3);
     let mut has_time = || started.elapsed() + reserve < budget;
     let recovered = recover_handoffs(ctx, &mut has_time)?;
+    // Conversions waiting for a click id a dialog got, whose chained request was lost.
+    if has_time() && ctx.repo.claims_waiting()? {
+        funnelhooks_spin::outbound::apply_stale_claims();
+    }
     let cleanup = Jobs::new(ctx.kv).run(&mut has_time)?;
     let sweep = ctx
         .engine

@@ -5,51 +5,46 @@
 //! When the postback moves the dialog into a send-webhook step, the step's webhook is
 //! delivered by the send-webhook component through Spin's local chaining, after this
 //! component has answered: the tracker never waits for the receiver, nor for retries.
+//!
+//! When the postback gives the dialog a click id conversions wait for (Auto Actions), the
+//! conversions component applies them, also by local chaining after the answer.
 
 use std::collections::BTreeMap;
 
+use funnelhooks_dialogs::conversions::ClickClaimed;
 use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
 use funnelhooks_dialogs::{Repo, from_request};
 use funnelhooks_routes::update_dialog::ROUTES;
-use std::time::Duration;
 
-use funnelhooks_core::log::Level;
 use funnelhooks_spin::kv::BatchedSpinKv;
-use funnelhooks_spin::outbound::chain;
+use funnelhooks_spin::outbound::deliver_step_entries;
 use funnelhooks_spin::request::read;
 use funnelhooks_spin::{ApiError, json, now, respond};
 use funnelhooks_store::Kv;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 
-/// Where the send-webhook component takes step entries, by local chaining.
-const STEP_REACHED: &str = "/internal/step-reached";
-/// The chained delivery makes one attempt of at most 25 s; the chain waits a little longer.
-const CHAIN_TIMEOUT: Duration = Duration::from_secs(28);
-
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("update-dialog", &incoming);
-    let (response, reached) = match read(incoming, MAX_BODY_BYTES).await {
+    let (response, reached, claimed) = match read(incoming, MAX_BODY_BYTES).await {
         Ok(req) => match update_dialog(&req) {
             Ok(done) => done,
-            Err(e) => (e.response(), None),
+            Err(e) => (e.response(), Vec::new(), None),
         },
-        Err(e) => (e.response(), None),
+        Err(e) => (e.response(), Vec::new(), None),
     };
     respond(out, response).await;
-    if let Some(reached) = reached {
-        let body = serde_json::to_vec(&reached).unwrap_or_default();
-        // The postback is answered already. If the chain fails, the handoff written before
-        // the answer is still there, and the retry sweep delivers it.
-        if let Err(e) = chain("send-webhook", STEP_REACHED, &body, CHAIN_TIMEOUT)
-            && let Some(line) = funnelhooks_core::log::line(Level::Warn, "chain_failed")
-        {
-            line.str("to", "send-webhook")
-                .str("error", e.message())
-                .str("then", "the retry sweep delivers the step entry")
-                .emit();
-        }
+    // Answered already: if a chain fails, the handoff written before the dialog changed is
+    // still there, and the retry sweep delivers it.
+    deliver_step_entries(
+        reached
+            .iter()
+            .map(|r| serde_json::to_vec(r).unwrap_or_default()),
+    );
+    if let Some(claimed) = claimed {
+        let body = serde_json::to_vec(&claimed).unwrap_or_default();
+        funnelhooks_spin::outbound::apply_waiting_conversions(&body);
     }
     // A refused postback is counted (accepted ones are not: see funnelhooks_core::metrics);
     // the tracker has its answer already.
@@ -77,8 +72,12 @@ fn dialog_limits() -> DialogLimits {
     }
 }
 
-/// The postback, and the step entry to chain when the dialog entered a send-webhook step.
-fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiError> {
+/// The answer, the step entry to chain when the dialog entered a send-webhook step, and the
+/// click id to hand to the conversions component when conversions wait for it.
+type Served = (Response, Vec<StepReached>, Option<ClickClaimed>);
+
+/// The postback, and the step entries to chain when the dialog entered send-webhook steps.
+fn update_dialog(req: &Request) -> Result<Served, ApiError> {
     let (_, params) = funnelhooks_spin::public_route(ROUTES, req)?;
     let content_type = req.header("content-type").and_then(|h| h.as_str());
     let update = from_request(req.query(), content_type, req.body())?;
@@ -90,7 +89,8 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
     let done = repo.postback(params.get("postbackId"), update, at, &dialog_limits)?;
     // Handed off before the dialog changed (see `funnelhooks_dialogs::handoff`): if the
     // chained delivery never happens, the retry sweep delivers it.
-    let reached = done.step_entry;
+    let reached: Vec<StepReached> = done.step_entry.into_iter().collect();
+    let queued = !reached.is_empty();
     // What this postback wrote and nothing else: the link is a shared secret that sits in
     // a tracker's settings, and must not read the dialog's other data (docs/security.md).
     let u = &done.update;
@@ -109,9 +109,11 @@ fn update_dialog(req: &Request) -> Result<(Response, Option<StepReached>), ApiEr
             remove_tags: &u.remove_tags,
         },
         undefined_fields: &u.undefined_fields,
-        webhook_queued: reached.is_some(),
+        webhook_queued: queued,
+        start_payload: u.start_payload.as_ref(),
+        conversions_waiting: done.click_claimed.is_some(),
     };
-    Ok((json(200, &answer), reached))
+    Ok((json(200, &answer), reached, done.click_claimed))
 }
 
 /// A postback's answer: accepted, whether it made the dialog, and what it wrote.
@@ -125,6 +127,10 @@ struct Answer<'a> {
     applied: Applied<'a>,
     undefined_fields: &'a [String],
     webhook_queued: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    start_payload: Option<&'a funnelhooks_dialogs::auto::PayloadRead>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    conversions_waiting: bool,
 }
 
 /// The members a postback wrote, as it wrote them (typed by the bot's field definitions).

@@ -44,6 +44,13 @@ pub struct Bot {
     /// Whether its postback links may create new dialogs now.
     #[serde(default, skip_serializing_if = "Admission::is_open")]
     pub admission: Admission,
+    /// Its Auto Actions, once set up ([`crate::auto::AutoActions`] as JSON: read typed only
+    /// where conversions are handled, so the other components stay small).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_actions: Option<Json>,
+    /// Ids of its conversion links (each its own record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversion_links: Vec<String>,
 }
 
 /// The admission of new dialogs through a bot's postback links: checked every
@@ -110,9 +117,25 @@ impl Bot {
             "fields": self.fields.len(),
             "steps": self.steps.len(),
             "webhooks": self.links.len(),
+            "conversionLinks": self.conversion_links.len(),
+            "autoActions": self
+                .auto_actions
+                .as_ref()
+                .and_then(|a| a["actions"].as_array())
+                .map_or(0, Vec::len),
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         })
+    }
+
+    /// Its Auto Actions, read (`None`: not set up, or unreadable).
+    pub fn auto(&self) -> Option<crate::auto::AutoActions> {
+        serde_json::from_value(self.auto_actions.clone()?).ok()
+    }
+
+    /// The tracker field its click ids are in, when Auto Actions are set up.
+    pub fn click_id_field(&self) -> Option<&str> {
+        self.auto_actions.as_ref()?["clickIdField"].as_str()
     }
 
     /// The custom field types, as updateDialog checks them.

@@ -8,7 +8,10 @@
 //! stored in [`repo`], over the key-value trait of `funnelhooks-store`. HTTP lives in the
 //! components: this crate never touches `spin-sdk`.
 
+pub mod auto;
 pub mod bots;
+pub mod conversion;
+pub mod conversions;
 pub mod handoff;
 pub mod limits;
 pub mod model;
@@ -20,6 +23,6 @@ pub mod update;
 
 pub use model::{Dialog, FieldType, FieldValue, Status};
 pub use params::{Param, from_request};
-pub use repo::{Postback, Repo};
+pub use repo::{Postback, Repo, Started};
 pub use start::Start;
 pub use update::{BotSchema, StepRef, Update, parse_update};

@@ -143,6 +143,13 @@ pub struct Dialog {
     /// written before it existed (their place is under `{key}:slot`).
     #[serde(default, rename = "listSlot", skip_serializing_if = "Option::is_none")]
     pub list_slot: Option<u64>,
+    /// The conversions applied to it by click id, oldest first (the latest
+    /// [`crate::conversion::MAX_REMEMBERED_CONVERSIONS`]): what each changed, and how a
+    /// repeat is recognised.
+    /// Each a [`crate::conversion::ConversionMark`] as JSON: read typed only where
+    /// conversions are handled, so the other components stay small.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversions: Vec<serde_json::Value>,
 }
 
 /// How many step deliveries a dialog remembers.
@@ -180,6 +187,7 @@ impl Dialog {
             updated_at: now,
             step_deliveries: Vec::new(),
             list_slot: None,
+            conversions: Vec::new(),
         }
     }
 
@@ -224,11 +232,26 @@ impl Context for Dialog {
                 Some(i) => Value::Int(i),
                 None => Value::Num(n.as_f64()?),
             },
-            FieldValue::Text(t) => Value::Str(t),
+            // A date field's value as stored (`2024-03-10T17:49:32.806Z`) is a moment, so
+            // `{regDate|unix}` converts it as `{createdAt|unix}` does; shown plainly it is
+            // the same text.
+            FieldValue::Text(t) => match as_moment(t) {
+                Some(ms) => Value::Time(ms),
+                None => Value::Str(t),
+            },
         })
     }
 
     fn tracker(&self, key: &str) -> Option<Value<'_>> {
         self.tracker.get(key).map(|v| Value::Str(v))
     }
+}
+
+/// The moment `text` is, when it is written exactly as a date field is stored.
+fn as_moment(text: &str) -> Option<i64> {
+    if text.len() != 24 || !text.ends_with('Z') || text.as_bytes()[10] != b'T' {
+        return None;
+    }
+    let t = Timestamp::parse_iso(text)?;
+    (t.iso() == text).then_some(t.0)
 }

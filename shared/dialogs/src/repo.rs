@@ -26,6 +26,7 @@ use crate::bots::{
     Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, bot_of_link_id,
     guessable_link_id, new_link_id, valid_link_id,
 };
+use crate::conversions::ClickClaimed;
 use crate::handoff::StepReached;
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
 use crate::model::Dialog;
@@ -55,6 +56,23 @@ pub struct Postback {
     pub entered_step: Option<StepRef>,
     /// When it moved into a send-webhook step: the entry to deliver, already handed off.
     pub step_entry: Option<StepReached>,
+    /// When this postback gave the dialog a click id conversions wait for: to hand to the
+    /// conversions component after answering.
+    pub click_claimed: Option<ClickClaimed>,
+}
+
+/// What the bot engine starting a dialog did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Started {
+    /// The dialog after the start.
+    pub dialog: Dialog,
+    /// Whether the start created it.
+    pub created: bool,
+    /// The `/start` payload, as read into tracker fields.
+    pub payload: Option<crate::auto::PayloadRead>,
+    /// When the start gave the dialog a click id conversions wait for: to hand to the
+    /// conversions component after answering.
+    pub click_claimed: Option<ClickClaimed>,
 }
 
 fn bot_key(id: &str) -> String {
@@ -147,6 +165,8 @@ impl<'a, K: Kv> Repo<'a, K> {
             updated_at: now,
             slot,
             admission: Default::default(),
+            auto_actions: None,
+            conversion_links: Vec::new(),
         };
         self.records().put(&bot_key(&bot.id), &bot)?;
         Ok(bot)
@@ -212,6 +232,12 @@ impl<'a, K: Kv> Repo<'a, K> {
                 .flat_map(|s| funnelhooks_core::senders::keys("step", id, s)),
         );
         funnelhooks_core::senders::unlist(self.kv, "step", id)?;
+        // Its conversion links, click ids and waiting conversions.
+        let (conversion_keys, conversion_jobs) = crate::conversions::cleanups(&bot);
+        extra.extend(conversion_keys);
+        for job in &conversion_jobs {
+            Jobs::new(self.kv).add(job)?;
+        }
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("bot {id}"),
             extra,
@@ -485,6 +511,21 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// Deletes a step. Dialogs on it keep its id and key.
     pub fn delete_step(&self, bot_id: &str, step_id: &str, now: Timestamp) -> Result<(), Error> {
         self.modify_bot(bot_id, now, |bot| {
+            // Conversions would have nowhere to move their dialogs: say which action first.
+            let actions = bot.auto_actions.as_ref().and_then(|a| a["actions"].as_array());
+            if let Some(i) = actions
+                .into_iter()
+                .flatten()
+                .position(|a| a["stepId"].as_str() == Some(step_id))
+            {
+                return Err(Error::conflict(
+                    "step_in_auto_actions",
+                    format!(
+                        "Auto Actions move dialogs to this step (actions[{i}]); change that action first"
+                    ),
+                )
+                .at("stepId"));
+            }
             let before = bot.steps.len();
             bot.steps.retain(|s| s != step_id);
             if bot.steps.len() == before {
@@ -524,6 +565,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         let schema = BotSchema {
             fields: &fields,
             step: &step,
+            auto: bot.auto_actions.as_ref(),
         };
         let update = parse_update(params, &schema)?;
         Ok((bot, update, seen))
@@ -588,6 +630,7 @@ impl<'a, K: Kv> Repo<'a, K> {
                 created: false,
                 entered_step: None,
                 step_entry: None,
+                click_claimed: None,
             });
         }
         let seen = match &seen {
@@ -624,8 +667,11 @@ impl<'a, K: Kv> Repo<'a, K> {
             }
             Ok(entered)
         };
+        // Pointed at the chat before the dialog gets it (see `crate::conversions`).
+        let click = self.click_to_claim(&bot, update.chat_id, &update.tracker)?;
         let (dialog, slot, entered) =
             self.change_dialog(&bot, update.chat_id, seen, now, refusal, change)?;
+        let click_claimed = self.conversions_waiting(&bot, update.chat_id, click, now);
         if let Some(slot) = slot
             && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
         {
@@ -640,7 +686,61 @@ impl<'a, K: Kv> Repo<'a, K> {
             entered_step,
             step_entry,
             created,
+            click_claimed,
         })
+    }
+
+    /// When the bot has Auto Actions and `tracker` gives chat `chat` a click id: points the
+    /// click id at the chat, and returns its key suffix for [`Repo::conversions_waiting`].
+    fn click_to_claim(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        tracker: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<String>, Error> {
+        let Some(field) = bot.click_id_field() else {
+            return Ok(None);
+        };
+        match tracker
+            .get(field)
+            .and_then(|v| crate::conversions::click_value(v))
+        {
+            Some(value) => Ok(Some(self.claim_click(bot, field, chat, value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// After a dialog got the click id of `suffix`: whether conversions wait for it. The
+    /// dialog's write has landed, so a failure here is logged, not returned (the conversions
+    /// go on waiting).
+    fn conversions_waiting(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        suffix: Option<String>,
+        now: Timestamp,
+    ) -> Option<ClickClaimed> {
+        let suffix = suffix?;
+        let noted = self.any_waiting(&bot.id, &suffix).and_then(|waiting| {
+            waiting
+                .then(|| self.note_claimed(&bot.id, chat, suffix, now))
+                .transpose()
+        });
+        match noted {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                if let Some(line) = funnelhooks_core::log::line(
+                    funnelhooks_core::log::Level::Warn,
+                    "waiting_conversions_failed",
+                ) {
+                    line.str("bot", &bot.id)
+                        .num("chat", chat)
+                        .str("error", &e.message)
+                        .emit();
+                }
+                None
+            }
+        }
     }
 
     /// The bot engine starting (or refreshing) a dialog; `true` when it was created.
@@ -651,19 +751,52 @@ impl<'a, K: Kv> Repo<'a, K> {
         start: &Start,
         now: Timestamp,
     ) -> Result<(Dialog, bool), Error> {
+        let s = self.start_dialog_with(bot_id, chat, start, now)?;
+        Ok((s.dialog, s.created))
+    }
+
+    /// The bot engine starting (or refreshing) a dialog, with its `/start` payload read by
+    /// the bot's rule and the conversions waiting for its click id applied.
+    pub fn start_dialog_with(
+        &self,
+        bot_id: &str,
+        chat: i64,
+        start: &Start,
+        now: Timestamp,
+    ) -> Result<Started, Error> {
         let bot = self.bot(bot_id)?;
+        let mut start = start.clone();
+        let payload = match &start.start_payload {
+            Some(p) => Some(crate::auto::read_start_payload(
+                p,
+                bot.auto_actions.as_ref(),
+                "startPayload",
+            )?),
+            None => None,
+        };
+        for (k, v) in payload.iter().flat_map(|p| &p.tracker) {
+            start.tracker.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        start.validate()?;
+        let click = self.click_to_claim(&bot, chat, &start.tracker)?;
         // The bot engine starting a chat is always admitted: only postback links are limited.
         let (dialog, slot, _) = self.change_dialog(&bot, chat, Seen::Unknown, now, None, |d| {
-            d.start(start, now).map(|()| false)
+            d.start(&start, now).map(|()| false)
         })?;
-        Ok((dialog, slot.is_some()))
+        let click_claimed = self.conversions_waiting(&bot, chat, click, now);
+        Ok(Started {
+            dialog,
+            created: slot.is_some(),
+            payload,
+            click_claimed,
+        })
     }
 
     /// Changes (or creates) the dialog with `change`; `seen` is what a read just before
     /// found at its key, `refusal` the error a creation gets, if creating is not allowed
     /// now. Returns the dialog, its slot in the bot's list when this call created it, and
     /// what `change` said.
-    fn change_dialog(
+    pub(crate) fn change_dialog(
         &self,
         bot: &Bot,
         chat: i64,
@@ -791,6 +924,7 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// Erases the dialog and everything stored for it, or a 404.
     pub fn erase_dialog(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
         let dialog = self.dialog(bot, chat)?;
+        self.unclaim(bot, &dialog)?;
         let slot = match dialog.list_slot {
             Some(slot) => Some(slot),
             // Dialogs created before the place was kept in the record, and the split layout.

@@ -37,7 +37,7 @@ struct Keys {
 }
 
 /// The dialog's attributes other than its fields, each stored under its own key.
-const ATTRIBUTES: [&str; 10] = [
+const ATTRIBUTES: [&str; 11] = [
     "username",
     "name",
     "stepId",
@@ -48,6 +48,7 @@ const ATTRIBUTES: [&str; 10] = [
     "createdAt",
     "updatedAt",
     "stepDeliveries",
+    "conversions",
 ];
 
 fn part(base: &str, kind: &str, name: &str) -> String {

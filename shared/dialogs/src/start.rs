@@ -29,17 +29,21 @@ pub struct Start {
     pub name: Option<String>,
     /// Tracker fields from the campaign (`clickid`, `utm_source`...).
     pub tracker: BTreeMap<String, String>,
+    /// The `/start` payload of the deep link the chat came by, read into tracker fields by
+    /// the bot's rule when the dialog starts (its `tracker` wins over it).
+    pub start_payload: Option<String>,
 }
 
 impl Start {
     /// Reads `{"username", "name", "tracker": {...}}`; tracker values may be strings, numbers
     /// or booleans (stored as text). Errors name the field.
     pub fn from_json(body: &Json) -> Result<Start, Error> {
-        let m = Members::of(body, &["username", "name", "tracker"])?;
+        let m = Members::of(body, &["username", "name", "tracker", "startPayload"])?;
         let mut start = Start {
             username: m.string("username")?,
             name: m.string("name")?,
             tracker: BTreeMap::new(),
+            start_payload: m.string("startPayload")?,
         };
         for (key, value) in m.object("tracker")?.into_iter().flatten() {
             let text = match value {

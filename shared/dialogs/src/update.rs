@@ -12,6 +12,8 @@
 //!   `deepObject` write them.
 //! - `addTag` / `addTags` and `removeTag` / `removeTags`: tags, comma-separated or (in JSON)
 //!   an array. Removal happens after adding.
+//! - `startPayload`: the `/start` payload of the ad's deep link, read into tracker fields by
+//!   the bot's rule ([`crate::auto::StartRule`]); `tracker.KEY` given too wins over it.
 //!
 //! Names of the reserved parameters ignore case and underscores (`chat_id`, `ChatID`).
 //! When a parameter comes twice, the last one wins (query first, then body).
@@ -45,6 +47,8 @@ pub struct BotSchema<'a> {
     pub fields: &'a BTreeMap<String, FieldType>,
     /// The step with this id, if the bot has it.
     pub step: &'a dyn Fn(&str) -> Result<Option<StepRef>, Error>,
+    /// The bot's Auto Actions as stored (how a `/start` payload is read), if set up.
+    pub auto: Option<&'a serde_json::Value>,
 }
 
 /// A validated update, ready to apply.
@@ -66,6 +70,8 @@ pub struct Update {
     pub add_tags: Vec<String>,
     /// Tags to remove.
     pub remove_tags: Vec<String>,
+    /// The `/start` payload, as read into tracker fields.
+    pub start_payload: Option<crate::auto::PayloadRead>,
 }
 
 impl Update {
@@ -87,11 +93,12 @@ enum Reserved {
     Status,
     AddTags,
     RemoveTags,
+    StartPayload,
 }
 
 fn reserved(name: &str) -> Option<Reserved> {
     // Folded on the stack: this runs twice for every parameter of every postback.
-    let mut folded = [0u8; 10];
+    let mut folded = [0u8; 12];
     let mut n = 0;
     for b in name.bytes().filter(|b| *b != b'_') {
         *folded.get_mut(n)? = b.to_ascii_lowercase();
@@ -103,6 +110,7 @@ fn reserved(name: &str) -> Option<Reserved> {
         b"status" => Reserved::Status,
         b"addtag" | b"addtags" => Reserved::AddTags,
         b"removetag" | b"removetags" => Reserved::RemoveTags,
+        b"startpayload" => Reserved::StartPayload,
         _ => return None,
     })
 }
@@ -151,7 +159,29 @@ pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Res
             Some(Reserved::Status) => update.status = Some(status(&name, &value)?),
             Some(Reserved::AddTags) => update.add_tags.extend(tags(&name, &value)?),
             Some(Reserved::RemoveTags) => update.remove_tags.extend(tags(&name, &value)?),
+            Some(Reserved::StartPayload) => {
+                let payload = match &value {
+                    Param::Text(s) | Param::Json(Json::String(s)) => s.clone(),
+                    _ => {
+                        return Err(Error::invalid(
+                            "bad_start_payload",
+                            &name,
+                            "a /start payload is text",
+                        ));
+                    }
+                };
+                update.start_payload = Some(crate::auto::read_start_payload(
+                    &payload,
+                    schema.auto,
+                    &name,
+                )?);
+            }
             None => update.custom(&name, &value, schema)?,
+        }
+    }
+    if let Some(read) = &update.start_payload {
+        for (k, v) in &read.tracker {
+            update.tracker.entry(k.clone()).or_insert_with(|| v.clone());
         }
     }
     Ok(update)
@@ -297,6 +327,15 @@ fn tags(name: &str, value: &Param) -> Result<Vec<String>, Error> {
         out.push(tag.to_string());
     }
     Ok(out)
+}
+
+/// `text` typed as a field of `kind` is, as a postback's text parameter `name` would be.
+pub(crate) fn typed_text(
+    name: &str,
+    text: &str,
+    kind: Option<FieldType>,
+) -> Result<FieldValue, Error> {
+    typed_value(name, &Param::Text(text.to_string()), kind)
 }
 
 fn typed_value(name: &str, value: &Param, kind: Option<FieldType>) -> Result<FieldValue, Error> {
@@ -473,6 +512,13 @@ impl Dialog {
             .iter()
             .map(|v| v.as_deref().map_or(4, text))
             .sum::<usize>();
-        512 + fields + tracker + tags + profile
+        // What a conversion link's holder can grow: counted as written.
+        let conversions: usize = self
+            .conversions
+            .iter()
+            .map(|c| c.to_string().len() + 1)
+            .sum();
+        let deliveries = self.step_deliveries.len() * 40;
+        512 + fields + tracker + tags + profile + conversions + deliveries
     }
 }

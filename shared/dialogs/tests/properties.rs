@@ -21,7 +21,7 @@ proptest! {
     ) {
         let fields: BTreeMap<String, FieldType> =
             [("n".to_string(), FieldType::Number), ("d".to_string(), FieldType::Date)].into();
-        let schema = BotSchema { fields: &fields, step: &no_steps };
+        let schema = BotSchema { fields: &fields, step: &no_steps, auto: None };
         let kind = if json { "application/json" } else { "application/x-www-form-urlencoded" };
         if let Ok(params) = from_request(&query, Some(kind), &body)
             && let Err(e) = parse_update(params, &schema)
@@ -34,7 +34,7 @@ proptest! {
     fn encoded_values_arrive_exactly(value in "\\PC{0,100}", chat in any::<i64>()) {
         let encoded: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
         let fields = BTreeMap::new();
-        let schema = BotSchema { fields: &fields, step: &no_steps };
+        let schema = BotSchema { fields: &fields, step: &no_steps, auto: None };
         let query = format!("chatId={chat}&fields.note={encoded}&tracker.clickid={encoded}");
         let update = parse_update(from_request(&query, None, b"").unwrap(), &schema).unwrap();
         prop_assert_eq!(update.chat_id, chat);

@@ -86,6 +86,7 @@ fn a_postback_before_the_chat_starts_is_kept_and_merged_at_start() {
             username: Some("ivan".into()),
             name: Some("Ivan".into()),
             tracker: [("clickid".to_string(), "from-campaign".to_string())].into(),
+            start_payload: None,
         };
         let later = Timestamp(NOW.0 + 60_000);
         let (d, created) = repo.start_dialog(&bot.id, 1227280, &start, later).unwrap();

@@ -35,6 +35,7 @@ fn update_get(query: &str) -> Result<funnelhooks_dialogs::Update, funnelhooks_co
     let schema = BotSchema {
         fields: &fields,
         step: &step,
+        auto: None,
     };
     parse_update(from_request(query, None, b"")?, &schema)
 }
@@ -99,6 +100,7 @@ fn json_body_with_nested_objects_and_tags() {
     let schema = BotSchema {
         fields: &fields,
         step: &step,
+        auto: None,
     };
     let body = br#"{"chatId": "42", "fields": {"userBalance": 12.5}, "tracker": {"utm_source": "fb"}, "addTags": ["vip", "paid"], "removeTag": "lead"}"#;
     let u = parse_update(
@@ -206,6 +208,7 @@ fn pre_assigned_data_merges_when_the_chat_starts() {
     let start = Start {
         username: Some("john_doe".into()),
         name: Some("John".into()),
+        start_payload: None,
         tracker: [("clickid".to_string(), "from-campaign".to_string())].into(),
     };
     d.start(&start, T1).unwrap();
@@ -247,6 +250,26 @@ fn a_dialog_renders_the_keitaro_postback_from_the_seeds() {
     assert_eq!(
         t.render(&d).unwrap().output,
         "https://keitaro.yoursite.com/25123a/postback?subid=test123&username=john_doe&chatid=1227280&startdialogue=2024-03-10T17%3A49%3A32.806Z"
+    );
+}
+
+#[test]
+fn a_date_field_takes_date_forms_as_created_at_does_and_text_stays_text() {
+    let d = apply("chatId=5&note=2024-03-10");
+    let d = {
+        let mut d = d;
+        d.apply(&update_get("chatId=5&regDate=1710092972").unwrap(), T1)
+            .unwrap();
+        d
+    };
+    let t = Template::parse(
+        "https://t.example/p?reg={regDate|unix}&day={regDate|date}&iso={regDate}&note={note|unix}",
+        Target::Url,
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(&d).unwrap().output,
+        "https://t.example/p?reg=1710092972&day=2024-03-10&iso=2024-03-10T17%3A49%3A32.000Z&note=2024-03-10"
     );
 }
 

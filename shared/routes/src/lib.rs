@@ -145,6 +145,22 @@ pub mod update_dialog {
     }
 }
 
+/// `conversions`: Auto Actions, conversion links, and conversions by click id.
+pub mod conversions {
+    table! {
+        "GET" "/api/bots/conversions/{conversionId}" "conversionGet" Public Conversion,
+        "POST" "/api/bots/conversions/{conversionId}" "conversionPost" Public ConversionPost,
+        "GET" "/api/bots/{botId}/auto-actions" "readAutoActions" Admin ReadAutoActions,
+        "PUT" "/api/bots/{botId}/auto-actions" "putAutoActions" Admin PutAutoActions,
+        "POST" "/api/bots/{botId}/auto-actions/start-preview" "previewStartPayload" Admin PreviewStartPayload,
+        "POST" "/api/bots/{botId}/conversion-links" "createConversionLink" Admin CreateConversionLink,
+        "GET" "/api/bots/{botId}/conversion-links" "listConversionLinks" Admin ListConversionLinks,
+        "DELETE" "/api/bots/{botId}/conversion-links/{conversionId}" "revokeConversionLink" Admin RevokeConversionLink,
+        "POST" "/internal/click-claimed" "" Chained ClickClaimed,
+        "POST" "/internal/claims-due" "" Chained ClaimsDue,
+    }
+}
+
 /// `bots-api`: bots, postback links, custom fields, dialogs.
 pub mod bots_api {
     table! {
@@ -273,6 +289,10 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
+        all(conversions::ROUTES
+            .iter()
+            .map(|r| (r.method, r.path, r.operation_id))
+            .collect());
         all(bots_api::ROUTES
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
@@ -285,6 +305,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 65);
+        assert_eq!(ids.len(), 73);
     }
 }

@@ -574,3 +574,60 @@ fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
         }
     }
 }
+
+/// Where the send-webhook component takes step entries, by local chaining.
+const STEP_REACHED: &str = "/internal/step-reached";
+/// The chained delivery makes one attempt of at most 25 s; the chain waits a little longer.
+const STEP_CHAIN_TIMEOUT: Duration = Duration::from_secs(28);
+
+/// Asks the send-webhook component to deliver step entries (each a JSON `StepReached`),
+/// after the answer has gone. A failed chain is logged: the entry's handoff, written before
+/// the dialog changed, is still there, and the retry sweep delivers it.
+pub fn deliver_step_entries(entries: impl IntoIterator<Item = Vec<u8>>) {
+    for body in entries {
+        chain_or_say(
+            "send-webhook",
+            STEP_REACHED,
+            &body,
+            "the retry sweep delivers the step entry",
+        );
+    }
+}
+
+/// Where the conversions component applies conversions waiting for a click id a dialog got.
+const CLICK_CLAIMED: &str = "/internal/click-claimed";
+
+/// Asks the conversions component to apply the conversions waiting for the click id a dialog
+/// just got (a JSON `ClickClaimed`), after the answer has gone. A failed chain is logged:
+/// the conversions go on waiting, and the next conversion for the click id applies them.
+pub fn apply_waiting_conversions(body: &[u8]) {
+    chain_or_say(
+        "conversions",
+        CLICK_CLAIMED,
+        body,
+        "the next conversion for the click id applies those waiting",
+    );
+}
+
+/// Asks the conversions component to apply the notes of [`apply_waiting_conversions`] whose
+/// chained request never came (from the retry sweep).
+pub fn apply_stale_claims() {
+    chain_or_say(
+        "conversions",
+        "/internal/claims-due",
+        b"{}",
+        "the next sweep tries again",
+    );
+}
+
+fn chain_or_say(component: &str, path: &str, body: &[u8], then: &str) {
+    if let Err(e) = chain(component, path, body, STEP_CHAIN_TIMEOUT)
+        && let Some(line) =
+            funnelhooks_core::log::line(funnelhooks_core::log::Level::Warn, "chain_failed")
+    {
+        line.str("to", component)
+            .str("error", e.message())
+            .str("then", then)
+            .emit();
+    }
+}

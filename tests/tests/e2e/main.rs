@@ -2,6 +2,7 @@
 //! Build the components first (`scripts/test` does).
 
 mod attacks;
+mod auto_actions;
 mod bots_api;
 mod call_hooks;
 mod common;

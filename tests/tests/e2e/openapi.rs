@@ -68,6 +68,7 @@ fn tabled() -> Vec<(String, String, String)> {
     }
     let mut out = rows(funnelhooks_routes::health::ROUTES);
     out.extend(rows(funnelhooks_routes::update_dialog::ROUTES));
+    out.extend(rows(funnelhooks_routes::conversions::ROUTES));
     out.extend(rows(funnelhooks_routes::bots_api::ROUTES));
     out.extend(rows(funnelhooks_routes::send_webhook::ROUTES));
     out.extend(rows(funnelhooks_routes::call_hooks::ROUTES));

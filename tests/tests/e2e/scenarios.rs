@@ -39,6 +39,7 @@ pub async fn run_all(target: &Target) {
     call_event_fans_out_to_every_hook_once(target).await;
     json_nested_as_deep_as_parsers_go_is_refused_on_every_route(target).await;
     crate::attacks::run_all(target).await;
+    crate::auto_actions::run_all(target).await;
 }
 
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";

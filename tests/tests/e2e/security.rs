@@ -30,6 +30,7 @@ fn admin_routes() -> Vec<(&'static str, String)> {
             .collect()
     }
     let mut out = rows(funnelhooks_routes::bots_api::ROUTES);
+    out.extend(rows(funnelhooks_routes::conversions::ROUTES));
     out.extend(rows(funnelhooks_routes::send_webhook::ROUTES));
     out.extend(rows(funnelhooks_routes::call_hooks::ROUTES));
     out

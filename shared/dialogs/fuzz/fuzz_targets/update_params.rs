@@ -26,6 +26,7 @@ fuzz_target!(|data: &[u8]| {
     let schema = BotSchema {
         fields: &fields,
         step: &step,
+        auto: None,
     };
     for kind in [
         None,
