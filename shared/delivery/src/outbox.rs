@@ -22,7 +22,7 @@ use crate::engine::{Attempts, Clock, Engine, LEASE, MAX_SWEEP_WAIT, Sender, key}
 use crate::log::{Delivery, Status};
 
 /// How far back a sweep looks when no sweep ever ran.
-const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 60;
+pub const FIRST_SWEEP_LOOKBACK_MINUTES: i64 = 60;
 /// Minutes that stay open for late appends: the current one and the one before.
 const OPEN_MINUTES: i64 = 2;
 /// A sweep stops starting work this close to the end of its budget.

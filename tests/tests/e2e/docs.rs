@@ -1,6 +1,7 @@
 //! The documentation stays true: every relative link and anchor in the Markdown resolves,
-//! and every variable of `spin.toml` is documented in docs/configuration.md with the default
-//! the manifest gives it.
+//! every variable of `spin.toml` is documented in docs/configuration.md with the default
+//! the manifest gives it, and the numbers the docs state (the retry schedule, the sweep's
+//! look-back, the bounds of waiting conversions) are the code's.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -157,4 +158,95 @@ fn every_variable_is_documented_with_its_default() {
             None => assert_eq!(documented, "none", "{name} has no default"),
         }
     }
+}
+
+/// `d` as the docs write a delay: `5 s`, `5 min`, `2 h`.
+fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// `10000` as the docs write it: `10,000`.
+fn grouped(n: i64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[test]
+fn the_numbers_the_docs_state_are_the_codes() {
+    use funnelhooks_delivery::outbox::FIRST_SWEEP_LOOKBACK_MINUTES;
+    use funnelhooks_delivery::retry::{RETRY_AFTER_MAX, RETRY_AFTER_MIN, SCHEDULE};
+    use funnelhooks_dialogs::conversion::MAX_REMEMBERED_CONVERSIONS;
+    use funnelhooks_dialogs::conversions::{MAX_WAITING_PER_BOT, MAX_WAITING_PER_CLICK, WAIT_MS};
+    let read = |p: &str| {
+        // Line breaks and repeated spaces read as one space: the prose wraps anywhere.
+        let text = std::fs::read_to_string(repo_root().join(p)).unwrap();
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    let api = read("docs/api.md");
+    let schedule: Vec<String> = SCHEDULE[1..].iter().map(|d| human(*d)).collect();
+    let stated = [
+        (
+            &api,
+            "docs/api.md",
+            format!("retried: after {}", schedule.join(", ")),
+        ),
+        (
+            &api,
+            "docs/api.md",
+            format!(
+                "honoured between {} and {}",
+                human(RETRY_AFTER_MIN),
+                human(RETRY_AFTER_MAX)
+            ),
+        ),
+        (
+            &api,
+            "docs/api.md",
+            format!(
+                "looks back {}",
+                match FIRST_SWEEP_LOOKBACK_MINUTES {
+                    60 => "one hour".to_string(),
+                    m => format!("{m} minutes"),
+                }
+            ),
+        ),
+    ];
+    let auto = read("docs/auto-actions.md");
+    let auto_stated = [
+        format!("waits** ({} days)", WAIT_MS / 86_400_000),
+        format!(
+            "At most {} conversions of a bot and {} of one click id wait",
+            grouped(MAX_WAITING_PER_BOT),
+            MAX_WAITING_PER_CLICK
+        ),
+        format!("remembers its latest {MAX_REMEMBERED_CONVERSIONS} conversions"),
+    ];
+    let mut wrong: Vec<String> = stated
+        .iter()
+        .filter(|(text, _, phrase)| !text.contains(phrase.as_str()))
+        .map(|(_, file, phrase)| format!("{file}: {phrase:?}"))
+        .collect();
+    wrong.extend(
+        auto_stated
+            .iter()
+            .filter(|phrase| !auto.contains(phrase.as_str()))
+            .map(|phrase| format!("docs/auto-actions.md: {phrase:?}")),
+    );
+    assert!(
+        wrong.is_empty(),
+        "the docs do not state the code's numbers:\n{}",
+        wrong.join("\n")
+    );
 }
