@@ -13,7 +13,7 @@ use std::cell::RefCell;
 
 use funnelhooks_core::Timestamp;
 use funnelhooks_dialogs::Repo;
-use funnelhooks_dialogs::conversions::ClickClaimed;
+use funnelhooks_dialogs::clicks::ClickClaimed;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::bots_api::{Op, ROUTES};
 use funnelhooks_spin::request::{MAX_JSON_BODY, read};

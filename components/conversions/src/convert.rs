@@ -3,7 +3,8 @@
 //! `/internal/click-claimed` that applies conversions waiting for a click id a dialog got.
 
 use funnelhooks_core::Error;
-use funnelhooks_dialogs::conversions::{ClickClaimed, Outcome};
+use funnelhooks_dialogs::clicks::ClickClaimed;
+use funnelhooks_dialogs::conversions::Outcome;
 use funnelhooks_dialogs::from_request;
 use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_spin::json;

@@ -92,7 +92,7 @@ pub(crate) fn deliver(
     let skipped = skip.is_some();
     let created = ctx.engine.create_once(new, skip)?;
     if let Some(slot) = entry.and_then(|e| e.handoff) {
-        ctx.repo.handed_over(slot)?;
+        ctx.repo.handoffs().handed_over(slot)?;
     }
     let done = match sending {
         // Created before by someone else, who sends it (or it waits in the outbox).
@@ -174,7 +174,7 @@ pub(crate) fn deliver_entry(
     if entry.id.is_empty()
         && let Some(slot) = reached.handoff
     {
-        ctx.repo.handed_over(slot)?;
+        ctx.repo.handoffs().handed_over(slot)?;
     }
     Ok(Handled::Delivered(Box::new(done)))
 }

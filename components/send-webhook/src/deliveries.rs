@@ -187,7 +187,11 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
 /// many.
 fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usize, Error> {
     let mut recovered = 0;
-    for (slot, entry) in ctx.repo.stale_handoffs(ctx.now, MAX_HANDOFFS_PER_SWEEP)? {
+    for (slot, entry) in ctx
+        .repo
+        .handoffs()
+        .stale_handoffs(ctx.now, MAX_HANDOFFS_PER_SWEEP)?
+    {
         if !has_time() {
             break;
         }
@@ -197,8 +201,8 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
         };
         match deliver_entry(ctx, &reached, Sending::Queue) {
             Ok(Handled::Delivered(_)) => recovered += 1,
-            Ok(Handled::NeverHappened) => ctx.repo.handed_over(slot)?,
-            Err(e) if undeliverable(&e) => ctx.repo.handed_over(slot)?,
+            Ok(Handled::NeverHappened) => ctx.repo.handoffs().handed_over(slot)?,
+            Err(e) if undeliverable(&e) => ctx.repo.handoffs().handed_over(slot)?,
             // The store is failing: the handoff stays for the next sweep.
             Err(e) => return Err(e),
         }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use funnelhooks_dialogs::conversions::ClickClaimed;
+use funnelhooks_dialogs::clicks::ClickClaimed;
 use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
 use funnelhooks_dialogs::{Repo, from_request};

@@ -379,7 +379,7 @@ fn value_map(
                 ));
             }
             (false, Source::Literal(t)) => {
-                crate::update::typed_text(&at, t, kind)?;
+                crate::typed::typed_text(&at, t, kind)?;
             }
             _ => {}
         }

@@ -17,7 +17,8 @@ use crate::auto::{Action, ParamNames, Source, source};
 use crate::limits::MAX_VALUE_LEN;
 use crate::model::{Dialog, FieldType, FieldValue};
 use crate::params::Param;
-use crate::update::{StepRef, Update, typed_text};
+use crate::typed::typed_text;
+use crate::update::{StepRef, Update};
 
 /// How many conversions a dialog remembers (what it shows, and how repeats are recognised).
 pub const MAX_REMEMBERED_CONVERSIONS: usize = 32;

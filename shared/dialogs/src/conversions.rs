@@ -34,13 +34,16 @@
 
 use funnelhooks_core::log::Level;
 use funnelhooks_core::{Error, Kind, Timestamp};
-use funnelhooks_store::{Cleanup, GetMany, Index, Kv, Modified, Records, Seen, read_counter};
+use funnelhooks_store::{GetMany, Index, Kv, Modified, Records, Seen, read_counter};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::auto::AutoActions;
 use crate::bots::{Bot, PostbackLink, StepKind, bot_of_link_id, new_link_id, valid_link_id};
+use crate::clicks::{
+    CLAIMED_GRACE_MS, Claim, ClickClaimed, any_waiting, claim, claim_key, click_suffix,
+    click_value, conversion_link_key, cursor_key, live_key, wait_key,
+};
 use crate::conversion::{Conversion, Known, effect};
 use crate::handoff::StepReached;
 use crate::model::Dialog;
@@ -60,46 +63,9 @@ pub const MAX_WAITING_PER_CLICK: usize = 20;
 /// How many dialogs saving Auto Actions indexes by click id at once (see
 /// [`Repo::index_click_ids`]).
 pub const INDEX_BATCH: usize = 1_000;
-/// Most earlier chats a claim remembers.
-const MAX_SHARED: usize = 5;
 
 const NOT_CARRIED: &str = "conversion_not_carried";
 const REPEAT: &str = "conversion_repeat";
-
-/// Where a click id points. Stored as the chat ids in plain text, newest first: the dialog
-/// components write it on their hot path, and a JSON record cost them 8 KB of code.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Claim {
-    /// The chat whose dialog got the click id last.
-    pub chat_id: i64,
-    /// Chats that had it before, newest first.
-    pub shared_with: Vec<i64>,
-}
-
-impl Claim {
-    fn read(kv: &dyn Kv, key: &str) -> Result<Option<Claim>, Error> {
-        let Some(bytes) = kv.get(key)? else {
-            return Ok(None);
-        };
-        let mut chats = std::str::from_utf8(&bytes)
-            .unwrap_or_default()
-            .split(' ')
-            .filter_map(|c| c.parse::<i64>().ok());
-        Ok(chats.next().map(|chat_id| Claim {
-            chat_id,
-            shared_with: chats.collect(),
-        }))
-    }
-
-    fn text(&self) -> String {
-        let mut out = self.chat_id.to_string();
-        for c in &self.shared_with {
-            out.push(' ');
-            out.push_str(&c.to_string());
-        }
-        out
-    }
-}
 
 /// A conversion waiting for its click id, and its place in the bot's waiting list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -110,31 +76,6 @@ pub struct Waiting {
     /// Its slot in `waits:{botId}`.
     pub slot: u64,
 }
-
-/// A dialog got a click id conversions wait for: what update-dialog and bots-api hand the
-/// conversions component (by Spin's local chaining) after answering, so that applying them
-/// lives in one component. If the chain is lost, the next conversion for the click id applies
-/// them, or they expire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ClickClaimed {
-    /// The bot.
-    pub bot_id: String,
-    /// The chat whose dialog got the click id.
-    pub chat_id: i64,
-    /// The click id's key suffix.
-    pub suffix: String,
-    /// When, in Unix milliseconds.
-    #[serde(default)]
-    pub at_ms: i64,
-    /// Its note in `claimed`, if writing it worked.
-    #[serde(default)]
-    pub slot: Option<u64>,
-}
-
-/// How long a [`ClickClaimed`] note may wait for its chained request before the retry sweep
-/// applies it.
-pub const CLAIMED_GRACE_MS: i64 = 60_000;
 
 /// What [`Repo::apply_waiting`] did: each conversion's outcome by arrival id, the step entries
 /// to deliver, and whether the dialog carried the click id.
@@ -186,78 +127,11 @@ enum Applied {
     NotCarried,
 }
 
-fn conversion_link_key(id: &str) -> String {
-    format!("clink:{id}")
-}
-
 fn conversion_link_missing() -> Error {
     Error::not_found(
         "unknown_conversion_link",
         "no conversion link with this id; it may have been revoked",
     )
-}
-
-/// `{field}:{value}`, the part of a click id's keys after the bot.
-pub(crate) fn click_suffix(field: &str, value: &str) -> String {
-    let plain = value.len() <= 64
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if plain {
-        format!("{field}:{value}")
-    } else {
-        let digest = Sha256::digest(value.as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{field}:h.{hex}")
-    }
-}
-
-fn claim_key(bot: &str, suffix: &str) -> String {
-    format!("click:{bot}:{suffix}")
-}
-
-fn wait_key(bot: &str, suffix: &str) -> String {
-    format!("wait:{bot}:{suffix}")
-}
-
-fn live_key(bot: &str) -> String {
-    format!("waits:{bot}:live")
-}
-
-fn cursor_key(bot: &str) -> String {
-    format!("waits:{bot}:cursor")
-}
-
-/// The cleanup jobs and keys that erase a bot's click ids and waiting conversions.
-pub(crate) fn cleanups(bot: &Bot) -> (Vec<String>, Vec<Cleanup>) {
-    if bot.auto_actions.is_none() && bot.conversion_links.is_empty() {
-        return (Vec::new(), Vec::new());
-    }
-    let id = &bot.id;
-    let mut extra: Vec<String> = bot
-        .conversion_links
-        .iter()
-        .map(|l| conversion_link_key(l))
-        .collect();
-    extra.extend([live_key(id), cursor_key(id), format!("clicks:{id}:indexed")]);
-    let job = |index: String, keys: Vec<String>| Cleanup {
-        what: format!("bot {id}"),
-        extra: Vec::new(),
-        index,
-        keys,
-        listed: Vec::new(),
-        done: 0,
-    };
-    let jobs = vec![
-        job(format!("clicks:{id}"), vec![format!("click:{id}:{{}}")]),
-        job(
-            format!("waited:{id}"),
-            vec![format!("wait:{id}:{{}}"), format!("wait:{id}:{{}}:born")],
-        ),
-        // Its slots only: the records are erased through `waited`.
-        job(format!("waits:{id}"), Vec::new()),
-    ];
-    (extra, jobs)
 }
 
 impl<K: Kv> Repo<'_, K> {
@@ -382,8 +256,8 @@ impl<K: Kv> Repo<'_, K> {
                 if Claim::read(self.kv, &claim_key(&bot.id, &suffix))?.is_some() {
                     continue;
                 }
-                self.claim_click(bot, &auto.click_id_field, d.chat_id, value)?;
-                if self.any_waiting(&bot.id, &suffix)? {
+                claim(self.kv, bot, &auto.click_id_field, d.chat_id, value)?;
+                if any_waiting(self.kv, &bot.id, &suffix)? {
                     let done = self.apply_waiting(bot, auto, d.chat_id, &suffix, now)?;
                     reached.extend(done.reached);
                 }
@@ -405,110 +279,6 @@ impl<K: Kv> Repo<'_, K> {
     /// How many conversions wait for their click id in the bot.
     pub fn waiting_conversions(&self, bot: &Bot) -> Result<i64, Error> {
         Ok(read_counter(self.kv.get(&live_key(&bot.id))?.as_deref()).max(0))
-    }
-
-    /// Before a write gives chat `chat` click id `value` (see [`click_value`]): points the
-    /// click id at it. Returns the click id's key suffix.
-    pub(crate) fn claim_click(
-        &self,
-        bot: &Bot,
-        field: &str,
-        chat: i64,
-        value: &str,
-    ) -> Result<String, Error> {
-        let suffix = click_suffix(field, value);
-        let key = claim_key(&bot.id, &suffix);
-        let before = Claim::read(self.kv, &key)?;
-        if before.as_ref().is_some_and(|c| c.chat_id == chat) {
-            return Ok(suffix);
-        }
-        let mut shared_with = Vec::new();
-        if let Some(c) = &before {
-            shared_with.push(c.chat_id);
-            shared_with.extend(c.shared_with.iter().filter(|s| **s != chat));
-            shared_with.truncate(MAX_SHARED);
-            if let Some(line) = funnelhooks_core::log::line(Level::Warn, "click_id_shared") {
-                line.str("bot", &bot.id)
-                    .num("chat", chat)
-                    .num("before", c.chat_id)
-                    .str(
-                        "then",
-                        "conversions for this click id go to the newer dialog",
-                    )
-                    .emit();
-            }
-        }
-        let claim = Claim {
-            chat_id: chat,
-            shared_with,
-        };
-        self.kv.set(&key, claim.text().as_bytes())?;
-        if before.is_none() {
-            Index::new(self.kv, format!("clicks:{}", bot.id)).add(&suffix)?;
-        }
-        Ok(suffix)
-    }
-
-    /// After a dialog erased: its click id no longer points at it.
-    pub(crate) fn unclaim(&self, bot: &Bot, dialog: &Dialog) -> Result<(), Error> {
-        let Some(field) = bot.click_id_field() else {
-            return Ok(());
-        };
-        let Some(value) = dialog.tracker.get(field).and_then(|v| click_value(v)) else {
-            return Ok(());
-        };
-        let key = claim_key(&bot.id, &click_suffix(field, value));
-        let Some(mut claim) = Claim::read(self.kv, &key)? else {
-            return Ok(());
-        };
-        claim.shared_with.retain(|c| *c != dialog.chat_id);
-        if claim.chat_id == dialog.chat_id {
-            match claim.shared_with.first().copied() {
-                Some(next) => {
-                    claim.chat_id = next;
-                    claim.shared_with.remove(0);
-                }
-                None => {
-                    self.kv.delete(&key)?;
-                    return Ok(());
-                }
-            }
-        }
-        self.kv.set(&key, claim.text().as_bytes())?;
-        Ok(())
-    }
-
-    /// Whether conversions wait for the click id of `suffix` (read as bytes: the dialog
-    /// components do not apply them themselves, see [`ClickClaimed`]).
-    pub(crate) fn any_waiting(&self, bot: &str, suffix: &str) -> Result<bool, Error> {
-        // A list emptied by the conversions applied is `[]`.
-        let list = self.kv.get(&wait_key(bot, suffix))?;
-        Ok(list.is_some_and(|l| {
-            let json = funnelhooks_store::strip_ops(&l);
-            json.iter().any(|b| !b" \t\r\n[]".contains(b))
-        }))
-    }
-
-    /// After a dialog write gave chat `chat` the click id of `suffix` and conversions wait
-    /// for it: the note for the conversions component, written down first so that the retry
-    /// sweep applies it if the chained request is lost.
-    pub(crate) fn note_claimed(
-        &self,
-        bot: &str,
-        chat: i64,
-        suffix: String,
-        now: Timestamp,
-    ) -> Result<ClickClaimed, Error> {
-        let mut claimed = ClickClaimed {
-            bot_id: bot.to_string(),
-            chat_id: chat,
-            suffix,
-            at_ms: now.0,
-            slot: None,
-        };
-        let text = serde_json::to_string(&claimed).unwrap_or_default();
-        claimed.slot = Some(Index::new(self.kv, "claimed".into()).add(&text)?);
-        Ok(claimed)
     }
 
     /// Applies the conversions waiting for the click id a dialog just got, then clears its
@@ -832,7 +602,9 @@ impl<K: Kv> Repo<'_, K> {
         };
         let effect = effect(c, action, &bot.field_types(), step)?;
         let handoff = match &effect.update.step {
-            Some(s) if s.sends_webhook => Some(self.hand_off_entry(&bot.id, chat, &s.id, now)?),
+            Some(s) if s.sends_webhook => {
+                Some(self.handoffs().hand_off_entry(&bot.id, chat, &s.id, now)?)
+            }
             _ => None,
         };
         let delivery = handoff.as_ref().map(|h| h.entry.id.as_str());
@@ -930,7 +702,7 @@ impl<K: Kv> Repo<'_, K> {
             done.shared = claim.shared_with.len();
             // Conversions left waiting for this click id (their dialog's note was lost with
             // its instance) go first: they came first.
-            if self.any_waiting(&bot.id, &suffix)? {
+            if any_waiting(self.kv, &bot.id, &suffix)? {
                 let earlier = self.apply_to_claim(&bot, &auto, claim, &suffix, now);
                 match earlier {
                     Ok(e) => done.reached.extend(e.reached),
@@ -985,14 +757,6 @@ impl<K: Kv> Repo<'_, K> {
 /// Slots among the newest this many of a bot's waiting list are not passed by the expiry
 /// walk while empty: their conversion may still be writing itself down.
 const RECENT_SLOTS: u64 = 16;
-
-/// A tracker value as a click id: trimmed; `None` when empty, or a tracker macro that was
-/// never filled in (`{subid}`).
-pub(crate) fn click_value(value: &str) -> Option<&str> {
-    let v = value.trim();
-    let unfilled_macro = v.starts_with('{') && v.ends_with('}');
-    (!v.is_empty() && !unfilled_macro).then_some(v)
-}
 
 fn dropped(bot: &str, chat: i64, c: &Conversion, e: &Error) {
     if let Some(line) = funnelhooks_core::log::line(Level::Warn, "conversion_dropped") {

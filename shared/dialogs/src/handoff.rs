@@ -14,7 +14,6 @@
 use funnelhooks_store::{Index, Kv, Records};
 use serde::{Deserialize, Serialize};
 
-use crate::repo::Repo;
 use funnelhooks_core::{Error, Timestamp};
 
 /// How long a handoff may wait for its chained delivery before the sweep takes it over.
@@ -54,8 +53,18 @@ pub struct StepReached {
     pub handoff: Option<u64>,
 }
 
-impl<K: Kv> Repo<'_, K> {
-    fn handoffs(&self) -> Index<'_> {
+/// The step entries awaiting delivery, in the store (`Repo::handoffs`).
+pub struct Handoffs<'a> {
+    kv: &'a dyn Kv,
+}
+
+impl<'a> Handoffs<'a> {
+    /// The handoffs in `kv`.
+    pub fn new(kv: &'a dyn Kv) -> Self {
+        Self { kv }
+    }
+
+    fn handoffs(&self) -> Index<'a> {
         Index::new(self.kv, "handoffs".into())
     }
 

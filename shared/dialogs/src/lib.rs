@@ -10,15 +10,18 @@
 
 pub mod auto;
 pub mod bots;
+pub mod clicks;
 pub mod conversion;
 pub mod conversions;
 pub mod handoff;
+mod keys;
 pub mod limits;
 pub mod model;
 pub mod params;
 pub mod repo;
 mod split;
 pub mod start;
+mod typed;
 pub mod update;
 
 pub use model::{Dialog, FieldType, FieldValue, Status};

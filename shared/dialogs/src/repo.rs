@@ -26,8 +26,10 @@ use crate::bots::{
     Bot, FieldDef, MAX_LINKS, MAX_STEPS, PostbackLink, Step, StepInput, StepKind, bot_of_link_id,
     guessable_link_id, new_link_id, valid_link_id,
 };
-use crate::conversions::ClickClaimed;
-use crate::handoff::StepReached;
+use crate::clicks::{self, ClickClaimed};
+use crate::handoff::{Handoffs, StepReached};
+pub use crate::keys::step_key;
+use crate::keys::{bot_key, dialog_key, dialog_key_template, link_key};
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
 use crate::model::Dialog;
 use crate::params::Param;
@@ -75,27 +77,8 @@ pub struct Started {
     pub click_claimed: Option<ClickClaimed>,
 }
 
-fn bot_key(id: &str) -> String {
-    format!("bot:{id}")
-}
-fn link_key(id: &str) -> String {
-    format!("link:{id}")
-}
-/// Where a step record is kept.
-pub fn step_key(bot: &str, id: &str) -> String {
-    format!("step:{bot}:{id}")
-}
-/// [`dialog_key`] with `{}` for the chat id (a cleanup job's template).
-fn dialog_key_template(bot: &str) -> String {
-    format!("dlg:{bot}:{{}}")
-}
-
 /// A chat's dialog record as a postback's first read found it (`None`: absent).
 type SeenDialog = (i64, Option<Vec<u8>>);
-
-pub(crate) fn dialog_key(bot: &str, chat: i64) -> String {
-    format!("dlg:{bot}:{chat}")
-}
 
 fn bot_missing() -> Error {
     Error::not_found("unknown_bot", "no bot with this id").at("botId")
@@ -135,6 +118,11 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// Bots and dialogs in `kv`.
     pub fn new(kv: &'a K) -> Self {
         Self { kv }
+    }
+
+    /// The step entries awaiting delivery ([`crate::handoff`]).
+    pub fn handoffs(&self) -> Handoffs<'a> {
+        Handoffs::new(self.kv)
     }
 
     fn records(&self) -> Records<'a> {
@@ -233,7 +221,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         );
         funnelhooks_core::senders::unlist(self.kv, "step", id)?;
         // Its conversion links, click ids and waiting conversions.
-        let (conversion_keys, conversion_jobs) = crate::conversions::cleanups(&bot);
+        let (conversion_keys, conversion_jobs) = clicks::cleanups(&bot);
         extra.extend(conversion_keys);
         for job in &conversion_jobs {
             Jobs::new(self.kv).add(job)?;
@@ -649,7 +637,10 @@ impl<'a, K: Kv> Repo<'a, K> {
         // no longer be lost (see `handoff`).
         let handoff = match &update.step {
             Some(s) if s.sends_webhook => {
-                Some(self.hand_off_entry(&bot.id, update.chat_id, &s.id, now)?)
+                Some(
+                    self.handoffs()
+                        .hand_off_entry(&bot.id, update.chat_id, &s.id, now)?,
+                )
             }
             _ => None,
         };
@@ -701,11 +692,8 @@ impl<'a, K: Kv> Repo<'a, K> {
         let Some(field) = bot.click_id_field() else {
             return Ok(None);
         };
-        match tracker
-            .get(field)
-            .and_then(|v| crate::conversions::click_value(v))
-        {
-            Some(value) => Ok(Some(self.claim_click(bot, field, chat, value)?)),
+        match tracker.get(field).and_then(|v| clicks::click_value(v)) {
+            Some(value) => Ok(Some(clicks::claim(self.kv, bot, field, chat, value)?)),
             None => Ok(None),
         }
     }
@@ -721,9 +709,9 @@ impl<'a, K: Kv> Repo<'a, K> {
         now: Timestamp,
     ) -> Option<ClickClaimed> {
         let suffix = suffix?;
-        let noted = self.any_waiting(&bot.id, &suffix).and_then(|waiting| {
+        let noted = clicks::any_waiting(self.kv, &bot.id, &suffix).and_then(|waiting| {
             waiting
-                .then(|| self.note_claimed(&bot.id, chat, suffix, now))
+                .then(|| clicks::note_claimed(self.kv, &bot.id, chat, suffix, now))
                 .transpose()
         });
         match noted {
@@ -924,7 +912,7 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// Erases the dialog and everything stored for it, or a 404.
     pub fn erase_dialog(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
         let dialog = self.dialog(bot, chat)?;
-        self.unclaim(bot, &dialog)?;
+        clicks::unclaim(self.kv, bot, &dialog)?;
         let slot = match dialog.list_slot {
             Some(slot) => Some(slot),
             // Dialogs created before the place was kept in the record, and the split layout.

@@ -26,8 +26,8 @@ use funnelhooks_store::{Kv, Listed, Records, StoreError};
 use funnelhooks_core::{Error, Timestamp};
 
 use crate::bots::Bot;
+use crate::keys::dialog_key;
 use crate::model::Dialog;
-use crate::repo::dialog_key;
 
 /// The field keys a dialog has been written with.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -461,7 +461,10 @@ fn a_move_into_a_webhook_step_is_handed_off_before_the_dialog_changes_and_record
     let failed = Repo::new(&failing).postback(&bot.link, update, NOW, &DialogLimits::default);
     assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
     let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
-    let stale = Repo::new(&failing.0).stale_handoffs(later, 10).unwrap();
+    let stale = Repo::new(&failing.0)
+        .handoffs()
+        .stale_handoffs(later, 10)
+        .unwrap();
     assert_eq!(stale.len(), 1, "the sweep will look at it");
     let record = Repo::new(&failing.0).bot(&bot.id).unwrap();
     assert_eq!(
@@ -483,22 +486,30 @@ fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_pa
         step_id: STEP.into(),
         at_ms,
     };
-    let delivered = repo.hand_off(&entry(1, NOW.0)).unwrap();
-    let lost = repo.hand_off(&entry(2, NOW.0)).unwrap();
-    let young = repo.hand_off(&entry(3, NOW.0 + HANDOFF_GRACE_MS)).unwrap();
+    let delivered = repo.handoffs().hand_off(&entry(1, NOW.0)).unwrap();
+    let lost = repo.handoffs().hand_off(&entry(2, NOW.0)).unwrap();
+    let young = repo
+        .handoffs()
+        .hand_off(&entry(3, NOW.0 + HANDOFF_GRACE_MS))
+        .unwrap();
     // The chain delivered chat 1; chat 2's chain never ran.
-    repo.handed_over(delivered).unwrap();
+    repo.handoffs().handed_over(delivered).unwrap();
     assert!(
-        repo.stale_handoffs(NOW, 10).unwrap().is_empty(),
+        repo.handoffs().stale_handoffs(NOW, 10).unwrap().is_empty(),
         "within grace"
     );
     let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
-    let stale = repo.stale_handoffs(later, 10).unwrap();
+    let stale = repo.handoffs().stale_handoffs(later, 10).unwrap();
     assert_eq!(stale, [(lost, entry(2, NOW.0))], "chat 3's is still young");
-    repo.handed_over(lost).unwrap();
-    assert!(repo.stale_handoffs(later, 10).unwrap().is_empty());
+    repo.handoffs().handed_over(lost).unwrap();
+    assert!(
+        repo.handoffs()
+            .stale_handoffs(later, 10)
+            .unwrap()
+            .is_empty()
+    );
     let much_later = Timestamp(later.0 + HANDOFF_GRACE_MS);
-    let stale = repo.stale_handoffs(much_later, 10).unwrap();
+    let stale = repo.handoffs().stale_handoffs(much_later, 10).unwrap();
     assert_eq!(stale, [(young, entry(3, NOW.0 + HANDOFF_GRACE_MS))]);
 }
 

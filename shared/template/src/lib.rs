@@ -26,6 +26,7 @@
 //! borrows the context, allocating nothing but the output (and the missing-names list, only
 //! when a name is missing).
 
+mod builtin;
 pub mod datetime;
 pub mod error;
 pub mod escape;

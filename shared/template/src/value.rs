@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::name::Builtin;
+use crate::builtin::Builtin;
 
 /// A value borrowed from the context; nothing is cloned to render it.
 #[derive(Debug, Clone, Copy, PartialEq)]
