@@ -508,7 +508,7 @@
         'data-touched': saved ? '1' : null, onchange: (ev) => { ev.target.dataset.touched = '1'; } });
       const row = h('tr', { class: 'action-row' },
         h('td', null, input('actions[' + i + '].type', a.type, { required: true, 'aria-label': t('Event type'), placeholder: 'sale' })),
-        h('td', null, select('actions[' + i + '].stepId', stepOptions, a.stepId || '', { 'aria-label': t('Move to step') })),
+        h('td', null, select('actions[' + i + '].stepId', stepOptions, a.stepId || '', { 'aria-label': t('Move to step'), class: 'step-select' })),
         h('td', null, select('actions[' + i + '].status', DIALOG_STATUSES, a.status || '', { 'aria-label': t('Status') })),
         h('td', null, h('textarea', { name: 'actions[' + i + '].set', rows: 2, 'aria-label': t('Set fields'), placeholder: 'depositAt = {time}' }, linesOf(a.set))),
         h('td', null, h('textarea', { name: 'actions[' + i + '].add', rows: 2, 'aria-label': t('Add to fields'), placeholder: 'deposits = 1' }, linesOf(a.add))),
@@ -541,8 +541,8 @@
         try {
           const r = await api('POST', base + '/auto-actions/start-preview',
             { payload: sample.value.trim(), startPayload: ruleNow(), clickIdField: clickField.value.trim() });
-          preview.replaceChildren(r.mismatch ? h('p', { class: 'banner warn' }, t('Does not fit the rule: {why}. The dialog still starts, with the payload in tracker.start.', { why: r.mismatch })) : null,
-            kvTable(r.tracker, 'payload-fields'));
+          preview.replaceChildren(...[r.mismatch ? h('p', { class: 'banner warn' }, t('Does not fit the rule: {why}. The dialog still starts, with the payload in tracker.start.', { why: r.mismatch })) : null,
+            kvTable(r.tracker, 'payload-fields')].filter(Boolean));
         } catch (e) {
           if (e.status !== 401) preview.replaceChildren(h('p', { class: 'error' }, e.message));
         }
@@ -602,7 +602,7 @@
     showRuleControls();
     refreshPreview();
     return h('section', { 'aria-label': t('Auto actions') },
-      h('p', { class: 'muted' }, t('Trackers and affiliate programs report conversions by click id to a conversion link; the dialog with that click id moves as its event type says, and the step\'s webhook reports back to the tracker. A conversion that arrives before the dialog waits for it ({h} h).', { h: auto.waitHours })),
+      h('p', { class: 'muted' }, t('Trackers and affiliate programs report conversions by click id to a conversion link; the dialog with that click id moves as its event type says, and the step\'s webhook reports back to the tracker. A conversion that arrives before the dialog waits for it ({d} days).', { d: Math.round(auto.waitHours / 24) })),
       auto.waiting ? h('p', { class: 'banner warn', id: 'waiting' }, t('{n} conversions wait for a dialog with their click id.', { n: auto.waiting })) : null,
       h('h2', null, t('Conversion links')),
       h('div', { class: 'actions' }, button(t('Create conversion link'), async () => {

@@ -285,7 +285,7 @@ window.FH_I18N = { ru: {
   "Pair separator": "Разделитель пар",
   "Save auto actions": "Сохранить автодействия",
   "Saved. {n} older dialogs are still to be indexed by click id: save again.": "Сохранено. Ещё {n} старых диалогов ждут индексации по click id: сохраните ещё раз.",
-  "Trackers and affiliate programs report conversions by click id to a conversion link; the dialog with that click id moves as its event type says, and the step's webhook reports back to the tracker. A conversion that arrives before the dialog waits for it ({h} h).": "Трекеры и партнёрские программы присылают конверсии по click id на ссылку конверсий; диалог с этим click id переходит так, как задано для типа события, а вебхук шага сообщает трекеру. Конверсия, пришедшая раньше диалога, ждёт его ({h} ч).",
+  "Trackers and affiliate programs report conversions by click id to a conversion link; the dialog with that click id moves as its event type says, and the step's webhook reports back to the tracker. A conversion that arrives before the dialog waits for it ({d} days).": "Трекеры и партнёрские программы присылают конверсии по click id на ссылку конверсий; диалог с этим click id переходит так, как задано для типа события, а вебхук шага сообщает трекеру. Конверсия, пришедшая раньше диалога, ждёт его (дней: {d}).",
   "{n} conversions wait for a dialog with their click id.": "Конверсий, ждущих диалог со своим click id: {n}.",
   "Conversion links": "Ссылки для конверсий",
   "Create conversion link": "Создать ссылку для конверсий",

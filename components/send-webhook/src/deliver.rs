@@ -152,7 +152,11 @@ pub(crate) fn deliver_entry(
     let entry = &reached.entry;
     let bot = ctx.repo.bot(&entry.bot_id)?;
     let step = ctx.repo.step(&bot, &entry.step_id)?;
-    let dialog = ctx.repo.dialog(&bot, entry.chat_id)?;
+    let mut dialog = ctx.repo.dialog(&bot, entry.chat_id)?;
+    // The entry's own values (a conversion's payout) over what later writes left.
+    dialog
+        .fields
+        .extend(entry.fields.iter().map(|(k, v)| (k.clone(), v.clone())));
     // Handoffs written before entries had ids were written after the move: they happened.
     let answering = (!entry.id.is_empty()).then_some(Answering {
         id: &entry.id,

@@ -18,6 +18,9 @@ use crate::model::{FieldType, Status};
 pub const MAX_ACTIONS: usize = 50;
 /// Most fields one action sets or adds to.
 pub const MAX_ACTION_FIELDS: usize = 20;
+/// The largest amount an action adds (a literal): sums stay far from where a double loses
+/// whole units.
+pub const MAX_AMOUNT: f64 = 1e12;
 /// Most parameter names one role (click id, type, transaction id) is looked for under.
 pub const MAX_PARAM_NAMES: usize = 10;
 /// Longest `/start` payload Telegram passes to a bot.
@@ -246,6 +249,20 @@ impl ParamNames {
             }
             *slot = out;
         }
+        // One name, one role: a conversion's `status` cannot be both its click id and its type.
+        for (member, list) in [("type", &names.event_type), ("tid", &names.tid)] {
+            if let Some(n) = list.iter().find(|n| {
+                names.click_id.iter().any(|c| c.eq_ignore_ascii_case(n))
+                    || (member == "tid"
+                        && names.event_type.iter().any(|t| t.eq_ignore_ascii_case(n)))
+            }) {
+                return Err(Error::invalid(
+                    "bad_param_names",
+                    member,
+                    format!("{n:?} names another role already"),
+                ));
+            }
+        }
         Ok(names)
     }
 }
@@ -364,11 +381,14 @@ fn value_map(
                     "a time cannot be added to a number",
                 ));
             }
-            (true, Source::Literal(t)) if t.trim().parse::<f64>().is_err() => {
+            (true, Source::Literal(t))
+                if !crate::typed::typed_text(&at, t, Some(FieldType::Number))
+                    .is_ok_and(|v| matches!(v, crate::model::FieldValue::Number(n) if n.as_f64().is_some_and(|f| f.abs() <= MAX_AMOUNT))) =>
+            {
                 return Err(Error::invalid(
                     "wrong_type",
                     &at,
-                    "expected a number or {param}",
+                    format!("expected a number (at most {MAX_AMOUNT:e} in size) or {{param}}"),
                 ));
             }
             (false, Source::Time) if kind.is_some_and(|k| k != FieldType::Date) => {
@@ -442,6 +462,9 @@ fn pieces(pattern: &str) -> Result<Vec<Piece<'_>>, String> {
                 }
                 if matches!(out.last(), Some(Piece::Place(_))) {
                     return Err("two places need text between them".into());
+                }
+                if out.contains(&Piece::Place(name)) {
+                    return Err(format!("{{{name}}} is in the pattern twice"));
                 }
                 out.push(Piece::Place(name));
                 rest = &rest[end + 1..];

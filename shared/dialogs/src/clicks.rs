@@ -82,16 +82,22 @@ pub(crate) fn conversion_link_key(id: &str) -> String {
 
 /// `{field}:{value}`, the part of a click id's keys after the bot.
 pub(crate) fn click_suffix(field: &str, value: &str) -> String {
+    format!("{field}:{}", click_short(value))
+}
+
+/// A click id as keys and marks carry it: itself when it is a plain word of at most 64
+/// bytes, else `h.` and 32 hex digits of its SHA-256.
+pub(crate) fn click_short(value: &str) -> String {
     let plain = value.len() <= 64
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
     if plain {
-        format!("{field}:{value}")
+        value.to_string()
     } else {
         let digest = Sha256::digest(value.as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        format!("{field}:h.{hex}")
+        format!("h.{hex}")
     }
 }
 

@@ -114,10 +114,20 @@ impl Conversion {
                 ),
             )
         };
-        let (name, value) =
-            first_of(params, &names.click_id).ok_or_else(|| wanted("click id", &names.click_id))?;
+        let (name, value) = first_of(params, &names.click_id)
+            .filter(|(n, v)| text(n, v).is_ok_and(|t| !t.is_empty()))
+            .ok_or_else(|| wanted("click id", &names.click_id))?;
         let click_id = text(name, value)?;
-        if click_id.is_empty() || click_id.len() > MAX_VALUE_LEN {
+        if crate::clicks::click_value(&click_id).is_none() {
+            return Err(Error::invalid(
+                "unfilled_macro",
+                name,
+                format!(
+                    "{click_id:?} is a tracker macro that was not filled in: the tracker's postback URL names a macro it does not know"
+                ),
+            ));
+        }
+        if click_id.len() > MAX_VALUE_LEN {
             return Err(Error::invalid(
                 "bad_click_id",
                 name,
@@ -144,7 +154,9 @@ impl Conversion {
                         "a transaction id is at most 256 bytes",
                     ));
                 }
-                Some(t).filter(|t| !t.is_empty())
+                // An unfilled macro (`{tid}`) is no transaction id: every conversion sent
+                // with it would be one.
+                crate::clicks::click_value(&t).map(str::to_string)
             }
             None => None,
         };
@@ -181,9 +193,10 @@ impl Conversion {
 
     /// What makes a repeat of this conversion the same one under `action` (see the module).
     pub fn key(&self, action: &Action) -> String {
+        let click = crate::clicks::click_short(&self.click_id);
         match (&self.tid, action.repeat) {
-            (Some(tid), _) => format!("tid:{}:{tid}", self.event_type),
-            (None, false) => format!("once:{}", self.event_type),
+            (Some(tid), _) => format!("tid:{click}:{}:{tid}", self.event_type),
+            (None, false) => format!("once:{click}:{}", self.event_type),
             (None, true) => format!("id:{}", self.id),
         }
     }
@@ -268,9 +281,15 @@ fn sum(a: &serde_json::Number, b: &serde_json::Number) -> Option<serde_json::Num
     if let (Some(x), Some(y)) = (a.as_i64(), b.as_i64()) {
         return x.checked_add(y).map(Into::into);
     }
-    // Money: keep cents exact where f64 would print 30.000000000000004.
+    // Money: kept to six decimal places, so that cents stay exact where f64 would print
+    // 30.000000000000004 (docs/auto-actions.md).
     let total = a.as_f64()? + b.as_f64()?;
-    serde_json::Number::from_f64((total * 1e6).round() / 1e6)
+    let kept = if total.abs() < 1e12 {
+        (total * 1e6).round() / 1e6
+    } else {
+        total
+    };
+    serde_json::Number::from_f64(kept)
 }
 
 /// How a remembered conversion stands against one being applied.
@@ -282,6 +301,8 @@ pub enum Known {
     Itself,
     /// Another arrival of the same conversion was applied.
     Repeat,
+    /// This very arrival, applied by another writer (with its own step entry).
+    Elsewhere,
 }
 
 impl Dialog {
@@ -294,11 +315,12 @@ impl Dialog {
             .find(|c| text(c, "key").as_deref() == Some(&mark.key))
         {
             None => Known::New,
-            Some(c)
-                if text(c, "id").as_deref() == Some(&mark.id)
-                    && text(c, "delivery") == mark.delivery =>
-            {
-                Known::Itself
+            Some(c) if text(c, "id").as_deref() == Some(&mark.id) => {
+                if text(c, "delivery") == mark.delivery {
+                    Known::Itself
+                } else {
+                    Known::Elsewhere
+                }
             }
             Some(_) => Known::Repeat,
         }

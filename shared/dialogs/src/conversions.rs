@@ -75,7 +75,22 @@ pub struct Waiting {
     pub conversion: Conversion,
     /// Its slot in `waits:{botId}`.
     pub slot: u64,
+    /// What makes a repeat of it the same conversion ([`Conversion::key`]): a copy that
+    /// arrives while it waits takes no place of its own.
+    #[serde(default)]
+    pub key: String,
+    /// The chat whose dialog is applying it, and since when: one dialog applies it, even
+    /// when several get its click id at once; a chat that took it and died is passed over
+    /// after [`TAKE_MS`], unless its dialog has it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub taken_by: Option<i64>,
+    /// When it was taken, in Unix milliseconds.
+    #[serde(default)]
+    pub taken_at: i64,
 }
+
+/// How long a waiting conversion taken by one dialog is kept from the others.
+pub const TAKE_MS: i64 = 60_000;
 
 /// What [`Repo::apply_waiting`] did: each conversion's outcome by arrival id, the step entries
 /// to deliver, and whether the dialog carried the click id.
@@ -385,14 +400,48 @@ impl<K: Kv> Repo<'_, K> {
         now: Timestamp,
     ) -> Result<AppliedWaiting, Error> {
         let key = wait_key(&bot.id, suffix);
-        let list: Vec<Waiting> = Records::new(self.kv).get(&key)?.unwrap_or_default();
+        let seen: Vec<Waiting> = Records::new(self.kv).get(&key)?.unwrap_or_default();
         let mut done = Vec::new();
+        // Taken by another chat long ago: applied there (its dialog has it) or left by a
+        // writer that died.
+        let mut applied_elsewhere = Vec::new();
+        for w in &seen {
+            if let Some(other) = w.taken_by.filter(|o| *o != chat)
+                && w.taken_at + TAKE_MS <= now.0
+                && self.has_conversion(bot, other, &w.conversion.id)?
+            {
+                applied_elsewhere.push(w.slot);
+            }
+        }
+        done.extend(applied_elsewhere.iter().copied());
+        // What this chat takes, in one compare-and-swap: so that two dialogs getting the
+        // click id at once never both apply a conversion.
+        let list = Records::new(self.kv)
+            .modify(&key, |list: &mut Vec<Waiting>| {
+                let mut mine = Vec::new();
+                for w in list.iter_mut() {
+                    let free = match w.taken_by {
+                        None => true,
+                        Some(c) if c == chat => true,
+                        Some(_) => {
+                            w.taken_at + TAKE_MS <= now.0 && !applied_elsewhere.contains(&w.slot)
+                        }
+                    };
+                    if free {
+                        w.taken_by = Some(chat);
+                        w.taken_at = now.0;
+                        mine.push(w.clone());
+                    }
+                }
+                Ok::<_, Error>(mine)
+            })?
+            .unwrap_or_default();
         let mut out = AppliedWaiting {
             outcomes: Vec::new(),
             reached: Vec::new(),
             carried: true,
         };
-        for w in &list {
+        for (i, w) in list.iter().enumerate() {
             let c = &w.conversion;
             if c.at.0 + WAIT_MS <= now.0 {
                 done.push(w.slot);
@@ -408,9 +457,18 @@ impl<K: Kv> Repo<'_, K> {
                     out.outcomes.push((c.id.clone(), Outcome::Repeat));
                     done.push(w.slot);
                 }
-                // Not this dialog's (any more): they go on waiting.
+                // Not this dialog's (any more): they go on waiting, free for another.
                 Ok((Applied::NotCarried, _)) => {
                     out.carried = false;
+                    let untouched: Vec<u64> = list[i..].iter().map(|w| w.slot).collect();
+                    Records::new(self.kv).modify(&key, |all: &mut Vec<Waiting>| {
+                        for w in all.iter_mut() {
+                            if untouched.contains(&w.slot) && w.taken_by == Some(chat) {
+                                w.taken_by = None;
+                            }
+                        }
+                        Ok::<_, Error>(())
+                    })?;
                     break;
                 }
                 Err(e) if e.kind.is_transient() => return Err(e),
@@ -425,6 +483,16 @@ impl<K: Kv> Repo<'_, K> {
         }
         self.unwait(&bot.id, suffix, &done)?;
         Ok(out)
+    }
+
+    /// Whether chat `chat`'s dialog had conversion `id` applied.
+    fn has_conversion(&self, bot: &Bot, chat: i64, id: &str) -> Result<bool, Error> {
+        let Some(d) = self.find_dialog(bot, chat)? else {
+            return Ok(false);
+        };
+        Ok(d.conversions
+            .iter()
+            .any(|c| c.get("id").and_then(serde_json::Value::as_str) == Some(id)))
     }
 
     /// Removes the waiting conversions in `slots` of the click id `suffix`.
@@ -454,7 +522,7 @@ impl<K: Kv> Repo<'_, K> {
     /// `max` of them. A dialog that got a click id meanwhile gets its conversions instead.
     fn expire_waiting(&self, bot: &Bot, now: Timestamp, max: u64) -> Result<(), Error> {
         let waits = self.waits(&bot.id);
-        let last = waits.last_slot()?;
+        let last = waits.peek_last_slot()?;
         let records = Records::new(self.kv);
         let cursor: u64 = records.get(&cursor_key(&bot.id))?.unwrap_or(0);
         let mut handled = cursor;
@@ -502,8 +570,16 @@ impl<K: Kv> Repo<'_, K> {
         Ok(())
     }
 
-    /// Adds `c` to the conversions waiting for the click id of `suffix`.
-    fn wait(&self, bot: &Bot, suffix: &str, c: &Conversion, now: Timestamp) -> Result<(), Error> {
+    /// Adds `c` (whose repeats have `key`) to the conversions waiting for the click id of
+    /// `suffix`; a copy of one already waiting takes no place.
+    fn wait(
+        &self,
+        bot: &Bot,
+        suffix: &str,
+        c: &Conversion,
+        key: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         let live = || -> Result<i64, Error> {
             Ok(read_counter(self.kv.get(&live_key(&bot.id))?.as_deref()))
         };
@@ -519,35 +595,46 @@ impl<K: Kv> Repo<'_, K> {
                 )
                 .retry_after(3_600));
             }
-        } else {
-            self.expire_waiting(bot, now, 8)?;
         }
-        let key = wait_key(&bot.id, suffix);
+        let record = wait_key(&bot.id, suffix);
         // The slot is taken first and named last, so that the expiry walk never passes a
         // conversion whose entry is not written yet (see `expire_waiting`).
         let waits = self.waits(&bot.id);
         let slot = waits.reserve()?;
+        // A few expired ones go with every fourth arrival: the walk costs reads.
+        if slot.is_multiple_of(4) {
+            self.expire_waiting(bot, now, 16)?;
+        }
         let waiting = Waiting {
             conversion: c.clone(),
             slot,
+            key: key.to_string(),
+            taken_by: None,
+            taken_at: 0,
         };
+        let once = !key.starts_with("id:");
         let added = Records::new(self.kv).upsert(
-            &key,
-            &format!("{key}:born"),
+            &record,
+            &format!("{record}:born"),
             Vec::new,
             |list: &mut Vec<Waiting>| {
                 if list.iter().any(|w| w.slot == slot) {
-                    return Ok(true);
+                    return Ok(Some(true));
+                }
+                if once && list.iter().any(|w| w.key == key) {
+                    return Ok(None);
                 }
                 if list.len() >= MAX_WAITING_PER_CLICK {
-                    return Ok(false);
+                    return Ok(Some(false));
                 }
                 list.push(waiting.clone());
-                Ok::<_, Error>(true)
+                Ok::<_, Error>(Some(true))
             },
         );
         match added {
-            Ok((true, modified)) => {
+            // A copy of one waiting: that one stands for it.
+            Ok((None, _)) => Ok(()),
+            Ok((Some(true), modified)) => {
                 self.kv.increment(&live_key(&bot.id), 1)?;
                 self.kv.set(&waits.slot_key(slot), suffix.as_bytes())?;
                 if modified == Modified::Created {
@@ -555,7 +642,7 @@ impl<K: Kv> Repo<'_, K> {
                 }
                 Ok(())
             }
-            Ok((false, _)) => Err(Error::new(
+            Ok((Some(false), _)) => Err(Error::new(
                 Kind::RateLimited,
                 "too_many_waiting_conversions",
                 format!("{MAX_WAITING_PER_CLICK} conversions wait for this click id already"),
@@ -602,9 +689,15 @@ impl<K: Kv> Repo<'_, K> {
         };
         let effect = effect(c, action, &bot.field_types(), step)?;
         let handoff = match &effect.update.step {
-            Some(s) if s.sends_webhook => {
-                Some(self.handoffs().hand_off_entry(&bot.id, chat, &s.id, now)?)
-            }
+            // The webhook renders with this conversion's own values, over whatever a later
+            // one wrote before it was delivered.
+            Some(s) if s.sends_webhook => Some(self.handoffs().hand_off_entry(
+                &bot.id,
+                chat,
+                &s.id,
+                effect.update.fields.clone(),
+                now,
+            )?),
             _ => None,
         };
         let delivery = handoff.as_ref().map(|h| h.entry.id.as_str());
@@ -618,6 +711,8 @@ impl<K: Kv> Repo<'_, K> {
             mark.delivery = delivery.map(str::to_string);
             match d.seen_conversion(&mark) {
                 Known::Repeat => Err(Error::conflict(REPEAT, "applied before")),
+                // Applied by another writer, whose step entry is the one delivered.
+                Known::Elsewhere => Ok(false),
                 Known::Itself => Ok(delivery.is_some()),
                 Known::New => {
                     d.convert(&effect, delivery, now)?;
@@ -626,13 +721,25 @@ impl<K: Kv> Repo<'_, K> {
             }
         };
         match self.change_dialog(bot, chat, Seen::Unknown, now, Some(not_carried()), change) {
-            Ok((_, _, entered)) => Ok((
-                Applied::Yes {
-                    step_id: effect.mark.step_id.clone(),
-                    missing: effect.missing.clone(),
-                },
-                handoff.filter(|_| entered),
-            )),
+            Ok((dialog, _, entered)) => {
+                // The counters as this conversion left them, for its webhook (the chained
+                // delivery; one recovered by the sweep renders them as they are then).
+                let handoff = handoff.filter(|_| entered).map(|mut h| {
+                    for key in effect.add.keys() {
+                        if let Some(v) = dialog.fields.get(key) {
+                            h.entry.fields.insert(key.clone(), v.clone());
+                        }
+                    }
+                    h
+                });
+                Ok((
+                    Applied::Yes {
+                        step_id: effect.mark.step_id.clone(),
+                        missing: effect.missing.clone(),
+                    },
+                    handoff,
+                ))
+            }
             Err(e) if e.code == NOT_CARRIED => Ok((Applied::NotCarried, None)),
             Err(e) if e.code == REPEAT => Ok((Applied::Repeat, None)),
             Err(e) => Err(e),
@@ -727,7 +834,7 @@ impl<K: Kv> Repo<'_, K> {
                 }
             }
         }
-        self.wait(&bot, &suffix, &c, now)?;
+        self.wait(&bot, &suffix, &c, &c.key(&action), now)?;
         done.outcome = Outcome::Waiting;
         done.expires_at = Some(Timestamp(now.0 + WAIT_MS));
         // A dialog may have got the click id while this one was being put to wait.

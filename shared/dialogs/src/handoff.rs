@@ -39,6 +39,10 @@ pub struct StepEntry {
     pub step_id: String,
     /// When, in Unix milliseconds.
     pub at_ms: i64,
+    /// Custom fields as the entry left them, over the dialog's when its webhook is rendered:
+    /// a conversion's own payout, not the one a later conversion wrote before the delivery.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub fields: std::collections::BTreeMap<String, crate::model::FieldValue>,
 }
 
 /// What update-dialog sends the send-webhook component (by Spin's local chaining) when a
@@ -80,6 +84,7 @@ impl<'a> Handoffs<'a> {
         bot_id: &str,
         chat_id: i64,
         step_id: &str,
+        fields: std::collections::BTreeMap<String, crate::model::FieldValue>,
         now: Timestamp,
     ) -> Result<StepReached, Error> {
         let entry = StepEntry {
@@ -88,6 +93,7 @@ impl<'a> Handoffs<'a> {
             chat_id,
             step_id: step_id.to_string(),
             at_ms: now.0,
+            fields,
         };
         let handoff = Some(self.hand_off(&entry)?);
         Ok(StepReached { entry, handoff })

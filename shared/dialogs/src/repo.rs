@@ -636,12 +636,13 @@ impl<'a, K: Kv> Repo<'a, K> {
         // Handed off before the dialog changes: once the move is written, its delivery can
         // no longer be lost (see `handoff`).
         let handoff = match &update.step {
-            Some(s) if s.sends_webhook => {
-                Some(
-                    self.handoffs()
-                        .hand_off_entry(&bot.id, update.chat_id, &s.id, now)?,
-                )
-            }
+            Some(s) if s.sends_webhook => Some(self.handoffs().hand_off_entry(
+                &bot.id,
+                update.chat_id,
+                &s.id,
+                Default::default(),
+                now,
+            )?),
             _ => None,
         };
         let change = |d: &mut Dialog| {
@@ -879,7 +880,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         })
     }
 
-    fn find_dialog(&self, bot: &Bot, chat: i64) -> Result<Option<Dialog>, Error> {
+    pub(crate) fn find_dialog(&self, bot: &Bot, chat: i64) -> Result<Option<Dialog>, Error> {
         if self.kv.atomic() {
             Ok(self.records().get(&dialog_key(&bot.id, chat))?)
         } else {

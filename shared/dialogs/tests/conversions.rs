@@ -131,8 +131,8 @@ fn a_conversion_before_the_dialog_waits_and_is_applied_when_it_starts() {
         let repo = Repo::new(&kv);
         assert_eq!(
             repo.waiting_conversions(&repo.bot(&bot).unwrap()).unwrap(),
-            2,
-            "{mode}"
+            1,
+            "{mode}: the copy takes no place of its own"
         );
         assert_eq!(
             start(&kv, &bot, 77, "early1"),
@@ -330,4 +330,91 @@ fn a_step_an_action_moves_to_cannot_be_deleted_from_under_it() {
         ("step_in_auto_actions", Some("stepId"))
     );
     assert!(e.message.contains("actions[0]"), "{}", e.message);
+}
+
+#[test]
+fn dialogs_getting_one_click_id_at_once_apply_its_waiting_conversions_once_in_all() {
+    for (mode, kv) in stores().into_iter().filter(|(_, kv)| kv.atomic()) {
+        let kv = Arc::new(kv);
+        let (bot, link) = casino(&kv);
+        for i in 0..3 {
+            let q = format!("subid=dbl&status=sale&payout=7&tid=S{i}");
+            assert_eq!(convert(&kv, &link, &q), Outcome::Waiting, "{mode}");
+        }
+        let starts: Vec<_> = (0..5)
+            .map(|i| {
+                let (kv, bot) = (kv.clone(), bot.clone());
+                std::thread::spawn(move || start(&kv, &bot, 8210 + i, "dbl"))
+            })
+            .collect();
+        let applied: usize = starts.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(applied, 3, "{mode}: applied {applied} times");
+        let total: i64 = (0..5)
+            .filter_map(|i| match number(&kv, &bot, 8210 + i, "deposits") {
+                Some(FieldValue::Number(n)) => n.as_i64(),
+                _ => None,
+            })
+            .sum();
+        assert_eq!(total, 3, "{mode}");
+    }
+}
+
+#[test]
+fn a_sale_without_a_transaction_id_is_once_per_click_id_not_per_dialog() {
+    for (mode, kv) in stores() {
+        let (bot, link) = casino(&kv);
+        start(&kv, &bot, 12101, "nA");
+        assert_eq!(
+            convert(&kv, &link, "subid=nA&status=sale"),
+            Outcome::Applied,
+            "{mode}"
+        );
+        assert_eq!(
+            convert(&kv, &link, "subid=nA&status=sale"),
+            Outcome::Repeat,
+            "{mode}"
+        );
+        start(&kv, &bot, 12101, "nB");
+        assert_eq!(
+            convert(&kv, &link, "subid=nB&status=sale"),
+            Outcome::Applied,
+            "{mode}"
+        );
+        assert_eq!(
+            number(&kv, &bot, 12101, "deposits"),
+            Some(FieldValue::Number(2.into())),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn amounts_that_cannot_be_added_and_unfilled_macros_are_refused() {
+    let kv = MemoryKv::with(Semantics::Sqlite);
+    let (bot, link) = casino(&kv);
+    let repo = Repo::new(&kv);
+    for bad in ["NaN", "inf", "1e400", "1e300"] {
+        let body = json!({"actions": [{"type": "sale", "add": {"deposits": bad}}]});
+        let e = repo.put_auto_actions(&bot, &body, NOW).unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("actions[0].add.deposits"), "{bad}");
+    }
+    let e = repo
+        .convert(
+            &link,
+            from_request("subid=%7Bsubid%7D&status=sale", None, b"").unwrap(),
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(
+        (e.code, e.field.as_deref()),
+        ("unfilled_macro", Some("subid"))
+    );
+    let e = repo
+        .convert(
+            &link,
+            from_request("subid=&status=sale", None, b"").unwrap(),
+            NOW,
+        )
+        .unwrap_err();
+    assert_eq!(e.code, "missing_param");
 }

@@ -485,6 +485,7 @@ fn a_handoff_left_behind_is_found_after_the_grace_period_and_handled_ones_are_pa
         chat_id: chat,
         step_id: STEP.into(),
         at_ms,
+        fields: Default::default(),
     };
     let delivered = repo.handoffs().hand_off(&entry(1, NOW.0)).unwrap();
     let lost = repo.handoffs().hand_off(&entry(2, NOW.0)).unwrap();

@@ -86,7 +86,7 @@ pub async fn conversions_move_dialogs_and_fire_their_webhooks(t: &Target) {
             "POST",
             &format!("/api/bots/{bot}/steps"),
             Some(json!({"key": "depositor", "kind": "send-webhook", "webhook": {
-                "url": format!("{}/postback?subid={{tracker.clickid}}&status=sale&at={{depositAt|unix}}", rx.url())}})),
+                "url": format!("{}/postback?subid={{tracker.clickid}}&status=sale&at={{depositAt|unix}}&payout={{lastPayout}}", rx.url())}})),
         )
         .await;
     assert_eq!(step.status, 201, "{l}: {}", step.text());
@@ -95,7 +95,7 @@ pub async fn conversions_move_dialogs_and_fire_their_webhooks(t: &Target) {
         "startPayload": {"form": "pattern", "pattern": "CODE-{clickid}"},
         "actions": [
             {"type": "sale", "stepId": step, "status": "manual",
-             "set": {"depositAt": "{time}"},
+             "set": {"depositAt": "{time}", "lastPayout": "{payout}"},
              "add": {"deposits": 1, "revenue": "{payout}"}},
             {"type": "resale", "add": {"deposits": 1, "revenue": "{payout}"}}
         ]
@@ -194,29 +194,40 @@ pub async fn conversions_move_dialogs_and_fire_their_webhooks(t: &Target) {
         "{l}: resales moved nothing, sent nothing"
     );
 
-    // Before the dialog: the conversion waits, and the start applies it.
-    let early = t
-        .client
-        .post_json(
-            &conv,
-            &json!({"clickid": "early77", "type": "sale", "payout": 10, "tid": "T-2"}),
-        )
-        .await
-        .unwrap();
-    assert_eq!(early.json()["outcome"], "waiting", "{l}: {}", early.text());
+    // Before the dialog: two sales wait, and the start applies both; each one's webhook
+    // carries its own payout, not the one the other left in the dialog.
+    for (payout, tid) in [(10, "T-2"), (20, "T-3")] {
+        let early = t
+            .client
+            .post_json(
+                &conv,
+                &json!({"clickid": "early77", "type": "sale", "payout": payout, "tid": tid}),
+            )
+            .await
+            .unwrap();
+        assert_eq!(early.json()["outcome"], "waiting", "{l}: {}", early.text());
+    }
     let waiting = admin.get(&format!("/api/bots/{bot}/auto-actions")).await;
-    assert_eq!(waiting["waiting"], 1, "{l}: {waiting}");
+    assert_eq!(waiting["waiting"], 2, "{l}: {waiting}");
     start(t, &admin, &bot, 2002, "CODE-early77").await;
-    let d = dialog_until(&admin, &bot, 2002, "the waiting conversion", |d| {
-        d["fields"]["deposits"] == 1
+    let d = dialog_until(&admin, &bot, 2002, "the waiting conversions", |d| {
+        d["fields"]["deposits"] == 2
     })
     .await;
     assert_eq!(d["stepKey"], "depositor", "{l}: {d}");
-    assert_eq!(
-        rx.wait_for(2, Duration::from_secs(20)).await.len(),
-        2,
-        "{l}"
-    );
+    let got = rx.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 3, "{l}");
+    let mut payouts: Vec<String> = got[1..]
+        .iter()
+        .filter_map(|r| {
+            r.query()
+                .into_iter()
+                .find(|(k, _)| k == "payout")
+                .map(|(_, v)| v)
+        })
+        .collect();
+    payouts.sort();
+    assert_eq!(payouts, ["10", "20"], "{l}: each webhook its own payout");
 
     // Bad input: named, nothing written; an unknown link is a 404.
     for (query, field) in [
