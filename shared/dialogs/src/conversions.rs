@@ -84,6 +84,10 @@ pub struct Waiting {
     /// after [`TAKE_MS`], unless its dialog has it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub taken_by: Option<i64>,
+    /// Which call took it (two calls for one chat must not share it: one of them may give
+    /// it up while the other applies it).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub taken_token: String,
     /// When it was taken, in Unix milliseconds.
     #[serde(default)]
     pub taken_at: i64,
@@ -406,13 +410,14 @@ impl<K: Kv> Repo<'_, K> {
         // writer that died.
         let mut applied_elsewhere = Vec::new();
         for w in &seen {
-            if let Some(other) = w.taken_by.filter(|o| *o != chat)
+            if let Some(other) = w.taken_by
                 && w.taken_at + TAKE_MS <= now.0
                 && self.has_conversion(bot, other, &w.conversion.id)?
             {
                 applied_elsewhere.push(w.slot);
             }
         }
+        let token = funnelhooks_core::new_id();
         done.extend(applied_elsewhere.iter().copied());
         // What this chat takes, in one compare-and-swap: so that two dialogs getting the
         // click id at once never both apply a conversion.
@@ -420,15 +425,12 @@ impl<K: Kv> Repo<'_, K> {
             .modify(&key, |list: &mut Vec<Waiting>| {
                 let mut mine = Vec::new();
                 for w in list.iter_mut() {
-                    let free = match w.taken_by {
-                        None => true,
-                        Some(c) if c == chat => true,
-                        Some(_) => {
-                            w.taken_at + TAKE_MS <= now.0 && !applied_elsewhere.contains(&w.slot)
-                        }
-                    };
+                    let free = w.taken_token == token
+                        || w.taken_by.is_none()
+                        || (w.taken_at + TAKE_MS <= now.0 && !applied_elsewhere.contains(&w.slot));
                     if free {
                         w.taken_by = Some(chat);
+                        w.taken_token = token.clone();
                         w.taken_at = now.0;
                         mine.push(w.clone());
                     }
@@ -463,8 +465,9 @@ impl<K: Kv> Repo<'_, K> {
                     let untouched: Vec<u64> = list[i..].iter().map(|w| w.slot).collect();
                     Records::new(self.kv).modify(&key, |all: &mut Vec<Waiting>| {
                         for w in all.iter_mut() {
-                            if untouched.contains(&w.slot) && w.taken_by == Some(chat) {
+                            if untouched.contains(&w.slot) && w.taken_token == token {
                                 w.taken_by = None;
+                                w.taken_token.clear();
                             }
                         }
                         Ok::<_, Error>(())
@@ -610,6 +613,7 @@ impl<K: Kv> Repo<'_, K> {
             slot,
             key: key.to_string(),
             taken_by: None,
+            taken_token: String::new(),
             taken_at: 0,
         };
         let once = !key.starts_with("id:");

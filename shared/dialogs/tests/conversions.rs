@@ -337,25 +337,30 @@ fn dialogs_getting_one_click_id_at_once_apply_its_waiting_conversions_once_in_al
     for (mode, kv) in stores().into_iter().filter(|(_, kv)| kv.atomic()) {
         let kv = Arc::new(kv);
         let (bot, link) = casino(&kv);
-        for i in 0..3 {
-            let q = format!("subid=dbl&status=sale&payout=7&tid=S{i}");
-            assert_eq!(convert(&kv, &link, &q), Outcome::Waiting, "{mode}");
+        // Twenty rounds: the race is between threads, and one round may miss it.
+        for round in 0..20i64 {
+            let click = format!("dbl{round}");
+            for i in 0..3 {
+                let q = format!("subid={click}&status=sale&payout=7&tid=S{i}");
+                assert_eq!(convert(&kv, &link, &q), Outcome::Waiting, "{mode}");
+            }
+            let first = 8_000 + round * 10;
+            let starts: Vec<_> = (0..5)
+                .map(|i| {
+                    let (kv, bot, click) = (kv.clone(), bot.clone(), click.clone());
+                    std::thread::spawn(move || start(&kv, &bot, first + i, &click))
+                })
+                .collect();
+            let applied: usize = starts.into_iter().map(|t| t.join().unwrap()).sum();
+            assert_eq!(applied, 3, "{mode} round {round}: applied {applied} times");
+            let total: i64 = (0..5)
+                .filter_map(|i| match number(&kv, &bot, first + i, "deposits") {
+                    Some(FieldValue::Number(n)) => n.as_i64(),
+                    _ => None,
+                })
+                .sum();
+            assert_eq!(total, 3, "{mode} round {round}");
         }
-        let starts: Vec<_> = (0..5)
-            .map(|i| {
-                let (kv, bot) = (kv.clone(), bot.clone());
-                std::thread::spawn(move || start(&kv, &bot, 8210 + i, "dbl"))
-            })
-            .collect();
-        let applied: usize = starts.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(applied, 3, "{mode}: applied {applied} times");
-        let total: i64 = (0..5)
-            .filter_map(|i| match number(&kv, &bot, 8210 + i, "deposits") {
-                Some(FieldValue::Number(n)) => n.as_i64(),
-                _ => None,
-            })
-            .sum();
-        assert_eq!(total, 3, "{mode}");
     }
 }
 
