@@ -78,12 +78,7 @@ pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
 }
 
 fn link_view(link: &PostbackLink, base: &str) -> Json {
-    let mut v = json!({
-        "id": link.id,
-        "botId": link.bot_id,
-        "url": format!("{}/api/bots/conversions/{}", base.trim_end_matches('/'), link.id),
-        "createdAt": link.created_at,
-    });
+    let mut v = link.view_at(link.conversion_url(base));
     if base.is_empty() {
         v["urlWarning"] = Json::from(NO_PUBLIC_BASE);
     }

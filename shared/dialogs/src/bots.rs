@@ -348,10 +348,24 @@ impl PostbackLink {
 
     /// The link as the API shows it.
     pub fn view(&self, base: &str) -> Json {
+        self.view_at(self.url(base))
+    }
+
+    /// The URL of the link when it is a conversion link, under `base`.
+    pub fn conversion_url(&self, base: &str) -> String {
+        format!(
+            "{}/api/bots/conversions/{}",
+            base.trim_end_matches('/'),
+            self.id
+        )
+    }
+
+    /// The link as the API shows it, at `url` (a postback or a conversion link's).
+    pub fn view_at(&self, url: String) -> Json {
         serde_json::json!({
             "id": self.id,
             "botId": self.bot_id,
-            "url": self.url(base),
+            "url": url,
             "createdAt": self.created_at,
         })
     }

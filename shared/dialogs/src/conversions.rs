@@ -404,7 +404,10 @@ impl<K: Kv> Repo<'_, K> {
         now: Timestamp,
     ) -> Result<AppliedWaiting, Error> {
         let key = wait_key(&bot.id, suffix);
-        let seen: Vec<Waiting> = Records::new(self.kv).get(&key)?.unwrap_or_default();
+        // Read once: the stale takers are judged from it, and the take below is prepared
+        // from it (its compare-and-swap reads again only when the list changed).
+        let raw = self.kv.get(&key)?;
+        let seen: Vec<Waiting> = Records::parse(&key, raw.clone())?.unwrap_or_default();
         let mut done = Vec::new();
         // Taken by another chat long ago: applied there (its dialog has it) or left by a
         // writer that died.
@@ -421,8 +424,12 @@ impl<K: Kv> Repo<'_, K> {
         done.extend(applied_elsewhere.iter().copied());
         // What this chat takes, in one compare-and-swap: so that two dialogs getting the
         // click id at once never both apply a conversion.
+        let seen_bytes = match &raw {
+            Some(bytes) => Seen::Bytes(bytes),
+            None => Seen::Absent,
+        };
         let list = Records::new(self.kv)
-            .modify(&key, |list: &mut Vec<Waiting>| {
+            .modify_seen(&key, seen_bytes, |list: &mut Vec<Waiting>| {
                 let mut mine = Vec::new();
                 for w in list.iter_mut() {
                     let free = w.taken_token == token
