@@ -18,7 +18,7 @@ use http_body_util::Full;
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::client::{Admin, Client};
+use funnelhooks_testhost::{Admin, Client};
 
 /// How much load a soak makes.
 #[derive(Debug, Clone, Copy)]
@@ -96,7 +96,7 @@ async fn start_receiver() -> Result<SoakReceiver> {
     let tally: Arc<Mutex<Tally>> = Arc::default();
     let failing = Arc::new(AtomicBool::new(true));
     let (t, f) = (tally.clone(), failing.clone());
-    let (addr, accept) = crate::server::serve_loopback(move |req, _| {
+    let (addr, accept) = funnelhooks_testhost::server::serve_loopback(move |req, _| {
         let (tally, failing) = (t.clone(), f.clone());
         async move {
             let key = req

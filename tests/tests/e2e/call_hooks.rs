@@ -3,12 +3,12 @@
 
 use std::time::Duration;
 
-use funnelhooks_tests::{Answer, Client, Receiver};
+use funnelhooks_testhost::{Answer, Client, Receiver};
 use serde_json::{Value, json};
 
 use crate::common::{Admin, real_app, serve, snapshot};
 
-fn app() -> funnelhooks_tests::HostBuilder {
+fn app() -> funnelhooks_testhost::HostBuilder {
     real_app().variable("allow_loopback_webhooks", "true")
 }
 
@@ -74,7 +74,7 @@ impl Service {
         reply.json()["id"].as_str().unwrap().to_string()
     }
 
-    async fn post_event(&self, body: &Value) -> funnelhooks_tests::Reply {
+    async fn post_event(&self, body: &Value) -> funnelhooks_testhost::Reply {
         let path = format!("/api/calls/services/{}/events?key={}", self.id, self.key);
         self.client
             .send(

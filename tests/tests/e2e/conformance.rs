@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use funnelhooks_tests::repo_root;
+use funnelhooks_testhost::repo_root;
 use funnelhooks_tests::spin_cli::require;
 
 use crate::common::{ADMIN_TOKEN, spin_up_app};

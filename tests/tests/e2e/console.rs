@@ -8,8 +8,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use funnelhooks_testhost::{Client, repo_root};
 use funnelhooks_tests::spin_cli::require;
-use funnelhooks_tests::{Client, repo_root};
 
 use crate::common::{ADMIN_TOKEN, spin_up_app};
 

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use funnelhooks_tests::repo_root;
+use funnelhooks_testhost::repo_root;
 
 /// Every Markdown file of the repository (not under `target/` or hidden directories).
 fn markdown_files(dir: &Path, out: &mut Vec<PathBuf>) {

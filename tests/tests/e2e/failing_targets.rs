@@ -11,7 +11,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use funnelhooks_tests::{Answer, Receiver};
+use funnelhooks_testhost::{Answer, Receiver};
 use serde_json::{Value, json};
 
 use funnelhooks_core::Timestamp;

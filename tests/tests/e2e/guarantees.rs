@@ -4,14 +4,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use funnelhooks_tests::{Answer, App, Client, Receiver};
+use funnelhooks_testhost::{Answer, App, Client, Receiver};
 use serde_json::{Value, json};
 
 use crate::common::{Admin, real_app, serve, snapshot};
 
 const STEP: &str = "5f0c7a3e-2b1d-4c8e-9a6f-1e2d3c4b5a69";
 
-fn app() -> funnelhooks_tests::HostBuilder {
+fn app() -> funnelhooks_testhost::HostBuilder {
     real_app()
         .variable("allow_loopback_webhooks", "true")
         .variable("allow_test_clock", "true")

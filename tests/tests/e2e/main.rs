@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `.wasm` components, run by the test host as Spin would run them.
 //! Build the components first (`scripts/test` does).
 
+mod app_manifest;
 mod attacks;
 mod auto_actions;
 mod bots_api;
@@ -12,12 +13,6 @@ mod docs;
 mod failing_targets;
 mod guarantees;
 mod health;
-mod host_headers;
-mod host_kv;
-mod host_manifest;
-mod host_outbound;
-mod host_routing;
-mod host_variables;
 mod openapi;
 mod operations;
 mod readme;

@@ -3,8 +3,8 @@
 
 use std::collections::BTreeSet;
 
-use funnelhooks_tests::manifest::{Manifest, Route};
-use funnelhooks_tests::repo_root;
+use funnelhooks_testhost::manifest::{Manifest, Route};
+use funnelhooks_testhost::repo_root;
 use yaml_rust2::{Yaml, YamlLoader};
 
 use crate::common::{Admin, real_app, serve};
@@ -107,8 +107,8 @@ fn concrete(path: &str) -> String {
 
 /// A client of the real app with the admin token.
 async fn admin_app() -> (
-    funnelhooks_tests::App,
-    funnelhooks_tests::server::Server,
+    funnelhooks_testhost::App,
+    funnelhooks_testhost::server::Server,
     Admin,
 ) {
     let (app, server, client) = serve(real_app()).await;

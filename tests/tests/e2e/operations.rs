@@ -9,8 +9,8 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use funnelhooks_testhost::{Answer, Client, Receiver, repo_root};
 use funnelhooks_tests::spin_cli::{RedisServer, SpinUp, Store, require};
-use funnelhooks_tests::{Answer, Client, Receiver, repo_root};
 use serde_json::{Value, json};
 
 use crate::common::{ADMIN_TOKEN, Admin};
@@ -657,7 +657,7 @@ async fn the_hosts_opentelemetry_export_carries_our_log_lines() {
 /// Any six arrivals at a receiver span at least a second, less what a loaded machine adds
 /// between sending and arriving (150 ms; turns are spaced a tenth wider for it): five a
 /// second at most, by the receiver's own clock.
-fn at_most_five_a_second(got: &[funnelhooks_tests::receiver::Received], what: &str) {
+fn at_most_five_a_second(got: &[funnelhooks_testhost::receiver::Received], what: &str) {
     let mut at: Vec<_> = got.iter().map(|r| r.arrived).collect();
     at.sort();
     for six in at.windows(6) {

@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use funnelhooks_tests::{Receiver, repo_root};
+use funnelhooks_testhost::{Receiver, repo_root};
 use serde_json::Value;
 
 use crate::common::serve;
@@ -56,7 +56,7 @@ async fn the_readme_first_minutes_run_as_written() {
         "health, first minutes, send-webhook step, call hook"
     );
     // The app as the README starts it: admin token change-me, loopback webhooks allowed.
-    let builder = funnelhooks_tests::HostBuilder::new(repo_root().join("spin.toml"))
+    let builder = funnelhooks_testhost::HostBuilder::new(repo_root().join("spin.toml"))
         .variable("admin_token", "change-me")
         .variable("allow_loopback_webhooks", "true")
         .env(|_| None);

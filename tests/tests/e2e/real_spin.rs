@@ -3,8 +3,8 @@
 //! store and with Redis (`redis-server` started for the test). In CI a missing `spin`, `spin-3.6` or
 //! `redis-server` fails these tests; elsewhere they are skipped, saying so.
 
+use funnelhooks_testhost::{Client, repo_root};
 use funnelhooks_tests::spin_cli::{RedisServer, SpinUp, Store, require};
-use funnelhooks_tests::{Client, repo_root};
 
 use crate::common::ADMIN_TOKEN;
 use crate::scenarios::{Target, run_all};
@@ -169,7 +169,7 @@ async fn send_to_name(
     let client = Client::new(up.url());
     let admin = crate::common::Admin::new(&client);
     let health = client.get("/api/health").await.unwrap().json();
-    let rx = funnelhooks_tests::Receiver::start().await.unwrap();
+    let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
     let bot = admin.bot("SSRF").await;
     let url = format!("http://{name}:{}/hook?c={{chatId}}", rx.port());
     let step = admin

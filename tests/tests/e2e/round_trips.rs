@@ -2,8 +2,8 @@
 //! pinned: a change that adds a round trip to a path fails here and has to say why (counts,
 //! not times, so the numbers do not depend on the machine).
 
-use funnelhooks_tests::kv::{OpSnapshot, Semantics};
-use funnelhooks_tests::{App, Client};
+use funnelhooks_testhost::kv::{OpSnapshot, Semantics};
+use funnelhooks_testhost::{App, Client};
 use serde_json::json;
 
 use crate::common::{Admin, real_app, serve};
@@ -22,7 +22,7 @@ struct Setup {
     bot: String,
     path: String,
     message_step: String,
-    _server: funnelhooks_tests::server::Server,
+    _server: funnelhooks_testhost::server::Server,
 }
 
 async fn setup() -> Setup {
@@ -154,7 +154,7 @@ async fn call_event_ops(hooks: usize) -> OpSnapshot {
     )
     .await;
     let admin = Admin::new(&client);
-    let rx = funnelhooks_tests::Receiver::start().await.unwrap();
+    let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
     let service = admin
         .call("POST", "/api/calls/services", Some(json!({"name": "n"})))
         .await

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use funnelhooks_tests::{Answer, Client, Receiver};
+use funnelhooks_testhost::{Answer, Client, Receiver};
 use serde_json::{Value, json};
 
 use crate::common::Admin;

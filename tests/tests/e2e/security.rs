@@ -3,7 +3,7 @@
 //! values, a flood of new chats through one leaked postback link.
 
 use funnelhooks_routes::{Access, Route};
-use funnelhooks_tests::Receiver;
+use funnelhooks_testhost::Receiver;
 use serde_json::json;
 
 use crate::common::{ADMIN_TOKEN, Admin, real_app, serve, snapshot};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use funnelhooks_tests::Receiver;
+use funnelhooks_testhost::Receiver;
 use serde_json::{Value, json};
 
 use crate::common::{Admin, real_app, serve};

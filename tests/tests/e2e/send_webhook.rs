@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use funnelhooks_tests::{Answer, Client, Receiver};
+use funnelhooks_testhost::{Answer, Client, Receiver};
 use serde_json::{Value, json};
 
 use crate::common::{Admin, real_app, serve, snapshot};
@@ -94,7 +94,7 @@ impl Setup {
     }
 }
 
-fn app() -> funnelhooks_tests::HostBuilder {
+fn app() -> funnelhooks_testhost::HostBuilder {
     real_app().variable("allow_loopback_webhooks", "true")
 }
 

@@ -3,8 +3,8 @@
 //! remote store whose swaps fail ambiguously at random, and a host without key-value
 //! atomics running the `no-kv-atomics` builds (which is also the only way they load there).
 
-use funnelhooks_tests::kv::Semantics;
-use funnelhooks_tests::{HostBuilder, repo_root};
+use funnelhooks_testhost::kv::Semantics;
+use funnelhooks_testhost::{HostBuilder, repo_root};
 
 use crate::common::{real_app, serve};
 use crate::scenarios::{Target, run_all};

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
+use crate::common::urlencode;
 use crate::common::{Admin, real_app, serve, snapshot};
-use crate::host_routing::urlencode;
 
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
 

@@ -39,7 +39,7 @@ impl Server {
 
 /// Serves HTTP/1.1 on a free loopback port, one task per connection, calling `handle` with
 /// each request and the peer's address; the returned task accepts until aborted.
-pub(crate) async fn serve_loopback<F, Fut, B>(handle: F) -> Result<(SocketAddr, JoinHandle<()>)>
+pub async fn serve_loopback<F, Fut, B>(handle: F) -> Result<(SocketAddr, JoinHandle<()>)>
 where
     F: Fn(hyper::Request<hyper::body::Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = hyper::Response<B>> + Send + 'static,

@@ -3,7 +3,7 @@
 //! wall time from posting the event to every delivery being logged as delivered, next to
 //! the slowest hook's delay (the ideal) and the sum of all delays (hooks sent one by one).
 //!
-//!   cargo run -p funnelhooks-tests --bin call-fanout-bench -- [EVENTS] [FAST_MS] [SLOW_MS]
+//!   cargo run -p funnelhooks-bench --bin call-fanout-bench -- [EVENTS] [FAST_MS] [SLOW_MS]
 //!
 //! Defaults: 10 events, 100 ms, 1000 ms. Deliveries are polled every 5 ms, so figures carry
 //! up to ~5 ms of polling on top.
@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, ensure};
-use funnelhooks_tests::{Answer, Client, HostBuilder, Receiver, repo_root};
+use funnelhooks_testhost::{Answer, Client, HostBuilder, Receiver, repo_root};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "bench-admin-token";

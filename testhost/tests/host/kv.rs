@@ -80,14 +80,12 @@ async fn stores_are_separate_namespaces() {
 #[test]
 fn a_store_no_runtime_config_defines_stops_the_app() {
     // Without `.key_value_store("other")` the fixture's probe asks for an undefined store.
-    let err = funnelhooks_tests::HostBuilder::new(
-        funnelhooks_tests::repo_root().join("tests/fixtures/spin.toml"),
-    )
-    .variable("secret_token", "x")
-    .env(|_| None)
-    .build()
-    .err()
-    .expect("must not start");
+    let err = funnelhooks_testhost::HostBuilder::new(funnelhooks_testhost::fixture_manifest())
+        .variable("secret_token", "x")
+        .env(|_| None)
+        .build()
+        .err()
+        .expect("must not start");
     assert!(format!("{err:#}").contains("\"other\""), "{err:#}");
 }
 

@@ -2,10 +2,10 @@
 //! (curl, schemathesis against `openapi.yaml`). Variables come from `SPIN_VARIABLE_*`, as
 //! with `spin up`; the key-value store is in memory and goes with the process.
 //!
-//!   SPIN_VARIABLE_ADMIN_TOKEN=change-me cargo run -p funnelhooks-tests --bin serve
+//!   SPIN_VARIABLE_ADMIN_TOKEN=change-me cargo run -p funnelhooks-testhost --bin serve
 
 use anyhow::Result;
-use funnelhooks_tests::{HostBuilder, repo_root};
+use funnelhooks_testhost::{HostBuilder, repo_root};
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -1,5 +1,7 @@
 //! Routing precedence and private routes, as Spin routes.
 
+use funnelhooks_testhost::HostBuilder;
+
 use crate::common::{fixture, probe, serve};
 
 #[test]
@@ -82,12 +84,18 @@ async fn private_component_is_unroutable_from_outside_but_reachable_by_chaining(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unmatched_path_is_404_without_running_anything() {
-    // The fixture has a catch-all, so use the real app, which has none.
-    let (_app, _server, client) = serve(crate::common::real_app()).await;
+    // The main fixture has a catch-all; this one has a single exact route.
+    let manifest = funnelhooks_testhost::fixture_manifest().with_file_name("no-catch-all.toml");
+    let (_app, _server, client) = serve(HostBuilder::new(manifest).env(|_| None)).await;
     let reply = client.get("/no/such/route").await.unwrap();
     assert_eq!(reply.status, 404);
+    assert_eq!(
+        client.get("/probe/exact?op=headers").await.unwrap().status,
+        200
+    );
 }
 
+/// A query-string value, percent-encoded.
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

@@ -2,7 +2,7 @@
 //! one route at 1, 8 and 32 concurrent clients, printing requests/s and p50/p99 latency, then
 //! each component's `.wasm` size.
 //!
-//!   cargo run -p funnelhooks-tests --bin request-path-bench -- [PATH] [REQUESTS]
+//!   cargo run -p funnelhooks-bench --bin request-path-bench -- [PATH] [REQUESTS]
 //!
 //! (The dev profile already optimises wasmtime and every other dependency; see Cargo.toml.)
 //!
@@ -23,9 +23,9 @@
 
 use anyhow::Result;
 use bytes::Bytes;
-use funnelhooks_tests::bench::{Probe, run};
-use funnelhooks_tests::manifest::Manifest;
-use funnelhooks_tests::{Client, HostBuilder, repo_root};
+use funnelhooks_bench::request_path::{Probe, run};
+use funnelhooks_testhost::manifest::Manifest;
+use funnelhooks_testhost::{Client, HostBuilder, repo_root};
 
 #[tokio::main]
 async fn main() -> Result<()> {

@@ -1,10 +1,10 @@
 //! The outbound allow-list and real loopback receivers.
 
-use funnelhooks_tests::outbound::AllowedHosts;
-use funnelhooks_tests::{Answer, Receiver};
+use funnelhooks_testhost::outbound::AllowedHosts;
+use funnelhooks_testhost::{Answer, Receiver};
 
 use crate::common::{fixture, probe, serve};
-use crate::host_routing::urlencode;
+use crate::routing::urlencode;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn allowed_request_reaches_a_real_loopback_receiver() {

@@ -12,7 +12,7 @@
 //!   step (update-dialog answers, then chains to send-webhook, which delivers).
 //! - `call event`: call-start events to a service with HOOKS hooks.
 //!
-//!   cargo run --release -p funnelhooks-tests --bin spin-bench -- [REQUESTS] [HOOKS]
+//!   cargo run --release -p funnelhooks-bench --bin spin-bench -- [REQUESTS] [HOOKS]
 //!
 //! Defaults: 1,000 requests per run at 32 clients (a quarter of that at 1), 10 hooks. Needs
 //! the built components (`scripts/build-wasm`) and `spin` (on `PATH` or in ../shared/tools).
@@ -21,11 +21,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use bytes::Bytes;
-use funnelhooks_tests::bench::{Probe, run};
-use funnelhooks_tests::client::Admin;
+use funnelhooks_bench::request_path::{Probe, run};
+use funnelhooks_testhost::Admin;
+use funnelhooks_testhost::{Client, Receiver, repo_root};
 use funnelhooks_tests::soak::{STEP, bot_with_webhook_step, service_with_hooks};
 use funnelhooks_tests::spin_cli::{SpinUp, Store, find};
-use funnelhooks_tests::{Client, Receiver, repo_root};
 
 const TOKEN: &str = "bench-admin-token";
 

@@ -37,26 +37,22 @@ async fn override_beats_environment_which_beats_default() {
 
 #[test]
 fn required_secret_without_a_value_stops_the_app() {
-    let err = funnelhooks_tests::HostBuilder::new(
-        funnelhooks_tests::repo_root().join("tests/fixtures/spin.toml"),
-    )
-    .key_value_store("other")
-    .env(|_| None)
-    .build()
-    .err()
-    .expect("must not start without secret_token");
+    let err = funnelhooks_testhost::HostBuilder::new(funnelhooks_testhost::fixture_manifest())
+        .key_value_store("other")
+        .env(|_| None)
+        .build()
+        .err()
+        .expect("must not start without secret_token");
     assert!(format!("{err:#}").contains("secret_token"), "{err:#}");
 }
 
 #[test]
 fn required_secret_can_come_from_spin_variable_env() {
-    funnelhooks_tests::HostBuilder::new(
-        funnelhooks_tests::repo_root().join("tests/fixtures/spin.toml"),
-    )
-    .key_value_store("other")
-    .env(|k| (k == "SPIN_VARIABLE_SECRET_TOKEN").then(|| "x".to_string()))
-    .build()
-    .expect("env provides the secret");
+    funnelhooks_testhost::HostBuilder::new(funnelhooks_testhost::fixture_manifest())
+        .key_value_store("other")
+        .env(|k| (k == "SPIN_VARIABLE_SECRET_TOKEN").then(|| "x".to_string()))
+        .build()
+        .expect("env provides the secret");
 }
 
 #[tokio::test(flavor = "multi_thread")]

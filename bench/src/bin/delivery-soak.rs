@@ -3,7 +3,7 @@
 //! fast clock until every retry is done. Prints, per store: deliveries created, delivered,
 //! failed after all attempts, lost (must be 0) and duplicates sent.
 //!
-//!   cargo run --release -p funnelhooks-tests --bin delivery-soak -- [POSTBACKS] [EVENTS] [HOOKS]
+//!   cargo run --release -p funnelhooks-bench --bin delivery-soak -- [POSTBACKS] [EVENTS] [HOOKS]
 //!
 //! Defaults: 30,000 postbacks and 2,000 events to 10 hooks (50,000 deliveries). Needs the
 //! built components (`scripts/build-wasm`), `spin` and `redis-server`.

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use bytes::Bytes;
 
-use crate::client::Client;
+use funnelhooks_testhost::Client;
 
 /// The next `{n}` of a numbered probe.
 static NEXT_NUMBER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(1);
