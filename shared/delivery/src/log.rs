@@ -431,14 +431,7 @@ impl Delivery {
                 })
             })
             .collect();
-        let mut m = serde_json::Map::new();
-        m.insert("id".into(), json!(self.id));
-        // The owner's ids read best at the top level: {"botId", "chatId", "stepId", ...}.
-        self.owner.view(&mut m);
-        for (k, v) in [
-            ("test", json!(self.test)),
-            ("replayOf", json!(self.replay_of)),
-            ("status", json!(self.status)),
+        self.shown_with(vec![
             (
                 "signed",
                 json!(self.signed || self.signing_secret.is_some()),
@@ -454,19 +447,8 @@ impl Delivery {
                 }),
             ),
             ("attempts", Json::Array(attempts)),
-            ("maxAttempts", json!(self.max_attempts)),
             ("timeoutMs", json!(self.timeout_ms)),
-            ("nextAttemptAt", json!(self.next_attempt_at)),
-            ("gone", json!(self.gone)),
-            ("held", json!(self.held)),
-            ("recoveredBy", json!(self.recovered_by)),
-            ("error", json!(self.error)),
-            ("createdAt", json!(self.created_at)),
-            ("updatedAt", json!(self.updated_at)),
-        ] {
-            m.insert(k.into(), v);
-        }
-        Json::Object(m)
+        ])
     }
 
     /// The delivery as a list shows it: what it is for, where it stands and its last
@@ -486,19 +468,26 @@ impl Delivery {
             json!({"n": a.n, "at": a.at, "durationMs": a.duration_ms, "status": a.status,
                    "error": a.error})
         });
-        let mut m = serde_json::Map::new();
-        m.insert("id".into(), json!(self.id));
-        self.owner.view(&mut m);
-        for (k, v) in [
-            ("test", json!(self.test)),
-            ("replayOf", json!(self.replay_of)),
-            ("status", json!(self.status)),
+        self.shown_with(vec![
             (
                 "request",
                 json!({"method": self.request.method, "url": url}),
             ),
             ("attemptCount", json!(self.attempts.len())),
             ("lastAttempt", last.unwrap_or(Json::Null)),
+        ])
+    }
+
+    /// The members the detail and the list both show, with `own` (each view's) between them.
+    fn shown_with(&self, own: Vec<(&str, Json)>) -> Json {
+        let mut m = serde_json::Map::new();
+        m.insert("id".into(), json!(self.id));
+        // The owner's ids read best at the top level: {"botId", "chatId", "stepId", ...}.
+        self.owner.view(&mut m);
+        let common = [
+            ("test", json!(self.test)),
+            ("replayOf", json!(self.replay_of)),
+            ("status", json!(self.status)),
             ("maxAttempts", json!(self.max_attempts)),
             ("nextAttemptAt", json!(self.next_attempt_at)),
             ("gone", json!(self.gone)),
@@ -507,7 +496,8 @@ impl Delivery {
             ("error", json!(self.error)),
             ("createdAt", json!(self.created_at)),
             ("updatedAt", json!(self.updated_at)),
-        ] {
+        ];
+        for (k, v) in common.into_iter().chain(own) {
             m.insert(k.into(), v);
         }
         Json::Object(m)

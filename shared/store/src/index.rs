@@ -75,21 +75,7 @@ impl<'a> Index<'a> {
     /// Up to `limit` entries after slot `after` (0 for the first page).
     pub fn page(&self, after: u64, limit: usize) -> Result<IndexPage, StoreError> {
         let last = self.last_slot()?;
-        let mut items = Vec::with_capacity(limit.min(1_000));
-        let mut slots = Vec::with_capacity(limit.min(1_000));
-        let mut slot = after;
-        while slot < last && items.len() < limit && slot - after < MAX_SLOTS_PER_PAGE {
-            slot += 1;
-            if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
-                items.push(String::from_utf8_lossy(&bytes).into_owned());
-                slots.push(slot);
-            }
-        }
-        Ok(IndexPage {
-            items,
-            slots,
-            next: (slot < last).then_some(slot),
-        })
+        self.walk(after, limit, |slot| (slot < last).then_some(slot + 1))
     }
 
     /// Up to `limit` entries before slot `before` (`None`: from the newest), newest first.
@@ -102,11 +88,26 @@ impl<'a> Index<'a> {
             Some(b) => b,
             None => self.last_slot()? + 1,
         };
+        self.walk(start, limit, |slot| (slot > 1).then_some(slot - 1))
+    }
+
+    /// Reads slots from `from` on, each `next` of the one before, until `limit` entries are
+    /// found, `next` runs out, or [`MAX_SLOTS_PER_PAGE`] slots were read (emptied slots count:
+    /// a page costs bounded reads however much was deleted).
+    fn walk(
+        &self,
+        from: u64,
+        limit: usize,
+        next: impl Fn(u64) -> Option<u64>,
+    ) -> Result<IndexPage, StoreError> {
         let mut items = Vec::with_capacity(limit.min(1_000));
         let mut slots = Vec::with_capacity(limit.min(1_000));
-        let mut slot = start;
-        while slot > 1 && items.len() < limit && start - slot < MAX_SLOTS_PER_PAGE {
-            slot -= 1;
+        let mut slot = from;
+        let mut read = 0;
+        while items.len() < limit && read < MAX_SLOTS_PER_PAGE {
+            let Some(following) = next(slot) else { break };
+            slot = following;
+            read += 1;
             if let Some(bytes) = self.kv.get(&self.slot_key(slot))? {
                 items.push(String::from_utf8_lossy(&bytes).into_owned());
                 slots.push(slot);
@@ -115,7 +116,7 @@ impl<'a> Index<'a> {
         Ok(IndexPage {
             items,
             slots,
-            next: (slot > 1).then_some(slot),
+            next: next(slot).map(|_| slot),
         })
     }
 
