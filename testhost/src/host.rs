@@ -308,11 +308,6 @@ impl App {
     pub fn logs(&self) -> Vec<String> {
         self.inner.logs.lines()
     }
-
-    /// Serves the app on `127.0.0.1` at a free port until the returned server is dropped.
-    pub async fn serve(&self) -> Result<crate::server::Server> {
-        crate::server::Server::start(self.clone()).await
-    }
 }
 
 impl AppInner {

@@ -19,8 +19,15 @@ pub struct Server {
     accept: JoinHandle<()>,
 }
 
+impl App {
+    /// Serves the app on `127.0.0.1` at a free port until the returned server is dropped.
+    pub async fn serve(&self) -> Result<Server> {
+        Server::start(self.clone()).await
+    }
+}
+
 impl Server {
-    pub(crate) async fn start(app: App) -> Result<Self> {
+    async fn start(app: App) -> Result<Self> {
         let (addr, accept) =
             serve_loopback(move |req, peer| respond(app.clone(), req, peer)).await?;
         Ok(Self { addr, accept })
