@@ -340,11 +340,11 @@ impl Dialog {
             let current = match self.fields.get(key) {
                 None => serde_json::Number::from(0),
                 Some(FieldValue::Number(n)) => n.clone(),
-                Some(FieldValue::Text(t)) if t.trim().parse::<f64>().is_ok() => {
-                    match typed_text(key, t, Some(FieldType::Number))? {
-                        FieldValue::Number(n) => n,
-                        _ => serde_json::Number::from(0),
-                    }
+                Some(FieldValue::Text(t))
+                    if let Ok(FieldValue::Number(n)) =
+                        typed_text(key, t, Some(FieldType::Number)) =>
+                {
+                    n
                 }
                 Some(_) => {
                     return Err(Error::invalid(

@@ -90,11 +90,71 @@ pub(crate) fn typed_value(
     })
 }
 
-/// `s` as a JSON number, whole when it is one.
+/// `s` as a JSON number, whole when it is one. Fractions are read by serde_json's number
+/// reader, which every component has already (Rust's `str::parse::<f64>` is 4 KB of Wasm
+/// more, and update-dialog has no room); the forms Rust's reader also takes and JSON's does
+/// not (`+1.5`, `.5`, `5.`) are first written as JSON writes them.
 fn number(s: &str) -> Option<FieldValue> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(FieldValue::Number(i.into()));
     }
-    let f: f64 = s.parse().ok()?;
+    let (sign, digits) = match s.strip_prefix('-') {
+        Some(digits) => ("-", digits),
+        None => ("", s.strip_prefix('+').unwrap_or(s)),
+    };
+    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        || !digits.bytes().any(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let mut json = String::with_capacity(s.len() + 2);
+    json.push_str(sign);
+    if digits.starts_with('.') {
+        json.push('0');
+    }
+    json.push_str(digits);
+    if digits.ends_with('.') {
+        json.push('0');
+    }
+    let f: f64 = serde_json::from_str(&json).ok()?;
     serde_json::Number::from_f64(f).map(FieldValue::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_as_rusts_reader_reads_them() {
+        for text in [
+            "5",
+            "-5",
+            "0.5",
+            ".5",
+            "-.5",
+            "+1.5",
+            "5.",
+            "1e3",
+            "1E-3",
+            "-0.0",
+            "123456.789",
+            "9223372036854775808",
+            "1e308",
+        ] {
+            let want = text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64);
+            let got = number(text).map(|v| match v {
+                FieldValue::Number(n) => n.as_f64().unwrap(),
+                _ => panic!("{text}"),
+            });
+            assert_eq!(got, want.and_then(|n| n.as_f64()), "{text}");
+        }
+        for text in [
+            ".", "-", "+", "", "e5", "five", "1e400", "inf", "NaN", "1.5.2", "0x10",
+        ] {
+            assert!(number(text).is_none(), "{text}");
+        }
+    }
 }
