@@ -374,11 +374,48 @@ def main():
         assert wide <= 1, f"the dialog screen scrolls sideways on a phone by {wide}px"
         shot(page, "12-phone-dialog")
 
+        # Scoped access, in Russian: an admin makes a viewer's key for this bot; signed in with
+        # it, the console shows the bot and nothing to change; the audit trail has the key.
+        page.set_viewport_size({"width": 1280, "height": 860})
+        page.goto(f"{base}/#/keys")
+        expect(page.locator("h1")).to_have_text("API-ключи")
+        page.get_by_label("Название").fill("Клиент A")
+        page.get_by_label("Роль").select_option("viewer")
+        page.locator("[data-scope=bots]").get_by_label("Casino funnel").check()
+        page.get_by_role("button", name="Создать ключ").click()
+        key_box = page.locator("#new-key-value")
+        expect(key_box).to_contain_text("fhk_")
+        viewer_key = key_box.inner_text().strip()
+        expect(page.locator("#keys")).to_contain_text("Клиент A")
+        shot(page, "16-ru-keys")
+        page.locator("#signout").click()
+        page.get_by_label("Токен администратора или API-ключ").fill(viewer_key)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Боты")
+        expect(page.locator("#whoami")).to_have_text("Клиент A, наблюдатель")
+        expect(page.locator("#nav")).not_to_contain_text("API-ключи")
+        expect(page.locator("#create-bot")).to_be_hidden()
+        expect(page.get_by_role("link", name="Casino funnel")).to_be_visible()
+        page.goto(f"{base}/#/bots/{bot_id}/dialogs/1227280")
+        expect(page.locator("#dialog")).to_be_visible()
+        expect(page.get_by_role("button", name="Стереть диалог")).to_have_count(0)
+        page.goto(f"{base}/#/bots/{bot_id}/fields")
+        expect(page.locator("#fields")).to_contain_text("userBalance")
+        expect(page.locator("#add-field")).to_be_hidden()
+        shot(page, "17-ru-viewer")
+        page.locator("#signout").click()
+        page.get_by_label("Токен администратора или API-ключ").fill(args.token)
+        page.keyboard.press("Enter")
+        expect(page.locator("h1")).to_have_text("Боты")
+        page.goto(f"{base}/#/audit")
+        expect(page.locator("#audit")).to_contain_text("createApiKey")
+        shot(page, "18-ru-audit")
+
         # Signing out forgets the token; it never appeared in a URL.
         page.locator("#signout").click()
         expect(page.locator("#lang")).to_be_visible()
         assert page.evaluate("sessionStorage.getItem('fh.token')") is None
-        assert not any(args.token in u for u in urls_seen), urls_seen
+        assert not any(args.token in u or viewer_key in u for u in urls_seen), urls_seen
         browser.close()
 
     if expected_errors:

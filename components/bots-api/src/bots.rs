@@ -1,7 +1,8 @@
 //! `/api/bots` and `/api/bots/{botId}`: create, list, read, rename, delete.
 
-use funnelhooks_core::Error;
+use funnelhooks_core::{Error, Page};
 use funnelhooks_dialogs::bots::bot_name;
+use funnelhooks_spin::auth::Scope;
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::{body, paging};
 use spin_sdk::http::Response;
@@ -16,7 +17,14 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
 
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
-    let bots = ctx.repo.bots(page.after(), page.limit)?;
+    // A key scoped to some bots lists those (at most 200: one page), not a filtered index.
+    let bots = match funnelhooks_spin::auth::caller().bots {
+        Scope::All => ctx.repo.bots(page.after(), page.limit)?,
+        Scope::Only(ids) => Page {
+            items: ids.iter().filter_map(|id| ctx.repo.bot(id).ok()).collect(),
+            next: None,
+        },
+    };
     Ok(json(200, &bots.to_json(|b| b.view())))
 }
 

@@ -36,7 +36,11 @@ pub(crate) struct Ctx<'a> {
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("bots-api", &incoming);
     let (response, after) = match read(incoming, MAX_JSON_BODY).await {
-        Ok(req) => serve(&req).unwrap_or_else(|e| (e.response(), None)),
+        Ok(req) => {
+            let (response, after) = serve(&req).unwrap_or_else(|e| (e.response(), None));
+            funnelhooks_spin::audit::record(&req, *response.status());
+            (response, after)
+        }
         Err(e) => (e.response(), None),
     };
     respond(out, response).await;

@@ -3,8 +3,9 @@
 
 use funnelhooks_calls::repo::path_key_of;
 use funnelhooks_calls::{PRESETS, Service};
-use funnelhooks_core::Error;
 use funnelhooks_core::json::Members;
+use funnelhooks_core::{Error, Page};
+use funnelhooks_spin::auth::Scope;
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::{NO_PUBLIC_BASE, body, paging, public_base};
 use serde_json::{Value as Json, json};
@@ -77,7 +78,17 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
 /// `GET /api/calls/services?cursor&limit`.
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
-    let services = ctx.repo.services(page.after(), page.limit)?;
+    // A key scoped to some services lists those (at most 200: one page).
+    let services = match funnelhooks_spin::auth::caller().services {
+        Scope::All => ctx.repo.services(page.after(), page.limit)?,
+        Scope::Only(ids) => Page {
+            items: ids
+                .iter()
+                .filter_map(|id| ctx.repo.service(id).ok())
+                .collect(),
+            next: None,
+        },
+    };
     Ok(json(200, &services.to_json(view)))
 }
 

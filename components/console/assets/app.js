@@ -10,6 +10,7 @@
   const langSelect = document.getElementById('lang');
   const signOutButton = document.getElementById('signout');
   const TOKEN_KEY = 'fh.token';
+  const ME_KEY = 'fh.me';
   const LANG_KEY = 'fh.lang';
 
   // ---- language -------------------------------------------------------------------------
@@ -96,7 +97,7 @@
     toast(t('Copied'));
   }
   function copyButton(text, label) {
-    return button(label || t('Copy'), () => copy(text), null, { 'data-copy': text });
+    return button(label || t('Copy'), () => copy(text), null, { 'data-copy': text, 'data-reads': true });
   }
 
   // ---- API ------------------------------------------------------------------------------
@@ -111,6 +112,50 @@
     }
   }
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
+  /** Who signed in (GET /api/me): role and scope, so the console shows only what the key may do. */
+  function me() {
+    try { return JSON.parse(sessionStorage.getItem(ME_KEY) || 'null'); } catch (_) { return null; }
+  }
+  function isAdmin() { const m = me(); return !m || m.role === 'admin'; }
+  function signOut() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(ME_KEY);
+    location.hash = '#/signin';
+  }
+  // Forms that only read (search, filters, previews): a viewer keeps them.
+  const READ_FORMS = ['signin', 'find-dialog', 'delivery-filters', 'preview-form', 'audit-filters'];
+  // Forms that show a configuration: a viewer sees them read-only.
+  const SHOWN_FORMS = ['step-form', 'hook-form', 'auto-actions'];
+  /**
+   * Hides what the signed-in key may not do: a viewer's forms are read-only and its action
+   * buttons gone; only an admin sees admin actions; creating a bot or a service takes a key
+   * scoped to all of them. The API refuses all of it anyway; this keeps the page honest.
+   */
+  function applyRole(root) {
+    const m = me();
+    if (!m || m.role === 'admin') return;
+    root.querySelectorAll('[data-admin]').forEach((el) => { el.hidden = true; });
+    if (m.bots !== 'all') root.querySelectorAll('#create-bot').forEach((el) => { el.hidden = true; });
+    if (m.services !== 'all') root.querySelectorAll('#create-service').forEach((el) => { el.hidden = true; });
+    if (m.role !== 'viewer') return;
+    root.querySelectorAll('form').forEach((f) => {
+      if (READ_FORMS.includes(f.id)) return;
+      if (SHOWN_FORMS.includes(f.id)) {
+        f.querySelectorAll('input, select, textarea').forEach((el) => { el.disabled = true; });
+        return;
+      }
+      // A form that only adds or changes something: gone, with the box it sits in.
+      f.hidden = true;
+      const box = f.closest('details') || f.closest('.card');
+      if (box && ![...box.children].some((c) => !c.hidden && c.tagName !== 'SUMMARY')) box.hidden = true;
+    });
+    root.querySelectorAll('button').forEach((b) => {
+      const f = b.closest('form');
+      if (b.hasAttribute('data-reads') || (f && READ_FORMS.includes(f.id))) return;
+      b.hidden = true;
+    });
+  }
+  new MutationObserver(() => applyRole(main)).observe(main, { childList: true, subtree: true });
 
   /** One API call with the admin token; a 401 ends the session. */
   async function api(method, path, body) {
@@ -130,8 +175,7 @@
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
     if (res.status === 401) {
-      sessionStorage.removeItem(TOKEN_KEY);
-      location.hash = '#/signin';
+      signOut();
       throw new ApiError(401, data);
     }
     if (!res.ok) throw new ApiError(res.status, data);
@@ -211,9 +255,16 @@
   function renderNav(section) {
     const nav = document.getElementById('nav');
     const items = [['bots', '#/bots', t('Bots')], ['calls', '#/calls', t('Call tracking')],
-      ['deliveries', '#/deliveries', t('Deliveries')], ['attention', '#/attention', t('Needs attention')]];
+      ['deliveries', '#/deliveries', t('Deliveries')]];
+    if (isAdmin()) {
+      items.push(['attention', '#/attention', t('Needs attention')], ['keys', '#/keys', t('API keys')],
+        ['audit', '#/audit', t('Audit trail')]);
+    }
+    const m = me();
     nav.replaceChildren(...(token() ? items.map(([key, href, label]) =>
-      h('a', { href, 'aria-current': key === section ? 'page' : null }, label)) : []));
+      h('a', { href, 'aria-current': key === section ? 'page' : null }, label)) : []),
+      token() && m ? h('span', { class: 'muted', id: 'whoami' },
+        t('{name}, {role}', { name: m.keyId ? m.name : t('admin token'), role: t(m.role) })) : null);
     signOutButton.hidden = !token();
     signOutButton.textContent = t('Sign out');
   }
@@ -263,6 +314,9 @@
     const seq = ++renderSeq;
     const { parts, query } = parseHash();
     if (!token() && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
+    if (token() && !me()) {
+      try { sessionStorage.setItem(ME_KEY, JSON.stringify(await api('GET', '/api/me'))); } catch (_) { return; }
+    }
     const section = parts[0] || 'bots';
     renderNav(section);
     if (token()) checkHealth();
@@ -288,6 +342,8 @@
         return botPage(p[1], p[2] || 'links', q);
       case 'deliveries': return p[1] ? deliveryPage(p[1]) : deliveriesPage(q);
       case 'attention': return attentionPage();
+      case 'keys': return keysPage();
+      case 'audit': return auditPage(q);
       case 'calls':
         if (!p[1]) return servicesPage();
         if (p[2] === 'hooks' && p[3]) return hookEditor(p[1], p[3]);
@@ -300,15 +356,16 @@
   function signIn() {
     const tokenInput = input('token', '', { type: 'password', autocomplete: 'current-password', required: true });
     return page(t('Sign in'), h('div', { class: 'card' },
-      h('p', null, t('Sign in with the admin token (the app\'s admin_token variable). It is kept in this tab only.')),
-      form({ id: 'signin' }, [field(t('Admin token'), tokenInput),
+      h('p', null, t('Sign in with the admin token (the app\'s admin_token variable) or with an API key an admin made for you. It is kept in this tab only.')),
+      form({ id: 'signin' }, [field(t('Admin token or API key'), tokenInput),
         h('button', { type: 'submit', class: 'primary' }, t('Sign in'))], async () => {
         const value = tokenInput.value.trim();
         if (!value) throw new ApiError(422, { error: { field: 'token', message: t('Enter the token.') } });
-        const res = await fetch('/api/bots?limit=1', { headers: { Authorization: 'Bearer ' + value } });
-        if (res.status === 401) throw new ApiError(422, { error: { field: 'token', code: 'unauthorized', message: t('This token is not the admin token.') } });
+        const res = await fetch('/api/me', { headers: { Authorization: 'Bearer ' + value } });
+        if (res.status === 401) throw new ApiError(422, { error: { field: 'token', code: 'unauthorized', message: t('This is neither the admin token nor a working API key.') } });
         if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
         sessionStorage.setItem(TOKEN_KEY, value);
+        sessionStorage.setItem(ME_KEY, JSON.stringify(await res.json()));
         location.hash = '#/bots';
       })));
   }
@@ -914,7 +971,7 @@
           recoveredToast(await recoverAll(owner, since));
           route();
         } catch (e) { toast(e.message); }
-      }, 'primary'));
+      }, 'primary', { 'data-admin': true }));
     }
     let note = null;
     if (state.status === 'disabled') {
@@ -962,7 +1019,7 @@
         recoveredToast(await recoverAll(owner, since));
         route();
       } catch (e) { toast(e.message); }
-    }, null, { class: 'recover' });
+    }, null, { class: 'recover', 'data-admin': true });
   }
   /** 24 hourly bars, delivered (green) over failed (red): a day at a glance. */
   function dayChart(hours, label) {
@@ -1024,7 +1081,7 @@
               recoveredToast(await recoverAll(ownerOf(it), recoverSince(st, day.oldestUnrecoveredAt)));
               route();
             } catch (e) { toast(e.message); }
-          }, 'primary') : null,
+          }, 'primary', { 'data-admin': true }) : null,
           !held && day.unrecovered ? recoverButton(ownerOf(it), st, day.oldestUnrecoveredAt) : null)));
     });
     return page(t('Needs attention'),
@@ -1360,6 +1417,113 @@
       isNew ? null : statePanel(hook.deliveryState, '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(hookId), { serviceId, hookId }));
   }
 
+  // ---- API keys and the audit trail (admins) ---------------------------------------------
+  const ROLES = ['viewer', 'editor', 'admin'];
+  function scopeText(scope, names) {
+    if (scope === 'all') return t('all');
+    if (!scope || !scope.length) return '—';
+    return scope.map((id) => names[id] || id).join(', ');
+  }
+  /** Checkboxes for a key's bots or services: "all", or some of them. */
+  function scopePicker(name, items, value) {
+    const all = h('input', { type: 'checkbox', name: name + '.all', checked: value === 'all' });
+    const boxes = items.map((it) => h('input', { type: 'checkbox', value: it.id, 'aria-label': it.name,
+      checked: Array.isArray(value) && value.includes(it.id) }));
+    const list = h('div', { class: 'scope-list', hidden: value === 'all' }, boxes.length
+      ? boxes.map((b, i) => h('label', { class: 'check' }, b, items[i].name))
+      : h('span', { class: 'muted' }, t('none yet')));
+    all.addEventListener('change', () => { list.hidden = all.checked; });
+    const el = h('div', { class: 'scope', 'data-scope': name }, h('label', { class: 'check' }, all, t('All, those made later too')), list);
+    el.scopeValue = () => (all.checked ? 'all' : boxes.filter((b) => b.checked).map((b) => b.value));
+    return el;
+  }
+  async function keysPage() {
+    const [keys, bots, services] = await Promise.all([api('GET', '/api/keys'),
+      api('GET', '/api/bots?limit=200'), api('GET', '/api/calls/services?limit=200')]);
+    const names = {};
+    for (const it of [...bots.items, ...services.items]) names[it.id] = it.name;
+    const shown = h('div', { id: 'new-key' });
+    const showKey = (k, what) => shown.replaceChildren(h('div', { class: 'banner warn' },
+      what, ' ', h('code', { class: 'mono', id: 'new-key-value' }, k.key), ' ', copyButton(k.key)));
+    const rows = keys.items.map((k) => h('tr', null,
+      h('td', null, k.name), h('td', null, t(k.role)),
+      h('td', { class: 'opt' }, scopeText(k.bots, names)), h('td', { class: 'opt' }, scopeText(k.services, names)),
+      h('td', { class: 'mono opt' }, k.startsWith + '…'), h('td', { class: 'opt' }, when(k.rotatedAt || k.createdAt)),
+      h('td', null, h('div', { class: 'actions' },
+        button(t('Rotate'), async () => {
+          if (!confirm(t('Rotate the key "{name}"? The key in use stops working at once; the new one is shown once.', { name: k.name }))) return;
+          showKey(await api('POST', '/api/keys/' + enc(k.id) + '/rotate'), t('The new key, shown this once:'));
+        }, null, { 'aria-label': t('Rotate') + ' ' + k.name }),
+        button(t('Revoke'), async () => {
+          if (!confirm(t('Revoke the key "{name}"? It stops working at once, everywhere.', { name: k.name }))) return;
+          await api('DELETE', '/api/keys/' + enc(k.id));
+          toast(t('Revoked'));
+          route();
+        }, 'danger', { 'aria-label': t('Revoke') + ' ' + k.name })))));
+    const name = input('name', '', { required: true, maxlength: 100 });
+    const role = select('role', ROLES.map((r) => [r, t(r)]), 'viewer');
+    const botsPick = scopePicker('bots', bots.items, []);
+    const servicesPick = scopePicker('services', services.items, []);
+    const scopes = h('div', { class: 'row' }, h('div', { class: 'grow' }, h('p', null, h('strong', null, t('Bots'))), botsPick),
+      h('div', { class: 'grow' }, h('p', null, h('strong', null, t('Call tracking'))), servicesPick));
+    role.addEventListener('change', () => { scopes.hidden = role.value === 'admin'; });
+    return page(t('API keys'),
+      h('p', { class: 'muted' }, t('Keys for people and scripts. A viewer reads; an editor changes the bots and services you give it; an admin does everything, keys included. A key is shown once; keep it like a password.')),
+      shown,
+      rows.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'keys' },
+        h('thead', null, h('tr', null, h('th', null, t('Name')), h('th', null, t('Role')), h('th', { class: 'opt' }, t('Bots')),
+          h('th', { class: 'opt' }, t('Call tracking')), h('th', { class: 'opt' }, t('Starts with')), h('th', { class: 'opt' }, t('Issued')), h('th', null, ''))),
+        h('tbody', null, rows))) : h('p', { class: 'muted' }, t('No keys yet: only the admin token opens the console.')),
+      h('h2', null, t('New key')),
+      h('div', { class: 'card' }, form({ id: 'create-key' }, [h('div', { class: 'row' },
+        h('div', { class: 'grow' }, field(t('Name'), name)), h('div', null, field(t('Role'), role))), scopes,
+        h('button', { type: 'submit', class: 'primary' }, t('Create key'))], async () => {
+        const body = { name: name.value.trim(), role: role.value };
+        if (role.value !== 'admin') {
+          body.bots = botsPick.scopeValue();
+          body.services = servicesPick.scopeValue();
+        }
+        const k = await api('POST', '/api/keys', body);
+        await route();
+        showKeyAfter(k);
+      })));
+  }
+  /** After the page is drawn again: the key just made, shown once. */
+  function showKeyAfter(k) {
+    const box = document.getElementById('new-key');
+    if (box) box.replaceChildren(h('div', { class: 'banner warn' }, t('The key, shown this once: give it to its holder.'), ' ',
+      h('code', { class: 'mono', id: 'new-key-value' }, k.key), ' ', copyButton(k.key)));
+  }
+  async function auditPage(q) {
+    const query = new URLSearchParams();
+    for (const k of ['keyId', 'botId', 'serviceId', 'action', 'cursor']) if (q.get(k)) query.set(k, q.get(k));
+    query.set('limit', '50');
+    const [trail, keys] = await Promise.all([api('GET', '/api/audit?' + query), api('GET', '/api/keys')]);
+    const who = select('keyId', [['', t('any')], ['root', t('admin token')], ...keys.items.map((k) => [k.id, k.name])], q.get('keyId') || '');
+    const action = input('action', q.get('action') || '', { class: 'mono', autocomplete: 'off', placeholder: 'putStep' });
+    const filters = form({ id: 'audit-filters', class: 'card' }, [h('div', { class: 'row' },
+      h('div', { class: 'grow' }, field(t('Key'), who)), h('div', { class: 'grow' }, field(t('Action'), action)),
+      h('button', { type: 'submit', class: 'primary' }, t('Filter')))], async () => {
+      const next = new URLSearchParams();
+      if (who.value) next.set('keyId', who.value);
+      if (action.value.trim()) next.set('action', action.value.trim());
+      location.hash = '#/audit' + (next.toString() ? '?' + next : '');
+    });
+    const next = new URLSearchParams(q);
+    if (trail.nextCursor) next.set('cursor', trail.nextCursor);
+    return page(t('Audit trail'),
+      h('p', { class: 'muted' }, t('Every change made through the API and this console, newest first: who, what, on what, and which fields (never their values). The newest 10,000 are kept.')),
+      filters,
+      trail.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'audit' },
+        h('thead', null, h('tr', null, h('th', null, t('When')), h('th', null, t('Key')), h('th', null, t('Action')),
+          h('th', { class: 'opt' }, t('Path')), h('th', { class: 'opt' }, t('Fields')))),
+        h('tbody', null, trail.items.map((e) => h('tr', null,
+          h('td', null, when(e.at)), h('td', null, e.keyId === 'root' ? t('admin token') : e.keyName),
+          h('td', { class: 'mono' }, e.action), h('td', { class: 'opt mono' }, e.method + ' ' + e.path),
+          h('td', { class: 'opt mono' }, (e.fields || []).join(', '))))))) : h('p', { class: 'muted' }, t('No changes match.')),
+      trail.nextCursor ? h('a', { href: '#/audit?' + next }, t('Next page')) : null);
+  }
+
   // ---- start ------------------------------------------------------------------------------
   langSelect.value = lang;
   document.documentElement.lang = lang;
@@ -1369,10 +1533,7 @@
     document.documentElement.lang = lang;
     route();
   });
-  signOutButton.addEventListener('click', () => {
-    sessionStorage.removeItem(TOKEN_KEY);
-    location.hash = '#/signin';
-  });
+  signOutButton.addEventListener('click', signOut);
   window.addEventListener('hashchange', route);
   route();
 })();

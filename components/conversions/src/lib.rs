@@ -33,7 +33,11 @@ pub(crate) struct Ctx<'a> {
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("conversions", &incoming);
     let (response, reached) = match read(incoming, MAX_BODY_BYTES).await {
-        Ok(req) => serve(&req).unwrap_or_else(|e| (e.response(), Vec::new())),
+        Ok(req) => {
+            let (response, reached) = serve(&req).unwrap_or_else(|e| (e.response(), Vec::new()));
+            funnelhooks_spin::audit::record(&req, *response.status());
+            (response, reached)
+        }
         Err(e) => (e.response(), Vec::new()),
     };
     respond(out, response).await;

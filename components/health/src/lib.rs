@@ -45,7 +45,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 }
 
 fn serve(req: &Request) -> Result<Response, ApiError> {
-    let (op, _) = funnelhooks_spin::route(ROUTES, req)?;
+    let (op, _) = funnelhooks_spin::router::route_by_tokens(ROUTES, req)?;
     if let Some(at) = query_param(req, "at")
         && (at.is_empty() || at.len() > 15 || !at.bytes().all(|b| b.is_ascii_digit()))
     {

@@ -8,6 +8,7 @@ use funnelhooks_delivery::engine::{Attempts, LogScope, NewDelivery};
 use funnelhooks_delivery::log::Status;
 use funnelhooks_delivery::{Delivery, Owner};
 use funnelhooks_dialogs::handoff::StepReached;
+use funnelhooks_spin::auth::{Caller, Role, caller};
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::query_param;
 use spin_sdk::http::Response;
@@ -26,6 +27,24 @@ const PHASE_RESERVE: Duration = Duration::from_secs(10);
 
 fn unknown() -> Error {
     Error::not_found("unknown_delivery", "no delivery with this id").at("deliveryId")
+}
+
+/// Whether the caller's key may see `d`: its bot's or its service's; alerts' are admins'.
+fn seen(caller: &Caller, d: &Delivery) -> bool {
+    match &d.owner {
+        Owner::Step { bot_id, .. } => caller.sees_bot(bot_id),
+        Owner::Hook { service_id, .. } => caller.sees_service(service_id),
+        Owner::Alert { .. } => caller.role == Role::Admin,
+    }
+}
+
+/// Delivery `{deliveryId}`, if the caller may see it (one it may not is unknown to it).
+fn requested(ctx: &Ctx) -> Result<Delivery, Error> {
+    let caller = caller();
+    ctx.engine
+        .get(ctx.params.get("deliveryId"))?
+        .filter(|d| seen(&caller, d))
+        .ok_or_else(unknown)
 }
 
 fn bad(field: &str, message: &str) -> Error {
@@ -135,9 +154,12 @@ impl Filter {
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let filter = Filter::from_query(ctx)?;
     let page = Paging::from_query(ctx.req.query())?;
+    let caller = caller();
     let (items, next) = ctx
         .engine
-        .list(&filter.scope, page.cursor, page.limit, |d| filter.keeps(d))?;
+        .list(&filter.scope, page.cursor, page.limit, |d| {
+            filter.keeps(d) && seen(&caller, d)
+        })?;
     let page = funnelhooks_core::Page { items, next };
     // Summaries: a list stays small whatever its deliveries carry (bodies are in the detail).
     Ok(json(200, &page.to_json(Delivery::summary)))
@@ -145,19 +167,12 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
 
 /// `GET /api/deliveries/{id}`.
 pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
-    let d = ctx
-        .engine
-        .get(ctx.params.get("deliveryId"))?
-        .ok_or_else(unknown)?;
-    Ok(json(200, &d.view()))
+    Ok(json(200, &requested(ctx)?.view()))
 }
 
 /// `POST /api/deliveries/{id}/replay`: the same request again, as a new delivery.
 pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
-    let old = ctx
-        .engine
-        .get(ctx.params.get("deliveryId"))?
-        .ok_or_else(unknown)?;
+    let old = requested(ctx)?;
     if old.attempts.is_empty() && old.status == Status::Skipped {
         return Err(Error::conflict(
             "nothing_to_replay",

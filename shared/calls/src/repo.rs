@@ -190,7 +190,7 @@ fn event_key(service: &str, event: &str) -> String {
 }
 
 fn service_missing() -> Error {
-    Error::not_found("unknown_service", "no call-tracking service with this id").at("serviceId")
+    Error::unknown_service()
 }
 
 fn hook_missing() -> Error {
@@ -255,6 +255,11 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         };
         self.records().put(&service_key(&service.id), &service)?;
         Ok((service, key))
+    }
+
+    /// Whether service `id` exists (one read, the record not parsed: an API key's scope check).
+    pub fn service_exists(&self, id: &str) -> Result<bool, Error> {
+        Ok(is_uuid(id) && self.kv.get(&service_key(id))?.is_some())
     }
 
     /// The service, or a 404.

@@ -15,6 +15,8 @@ pub enum Kind {
     Unauthorized,
     /// Nothing there, or nothing the caller may know about (404).
     NotFound,
+    /// Known caller, but its key's role does not allow this (403).
+    Forbidden,
     /// The request conflicts with what is stored (409).
     Conflict,
     /// Past a size limit (413).
@@ -87,6 +89,22 @@ impl Error {
     /// Nothing there.
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(Kind::NotFound, code, message)
+    }
+
+    /// No bot with this id, or one the caller's key may not see: the same answer, so a key
+    /// scoped to some bots cannot tell whether another exists.
+    pub fn unknown_bot() -> Self {
+        Self::not_found("unknown_bot", "no bot with this id").at("botId")
+    }
+
+    /// No call-tracking service with this id, or one the caller's key may not see.
+    pub fn unknown_service() -> Self {
+        Self::not_found("unknown_service", "no call-tracking service with this id").at("serviceId")
+    }
+
+    /// The caller's key may not do this (its role), whatever the target.
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(Kind::Forbidden, code, message)
     }
 
     /// Conflicts with what is stored.

@@ -81,7 +81,7 @@ pub struct Started {
 type SeenDialog = (i64, Option<Vec<u8>>);
 
 fn bot_missing() -> Error {
-    Error::not_found("unknown_bot", "no bot with this id").at("botId")
+    Error::unknown_bot()
 }
 
 /// No custom field under this key.
@@ -158,6 +158,11 @@ impl<'a, K: Kv> Repo<'a, K> {
         };
         self.records().put(&bot_key(&bot.id), &bot)?;
         Ok(bot)
+    }
+
+    /// Whether bot `id` exists (one read, the record not parsed: an API key's scope check).
+    pub fn bot_exists(&self, id: &str) -> Result<bool, Error> {
+        Ok(is_uuid(id) && self.kv.get(&bot_key(id))?.is_some())
     }
 
     /// The bot, or a 404.

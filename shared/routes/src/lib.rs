@@ -4,22 +4,62 @@
 //! their `Allow` header come from them, and the OpenAPI test reads them (no Rust source is
 //! scanned). Plain Rust with no dependencies, so tests and tools can read the tables.
 
-/// Who may call a route.
+/// Who may call a route. The management API's routes say whether they read or write; what
+/// they read or write (a bot, a service, a delivery, a collection) follows from the path
+/// ([`Route::target`]), and an API key's role and scope decide from both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
     /// Anyone: the secret, if any, is in the path (postback links) or there is none.
     Public,
-    /// `Authorization: Bearer <admin_token>`.
+    /// Any API key (or the admin token) may call it; it changes nothing.
+    Read,
+    /// Keys that may change what the route targets (editors in scope, admins).
+    Write,
+    /// Admin keys and the admin token only: installation-wide settings and operations.
     Admin,
-    /// The admin token, or `?key=<retry_sweep_key>` (schedulers that can only call a URL).
+    /// An admin, or `?key=<retry_sweep_key>` (schedulers that can only call a URL).
     AdminOrSweepKey,
-    /// The admin token, or `Authorization: Bearer <metrics_token>` (a Prometheus scraper
-    /// that should not hold the admin token).
+    /// An admin, or `Authorization: Bearer <metrics_token>` (a Prometheus scraper that should
+    /// not hold an admin key).
     AdminOrMetricsToken,
     /// The call-tracking service's ingest key (header, query or path).
     IngestKey,
     /// Only another component of the app, through Spin's local chaining.
     Chained,
+}
+
+impl Access {
+    /// Whether a key (or the admin token) is asked for.
+    pub fn wants_key(self) -> bool {
+        matches!(
+            self,
+            Access::Read
+                | Access::Write
+                | Access::Admin
+                | Access::AdminOrSweepKey
+                | Access::AdminOrMetricsToken
+        )
+    }
+}
+
+/// What a management route reads or changes, as its path says: the scope an API key is
+/// held to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// One bot and what it holds (`{botId}` in the path).
+    Bot,
+    /// One call-tracking service and its hooks (`{serviceId}` in the path).
+    Service,
+    /// One delivery (`{deliveryId}`): its owner's bot or service, once it is read.
+    Delivery,
+    /// The bots: a list shows those in scope; creating one takes the scope of all bots.
+    Bots,
+    /// The call-tracking services, likewise.
+    Services,
+    /// The delivery log: a list shows the deliveries of bots and services in scope.
+    Deliveries,
+    /// Nothing stored (a preview, a list of parameters, the caller itself).
+    Nothing,
 }
 
 /// One route: `method path` is served by `op`.
@@ -37,6 +77,28 @@ pub struct Route<Op: 'static> {
     pub op: Op,
 }
 
+impl<Op> Route<Op> {
+    /// What the route reads or changes, from its path.
+    pub fn target(&self) -> Target {
+        let path = self.path;
+        if path.contains("{botId}") {
+            Target::Bot
+        } else if path.contains("{serviceId}") {
+            Target::Service
+        } else if path.contains("{deliveryId}") {
+            Target::Delivery
+        } else if path == "/api/bots" {
+            Target::Bots
+        } else if path == "/api/calls/services" {
+            Target::Services
+        } else if path == "/api/deliveries" {
+            Target::Deliveries
+        } else {
+            Target::Nothing
+        }
+    }
+}
+
 /// The values of a matched route's path parameters, by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params(Vec<(&'static str, String)>);
@@ -48,6 +110,11 @@ impl Params {
             .iter()
             .find(|(n, _)| *n == name)
             .map_or("", |(_, v)| v.as_str())
+    }
+
+    /// Every parameter, by name, in the path's order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.0.iter().map(|(n, v)| (*n, v.as_str()))
     }
 }
 
@@ -150,12 +217,12 @@ pub mod conversions {
     table! {
         "GET" "/api/bots/conversions/{conversionId}" "conversionGet" Public Conversion,
         "POST" "/api/bots/conversions/{conversionId}" "conversionPost" Public ConversionPost,
-        "GET" "/api/bots/{botId}/auto-actions" "readAutoActions" Admin ReadAutoActions,
-        "PUT" "/api/bots/{botId}/auto-actions" "putAutoActions" Admin PutAutoActions,
-        "POST" "/api/bots/{botId}/auto-actions/start-preview" "previewStartPayload" Admin PreviewStartPayload,
-        "POST" "/api/bots/{botId}/conversion-links" "createConversionLink" Admin CreateConversionLink,
-        "GET" "/api/bots/{botId}/conversion-links" "listConversionLinks" Admin ListConversionLinks,
-        "DELETE" "/api/bots/{botId}/conversion-links/{conversionId}" "revokeConversionLink" Admin RevokeConversionLink,
+        "GET" "/api/bots/{botId}/auto-actions" "readAutoActions" Read ReadAutoActions,
+        "PUT" "/api/bots/{botId}/auto-actions" "putAutoActions" Write PutAutoActions,
+        "POST" "/api/bots/{botId}/auto-actions/start-preview" "previewStartPayload" Read PreviewStartPayload,
+        "POST" "/api/bots/{botId}/conversion-links" "createConversionLink" Write CreateConversionLink,
+        "GET" "/api/bots/{botId}/conversion-links" "listConversionLinks" Read ListConversionLinks,
+        "DELETE" "/api/bots/{botId}/conversion-links/{conversionId}" "revokeConversionLink" Write RevokeConversionLink,
         "POST" "/internal/click-claimed" "" Chained ClickClaimed,
         "POST" "/internal/claims-due" "" Chained ClaimsDue,
     }
@@ -164,42 +231,42 @@ pub mod conversions {
 /// `bots-api`: bots, postback links, custom fields, dialogs.
 pub mod bots_api {
     table! {
-        "POST" "/api/bots" "createBot" Admin CreateBot,
-        "GET" "/api/bots" "listBots" Admin ListBots,
-        "GET" "/api/bots/{botId}" "readBot" Admin ReadBot,
-        "PATCH" "/api/bots/{botId}" "renameBot" Admin RenameBot,
-        "DELETE" "/api/bots/{botId}" "deleteBot" Admin DeleteBot,
-        "POST" "/api/bots/{botId}/webhooks" "createPostbackLink" Admin CreateLink,
-        "GET" "/api/bots/{botId}/webhooks" "listPostbackLinks" Admin ListLinks,
-        "PUT" "/api/bots/{botId}/webhooks/{postbackId}" "importPostbackLink" Admin ImportLink,
-        "DELETE" "/api/bots/{botId}/webhooks/{postbackId}" "revokePostbackLink" Admin RevokeLink,
-        "GET" "/api/bots/{botId}/fields" "listFields" Admin ListFields,
-        "PUT" "/api/bots/{botId}/fields/{key}" "putField" Admin PutField,
-        "GET" "/api/bots/{botId}/fields/{key}" "readField" Admin ReadField,
-        "DELETE" "/api/bots/{botId}/fields/{key}" "deleteField" Admin DeleteField,
-        "GET" "/api/bots/{botId}/dialogs" "listDialogs" Admin ListDialogs,
-        "PUT" "/api/bots/{botId}/dialogs/{chatId}" "startDialog" Admin StartDialog,
-        "GET" "/api/bots/{botId}/dialogs/{chatId}" "readDialog" Admin ReadDialog,
-        "DELETE" "/api/bots/{botId}/dialogs/{chatId}" "eraseDialog" Admin EraseDialog,
+        "POST" "/api/bots" "createBot" Write CreateBot,
+        "GET" "/api/bots" "listBots" Read ListBots,
+        "GET" "/api/bots/{botId}" "readBot" Read ReadBot,
+        "PATCH" "/api/bots/{botId}" "renameBot" Write RenameBot,
+        "DELETE" "/api/bots/{botId}" "deleteBot" Write DeleteBot,
+        "POST" "/api/bots/{botId}/webhooks" "createPostbackLink" Write CreateLink,
+        "GET" "/api/bots/{botId}/webhooks" "listPostbackLinks" Read ListLinks,
+        "PUT" "/api/bots/{botId}/webhooks/{postbackId}" "importPostbackLink" Write ImportLink,
+        "DELETE" "/api/bots/{botId}/webhooks/{postbackId}" "revokePostbackLink" Write RevokeLink,
+        "GET" "/api/bots/{botId}/fields" "listFields" Read ListFields,
+        "PUT" "/api/bots/{botId}/fields/{key}" "putField" Write PutField,
+        "GET" "/api/bots/{botId}/fields/{key}" "readField" Read ReadField,
+        "DELETE" "/api/bots/{botId}/fields/{key}" "deleteField" Write DeleteField,
+        "GET" "/api/bots/{botId}/dialogs" "listDialogs" Read ListDialogs,
+        "PUT" "/api/bots/{botId}/dialogs/{chatId}" "startDialog" Write StartDialog,
+        "GET" "/api/bots/{botId}/dialogs/{chatId}" "readDialog" Read ReadDialog,
+        "DELETE" "/api/bots/{botId}/dialogs/{chatId}" "eraseDialog" Write EraseDialog,
     }
 }
 
 /// `send-webhook`: steps and their webhooks, deliveries, the log, the retry sweep, previews.
 pub mod send_webhook {
     table! {
-        "GET" "/api/bots/{botId}/steps" "listSteps" Admin ListSteps,
-        "POST" "/api/bots/{botId}/steps" "createStep" Admin CreateStep,
-        "PUT" "/api/bots/{botId}/steps/{stepId}" "putStep" Admin PutStep,
-        "GET" "/api/bots/{botId}/steps/{stepId}" "readStep" Admin ReadStep,
-        "DELETE" "/api/bots/{botId}/steps/{stepId}" "deleteStep" Admin DeleteStep,
-        "POST" "/api/bots/{botId}/steps/{stepId}/test-send" "testSendStep" Admin TestSendStep,
-        "POST" "/api/bots/{botId}/steps/{stepId}/pause" "pauseStep" Admin PauseStep,
-        "POST" "/api/bots/{botId}/steps/{stepId}/resume" "resumeStep" Admin ResumeStep,
-        "POST" "/api/bots/{botId}/dialogs/{chatId}/send-webhook" "sendStepNow" Admin SendStepNow,
-        "POST" "/api/templates/preview" "previewTemplate" Admin PreviewTemplate,
-        "GET" "/api/deliveries" "listDeliveries" Admin ListDeliveries,
-        "GET" "/api/deliveries/{deliveryId}" "readDelivery" Admin ReadDelivery,
-        "POST" "/api/deliveries/{deliveryId}/replay" "replayDelivery" Admin ReplayDelivery,
+        "GET" "/api/bots/{botId}/steps" "listSteps" Read ListSteps,
+        "POST" "/api/bots/{botId}/steps" "createStep" Write CreateStep,
+        "PUT" "/api/bots/{botId}/steps/{stepId}" "putStep" Write PutStep,
+        "GET" "/api/bots/{botId}/steps/{stepId}" "readStep" Read ReadStep,
+        "DELETE" "/api/bots/{botId}/steps/{stepId}" "deleteStep" Write DeleteStep,
+        "POST" "/api/bots/{botId}/steps/{stepId}/test-send" "testSendStep" Write TestSendStep,
+        "POST" "/api/bots/{botId}/steps/{stepId}/pause" "pauseStep" Write PauseStep,
+        "POST" "/api/bots/{botId}/steps/{stepId}/resume" "resumeStep" Write ResumeStep,
+        "POST" "/api/bots/{botId}/dialogs/{chatId}/send-webhook" "sendStepNow" Write SendStepNow,
+        "POST" "/api/templates/preview" "previewTemplate" Read PreviewTemplate,
+        "GET" "/api/deliveries" "listDeliveries" Read ListDeliveries,
+        "GET" "/api/deliveries/{deliveryId}" "readDelivery" Read ReadDelivery,
+        "POST" "/api/deliveries/{deliveryId}/replay" "replayDelivery" Write ReplayDelivery,
         "POST" "/api/deliveries/recover" "recoverDeliveries" Admin RecoverDeliveries,
         "GET" "/api/attention" "needsAttention" Admin NeedsAttention,
         "GET" "/api/alerts/endpoints" "listAlertEndpoints" Admin ListAlertEndpoints,
@@ -218,25 +285,39 @@ pub mod send_webhook {
 /// `call-hooks`: call-tracking services, their hooks, and call events.
 pub mod call_hooks {
     table! {
-        "GET" "/api/calls/parameters" "listCallParameters" Admin ListParameters,
-        "POST" "/api/calls/services" "createService" Admin CreateService,
-        "GET" "/api/calls/services" "listServices" Admin ListServices,
-        "GET" "/api/calls/services/{serviceId}" "readService" Admin ReadService,
-        "DELETE" "/api/calls/services/{serviceId}" "deleteService" Admin DeleteService,
-        "POST" "/api/calls/services/{serviceId}/ingest-key" "rotateIngestKey" Admin RotateKey,
-        "GET" "/api/calls/services/{serviceId}/hooks" "listHooks" Admin ListHooks,
-        "POST" "/api/calls/services/{serviceId}/hooks" "createHook" Admin CreateHook,
-        "GET" "/api/calls/services/{serviceId}/hooks/{hookId}" "readHook" Admin ReadHook,
-        "PUT" "/api/calls/services/{serviceId}/hooks/{hookId}" "replaceHook" Admin ReplaceHook,
-        "PATCH" "/api/calls/services/{serviceId}/hooks/{hookId}" "changeHook" Admin ChangeHook,
-        "DELETE" "/api/calls/services/{serviceId}/hooks/{hookId}" "deleteHook" Admin DeleteHook,
-        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/test-send" "testSendHook" Admin TestSendHook,
-        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/pause" "pauseHook" Admin PauseHook,
-        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/resume" "resumeHook" Admin ResumeHook,
+        "GET" "/api/calls/parameters" "listCallParameters" Read ListParameters,
+        "POST" "/api/calls/services" "createService" Write CreateService,
+        "GET" "/api/calls/services" "listServices" Read ListServices,
+        "GET" "/api/calls/services/{serviceId}" "readService" Read ReadService,
+        "DELETE" "/api/calls/services/{serviceId}" "deleteService" Write DeleteService,
+        "POST" "/api/calls/services/{serviceId}/ingest-key" "rotateIngestKey" Write RotateKey,
+        "GET" "/api/calls/services/{serviceId}/hooks" "listHooks" Read ListHooks,
+        "POST" "/api/calls/services/{serviceId}/hooks" "createHook" Write CreateHook,
+        "GET" "/api/calls/services/{serviceId}/hooks/{hookId}" "readHook" Read ReadHook,
+        "PUT" "/api/calls/services/{serviceId}/hooks/{hookId}" "replaceHook" Write ReplaceHook,
+        "PATCH" "/api/calls/services/{serviceId}/hooks/{hookId}" "changeHook" Write ChangeHook,
+        "DELETE" "/api/calls/services/{serviceId}/hooks/{hookId}" "deleteHook" Write DeleteHook,
+        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/test-send" "testSendHook" Write TestSendHook,
+        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/pause" "pauseHook" Write PauseHook,
+        "POST" "/api/calls/services/{serviceId}/hooks/{hookId}/resume" "resumeHook" Write ResumeHook,
         "POST" "/api/calls/services/{serviceId}/events" "ingestCallEvent" IngestKey IngestEvent,
         "GET" "/api/calls/services/{serviceId}/events" "ingestCallEventGet" IngestKey IngestEventGet,
         "POST" "/api/calls/services/{serviceId}/events/{pathKey}" "ingestCallEventByPath" IngestKey IngestEventByPath,
         "GET" "/api/calls/services/{serviceId}/events/{pathKey}" "ingestCallEventByPathGet" IngestKey IngestEventByPathGet,
+    }
+}
+
+/// `access`: API keys, the audit trail of admin changes, and who the caller is.
+pub mod access {
+    table! {
+        "GET" "/api/keys" "listApiKeys" Admin ListKeys,
+        "POST" "/api/keys" "createApiKey" Admin CreateKey,
+        "GET" "/api/keys/{keyId}" "readApiKey" Admin ReadKey,
+        "PATCH" "/api/keys/{keyId}" "changeApiKey" Admin ChangeKey,
+        "DELETE" "/api/keys/{keyId}" "revokeApiKey" Admin RevokeKey,
+        "POST" "/api/keys/{keyId}/rotate" "rotateApiKey" Admin RotateKey,
+        "GET" "/api/audit" "listAuditEntries" Admin ListAudit,
+        "GET" "/api/me" "whoAmI" Read Me,
     }
 }
 
@@ -305,6 +386,10 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 73);
+        all(access::ROUTES
+            .iter()
+            .map(|r| (r.method, r.path, r.operation_id))
+            .collect());
+        assert_eq!(ids.len(), 81);
     }
 }

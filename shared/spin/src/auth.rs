@@ -1,18 +1,49 @@
-//! Who may call what: the management API's bearer token (the secret Spin variable
-//! `admin_token`), the retry sweep's key, and requests chained from another component.
+//! Who may call what: the admin token (the secret Spin variable `admin_token`, the root key),
+//! API keys (decided by `funnelhooks_access` from the route's access and target), the retry
+//! sweep's key, the metrics token, and requests chained from another component.
 
+use std::cell::RefCell;
+
+use funnelhooks_access::Keys;
+use funnelhooks_access::keys::TOKEN_PREFIX;
+pub use funnelhooks_access::{Caller, Role, Scope};
 use funnelhooks_core::secret::same_secret;
 use funnelhooks_core::{Error, Kind};
-use funnelhooks_routes::Access;
+use funnelhooks_routes::{Access, Params, Route};
 use spin_sdk::http::Request;
 
 use crate::error::ApiError;
 
-/// Passes when the request carries `Authorization: Bearer <admin_token>`. Both sides are
-/// hashed before a constant-time comparison, so neither the token nor its length leaks; an
-/// empty `admin_token` admits nobody.
-pub fn require_admin(req: &Request) -> Result<(), ApiError> {
-    let expected = spin_sdk::variables::get("admin_token").map_err(|e| {
+/// What the access check admitted, for the handler (lists filtered to the caller's scope)
+/// and for the audit trail.
+pub(crate) struct Admitted {
+    pub caller: Caller,
+    pub operation_id: &'static str,
+    pub access: Access,
+    pub params: Params,
+}
+
+thread_local! {
+    // One request per instance: set by the access check, read by the handler and the audit.
+    pub(crate) static ADMITTED: RefCell<Option<Admitted>> = const { RefCell::new(None) };
+}
+
+/// The caller the access check admitted; for a request that no key was asked of, a caller
+/// that sees nothing (so a handler that forgets to ask cannot show more than it should).
+pub fn caller() -> Caller {
+    ADMITTED
+        .with_borrow(|a| a.as_ref().map(|a| a.caller.clone()))
+        .unwrap_or_else(|| Caller {
+            key_id: None,
+            name: String::new(),
+            role: Role::Viewer,
+            bots: Scope::Only(Vec::new()),
+            services: Scope::Only(Vec::new()),
+        })
+}
+
+fn variable(name: &str) -> Result<String, ApiError> {
+    spin_sdk::variables::get(name).map_err(|e| {
         ApiError::from(Error {
             detail: Some(e.to_string()),
             ..Error::new(
@@ -21,42 +52,25 @@ pub fn require_admin(req: &Request) -> Result<(), ApiError> {
                 "the admin_token variable cannot be read",
             )
         })
-    })?;
-    if same_secret(bearer(req), &expected) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    })
 }
 
-/// For the retry sweep: passes with the admin token, or with `?key=` equal to the secret
-/// Spin variable `retry_sweep_key`, for schedulers that can set a URL but no header
-/// (Akamai Functions' cron). An empty `retry_sweep_key` admits nobody by key.
-pub fn require_admin_or_sweep_key(req: &Request) -> Result<(), ApiError> {
-    let Some(given) = crate::request::query_param(req, "key") else {
-        return require_admin(req);
-    };
-    let expected = spin_sdk::variables::get("retry_sweep_key").unwrap_or_default();
-    if same_secret(&given, &expected) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
+/// The caller `Authorization: Bearer` names: the admin token (compared hashed, in constant
+/// time, so neither it nor its length leaks; an empty `admin_token` admits nobody by it), or
+/// an API key that exists now (read from the store on every request: a revoked key stops
+/// at once on every instance).
+fn caller_of(req: &Request) -> Result<Caller, ApiError> {
+    let token = bearer(req);
+    if same_secret(token, &variable("admin_token")?) {
+        return Ok(Caller::root());
     }
-}
-
-/// For the metrics: passes with the admin token, or with `Authorization: Bearer` equal to the
-/// secret Spin variable `metrics_token`, so a scraper need not hold the admin token. An
-/// empty `metrics_token` admits nobody by it.
-pub fn require_admin_or_metrics_token(req: &Request) -> Result<(), ApiError> {
-    if require_admin(req).is_ok() {
-        return Ok(());
+    if token.starts_with(TOKEN_PREFIX) {
+        let kv = crate::SpinKv::open_default()?;
+        if let Some(caller) = Keys::new(&kv).verify(token)? {
+            return Ok(caller);
+        }
     }
-    let expected = spin_sdk::variables::get("metrics_token").unwrap_or_default();
-    if same_secret(bearer(req), &expected) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized())
-    }
+    Err(ApiError::unauthorized())
 }
 
 /// The token after `Authorization: Bearer `, or empty.
@@ -76,16 +90,59 @@ pub fn chained(req: &Request) -> bool {
     req.header("spin-matched-route").and_then(|h| h.as_str()) == Some("/...")
 }
 
-/// Checks `access` for `req`. Routes that take an ingest key check it themselves (it is the
-/// service's own). A chained-only route reached from outside is a 404, as if it were not
-/// there.
-pub fn check(req: &Request, access: Access) -> Result<(), ApiError> {
-    match access {
-        Access::Public | Access::IngestKey => Ok(()),
-        Access::Admin => require_admin(req),
-        Access::AdminOrSweepKey => require_admin_or_sweep_key(req),
-        Access::AdminOrMetricsToken => require_admin_or_metrics_token(req),
-        Access::Chained if chained(req) => Ok(()),
+/// Decides what needs no key: `true` when `req` is admitted already (a public route, a
+/// chained one, the sweep's `?key=`, the metrics token), `false` when the admin token or an API
+/// key must decide. Routes that take an ingest key check it themselves (it is the service's
+/// own). A chained-only route reached from outside is a 404, as if it were not there. An
+/// empty `retry_sweep_key` or `metrics_token` admits nobody by it.
+fn admitted_without_key<Op>(req: &Request, route: &Route<Op>) -> Result<bool, ApiError> {
+    match route.access {
+        Access::Public | Access::IngestKey => Ok(true),
+        Access::Chained if chained(req) => Ok(true),
         Access::Chained => Err(ApiError::no_route()),
+        Access::AdminOrSweepKey => match crate::request::query_param(req, "key") {
+            Some(given) => {
+                let expected = spin_sdk::variables::get("retry_sweep_key").unwrap_or_default();
+                if same_secret(&given, &expected) {
+                    Ok(true)
+                } else {
+                    Err(ApiError::unauthorized())
+                }
+            }
+            None => Ok(false),
+        },
+        Access::AdminOrMetricsToken => {
+            let expected = spin_sdk::variables::get("metrics_token").unwrap_or_default();
+            Ok(same_secret(bearer(req), &expected))
+        }
+        Access::Read | Access::Write | Access::Admin => Ok(false),
+    }
+}
+
+/// Checks `route`'s access for `req` (its path parameters in `params`): what needs no key,
+/// then the admin token or an API key, decided by [`Caller::check`].
+pub fn check<Op>(req: &Request, route: &Route<Op>, params: &Params) -> Result<(), ApiError> {
+    if admitted_without_key(req, route)? {
+        return Ok(());
+    }
+    let caller = caller_of(req)?;
+    caller.check(route.access, route.target(), params)?;
+    ADMITTED.set(Some(Admitted {
+        caller,
+        operation_id: route.operation_id,
+        access: route.access,
+        params: params.clone(),
+    }));
+    Ok(())
+}
+
+/// [`check`] for the health component, which takes no API keys: only the admin token and its
+/// own tokens (its metrics are for the admin token and a scraper's `metrics_token`), so the
+/// key store and the rule stay out of it.
+pub fn check_tokens<Op>(req: &Request, route: &Route<Op>) -> Result<(), ApiError> {
+    if admitted_without_key(req, route)? || same_secret(bearer(req), &variable("admin_token")?) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized())
     }
 }

@@ -22,6 +22,7 @@ pub fn status(kind: Kind) -> u16 {
         Kind::Malformed => 400,
         Kind::Unauthorized => 401,
         Kind::NotFound => 404,
+        Kind::Forbidden => 403,
         Kind::Conflict => 409,
         Kind::TooLarge => 413,
         Kind::UnsupportedMedia => 415,
@@ -38,7 +39,7 @@ impl ApiError {
         Error::new(
             Kind::Unauthorized,
             "unauthorized",
-            "send Authorization: Bearer <admin_token>",
+            "send Authorization: Bearer <admin_token or an API key>",
         )
         .at("Authorization")
         .into()

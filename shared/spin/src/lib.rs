@@ -3,6 +3,7 @@
 //! problem becomes a status), dispatch from the route tables with access checks, reading
 //! requests, outbound HTTP and the clock. The domain crates stay free of `spin-sdk`.
 
+pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod kv;

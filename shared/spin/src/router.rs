@@ -9,7 +9,17 @@ use crate::error::ApiError;
 /// The route of `table` serving `req`, once the caller is allowed to use it.
 pub fn route<Op: Copy>(table: &[Route<Op>], req: &Request) -> Result<(Op, Params), ApiError> {
     let (route, params) = matched(table, req)?;
-    crate::auth::check(req, route.access)?;
+    crate::auth::check(req, &route, &params)?;
+    Ok((route.op, params))
+}
+
+/// [`route`] for the health component: the admin token and its own tokens, no API keys.
+pub fn route_by_tokens<Op: Copy>(
+    table: &[Route<Op>],
+    req: &Request,
+) -> Result<(Op, Params), ApiError> {
+    let (route, params) = matched(table, req)?;
+    crate::auth::check_tokens(req, &route)?;
     Ok((route.op, params))
 }
 

@@ -43,13 +43,21 @@ pub async fn serve(builder: HostBuilder) -> (App, Server, Client) {
 pub struct Admin {
     /// The client underneath.
     pub client: Client,
+    /// The bearer token it sends.
+    pub token: String,
 }
 
 impl Admin {
     /// An admin client with the right bearer token.
     pub fn new(client: &Client) -> Self {
+        Self::with_key(client, ADMIN_TOKEN)
+    }
+
+    /// A client that sends `token` (an API key) instead of the admin token.
+    pub fn with_key(client: &Client, token: &str) -> Self {
         Self {
             client: client.clone(),
+            token: token.to_string(),
         }
     }
 
@@ -60,7 +68,7 @@ impl Admin {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> funnelhooks_testhost::Reply {
-        let auth = format!("Bearer {ADMIN_TOKEN}");
+        let auth = format!("Bearer {}", self.token);
         let mut headers = vec![("authorization", auth.as_str())];
         if body.is_some() {
             headers.push(("content-type", "application/json"));

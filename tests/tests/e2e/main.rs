@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `.wasm` components, run by the test host as Spin would run them.
 //! Build the components first (`scripts/test` does).
 
+mod access;
 mod app_manifest;
 mod attacks;
 mod auto_actions;

@@ -72,6 +72,7 @@ fn tabled() -> Vec<(String, String, String)> {
     out.extend(rows(funnelhooks_routes::bots_api::ROUTES));
     out.extend(rows(funnelhooks_routes::send_webhook::ROUTES));
     out.extend(rows(funnelhooks_routes::call_hooks::ROUTES));
+    out.extend(rows(funnelhooks_routes::access::ROUTES));
     out
 }
 

@@ -4,7 +4,8 @@
 //! on either of two instances on one Redis; traffic retries a failed delivery without a
 //! scheduler, once, even with an instance killed; the metrics move by exactly a scenario's
 //! counts and parse as Prometheus text; two instances keep one rate limit, tell each failed
-//! delivery once and recover each once, with one of them killed.
+//! delivery once and recover each once, with one of them killed; an API key narrowed or
+//! revoked on one instance holds on the other at once.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -357,6 +358,7 @@ async fn health_shows_overdue_work_and_warns_until_a_sweep_runs_on_either_of_two
         seen[0], seen[1],
         "either instance reports the installation's sweep"
     );
+    api_keys_change_at_once_on_the_other_instance(&ca, &cb).await;
     // One instance gone: the other still reports it.
     a.kill();
     let health = cb
@@ -365,6 +367,50 @@ async fn health_shows_overdue_work_and_warns_until_a_sweep_runs_on_either_of_two
         .unwrap()
         .json();
     assert_eq!(health["sweep"]["lastRunAt"], seen[0]);
+}
+
+/// An API key made, narrowed and revoked through instance A holds on instance B at once: B
+/// reads the key's record on every request, nothing is cached.
+async fn api_keys_change_at_once_on_the_other_instance(ca: &Client, cb: &Client) {
+    let root = Admin::new(ca);
+    let bot = root.bot("Shared").await;
+    let made = root
+        .call(
+            "POST",
+            "/api/keys",
+            Some(json!({"name": "two instances", "role": "editor", "bots": [bot]})),
+        )
+        .await;
+    assert_eq!(made.status, 201, "{}", made.text());
+    let (id, key) = (
+        made.json()["id"].as_str().unwrap().to_string(),
+        made.json()["key"].as_str().unwrap().to_string(),
+    );
+    let on_b = Admin::with_key(cb, &key);
+    let rename = |name: &str| json!({ "name": name });
+    let renamed = on_b
+        .call("PATCH", &format!("/api/bots/{bot}"), Some(rename("by B")))
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.text());
+    let narrowed = root
+        .call(
+            "PATCH",
+            &format!("/api/keys/{id}"),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(narrowed.status, 200, "{}", narrowed.text());
+    let refused = on_b
+        .call("PATCH", &format!("/api/bots/{bot}"), Some(rename("again")))
+        .await;
+    assert_eq!(refused.status, 403, "B still let the narrowed key write");
+    assert_eq!(on_b.status("GET", &format!("/api/bots/{bot}")).await, 200);
+    assert_eq!(root.status("DELETE", &format!("/api/keys/{id}")).await, 204);
+    assert_eq!(
+        on_b.status("GET", &format!("/api/bots/{bot}")).await,
+        401,
+        "B still took the revoked key"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -40,6 +40,7 @@ pub async fn run_all(target: &Target) {
     json_nested_as_deep_as_parsers_go_is_refused_on_every_route(target).await;
     crate::attacks::run_all(target).await;
     crate::auto_actions::run_all(target).await;
+    crate::access::run_all(target).await;
 }
 
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";

@@ -8,12 +8,12 @@ use serde_json::json;
 
 use crate::common::{ADMIN_TOKEN, Admin, real_app, serve, snapshot};
 
-/// Every route a table says needs the admin token, with ids filled in.
+/// Every route a table says needs a key (the admin token or an API key), with ids filled in.
 fn admin_routes() -> Vec<(&'static str, String)> {
     fn rows<Op: Copy>(table: &[Route<Op>]) -> Vec<(&'static str, String)> {
         table
             .iter()
-            .filter(|r| matches!(r.access, Access::Admin | Access::AdminOrSweepKey))
+            .filter(|r| r.access.wants_key() && r.access != Access::AdminOrMetricsToken)
             .map(|r| {
                 let path: Vec<String> = r
                     .path
@@ -33,6 +33,7 @@ fn admin_routes() -> Vec<(&'static str, String)> {
     out.extend(rows(funnelhooks_routes::conversions::ROUTES));
     out.extend(rows(funnelhooks_routes::send_webhook::ROUTES));
     out.extend(rows(funnelhooks_routes::call_hooks::ROUTES));
+    out.extend(rows(funnelhooks_routes::access::ROUTES));
     out
 }
 
@@ -47,8 +48,15 @@ async fn every_admin_route_refuses_a_missing_or_wrong_token_and_changes_nothing(
         assert!(routes.iter().any(|(_, p)| p.ends_with(wanted)), "{wanted}");
     }
     let wrong = format!("Bearer {ADMIN_TOKEN}x");
+    // A key of the right shape that no one made.
+    let made_up = format!("Bearer fhk_{}", "ab".repeat(48));
     for (method, path) in &routes {
-        for auth in [None, Some(wrong.as_str()), Some("Bearer ")] {
+        for auth in [
+            None,
+            Some(wrong.as_str()),
+            Some("Bearer "),
+            Some(made_up.as_str()),
+        ] {
             let headers: Vec<(&str, &str)> =
                 auth.map(|a| ("authorization", a)).into_iter().collect();
             let reply = client

@@ -1,0 +1,110 @@
+//! The audit trail: every change made through the management API (create, update, delete,
+//! rotate, replay, recover, test-send), with when, which key, what, on what, and for updates
+//! which members the request set (their names, never their values). The newest
+//! [`AUDIT_KEEP`] entries are kept; each new one past that removes the oldest.
+//!
+//! Keys: the index `audit` holds each entry's JSON in its slot.
+
+use std::collections::BTreeMap;
+
+use funnelhooks_core::{Error, Timestamp};
+use funnelhooks_store::{Index, Kv, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// How many entries the trail keeps (an installation's whole trail: about 4 MB).
+pub const AUDIT_KEEP: u64 = 10_000;
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditEntry {
+    /// When it was made.
+    pub at: Timestamp,
+    /// The key that made it (`root`: the admin token).
+    pub key_id: String,
+    /// The key's name then.
+    pub key_name: String,
+    /// The operation (`putStep`, `replayDelivery`, `rotateApiKey`: the OpenAPI operation id).
+    pub action: String,
+    /// The method and path called (no query: a query may hold a key).
+    pub method: String,
+    /// The path called.
+    pub path: String,
+    /// What it acted on: the path's ids by name (`botId`, `stepId`, ...).
+    pub target: BTreeMap<String, String>,
+    /// The members the request body set, by name; never their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// The status it was answered with.
+    pub status: u16,
+}
+
+/// The members a JSON body sets (top level, sorted); none for a body that is not an object.
+pub fn fields_of(body: &[u8]) -> Vec<String> {
+    match serde_json::from_slice::<Json>(body) {
+        Ok(Json::Object(map)) => map.keys().cloned().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The audit trail in a key-value store.
+pub struct Audit<'a> {
+    kv: &'a dyn Kv,
+}
+
+/// One page of the trail, newest first.
+pub struct AuditPage {
+    /// The entries, newest first, each with its position.
+    pub items: Vec<(u64, AuditEntry)>,
+    /// Where the next (older) page starts, if there may be one.
+    pub next: Option<u64>,
+}
+
+impl<'a> Audit<'a> {
+    /// The trail in `kv`.
+    pub fn new(kv: &'a dyn Kv) -> Self {
+        Self { kv }
+    }
+
+    fn index(&self) -> Index<'a> {
+        Index::new(self.kv, "audit".into())
+    }
+
+    /// Appends `entry`, dropping the oldest past [`AUDIT_KEEP`].
+    pub fn record(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let text = serde_json::to_string(entry).unwrap_or_default();
+        let index = self.index();
+        let slot = index.add(&text)?;
+        if slot > AUDIT_KEEP {
+            index.remove(slot - AUDIT_KEEP)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` entries older than position `before` (`None`: from the newest) that
+    /// `keep` keeps, newest first.
+    pub fn page(
+        &self,
+        before: Option<u64>,
+        limit: usize,
+        keep: impl Fn(&AuditEntry) -> bool,
+    ) -> Result<AuditPage, Error> {
+        let page = self.index().page_newest_first(before, limit)?;
+        let items = page
+            .slots
+            .into_iter()
+            .zip(page.items)
+            .filter_map(|(slot, text)| {
+                serde_json::from_str::<AuditEntry>(&text)
+                    .ok()
+                    .map(|e| (slot, e))
+            })
+            .filter(|(_, e)| keep(e))
+            .collect();
+        Ok(AuditPage {
+            items,
+            next: page.next,
+        })
+    }
+}
