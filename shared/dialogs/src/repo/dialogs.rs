@@ -1,0 +1,417 @@
+//! Dialogs: updateDialog postbacks, the bot engine's start, reading, listing and erasing.
+
+use super::*;
+
+impl<'a, K: Kv> Repo<'a, K> {
+    /// The bot behind link `link_id` and the postback's parameters checked against it, and
+    /// the dialog's record when it could be read with them (see [`Repo::bot_behind`]).
+    pub(super) fn read_postback(
+        &self,
+        link_id: &str,
+        params: Vec<(String, Param)>,
+    ) -> Result<(Bot, Update, Option<SeenDialog>), Error>
+    where
+        K: GetMany,
+    {
+        if !valid_link_id(link_id) {
+            return Err(link_missing());
+        }
+        let (bot, seen) = self.bot_behind(link_id, chat_id_of(&params))?;
+        let fields = bot.field_types();
+        let step = |id: &str| -> Result<Option<StepRef>, Error> {
+            // The config is not needed here: it is skipped, not parsed.
+            Ok(self.find_step::<IgnoredAny>(&bot, id)?.map(|s| StepRef {
+                id: s.id,
+                key: s.key,
+                sends_webhook: s.kind == StepKind::SendWebhook,
+            }))
+        };
+        let schema = BotSchema {
+            fields: &fields,
+            step: &step,
+            auto: bot.auto_actions.as_ref(),
+        };
+        let update = parse_update(params, &schema)?;
+        Ok((bot, update, seen))
+    }
+
+    /// The bot behind link `link_id`, read with the link in one round trip when the id names
+    /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
+    /// unknown as any other. With them, when the host reads them in the same round trip,
+    /// `chat`'s dialog record: the postback's write can then be prepared before its
+    /// compare-and-swap reads the record, and a new chat's is not read again.
+    pub(super) fn bot_behind(
+        &self,
+        link_id: &str,
+        chat: Option<i64>,
+    ) -> Result<(Bot, Option<SeenDialog>), Error>
+    where
+        K: GetMany,
+    {
+        let link_key = link_key(link_id);
+        let (link, named) = match bot_of_link_id(link_id) {
+            Some(named) => {
+                let bot_key = bot_key(&named);
+                let dialog = chat.map(|c| dialog_key(&named, c));
+                let extra: Vec<&str> = dialog.iter().map(String::as_str).collect();
+                let (found, extra) = self.kv.get_many_and(&[&link_key, &bot_key], &extra)?;
+                let mut found = found.into_iter();
+                let link = Records::parse::<PostbackLink>(&link_key, found.next().flatten())?;
+                let bot = found.next().flatten();
+                let seen = chat.zip(extra.and_then(|e| e.into_iter().next()));
+                (link, Some((named, bot_key, bot, seen)))
+            }
+            None => (self.records().get(&link_key)?, None),
+        };
+        let link = link.ok_or_else(link_missing)?;
+        let (bot, seen) = match named {
+            Some((named, key, bot, seen)) if named == link.bot_id => {
+                (Records::parse(&key, bot)?, seen)
+            }
+            _ => (self.records().get(&bot_key(&link.bot_id))?, None),
+        };
+        Ok((bot.ok_or_else(link_missing)?, seen))
+    }
+
+    /// An updateDialog postback through link `link_id`: all of it is applied or none. A new
+    /// dialog is created only within `limits`, asked for only when they matter (a bot closed
+    /// to new dialogs, an admission check): reading them costs the host a lookup.
+    pub fn postback(
+        &self,
+        link_id: &str,
+        params: Vec<(String, Param)>,
+        now: Timestamp,
+        limits: &dyn Fn() -> DialogLimits,
+    ) -> Result<Postback, Error>
+    where
+        K: GetMany,
+    {
+        let (bot, update, seen) = self.read_postback(link_id, params)?;
+        if update.is_empty() {
+            return Ok(Postback {
+                dialog: None,
+                update,
+                created: false,
+                entered_step: None,
+                step_entry: None,
+                click_claimed: None,
+            });
+        }
+        let seen = match &seen {
+            Some((chat, record)) if *chat == update.chat_id => match record {
+                Some(bytes) => Seen::Bytes(bytes),
+                None => Seen::Absent,
+            },
+            _ => Seen::Unknown,
+        };
+        let refusal = bot
+            .admission
+            .may_refuse(now)
+            .then(limits)
+            .and_then(|l| bot.admission.refusal(now, l));
+        // Handed off before the dialog changes: once the move is written, its delivery can
+        // no longer be lost (see `handoff`).
+        let handoff = match &update.step {
+            Some(s) if s.sends_webhook => Some(self.handoffs().hand_off_entry(
+                &bot.id,
+                update.chat_id,
+                &s.id,
+                Default::default(),
+                now,
+            )?),
+            _ => None,
+        };
+        let change = |d: &mut Dialog| {
+            let before = d.step_id.clone();
+            // This postback's own earlier write, applied again (see `Records::repeatable`):
+            // the move it made is still this postback's.
+            let moved_before = handoff
+                .as_ref()
+                .is_some_and(|h| d.step_deliveries.contains(&h.entry.id));
+            d.apply(&update, now)?;
+            let entered = update.step.is_some() && (d.step_id != before || moved_before);
+            if let (true, Some(h)) = (entered, &handoff) {
+                d.entered_webhook_step(&h.entry.id);
+            }
+            Ok(entered)
+        };
+        // Pointed at the chat before the dialog gets it (see `crate::conversions`).
+        let click = self.click_to_claim(&bot, update.chat_id, &update.tracker)?;
+        let (dialog, slot, entered) =
+            self.change_dialog(&bot, update.chat_id, seen, now, refusal, change)?;
+        let click_claimed = self.conversions_waiting(&bot, update.chat_id, click, now);
+        if let Some(slot) = slot
+            && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
+        {
+            self.admit(&bot, slot, now, limits())?;
+        }
+        let created = slot.is_some();
+        let entered_step = update.step.clone().filter(|_| entered);
+        let step_entry = handoff.filter(|_| entered);
+        Ok(Postback {
+            dialog: Some(dialog),
+            update,
+            entered_step,
+            step_entry,
+            created,
+            click_claimed,
+        })
+    }
+
+    /// When the bot has Auto Actions and `tracker` gives chat `chat` a click id: points the
+    /// click id at the chat, and returns its key suffix for [`Repo::conversions_waiting`].
+    pub(super) fn click_to_claim(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        tracker: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Option<String>, Error> {
+        let Some(field) = bot.click_id_field() else {
+            return Ok(None);
+        };
+        match tracker.get(field).and_then(|v| clicks::click_value(v)) {
+            Some(value) => Ok(Some(clicks::claim(self.kv, bot, field, chat, value)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// After a dialog got the click id of `suffix`: whether conversions wait for it. The
+    /// dialog's write has landed, so a failure here is logged, not returned (the conversions
+    /// go on waiting).
+    pub(super) fn conversions_waiting(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        suffix: Option<String>,
+        now: Timestamp,
+    ) -> Option<ClickClaimed> {
+        let suffix = suffix?;
+        let noted = clicks::any_waiting(self.kv, &bot.id, &suffix).and_then(|waiting| {
+            waiting
+                .then(|| clicks::note_claimed(self.kv, &bot.id, chat, suffix, now))
+                .transpose()
+        });
+        match noted {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                if let Some(line) = funnelhooks_core::log::line(
+                    funnelhooks_core::log::Level::Warn,
+                    "waiting_conversions_failed",
+                ) {
+                    line.str("bot", &bot.id)
+                        .num("chat", chat)
+                        .str("error", &e.message)
+                        .emit();
+                }
+                None
+            }
+        }
+    }
+
+    /// The bot engine starting (or refreshing) a dialog; `true` when it was created.
+    pub fn start_dialog(
+        &self,
+        bot_id: &str,
+        chat: i64,
+        start: &Start,
+        now: Timestamp,
+    ) -> Result<(Dialog, bool), Error> {
+        let s = self.start_dialog_with(bot_id, chat, start, now)?;
+        Ok((s.dialog, s.created))
+    }
+
+    /// The bot engine starting (or refreshing) a dialog, with its `/start` payload read by
+    /// the bot's rule and the conversions waiting for its click id applied.
+    pub fn start_dialog_with(
+        &self,
+        bot_id: &str,
+        chat: i64,
+        start: &Start,
+        now: Timestamp,
+    ) -> Result<Started, Error> {
+        let bot = self.bot(bot_id)?;
+        let mut start = start.clone();
+        let payload = match &start.start_payload {
+            Some(p) => Some(crate::auto::read_start_payload(
+                p,
+                bot.auto_actions.as_ref(),
+                "startPayload",
+            )?),
+            None => None,
+        };
+        for (k, v) in payload.iter().flat_map(|p| &p.tracker) {
+            start.tracker.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        start.validate()?;
+        let click = self.click_to_claim(&bot, chat, &start.tracker)?;
+        // The bot engine starting a chat is always admitted: only postback links are limited.
+        let (dialog, slot, _) = self.change_dialog(&bot, chat, Seen::Unknown, now, None, |d| {
+            d.start(&start, now).map(|()| false)
+        })?;
+        let click_claimed = self.conversions_waiting(&bot, chat, click, now);
+        Ok(Started {
+            dialog,
+            created: slot.is_some(),
+            payload,
+            click_claimed,
+        })
+    }
+
+    /// Changes (or creates) the dialog with `change`; `seen` is what a read just before
+    /// found at its key, `refusal` the error a creation gets, if creating is not allowed
+    /// now. Returns the dialog, its slot in the bot's list when this call created it, and
+    /// what `change` said.
+    pub(crate) fn change_dialog(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        seen: Seen<'_>,
+        now: Timestamp,
+        refusal: Option<Error>,
+        change: impl Fn(&mut Dialog) -> Result<bool, Error>,
+    ) -> Result<(Dialog, Option<u64>, bool), Error> {
+        if !self.kv.atomic() {
+            let (dialog, created, entered) = split::change(self.kv, bot, chat, refusal, &change)?;
+            if !created {
+                return Ok((dialog, None, entered));
+            }
+            let slot = self.dialogs_index(&bot.id).add(&chat.to_string())?;
+            self.kv.set(
+                &format!("{}:slot", dialog_key(&bot.id, chat)),
+                slot.to_string().as_bytes(),
+            )?;
+            return Ok((dialog, Some(slot), entered));
+        }
+        let key = dialog_key(&bot.id, chat);
+        // Set by `create`, which the upsert calls just before changing the fresh record.
+        let fresh = std::cell::Cell::new(false);
+        let born_slot = std::cell::Cell::new(None);
+        // A dialog's change sets values and adds to sets: applied again, it gives the same
+        // dialog, so a write that cannot be confirmed is applied again rather than failed.
+        let records = Records::repeatable(self.kv);
+        let ((mut dialog, entered), modified) = records.upsert_born(
+            &key,
+            &format!("{key}:born"),
+            seen,
+            || {
+                fresh.set(true);
+                Dialog::pending(&bot.id, chat, now)
+            },
+            |d: &mut Dialog| {
+                if let (true, Some(e)) = (fresh.replace(false), &refusal) {
+                    return Err(e.clone());
+                }
+                let entered = change(d)?;
+                Ok::<_, Error>((d.clone(), entered))
+            },
+            // The creator keeps the dialog's place in the bot's list in the record, and the
+            // list's entry is written with it, in one round trip.
+            |d: &mut Dialog| {
+                let index = self.dialogs_index(&bot.id);
+                let slot = index.reserve()?;
+                d.list_slot = Some(slot);
+                born_slot.set(Some(slot));
+                Ok(vec![(index.slot_key(slot), chat.to_string().into_bytes())])
+            },
+        )?;
+        // Set only by a creation (`born` runs just before the creating write).
+        let slot = born_slot.get();
+        debug_assert_eq!(slot.is_some(), modified == Modified::Created);
+        if slot.is_some() {
+            dialog.list_slot = slot;
+        }
+        Ok((dialog, slot, entered))
+    }
+
+    /// After a postback created a dialog in `slot` of the bot's list: every
+    /// [`ADMISSION_CHECK_EVERY`] creations, counts
+    /// this minute's new dialogs and the bot's total against `limits`, and closes the bot to
+    /// new dialogs for the rest of the minute (or for good, at the total) when past them.
+    pub(super) fn admit(
+        &self,
+        bot: &Bot,
+        slot: u64,
+        now: Timestamp,
+        limits: DialogLimits,
+    ) -> Result<(), Error> {
+        let minute = now.0.div_euclid(60_000);
+        self.records().modify(&bot_key(&bot.id), |b: &mut Bot| {
+            let a = &mut b.admission;
+            if a.minute != minute {
+                a.minute = minute;
+                a.first_slot = slot;
+            } else if limits.per_minute > 0 && slot - a.first_slot >= limits.per_minute {
+                a.closed_until = (minute + 1) * 60_000;
+            }
+            a.full = limits.total > 0 && slot >= limits.total;
+            Ok::<_, Error>(())
+        })?;
+        Ok(())
+    }
+
+    /// The dialog, or a 404.
+    pub fn dialog(&self, bot: &Bot, chat: i64) -> Result<Dialog, Error> {
+        self.find_dialog(bot, chat)?.ok_or_else(|| {
+            Error::not_found("unknown_dialog", "this bot has no dialog with this chat").at("chatId")
+        })
+    }
+
+    pub(crate) fn find_dialog(&self, bot: &Bot, chat: i64) -> Result<Option<Dialog>, Error> {
+        if self.kv.atomic() {
+            Ok(self.records().get(&dialog_key(&bot.id, chat))?)
+        } else {
+            Ok(split::load(self.kv, bot, chat)?)
+        }
+    }
+
+    /// A page of the bot's dialogs, oldest first.
+    pub fn dialogs(&self, bot: &Bot, after: u64, limit: usize) -> Result<Page<Dialog>, Error> {
+        let page = self
+            .dialogs_index(&bot.id)
+            .page(after, limit.min(MAX_PAGE))?;
+        let mut items = Vec::with_capacity(page.items.len());
+        for (chat, slot) in page.items.iter().zip(&page.slots) {
+            // A creator that took a place and then failed to write leaves a place whose
+            // dialog, created again later, lives in another: list it only there.
+            if let Ok(chat) = chat.parse()
+                && let Some(d) = self.find_dialog(bot, chat)?
+                && d.list_slot.is_none_or(|s| s == *slot)
+            {
+                items.push(d);
+            }
+        }
+        Ok(Page {
+            items,
+            next: page.next,
+        })
+    }
+
+    /// Erases the dialog and everything stored for it, or a 404.
+    pub fn erase_dialog(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
+        let dialog = self.dialog(bot, chat)?;
+        clicks::unclaim(self.kv, bot, &dialog)?;
+        let slot = match dialog.list_slot {
+            Some(slot) => Some(slot),
+            // Dialogs created before the place was kept in the record, and the split layout.
+            None => self
+                .kv
+                .get(&format!("{}:slot", dialog_key(&bot.id, chat)))?
+                .and_then(|s| std::str::from_utf8(&s).ok().and_then(|s| s.parse().ok())),
+        };
+        if let Some(slot) = slot {
+            self.dialogs_index(&bot.id).remove(slot)?;
+        }
+        self.erase_dialog_keys(bot, chat)
+    }
+
+    pub(super) fn erase_dialog_keys(&self, bot: &Bot, chat: i64) -> Result<(), Error> {
+        let key = dialog_key(&bot.id, chat);
+        if !self.kv.atomic() {
+            split::erase(self.kv, bot, chat)?;
+        }
+        self.kv.delete(&key)?;
+        self.kv.delete(&format!("{key}:slot"))?;
+        self.kv.delete(&format!("{key}:born"))?;
+        Ok(())
+    }
+}
