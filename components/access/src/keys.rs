@@ -37,7 +37,7 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
 /// `POST /api/keys`: `{"name", "role", "bots", "services"}`.
 pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     let settings = KeySettings::read(&body(ctx.req)?)?;
-    settings.check_known(&|t, id| known(ctx, t, id))?;
+    settings.check_known(None, &|t, id| known(ctx, t, id))?;
     let (key, secret) = Keys::new(ctx.kv).create(settings, ctx.now)?;
     Ok(json(201, &with_secret(key.view(), secret)))
 }
@@ -53,7 +53,7 @@ pub(crate) fn change(ctx: &Ctx) -> Result<Response, Error> {
     let change = body(ctx.req)?;
     let key = Keys::new(ctx.kv).change(ctx.params.get("keyId"), ctx.now, |now| {
         let new = now.changed(&change)?;
-        new.check_known(&|t, id| known(ctx, t, id))?;
+        new.check_known(Some(now), &|t, id| known(ctx, t, id))?;
         Ok(new)
     })?;
     Ok(json(200, &key.view()))

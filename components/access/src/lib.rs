@@ -28,7 +28,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     let response = match read(incoming, MAX_JSON_BODY).await {
         Ok(req) => {
             let response = serve(&req).unwrap_or_else(|e| e.response());
-            funnelhooks_spin::audit::record(&req, *response.status());
+            funnelhooks_spin::audit::record(&req, &response);
             response
         }
         Err(e) => e.response(),

@@ -38,7 +38,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     let (response, after) = match read(incoming, MAX_JSON_BODY).await {
         Ok(req) => {
             let (response, after) = serve(&req).unwrap_or_else(|e| (e.response(), None));
-            funnelhooks_spin::audit::record(&req, *response.status());
+            funnelhooks_spin::audit::record(&req, &response);
             (response, after)
         }
         Err(e) => (e.response(), None),

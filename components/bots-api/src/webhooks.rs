@@ -11,13 +11,13 @@ use spin_sdk::http::Response;
 
 use crate::Ctx;
 
-/// A link as the API shows it; a path-only URL says why.
+/// A link as the API shows it; a path-only URL says why; a viewer's key sees no credential.
 fn view(link: &PostbackLink, base: &str) -> Json {
     let mut v = link.view(base);
     if base.is_empty() {
         v["urlWarning"] = Json::from(NO_PUBLIC_BASE);
     }
-    v
+    funnelhooks_spin::auth::link_for_caller(v)
 }
 
 pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {

@@ -60,7 +60,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         Ok(answer) => answer,
         Err(e) => (ApiError::from(e).response(), None),
     };
-    funnelhooks_spin::audit::record(&req, *response.status());
+    funnelhooks_spin::audit::record(&req, &response);
     respond(out, response).await;
     // The telephony side has its answer; now the hooks' first attempts, all at once.
     if let Some(fan_out) = fan_out {

@@ -84,8 +84,9 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
         Scope::Only(ids) => Page {
             items: ids
                 .iter()
-                .filter_map(|id| ctx.repo.service(id).ok())
-                .collect(),
+                .map(|id| ctx.repo.service(id))
+                .filter(|r| !matches!(r, Err(e) if e.kind == funnelhooks_core::Kind::NotFound))
+                .collect::<Result<_, _>>()?,
             next: None,
         },
     };

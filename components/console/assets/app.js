@@ -96,6 +96,10 @@
     }
     toast(t('Copied'));
   }
+  /** A link a viewer's key may not see: that it exists, and how its id starts. */
+  function hiddenLink(l) {
+    return h('span', { class: 'muted', title: t('A viewer\'s key does not see link URLs: they can change dialogs.') }, l.id);
+  }
   function copyButton(text, label) {
     return button(label || t('Copy'), () => copy(text), null, { 'data-copy': text, 'data-reads': true });
   }
@@ -432,9 +436,9 @@
       items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'links' },
         h('thead', null, h('tr', null, h('th', null, t('URL')), h('th', { class: 'opt' }, t('Created')), h('th', null, ''))),
         h('tbody', null, items.map((l) => h('tr', null,
-          h('td', { class: 'mono link-url' }, l.url),
+          h('td', { class: 'mono link-url' }, l.hidden ? hiddenLink(l) : l.url),
           h('td', { class: 'opt' }, when(l.createdAt)),
-          h('td', null, h('div', { class: 'actions' }, copyButton(l.url),
+          h('td', null, h('div', { class: 'actions' }, l.hidden ? null : copyButton(l.url),
             button(t('Revoke'), async () => {
               if (!confirm(t('Revoke this link? Trackers calling it get 404 from now on.'))) return;
               await api('DELETE', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(l.id));
@@ -610,9 +614,9 @@
       const keitaro = l.url + '?subid={subid}&status={status}&payout={payout}&currency={currency}&tid={tid}';
       const binom = l.url + '?cnv_id={clickid}&cnv_status={status}&payout={payout}';
       return h('tr', null,
-        h('td', { class: 'mono link-url' }, l.url),
-        h('td', null, h('div', { class: 'actions' }, copyButton(l.url),
-          copyButton(keitaro, t('Copy for Keitaro')), copyButton(binom, t('Copy for Binom')),
+        h('td', { class: 'mono link-url' }, l.hidden ? hiddenLink(l) : l.url),
+        h('td', null, h('div', { class: 'actions' }, l.hidden ? null : [copyButton(l.url),
+          copyButton(keitaro, t('Copy for Keitaro')), copyButton(binom, t('Copy for Binom'))],
           button(t('Revoke'), async () => {
             if (!confirm(t('Revoke this link? Trackers calling it get 404 from now on.'))) return;
             await api('DELETE', base + '/conversion-links/' + enc(l.id));

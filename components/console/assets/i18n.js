@@ -323,5 +323,6 @@ window.FH_I18N = { ru: {
   "{name}, {role}": "{name}, {role}",
   "viewer": "наблюдатель",
   "editor": "редактор",
-  "admin": "администратор"
+  "admin": "администратор",
+  "A viewer's key does not see link URLs: they can change dialogs.": "Ключ наблюдателя не показывает адреса ссылок: по ним можно менять диалоги."
 } };

@@ -2,7 +2,7 @@
 //! by click id through a bot's secret conversion link (`/api/bots/conversions/{id}`, public),
 //! and the dialog with that click id moves as the bot's action for the event type says, or
 //! the conversion waits until a dialog gets the click id (`funnelhooks_dialogs::conversions`).
-//! The settings and links are admin routes under `/api/bots/{botId}` ([`settings`]). Routes
+//! The settings and links are management routes under `/api/bots/{botId}` ([`settings`]). Routes
 //! are the table `funnelhooks_routes::conversions`; step webhooks are delivered by the
 //! send-webhook component, chained after the answer.
 
@@ -35,7 +35,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     let (response, reached) = match read(incoming, MAX_BODY_BYTES).await {
         Ok(req) => {
             let (response, reached) = serve(&req).unwrap_or_else(|e| (e.response(), Vec::new()));
-            funnelhooks_spin::audit::record(&req, *response.status());
+            funnelhooks_spin::audit::record(&req, &response);
             (response, reached)
         }
         Err(e) => (e.response(), Vec::new()),

@@ -82,7 +82,7 @@ fn link_view(link: &PostbackLink, base: &str) -> Json {
     if base.is_empty() {
         v["urlWarning"] = Json::from(NO_PUBLIC_BASE);
     }
-    v
+    funnelhooks_spin::auth::link_for_caller(v)
 }
 
 pub(crate) fn create_link(ctx: &Ctx) -> Result<Response, Error> {

@@ -8,7 +8,7 @@ use funnelhooks_delivery::engine::{Attempts, LogScope, NewDelivery};
 use funnelhooks_delivery::log::Status;
 use funnelhooks_delivery::{Delivery, Owner};
 use funnelhooks_dialogs::handoff::StepReached;
-use funnelhooks_spin::auth::{Caller, Role, caller};
+use funnelhooks_spin::auth::{Caller, Role, Scope, caller};
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::query_param;
 use spin_sdk::http::Response;
@@ -35,6 +35,21 @@ fn seen(caller: &Caller, d: &Delivery) -> bool {
         Owner::Step { bot_id, .. } => caller.sees_bot(bot_id),
         Owner::Hook { service_id, .. } => caller.sees_service(service_id),
         Owner::Alert { .. } => caller.role == Role::Admin,
+    }
+}
+
+/// The one part of the log a key reaches, when it reaches one bot and no service (or the
+/// reverse).
+fn single_scope(caller: &Caller) -> Option<LogScope> {
+    match (&caller.bots, &caller.services) {
+        (Scope::Only(bots), Scope::Only(services)) => {
+            match (bots.as_slice(), services.as_slice()) {
+                ([bot], []) => Some(LogScope::Bot(bot.clone())),
+                ([], [service]) => Some(LogScope::Service(service.clone())),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 
@@ -152,14 +167,31 @@ impl Filter {
 
 /// `GET /api/deliveries?botId&chatId&stepId&serviceId&hookId&callId&status&test&limit&cursor`.
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
-    let filter = Filter::from_query(ctx)?;
+    let mut filter = Filter::from_query(ctx)?;
     let page = Paging::from_query(ctx.req.query())?;
     let caller = caller();
-    let (items, next) = ctx
-        .engine
-        .list(&filter.scope, page.cursor, page.limit, |d| {
-            filter.keeps(d) && seen(&caller, d)
-        })?;
+    // A part of the log the key may not see is empty, without walking it: its cursor would
+    // tell how much it holds. A key that reaches one bot (or one service) only walks that
+    // one's part, not the installation's.
+    let hidden = match &filter.scope {
+        LogScope::Bot(bot) => !caller.sees_bot(bot),
+        LogScope::Service(service) => !caller.sees_service(service),
+        LogScope::Alerts => caller.role != Role::Admin,
+        LogScope::All => {
+            if let Some(own) = single_scope(&caller) {
+                filter.scope = own;
+            }
+            false
+        }
+    };
+    let (items, next) = if hidden {
+        (Vec::new(), None)
+    } else {
+        ctx.engine
+            .list(&filter.scope, page.cursor, page.limit, |d| {
+                filter.keeps(d) && seen(&caller, d)
+            })?
+    };
     let page = funnelhooks_core::Page { items, next };
     // Summaries: a list stays small whatever its deliveries carry (bodies are in the detail).
     Ok(json(200, &page.to_json(Delivery::summary)))

@@ -50,7 +50,7 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         Ok(done) => done,
         Err(e) => (e.response(), false),
     };
-    funnelhooks_spin::audit::record(&req, *response.status());
+    funnelhooks_spin::audit::record(&req, &response);
     respond(out, response).await;
     if then_sweep && funnelhooks_spin::auto_sweep() {
         after_answer(&req);

@@ -41,6 +41,9 @@ fn context(ctx: &Ctx, m: &Members<'_>) -> Result<(Dialog, Vec<String>), Error> {
         funnelhooks_core::chat::from_json(chat, "chatId")?;
     }
     match m.text("botId")? {
+        // A bot outside the caller's scope is one that does not exist (the route itself names
+        // no bot, so the access check could not say).
+        Some(bot) if !funnelhooks_spin::auth::caller().sees_bot(bot) => Err(Error::unknown_bot()),
         Some(bot) => {
             let bot = ctx.repo.bot(bot)?;
             let fields = bot.fields.keys().cloned().collect();
@@ -89,6 +92,12 @@ pub(crate) fn preview(ctx: &Ctx) -> Result<Response, Error> {
     }
     let target = target(m.text("target")?)?;
     let template = Template::parse(source, target).map_err(|e| Error::from(e).at("template"))?;
+    // What a save refuses, the preview refuses too: the braces would be sent as text.
+    if let Some(lint) = template.malformed() {
+        return Err(
+            Error::invalid("malformed_template", "template", lint.message).at_position(lint.offset),
+        );
+    }
     let (dialog, fields) = context(ctx, &m)?;
     let rendered = template
         .render(&dialog)

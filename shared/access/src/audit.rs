@@ -12,8 +12,15 @@ use funnelhooks_store::{Index, Kv, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// How many entries the trail keeps (an installation's whole trail: about 4 MB).
+/// How many entries the trail keeps (an installation's whole trail: 3 MB or so, and never
+/// more than 40 MB: an entry is bounded below).
 pub const AUDIT_KEEP: u64 = 10_000;
+/// Longest path an entry keeps, in bytes (a path can be padded with empty segments).
+pub const MAX_AUDIT_PATH: usize = 512;
+/// Most body member names an entry keeps, and the longest.
+pub const MAX_AUDIT_FIELDS: usize = 32;
+/// Longest id or name an entry keeps, in characters.
+pub const MAX_AUDIT_TEXT: usize = 128;
 
 /// One change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +52,44 @@ pub fn fields_of(body: &[u8]) -> Vec<String> {
     match serde_json::from_slice::<Json>(body) {
         Ok(Json::Object(map)) => map.keys().cloned().collect(),
         _ => Vec::new(),
+    }
+}
+
+/// `text` cut to `max` bytes at a character boundary, `…` marking the cut.
+fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut at = max;
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}…", &text[..at])
+}
+
+impl AuditEntry {
+    /// The entry within its bounds: a path cut at [`MAX_AUDIT_PATH`] bytes, at most
+    /// [`MAX_AUDIT_FIELDS`] member names, ids and names cut at [`MAX_AUDIT_TEXT`], the method
+    /// in capitals (the router takes any case). An entry is a few KB at most, whatever the
+    /// request.
+    pub fn bounded(mut self) -> AuditEntry {
+        let text = |t: &str| cut(t, MAX_AUDIT_TEXT);
+        self.path = cut(&self.path, MAX_AUDIT_PATH);
+        self.method = text(&self.method).to_ascii_uppercase();
+        self.key_name = text(&self.key_name);
+        let more = self.fields.len().saturating_sub(MAX_AUDIT_FIELDS);
+        self.fields.truncate(MAX_AUDIT_FIELDS);
+        for field in &mut self.fields {
+            *field = text(field);
+        }
+        if more > 0 {
+            self.fields.push(format!("… {more} more"));
+        }
+        // The names are the route table's and ours; the values came with the request.
+        for value in self.target.values_mut() {
+            *value = text(value);
+        }
+        self
     }
 }
 

@@ -166,19 +166,28 @@ impl KeySettings {
         Ok(self)
     }
 
-    /// Checks that every listed id exists (`known` answers for a bot or a service), naming
-    /// the first that does not.
+    /// Checks that every id these settings add to `before`'s scope (all of them for a new
+    /// key) exists (`known` answers for a bot or a service), naming the first that does not.
+    /// Ids the key had already are not checked again: a bot deleted since stays harmless in
+    /// a scope, and the key can still be renamed or narrowed.
     pub fn check_known(
         &self,
+        before: Option<&KeySettings>,
         known: &dyn Fn(Target, &str) -> Result<bool, Error>,
     ) -> Result<(), Error> {
-        for (field, target, scope) in [
-            ("bots", Target::Bot, &self.bots),
-            ("services", Target::Service, &self.services),
+        for (field, target, scope, had) in [
+            ("bots", Target::Bot, &self.bots, before.map(|b| &b.bots)),
+            (
+                "services",
+                Target::Service,
+                &self.services,
+                before.map(|b| &b.services),
+            ),
         ] {
             if let Scope::Only(ids) = scope {
                 for (i, id) in ids.iter().enumerate() {
-                    if !known(target, id)? {
+                    let added = !had.is_some_and(|had| had.reaches(id));
+                    if added && !known(target, id)? {
                         let what = if target == Target::Bot {
                             "bot"
                         } else {

@@ -331,3 +331,31 @@ fn the_trail_keeps_the_newest_entries_newest_first() {
     }
     assert!(kv.get("audit:6").unwrap().is_some());
 }
+
+#[test]
+fn an_entry_stays_small_whatever_the_request() {
+    use funnelhooks_access::audit::{MAX_AUDIT_FIELDS, MAX_AUDIT_PATH};
+    let huge = AuditEntry {
+        at: T0,
+        key_id: "k".into(),
+        key_name: "n".repeat(500),
+        action: "pauseStep".into(),
+        method: "pAtCh".into(),
+        path: format!("/api/bots/b{}/pause", "/".repeat(65_000)),
+        target: [("botId".to_string(), "é".repeat(300))].into(),
+        fields: (0..4_000)
+            .map(|i| format!("m{i:06}_{}", "x".repeat(50)))
+            .collect(),
+        status: 200,
+    }
+    .bounded();
+    assert!(huge.path.len() <= MAX_AUDIT_PATH + 3, "{}", huge.path.len());
+    assert_eq!(huge.method, "PATCH");
+    assert_eq!(huge.fields.len(), MAX_AUDIT_FIELDS + 1);
+    assert_eq!(
+        huge.fields.last().unwrap(),
+        &format!("… {} more", 4_000 - MAX_AUDIT_FIELDS)
+    );
+    let size = serde_json::to_string(&huge).unwrap().len();
+    assert!(size < 4_096, "{size} bytes");
+}

@@ -91,31 +91,33 @@ pub(crate) fn typed_value(
 }
 
 /// `s` as a JSON number, whole when it is one. Fractions are read by serde_json's number
-/// reader, which every component has already (Rust's `str::parse::<f64>` is 4 KB of Wasm
-/// more, and update-dialog has no room); the forms Rust's reader also takes and JSON's does
-/// not (`+1.5`, `.5`, `5.`) are first written as JSON writes them.
+/// reader, which every component has already (Rust's `str::parse::<f64>` is 13 KB of Wasm
+/// more, and update-dialog has no room). What Rust's reader also takes and JSON's does not is
+/// first written as JSON writes it: a `+` sign, leading zeros (`05.50`), a bare point (`.5`,
+/// `5.`, `5.e3`).
 fn number(s: &str) -> Option<FieldValue> {
     if let Ok(i) = s.parse::<i64>() {
         return Some(FieldValue::Number(i.into()));
     }
-    let (sign, digits) = match s.strip_prefix('-') {
-        Some(digits) => ("-", digits),
+    let (sign, rest) = match s.strip_prefix('-') {
+        Some(rest) => ("-", rest),
         None => ("", s.strip_prefix('+').unwrap_or(s)),
     };
-    if !digits.starts_with(|c: char| c.is_ascii_digit() || c == '.')
-        || !digits.bytes().any(|b| b.is_ascii_digit())
-    {
+    let (mantissa, exponent) = rest.split_at(rest.find(['e', 'E']).unwrap_or(rest.len()));
+    let (whole, fraction) = match mantissa.split_once('.') {
+        Some((whole, fraction)) => (whole, fraction),
+        None => (mantissa, ""),
+    };
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) || whole.len() + fraction.len() == 0 {
         return None;
     }
-    let mut json = String::with_capacity(s.len() + 2);
-    json.push_str(sign);
-    if digits.starts_with('.') {
-        json.push('0');
-    }
-    json.push_str(digits);
-    if digits.ends_with('.') {
-        json.push('0');
-    }
+    let whole = whole.trim_start_matches('0');
+    let json = format!(
+        "{sign}{}.{}{exponent}",
+        if whole.is_empty() { "0" } else { whole },
+        if fraction.is_empty() { "0" } else { fraction }
+    );
     let f: f64 = serde_json::from_str(&json).ok()?;
     serde_json::Number::from_f64(f).map(FieldValue::Number)
 }

@@ -34,12 +34,32 @@ pub fn caller() -> Caller {
     ADMITTED
         .with_borrow(|a| a.as_ref().map(|a| a.caller.clone()))
         .unwrap_or_else(|| Caller {
-            key_id: None,
-            name: String::new(),
+            key_id: Some("nobody".into()),
+            name: "nobody".into(),
             role: Role::Viewer,
             bots: Scope::Only(Vec::new()),
             services: Scope::Only(Vec::new()),
         })
+}
+
+/// A postback or conversion link's view as the caller may see it. Its id and URL are
+/// credentials that change dialogs, so a viewer's key sees that the link exists and how its
+/// id starts (`hidden: true`), never the id or the URL.
+pub fn link_for_caller(mut view: serde_json::Value) -> serde_json::Value {
+    if caller().writes() {
+        return view;
+    }
+    let start: Option<String> = view["id"].as_str().map(|id| id.chars().take(8).collect());
+    if let Some(o) = view.as_object_mut() {
+        o.remove("url");
+        o.remove("urlWarning");
+        o.insert(
+            "id".into(),
+            serde_json::Value::from(format!("{}…", start.unwrap_or_default())),
+        );
+        o.insert("hidden".into(), serde_json::Value::Bool(true));
+    }
+    view
 }
 
 fn variable(name: &str) -> Result<String, ApiError> {
@@ -122,6 +142,8 @@ fn admitted_without_key<Op>(req: &Request, route: &Route<Op>) -> Result<bool, Ap
 /// Checks `route`'s access for `req` (its path parameters in `params`): what needs no key,
 /// then the admin token or an API key, decided by [`Caller::check`].
 pub fn check<Op>(req: &Request, route: &Route<Op>, params: &Params) -> Result<(), ApiError> {
+    // Nothing of an earlier request may carry over, should a host ever reuse an instance.
+    ADMITTED.set(None);
     if admitted_without_key(req, route)? {
         return Ok(());
     }

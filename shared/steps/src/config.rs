@@ -427,9 +427,37 @@ pub fn step_input(
         .map(|w| WebhookConfig::from_json_over(w, stored).map_err(|e| e.under("webhook")))
         .transpose()?;
     if let Some(config) = &webhook {
+        check_malformed(config)?;
         check_json_body(config)?;
     }
     Ok(StepInput { key, kind, webhook })
+}
+
+/// Every template of a config must be what its author meant: a `{` or `{{` that opens a
+/// variable and does not close one (`subid={tracker.clickid&status=sale`) would be sent as
+/// text and the tracker would lose the conversion. Checked when a step is saved (a config
+/// stored before still loads and sends as it did), naming the member and the position.
+fn check_malformed(config: &WebhookConfig) -> Result<(), Error> {
+    let body = match &config.body {
+        Body::Template(t) => Some(("webhook.body.template".to_string(), t)),
+        _ => None,
+    };
+    let templates = std::iter::once(("webhook.url".to_string(), &config.url))
+        .chain(
+            config
+                .headers
+                .iter()
+                .map(|(name, t)| (format!("webhook.headers.{name}"), t)),
+        )
+        .chain(body);
+    for (field, template) in templates {
+        if let Some(lint) = template.malformed() {
+            return Err(
+                Error::invalid("malformed_template", &field, lint.message).at_position(lint.offset)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A JSON body template must give JSON: rendered for the sample dialog (missing values are

@@ -92,6 +92,9 @@ pub enum LintKind {
     UnknownName,
     /// `{{ name` with no closing `}}`: rendered as text.
     UnclosedTag,
+    /// `{name` that is not a variable (no closing `}`, or not a name and modifiers within):
+    /// rendered as text, which a tracker reads as a broken parameter.
+    MalformedVariable,
     /// A variable in a URL's scheme or host.
     VariableInHost,
     /// `raw` in a URL or JSON, where an unescaped value can break the structure.
@@ -122,6 +125,7 @@ impl LintKind {
         match self {
             LintKind::UnknownName => "unknown_name",
             LintKind::UnclosedTag => "unclosed_tag",
+            LintKind::MalformedVariable => "malformed_variable",
             LintKind::VariableInHost => "variable_in_host",
             LintKind::RawValue => "raw_value",
             LintKind::FieldCase => "field_case",
@@ -306,6 +310,15 @@ impl Template {
         TemplateError::new(tag.span.0, kind(name))
     }
 
+    /// The first place where the template is not what its author meant to write: a `{{`
+    /// or `{` that opens a variable and does not close one. Saving such a template is refused
+    /// (it would send its braces as text).
+    pub fn malformed(&self) -> Option<Lint> {
+        self.lint(|_| Known::Yes)
+            .into_iter()
+            .find(|l| matches!(l.kind, LintKind::UnclosedTag | LintKind::MalformedVariable))
+    }
+
     /// Reports unknown names (builtins are always known; `known` decides the rest), unclosed
     /// tags, variables in a URL's host, and `raw` where it can break a URL or JSON.
     pub fn lint(&self, known: impl Fn(&Name) -> Known) -> Vec<Lint> {
@@ -372,8 +385,24 @@ impl Template {
     }
 }
 
-/// `{{` opening a name that is never closed, in a text part starting at byte `base`.
+/// `{{` opening a name that is never closed, and `{` before a name that does not make a
+/// variable, in a text part starting at byte `base` (a text part holds no tag).
 fn lint_text(text: &str, base: usize, lints: &mut Vec<Lint>) {
+    let bytes = text.as_bytes();
+    for (at, pair) in bytes.windows(2).enumerate() {
+        let opens_name = pair[0] == b'{' && (pair[1].is_ascii_alphabetic() || pair[1] == b'_');
+        if opens_name && (at == 0 || bytes[at - 1] != b'{') {
+            let shown: String = text[at..].chars().take(40).collect();
+            lints.push(Lint::new(
+                (base + at, base + at + 1),
+                LintKind::MalformedVariable,
+                format!(
+                    "\"{{\" starts a variable that is not closed or not well-formed ({shown:?}): \
+                     a variable is {{name}} or {{name|modifier}}; a literal brace is {{{{\"{{\"}}}}"
+                ),
+            ));
+        }
+    }
     let mut from = 0;
     while let Some(k) = text[from..].find("{{") {
         let at = from + k;

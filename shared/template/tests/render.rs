@@ -296,6 +296,36 @@ fn lint_reports_unknown_names_unclosed_tags_and_risky_spots_with_offsets() {
 }
 
 #[test]
+fn a_brace_that_opens_no_variable_is_malformed_and_literal_braces_and_json_are_not() {
+    // The marketer's slip: the tracker would get `{tracker.clickid&status=sale` as text.
+    let slip = "https://tr.example/pb?subid={tracker.clickid&status=sale";
+    let t = Template::parse(slip, Target::Url).unwrap();
+    let lint = t.malformed().expect("a malformed variable");
+    assert_eq!(lint.kind, LintKind::MalformedVariable);
+    assert_eq!(&slip[lint.offset..], "{tracker.clickid&status=sale");
+    for (src, target) in [
+        ("{chat id}", Target::Text),
+        ("{{ chatId ", Target::Text),
+        ("a={username|nope", Target::Url),
+    ] {
+        let t = Template::parse(src, target).unwrap();
+        assert!(t.malformed().is_some(), "{src}");
+    }
+    for (src, target) in [
+        (r#"{"chat": {chatId}, "n": {"a": 1}}"#, Target::Json),
+        (r#"{{"{"}}{chatId}{{"}"}}"#, Target::Text),
+        (
+            "https://x.example/?a={tracker.clickid}&b={{ username | default: \"-\" }}",
+            Target::Url,
+        ),
+        ("price {100} and } alone", Target::Text),
+    ] {
+        let t = Template::parse(src, target).unwrap();
+        assert_eq!(t.malformed(), None, "{src}");
+    }
+}
+
+#[test]
 fn a_parsed_template_is_reusable_and_rendering_does_not_touch_it() {
     let t = Template::parse(KEITARO, Target::Url).unwrap();
     let copy = t.clone();

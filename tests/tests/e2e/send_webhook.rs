@@ -390,6 +390,53 @@ async fn saving_a_step_with_a_template_error_names_the_member_and_position() {
         .await;
     assert_eq!(missing.status, 422);
     assert_eq!(missing.json()["error"]["field"], "webhook");
+
+    // An unclosed brace would send "{tracker.clickid&status=sale" as text and lose the
+    // conversion: refused at save (URL, header, body) and in the preview, by position.
+    let slip = "https://t.example/p?subid={tracker.clickid&status=sale";
+    for (webhook, field, template) in [
+        (json!({"url": slip}), "webhook.url", slip),
+        (
+            json!({"url": "https://t.example/p", "headers": {"X-Click": "id {tracker.clickid"}}),
+            "webhook.headers.x-click",
+            "id {tracker.clickid",
+        ),
+        (
+            json!({"url": "https://t.example/p", "method": "POST",
+                   "body": {"contentType": "text", "template": "sale {{ tracker.clickid "}}),
+            "webhook.body.template",
+            "sale {{ tracker.clickid ",
+        ),
+    ] {
+        let reply = admin
+            .call(
+                "PUT",
+                &format!("/api/bots/{bot}/steps/{STEP}"),
+                Some(json!({"key": "k", "kind": "send-webhook", "webhook": webhook})),
+            )
+            .await;
+        assert_eq!(reply.status, 422, "{field}: {}", reply.text());
+        let e = &reply.json()["error"];
+        assert_eq!(e["code"], "malformed_template", "{field}");
+        assert_eq!(e["field"], field);
+        assert_eq!(e["position"], template.find('{').unwrap(), "{field}");
+    }
+    let preview = admin
+        .call(
+            "POST",
+            "/api/templates/preview",
+            Some(json!({"template": slip, "target": "url"})),
+        )
+        .await;
+    assert_eq!(preview.status, 422, "{}", preview.text());
+    assert_eq!(preview.json()["error"]["code"], "malformed_template");
+    assert_eq!(
+        admin
+            .status("GET", &format!("/api/bots/{bot}/steps/{STEP}"))
+            .await,
+        404,
+        "a refused step is not half-saved"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
