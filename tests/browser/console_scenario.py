@@ -128,13 +128,20 @@ def main():
 
         # A postback link, copied with one click.
         page.get_by_role("link", name="Postback links").click()
-        page.get_by_role("button", name="Add webhook").click()
+        page.get_by_role("button", name="Add postback link").click()
         link_cell = page.locator("#links .link-url").first
         expect(link_cell).to_contain_text("/updateDialog")
         link = link_cell.inner_text()
         page.locator("#links").get_by_role("button", name="Copy").click()
         copied = page.evaluate("navigator.clipboard.readText()")
         assert copied == link, f"copied {copied!r}, the link is {link!r}"
+        # Moving from Chatterfy: the whole old postback URL pasted, its id imported.
+        old_id = "b7Qw9Zk2Lp4Xv8Rt6Ny3Mc5Hd1Js0Fg"
+        page.locator("#import-link").locator("xpath=ancestor::details").locator("summary").click()
+        page.get_by_label("Link id").fill(
+            f"https://api.chatterfy.ai/api/bots/webhooks/{old_id}/updateDialog?chatId={{subid}}&stepId=1")
+        page.get_by_role("button", name="Import").click()
+        expect(page.locator("#links")).to_contain_text(old_id)
         shot(page, "02-postback-links")
 
         # The tracker fires the postback, hostile values and all.
@@ -181,14 +188,30 @@ def main():
             url_input.press("Backspace")
         expect(page.locator("#preview mark.lint")).to_have_count(0)
         shot(page, "04-step-editor")
+        # A brace that opens no variable is refused in plain words, next to the URL, by the
+        # preview and the save (each a 422 the browser logs).
+        good_url = url_input.input_value()
+        expected_errors.extend(["status of 422", "status of 422"])
+        url_input.fill(good_url + "&click={tracker.clickid")
+        page.wait_for_timeout(600)
+        page.get_by_role("button", name="Save step").click()
+        expect(page.locator("#step-form .error").first).to_contain_text("brace")
+        expect(page.locator("#step-form .error").first).not_to_contain_text("malformed_template")
+        url_input.fill(good_url)
         page.get_by_role("button", name="Save step").click()
         expect(page.locator("h1")).to_have_text("Step lead")
+        # Its id, for a tracker's stepId=, with Copy.
+        step_id = re.search(r"/steps/([^/?]+)", page.url).group(1)
+        expect(page.locator("#step-id")).to_have_text(step_id)
 
         # Test-send to the receiver; the receiver's answer is shown.
         page.get_by_label("Chat id (empty: a sample dialog)", exact=True).fill("1227280")
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         page.get_by_role("button", name="Send a test").click()
         expect(page.locator("#test-result")).to_contain_text("delivered")
         expect(page.locator("#test-result")).to_contain_text("ok from the receiver")
+        assert asked and "1227280" in asked[0], f"no confirmation before a real chat's test: {asked}"
         assert any("subid=abc123" in p and "balance=5000" in p for p in rx.paths()), rx.paths()
         shot(page, "05-test-send")
 
@@ -198,11 +221,14 @@ def main():
         expect(page.locator("#attempts")).to_contain_text("HTTP 200")
         first_delivery = page.url
         before = len(rx.requests)
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         page.get_by_role("button", name="Replay").click()
         expect(page.locator("#delivery")).to_contain_text("Replay of")
         assert page.url != first_delivery
         expect(page.locator("#attempts")).to_contain_text("HTTP 200")
         assert len(rx.requests) == before + 1, "the replay reached the receiver"
+        assert asked and "/postback" in asked[0], f"no confirmation before a replay: {asked}"
         shot(page, "06-delivery")
         page.goto(f"{base}/#/deliveries?botId={bot_id}")
         expect(page.locator("#deliveries tbody tr")).to_have_count(2)

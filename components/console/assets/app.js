@@ -96,6 +96,12 @@
     }
     toast(t('Copied'));
   }
+  /** The link id in what was pasted: a bare id, or a whole Chatterfy postback URL. */
+  function linkIdOf(pasted) {
+    const text = pasted.trim();
+    const inUrl = text.match(/\/webhooks\/([^/?#\s]+)\/updateDialog/);
+    return inUrl ? decodeURIComponent(inUrl[1]) : text;
+  }
   /** A link a viewer's key may not see: that it exists, and how its id starts. */
   function hiddenLink(l) {
     return h('span', { class: 'muted', title: t('A viewer\'s key does not see link URLs: they can change dialogs.') }, l.id);
@@ -186,6 +192,61 @@
     return data;
   }
 
+  // The API's error codes in plain words, in the chosen language; a code not here shows the
+  // API's own message. The codes stay for machines (data-code on the message).
+  const ERROR_TEXTS = {
+    unauthorized: () => t('This key no longer works: sign in again.'),
+    missing_field: () => t('Required: fill this in.'),
+    unknown_field: () => t('There is no such field.'),
+    wrong_type: () => t('This value has the wrong type.'),
+    bad_json: () => t('The request could not be read.'),
+    value_too_long: () => t('This value is too long.'),
+    too_long: () => t('This value is too long.'),
+    bad_template: () => t('This template has a mistake.'),
+    malformed_template: () => t('A brace opens a variable and does not close it: write {name}, or {{"{"}} for a literal brace.'),
+    variable_in_host: () => t('A variable cannot decide where the request goes: keep variables out of the address\'s host.'),
+    refused_target: () => t('Webhooks cannot go to this address (a private or local network).'),
+    bad_url: () => t('This is not a web address: it starts with http:// or https://.'),
+    bad_host: () => t('This is not a host name or address.'),
+    bad_port: () => t('A port is a number from 1 to 65535.'),
+    bad_path: () => t('This path cannot be used.'),
+    bad_method: () => t('Choose GET, POST, PUT, PATCH or DELETE.'),
+    unknown_bot: () => t('This bot does not exist (or was deleted).'),
+    unknown_step: () => t('This bot has no such step.'),
+    unknown_dialog: () => t('This bot has no dialog with this chat.'),
+    unknown_webhook: () => t('This postback link does not exist (or was revoked).'),
+    unknown_service: () => t('This service does not exist (or was deleted).'),
+    unknown_hook: () => t('This hook does not exist (or was deleted).'),
+    unknown_delivery: () => t('This delivery does not exist.'),
+    unknown_key: () => t('This key does not exist (or was revoked).'),
+    unknown_id: () => t('One of these does not exist.'),
+    postback_id_in_use: () => t('Another bot already has this link id.'),
+    guessable_postback_id: () => t('This id is too easy to guess to be a link\'s secret.'),
+    bad_postback_id: () => t('This is not a link id: paste the id or the whole postback URL.'),
+    too_many_webhooks: () => t('This bot has as many postback links as it can: revoke one first.'),
+    too_many_steps: () => t('This bot has as many steps as it can.'),
+    too_many_fields: () => t('This bot has as many custom fields as it can.'),
+    too_many_hooks: () => t('This service has as many hooks as it can.'),
+    too_many_keys: () => t('There are as many keys as there can be: revoke one first.'),
+    read_only_key: () => t('Your key may read, not change.'),
+    admin_only: () => t('Only an admin may do this.'),
+    scope_too_narrow: () => t('Your key reaches some bots only: it cannot create new ones.'),
+    admin_scope: () => t('An admin key reaches everything: choose editor or viewer for fewer bots.'),
+    bad_scope: () => t('Choose bots or services from the list, or all.'),
+    bad_name: () => t('A name is 1 to 100 characters.'),
+    bad_role: () => t('Choose viewer, editor or admin.'),
+    bad_chat_id: () => t('A chat id is a whole number.'),
+    bad_step_id: () => t('A step id is a UUID, as Chatterfy shows it: 8-4-4-4-12 hex digits.'),
+    bad_key: () => t('A key is 1 to 64 of A-Z a-z 0-9 _ -.'),
+    bad_field_type: () => t('Choose string, number, boolean or date.'),
+    secret_not_carried: () => t('The address changed: enter the secret value again (a saved secret is never sent to a new address).'),
+    step_in_auto_actions: () => t('An auto action moves dialogs to this step: change that action first.'),
+    nothing_to_replay: () => t('This delivery was never sent: send the step again instead.'),
+    store_unavailable: () => t('The store does not answer: try again in a moment.'),
+    bad_secret: () => t('A signing secret starts with whsec_ (or use Generate a secret).'),
+    reserved_header: () => t('This header is set by funnelhooks itself.'),
+    body_with_get: () => t('A GET request has no body: choose POST or remove the body.')
+  };
   /** Shows an API error next to the control it names, or at the top of the form. */
   function showError(form, err) {
     clearErrors(form);
@@ -198,10 +259,11 @@
         name = cut > 0 ? name.slice(0, cut) : '';
       }
     }
-    let message = err.message;
-    if (err.position != null) message += ' ' + t('(at character {n})', { n: err.position });
-    const msg = h('div', { class: 'error', role: 'alert', id: 'err' + (++fieldSeq) },
-      err.code ? h('span', { class: 'mono' }, err.code + ': ') : null, message);
+    const plain = err.code && ERROR_TEXTS[err.code] ? ERROR_TEXTS[err.code]() : null;
+    let message = plain || err.message;
+    if (err.position != null) message += ' ' + t('(at character {n})', { n: err.position + 1 });
+    const msg = h('div', { class: 'error', role: 'alert', id: 'err' + (++fieldSeq), 'data-code': err.code || null },
+      message, plain && lang === 'en' && err.message && err.message !== plain ? h('small', { class: 'muted detail' }, ' ' + err.message) : null);
     if (target) {
       target.setAttribute('aria-invalid', 'true');
       target.setAttribute('aria-describedby', msg.id);
@@ -317,7 +379,12 @@
   async function route() {
     const seq = ++renderSeq;
     const { parts, query } = parseHash();
-    if (!token() && parts[0] !== 'signin') { location.hash = '#/signin'; return; }
+    if (!token() && parts[0] !== 'signin') {
+      // Back to where the link pointed, once signed in.
+      if (location.hash && location.hash !== '#/') sessionStorage.setItem('fh.next', location.hash);
+      location.hash = '#/signin';
+      return;
+    }
     if (token() && !me()) {
       try { sessionStorage.setItem(ME_KEY, JSON.stringify(await api('GET', '/api/me'))); } catch (_) { return; }
     }
@@ -366,11 +433,13 @@
         const value = tokenInput.value.trim();
         if (!value) throw new ApiError(422, { error: { field: 'token', message: t('Enter the token.') } });
         const res = await fetch('/api/me', { headers: { Authorization: 'Bearer ' + value } });
-        if (res.status === 401) throw new ApiError(422, { error: { field: 'token', code: 'unauthorized', message: t('This is neither the admin token nor a working API key.') } });
+        if (res.status === 401) throw new ApiError(422, { error: { field: 'token', code: 'bad_token', message: t('This is neither the admin token nor a working API key.') } });
         if (!res.ok) throw new ApiError(res.status, await res.json().catch(() => null));
         sessionStorage.setItem(TOKEN_KEY, value);
         sessionStorage.setItem(ME_KEY, JSON.stringify(await res.json()));
-        location.hash = '#/bots';
+        const next = sessionStorage.getItem('fh.next');
+        sessionStorage.removeItem('fh.next');
+        location.hash = next && next.startsWith('#/') && !next.startsWith('#/signin') ? next : '#/bots';
       })));
   }
 
@@ -428,7 +497,7 @@
     const importId = input('postbackId', '', { placeholder: '55833627-242e-4061-9b0a-30da3e9cf7d4' });
     return h('section', { 'aria-label': t('Postback links') },
       h('p', { class: 'muted' }, t('Paste a link into the tracker as its postback URL; add parameters such as ?chatId={chatId}&stepId=… there.')),
-      h('div', { class: 'actions' }, button(t('Add webhook'), async () => {
+      h('div', { class: 'actions' }, button(t('Add postback link'), async () => {
         await api('POST', '/api/bots/' + enc(bot.id) + '/webhooks');
         toast(t('Link created'));
         route();
@@ -448,7 +517,7 @@
         form({ id: 'import-link' }, [h('p', { class: 'muted' }, t('Moving from Chatterfy: import the id from the old URL, and trackers keep working with only the origin changed.')),
           h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Link id'), importId)),
             h('button', { type: 'submit' }, t('Import')))], async () => {
-          await api('PUT', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(importId.value.trim()));
+          await api('PUT', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(linkIdOf(importId.value)));
           toast(t('Link imported'));
           route();
         })));
@@ -491,9 +560,10 @@
     return h('section', { 'aria-label': t('Steps') },
       h('div', { class: 'actions' }, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/new', class: 'button', id: 'new-step' }, t('Create step'))),
       items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'steps' },
-        h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Kind')), h('th', { class: 'opt' }, t('Webhook')), h('th', null, ''))),
+        h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', { class: 'opt' }, t('Step id')), h('th', null, t('Kind')), h('th', { class: 'opt' }, t('Webhook')), h('th', null, ''))),
         h('tbody', null, items.map((s) => h('tr', null,
           h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/steps/' + enc(s.id) }, s.key || s.id)),
+          h('td', { class: 'opt' }, h('span', { class: 'mono step-id' }, s.id), ' ', copyButton(s.id)),
           h('td', null, kindLabel(s.kind), s.webhookGone ? [' ', badge('gone')] : null, stateBadge(s.deliveryState)),
           h('td', { class: 'opt mono' }, s.webhook ? s.webhook.method + ' ' + s.webhook.url : ''),
           h('td', null, h('div', { class: 'actions' },
@@ -887,6 +957,7 @@
       form({ id: 'test-send' }, [h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id (empty: a sample dialog)'), chat)),
         h('button', { type: 'submit' }, t('Send a test')))], async () => {
         const id = chat.value.trim();
+        if (id && !confirm(t('Send the webhook with chat {id}\'s real data? The receiver cannot tell it from a real one: a tracker may count a conversion.', { id }))) return;
         const d = await api('POST', '/api/bots/' + enc(botId) + '/steps/' + enc(stepId) + '/test-send', id ? { chatId: Number(id) } : {});
         out.replaceChildren(deliverySummary(d));
       }), out);
@@ -923,8 +994,13 @@
     kind.addEventListener('change', showWebhook);
     showWebhook();
     preview = previewPanel(botId, webhook, () => kind.value === 'send-webhook', vars);
+    // A new step may keep the id it had in Chatterfy, so trackers' stepId= stays valid.
+    const newId = isNew ? input('stepId', '', { class: 'mono', autocomplete: 'off', placeholder: 'c0a8e7e2-5d0f-4c11-9a59-4c1f3b2d1a00' }) : null;
+    const idRow = isNew
+      ? h('div', { class: 'grow' }, field(t('Step id (optional: the id it had in Chatterfy)'), newId))
+      : h('div', { class: 'grow' }, h('p', null, h('strong', null, t('Step id')), ' ', h('span', { class: 'mono', id: 'step-id' }, stepId), ' ', copyButton(stepId)));
     const editor = form({ id: 'step-form' }, [h('div', { class: 'card' }, h('div', { class: 'row' },
-      h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind)))), webhook.box,
+      h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind))), h('div', { class: 'row' }, idRow)), webhook.box,
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save step')),
         isNew ? null : button(t('Delete step'), async () => {
           if (!confirm(t('Delete the step "{key}"?', { key: step.key || stepId }))) return;
@@ -934,7 +1010,13 @@
         isNew ? null : h('a', { href: '#/deliveries?botId=' + enc(botId) + '&stepId=' + enc(stepId) }, t('Deliveries')))], async () => {
       const body = { key: key.value, kind: kind.value };
       if (kind.value === 'send-webhook') body.webhook = webhook.config();
-      const saved = isNew ? await api('POST', '/api/bots/' + enc(botId) + '/steps', body) : await api('PUT', stepPath, body);
+      const chosen = newId ? newId.value.trim().toLowerCase() : '';
+      if (chosen && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(chosen)) {
+        throw new ApiError(422, { error: { field: 'stepId', code: 'bad_step_id', message: t('A step id is a UUID, as Chatterfy shows it: 8-4-4-4-12 hex digits.') } });
+      }
+      const saved = !isNew ? await api('PUT', stepPath, body)
+        : chosen ? await api('PUT', '/api/bots/' + enc(botId) + '/steps/' + enc(chosen), body)
+          : await api('POST', '/api/bots/' + enc(botId) + '/steps', body);
       toast(t('Saved'));
       if (isNew) location.hash = '#/bots/' + enc(botId) + '/steps/' + enc(saved.id);
       else route();
@@ -1174,11 +1256,12 @@
     return page(t('Deliveries'), filterForm,
       list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'deliveries' },
         h('thead', null, h('tr', null, h('th', null, t('Status')), h('th', null, t('Request')), h('th', { class: 'opt' }, t('Source')),
-          h('th', { class: 'opt' }, t('Attempts')), h('th', { class: 'opt' }, t('Created')))),
+          h('th', { class: 'opt' }, t('Last answer')), h('th', { class: 'opt' }, t('Attempts')), h('th', { class: 'opt' }, t('Created')))),
         h('tbody', null, list.items.map((d) => h('tr', null,
-          h('td', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null),
+          h('td', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null, d.replayOf ? [' ', badge('replay', 'test')] : null),
           h('td', { class: 'mono' }, h('a', { href: '#/deliveries/' + enc(d.id) }, d.request.method + ' ' + d.request.url)),
           h('td', { class: 'opt mono' }, d.chatId != null ? t('chat {id}', { id: d.chatId }) : d.callId != null ? t('call {id}', { id: d.callId }) : ''),
+          h('td', { class: 'opt mono' }, d.lastAttempt ? (d.lastAttempt.status == null ? (d.lastAttempt.error ? t('no answer') : '—') : String(d.lastAttempt.status)) : '—'),
           h('td', { class: 'opt' }, String(d.attemptCount)), h('td', { class: 'opt' }, when(d.createdAt))))))) : h('p', { class: 'muted' }, t('No deliveries match.')),
       list.nextCursor ? h('a', { href: '#/deliveries?' + next }, t('Next page')) : null);
   }
@@ -1214,6 +1297,7 @@
         d.error ? [h('dt', null, t('Error')), h('dd', { class: 'error' }, d.error)] : null,
         h('dt', null, t('Created')), h('dd', null, when(d.createdAt)))),
       h('div', { class: 'actions' }, button(t('Replay'), async () => {
+        if (!confirm(t('Send this request again to {url}? The receiver gets it a second time: a tracker may count a second conversion.', { url: d.request.method + ' ' + d.request.url }))) return;
         const r = await api('POST', '/api/deliveries/' + enc(d.id) + '/replay');
         toast(t('Replayed'));
         location.hash = '#/deliveries/' + enc(r.id);
