@@ -203,6 +203,11 @@ def main():
         # Its id, for a tracker's stepId=, with Copy.
         step_id = re.search(r"/steps/([^/?]+)", page.url).group(1)
         expect(page.locator("#step-id")).to_have_text(step_id)
+        # The URL a tracker calls to move a dialog into this step, its macros left as written.
+        page.get_by_label("Fields (name = value, one a line)").fill("userBalance = {payout}")
+        built = page.locator("#postback-url")
+        expect(built).to_contain_text(f"/updateDialog?chatId={{sub_id_1}}&stepId={step_id}")
+        expect(built).to_contain_text("&userBalance={payout}")
 
         # Test-send to the receiver; the receiver's answer is shown.
         page.get_by_label("Chat id (empty: a sample dialog)", exact=True).fill("1227280")

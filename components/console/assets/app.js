@@ -133,7 +133,7 @@
     location.hash = '#/signin';
   }
   // Forms that only read (search, filters, previews): a viewer keeps them.
-  const READ_FORMS = ['signin', 'find-dialog', 'delivery-filters', 'preview-form', 'audit-filters'];
+  const READ_FORMS = ['signin', 'find-dialog', 'delivery-filters', 'preview-form', 'audit-filters', 'postback-form'];
   // Forms that show a configuration: a viewer sees them read-only.
   const SHOWN_FORMS = ['step-form', 'hook-form', 'auto-actions'];
   /**
@@ -544,11 +544,19 @@
       items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'fields' },
         h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Type')), h('th', null, t('Description')), h('th', null, ''))),
         h('tbody', null, items.map((f) => h('tr', null, h('td', { class: 'mono' }, f.key), h('td', null, f.type),
-          h('td', null, f.description || ''), h('td', null, button(t('Delete'), async () => {
-            if (!confirm(t('Remove the definition of "{key}"? Stored values stay.', { key: f.key }))) return;
-            await api('DELETE', '/api/bots/' + enc(bot.id) + '/fields/' + enc(f.key));
-            route();
-          }, 'danger'))))))) : h('p', { class: 'muted' }, t('No custom fields yet.')));
+          h('td', null, f.description || ''), h('td', null, h('div', { class: 'actions' },
+            // Editing fills the form above: saving the same key changes its type or description.
+            button(t('Edit'), () => {
+              key.value = f.key;
+              type.value = f.type;
+              description.value = f.description || '';
+              type.focus();
+            }, null, { 'aria-label': t('Edit') + ' ' + f.key }),
+            button(t('Delete'), async () => {
+              if (!confirm(t('Remove the definition of "{key}"? Stored values stay.', { key: f.key }))) return;
+              await api('DELETE', '/api/bots/' + enc(bot.id) + '/fields/' + enc(f.key));
+              route();
+            }, 'danger')))))))) : h('p', { class: 'muted' }, t('No custom fields yet.')));
   }
 
   function kindLabel(kind) {
@@ -569,7 +577,7 @@
           h('td', null, h('div', { class: 'actions' },
             h('a', { href: '#/deliveries?botId=' + enc(bot.id) + '&stepId=' + enc(s.id) }, t('Deliveries')),
             button(t('Delete'), async () => {
-              if (!confirm(t('Delete the step "{key}"?', { key: s.key || s.id }))) return;
+              if (!confirm(t('Delete the step "{key}"? Postbacks that name it (stepId={id}) are refused from then on.', { key: s.key || s.id, id: s.id }))) return;
               await api('DELETE', '/api/bots/' + enc(bot.id) + '/steps/' + enc(s.id));
               route();
             }, 'danger')))))))) : h('p', { class: 'muted' }, t('No steps yet.')));
@@ -1003,7 +1011,7 @@
       h('div', { class: 'grow' }, field(t('Step key'), key)), h('div', { class: 'grow' }, field(t('Kind'), kind))), h('div', { class: 'row' }, idRow)), webhook.box,
       h('div', { class: 'actions' }, h('button', { type: 'submit', class: 'primary' }, t('Save step')),
         isNew ? null : button(t('Delete step'), async () => {
-          if (!confirm(t('Delete the step "{key}"?', { key: step.key || stepId }))) return;
+          if (!confirm(t('Delete the step "{key}"? Postbacks that name it (stepId={id}) are refused from then on.', { key: step.key || stepId, id: stepId }))) return;
           await api('DELETE', stepPath);
           location.hash = '#/bots/' + enc(botId) + '/steps';
         }, 'danger'),
@@ -1025,7 +1033,52 @@
       crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/steps', bot.name], [null, isNew ? t('New step') : step.key]),
       step.webhookGone ? h('p', { class: 'banner warn' }, t('The receiver answered 410 Gone: deliveries are skipped until the step is saved again.')) : null,
       isNew ? null : statePanel(step.deliveryState, stepPath, { botId, stepId }),
-      h('div', { class: 'editor' }, h('div', null, editor, preview.box, isNew ? null : testSendPanel(botId, stepId)), vars));
+      h('div', { class: 'editor' }, h('div', null, editor, preview.box, isNew ? null : testSendPanel(botId, stepId),
+        isNew ? null : await postbackBuilder(botId, stepId)), vars));
+  }
+
+  /** A value in a tracker's URL: encoded, but the tracker's {macros} left for it to fill. */
+  function trackerValue(v) {
+    return encodeURIComponent(v).replace(/%7B/gi, '{').replace(/%7D/gi, '}');
+  }
+  /**
+   * The postback URL a tracker calls to move a dialog into this step: a link, the macro that
+   * holds the chat id, a status and fields (values may be the tracker's macros, {payout}).
+   */
+  async function postbackBuilder(botId, stepId) {
+    const links = (await api('GET', '/api/bots/' + enc(botId) + '/webhooks')).items.filter((l) => !l.hidden && l.url);
+    if (!links.length) {
+      return h('section', { class: 'card', id: 'postback-builder' }, h('h2', null, t('Postback URL for a tracker')),
+        h('p', { class: 'muted' }, t('Add a postback link to the bot first.')));
+    }
+    const link = select('link', links.map((l) => [l.url, l.url]), links[0].url, { class: 'mono' });
+    const chat = input('chatMacro', '{sub_id_1}', { class: 'mono', autocomplete: 'off' });
+    const status = select('status', [['', t('unchanged')], ['auto', 'auto'], ['manual', 'manual'], ['blocked', 'blocked']], '');
+    const extra = h('textarea', { name: 'fields', rows: 3, class: 'mono', placeholder: 'userBalance = {payout}' });
+    const out = h('code', { class: 'mono', id: 'postback-url' });
+    const copyBox = h('span');
+    const build = () => {
+      const parts = ['chatId=' + trackerValue(chat.value.trim() || '{sub_id_1}'), 'stepId=' + enc(stepId)];
+      if (status.value) parts.push('status=' + status.value);
+      for (const line of extra.value.split('\n')) {
+        const at = line.indexOf('=');
+        if (at < 1) continue;
+        const name = line.slice(0, at).trim();
+        if (name) parts.push(enc(name) + '=' + trackerValue(line.slice(at + 1).trim()));
+      }
+      const url = link.value + '?' + parts.join('&');
+      out.textContent = url;
+      copyBox.replaceChildren(copyButton(url));
+    };
+    [link, chat, status, extra].forEach((el) => el.addEventListener('input', build));
+    build();
+    return h('section', { class: 'card', id: 'postback-builder' }, h('h2', null, t('Postback URL for a tracker')),
+      h('p', { class: 'muted' }, t('Paste it into the tracker\'s postback: it moves the dialog into this step. Write the tracker\'s macros as it writes them ({sub_id_1}, {payout}); they stay unencoded for it to fill.')),
+      form({ id: 'postback-form' }, [field(t('Postback link'), link),
+        h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id comes from (the tracker\'s macro)'), chat)),
+          h('div', null, field(t('Status'), status))),
+        field(t('Fields (name = value, one a line)'), extra)]),
+      h('p', null, out, ' ', copyBox));
   }
 
 

@@ -380,5 +380,14 @@ window.FH_I18N = { ru: {
   "Send the webhook with chat {id}'s real data? The receiver cannot tell it from a real one: a tracker may count a conversion.": "Отправить вебхук с реальными данными чата {id}? Получатель не отличит его от настоящего: трекер может засчитать конверсию.",
   "Send this request again to {url}? The receiver gets it a second time: a tracker may count a second conversion.": "Отправить этот запрос ещё раз на {url}? Получатель получит его второй раз: трекер может засчитать вторую конверсию.",
   "Last answer": "Последний ответ",
-  "replay": "повтор"
+  "replay": "повтор",
+  "Postback URL for a tracker": "Адрес постбека для трекера",
+  "Add a postback link to the bot first.": "Сначала добавьте боту постбек-ссылку.",
+  "unchanged": "без изменений",
+  "Paste it into the tracker's postback: it moves the dialog into this step. Write the tracker's macros as it writes them ({sub_id_1}, {payout}); they stay unencoded for it to fill.": "Вставьте его в постбек трекера: он переводит диалог на этот шаг. Макросы трекера пишите так, как их пишет трекер ({sub_id_1}, {payout}); они остаются незакодированными, чтобы трекер их подставил.",
+  "Postback link": "Постбек-ссылка",
+  "Chat id comes from (the tracker's macro)": "Id чата берётся из (макрос трекера)",
+  "Fields (name = value, one a line)": "Поля (имя = значение, по одному в строке)",
+  "Delete the step \"{key}\"? Postbacks that name it (stepId={id}) are refused from then on.": "Удалить шаг «{key}»? Постбеки, которые его называют (stepId={id}), с этого момента будут отклоняться.",
+  "Edit": "Изменить"
 } };
