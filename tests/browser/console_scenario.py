@@ -224,6 +224,7 @@ def main():
         page.get_by_role("link", name="Open delivery").click()
         expect(page.locator("h1")).to_have_text("Delivery")
         expect(page.locator("#attempts")).to_contain_text("HTTP 200")
+        expect(page.locator("#delivery")).to_contain_text("Casino funnel / step lead")
         first_delivery = page.url
         before = len(rx.requests)
         asked = []

@@ -523,12 +523,12 @@
         })));
   }
 
-  const FIELD_TYPES = [['string', 'string'], ['number', 'number'], ['boolean', 'boolean'], ['date', 'date']];
+  const fieldTypes = () => [['string', t('string')], ['number', t('number')], ['boolean', t('boolean')], ['date', t('date')]];
 
   async function fieldsTab(bot) {
     const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/fields');
     const key = input('key', '', { pattern: '[A-Za-z0-9_-]{1,64}', autocomplete: 'off', required: true });
-    const type = select('type', FIELD_TYPES, 'string');
+    const type = select('type', fieldTypes(), 'string');
     const description = input('description', '');
     return h('section', { 'aria-label': t('Custom fields') },
       h('div', { class: 'card' }, form({ id: 'add-field' }, [h('div', { class: 'row' },
@@ -543,7 +543,7 @@
       })),
       items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'fields' },
         h('thead', null, h('tr', null, h('th', null, t('Key')), h('th', null, t('Type')), h('th', null, t('Description')), h('th', null, ''))),
-        h('tbody', null, items.map((f) => h('tr', null, h('td', { class: 'mono' }, f.key), h('td', null, f.type),
+        h('tbody', null, items.map((f) => h('tr', null, h('td', { class: 'mono' }, f.key), h('td', null, t(f.type)),
           h('td', null, f.description || ''), h('td', null, h('div', { class: 'actions' },
             // Editing fills the form above: saving the same key changes its type or description.
             button(t('Edit'), () => {
@@ -1332,8 +1332,16 @@
       const dialog = await api('GET', '/api/bots/' + enc(d.botId) + '/dialogs/' + enc(d.chatId)).catch(() => null);
       cause = dialog && (dialog.conversions || []).find((c) => c.delivery === d.id);
     }
-    const owner = d.stepId ? h('a', { href: '#/bots/' + enc(d.botId) + '/steps/' + enc(d.stepId) }, t('step'))
-      : d.hookId ? h('a', { href: '#/calls/' + enc(d.serviceId) + '/hooks/' + enc(d.hookId) }, t('call hook')) : '—';
+    // Where it came from, by name: the bot and its step, or the service and its hook.
+    const named = async (path, pick) => { try { return pick(await api('GET', path)); } catch (_) { return null; } };
+    const owner = d.stepId
+      ? [await named('/api/bots/' + enc(d.botId), (b) => b.name) || t('bot'), ' / ',
+        h('a', { href: '#/bots/' + enc(d.botId) + '/steps/' + enc(d.stepId) },
+          t('step {key}', { key: await named('/api/bots/' + enc(d.botId) + '/steps/' + enc(d.stepId), (s) => s.key || s.id) || d.stepId }))]
+      : d.hookId
+        ? [await named('/api/calls/services/' + enc(d.serviceId), (s) => s.name) || t('service'), ' / ',
+          h('a', { href: '#/calls/' + enc(d.serviceId) + '/hooks/' + enc(d.hookId) }, t('call hook'))]
+        : '—';
     return page(t('Delivery'),
       crumbs(['#/deliveries', t('Deliveries')], [null, d.id]),
       h('div', { class: 'card' }, h('dl', { class: 'kv', id: 'delivery' },

@@ -389,5 +389,12 @@ window.FH_I18N = { ru: {
   "Chat id comes from (the tracker's macro)": "Id чата берётся из (макрос трекера)",
   "Fields (name = value, one a line)": "Поля (имя = значение, по одному в строке)",
   "Delete the step \"{key}\"? Postbacks that name it (stepId={id}) are refused from then on.": "Удалить шаг «{key}»? Постбеки, которые его называют (stepId={id}), с этого момента будут отклоняться.",
-  "Edit": "Изменить"
+  "Edit": "Изменить",
+  "string": "текст",
+  "number": "число",
+  "boolean": "да/нет",
+  "date": "дата",
+  "bot": "бот",
+  "service": "сервис",
+  "step {key}": "шаг {key}"
 } };
