@@ -16,6 +16,7 @@ import shutil
 import sys
 import threading
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -150,6 +151,21 @@ def main():
             "addTag": "depositor", "note": HOSTILE, "tracker.utm_source": HOSTILE,
         }))
         assert answer["ok"] and answer["created"], answer
+        # A postback with a balance written the way people write it is refused; the
+        # marketer sees it, and why, under the bot's links.
+        try:
+            call(link + "?chatId=1227280&userBalance=5%2C000")
+            raise AssertionError("userBalance=5,000 was taken for a number")
+        except urllib.error.HTTPError as e:
+            assert e.code == 422, e.code
+        for _ in range(20):  # kept just after the tracker's answer
+            page.reload()
+            expect(page.locator("#refused")).to_be_visible()
+            if "userBalance" in page.locator("#refused").inner_text():
+                break
+            time.sleep(0.1)
+        expect(page.locator("#refused")).to_contain_text("userBalance")
+        expect(page.locator("#refused")).to_contain_text("5%2C000")
 
         # The dialog, every value written as text.
         page.get_by_role("link", name="Dialogs").click()

@@ -52,3 +52,16 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let dialogs = ctx.repo.dialogs(&bot, page.after(), page.limit)?;
     Ok(json(200, &dialogs.to_json(view)))
 }
+
+/// `GET /api/bots/{botId}/refused-postbacks`: the newest postbacks the bot's links refused,
+/// with why and what was sent, newest first.
+pub(crate) fn refused(ctx: &Ctx) -> Result<Response, Error> {
+    let bot = ctx.repo.bot(ctx.params.get("botId"))?;
+    let page = funnelhooks_core::Paging::from_query(ctx.req.query())?;
+    let (items, next) = ctx.repo.refused_postbacks(&bot, page.cursor, page.limit)?;
+    let next = next.map_or_else(|| "null".to_string(), |n| format!(r#""{n}""#));
+    Ok(funnelhooks_spin::json_text(
+        200,
+        format!(r#"{{"items":[{}],"nextCursor":{next}}}"#, items.join(",")),
+    ))
+}

@@ -79,6 +79,7 @@ fn serve(req: &Request) -> Result<(Response, Option<ClickClaimed>), ApiError> {
         Op::StartDialog => dialogs::start(&ctx),
         Op::ReadDialog => dialogs::read(&ctx),
         Op::EraseDialog => dialogs::erase(&ctx),
+        Op::ListRefused => dialogs::refused(&ctx),
     }?;
     Ok((response, ctx.after.into_inner()))
 }

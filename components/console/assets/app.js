@@ -493,7 +493,8 @@
   }
 
   async function linksTab(bot) {
-    const { items } = await api('GET', '/api/bots/' + enc(bot.id) + '/webhooks');
+    const [{ items }, refused] = await Promise.all([api('GET', '/api/bots/' + enc(bot.id) + '/webhooks'),
+      api('GET', '/api/bots/' + enc(bot.id) + '/refused-postbacks?limit=20')]);
     const importId = input('postbackId', '', { placeholder: '55833627-242e-4061-9b0a-30da3e9cf7d4' });
     return h('section', { 'aria-label': t('Postback links') },
       h('p', { class: 'muted' }, t('Paste a link into the tracker as its postback URL; add parameters such as ?chatId={chatId}&stepId=… there.')),
@@ -520,7 +521,22 @@
           await api('PUT', '/api/bots/' + enc(bot.id) + '/webhooks/' + enc(linkIdOf(importId.value)));
           toast(t('Link imported'));
           route();
-        })));
+        })),
+      refusedPostbacks(refused.items));
+  }
+
+  /** What the bot's links refused lately, and why: what a tracker sends wrong. */
+  function refusedPostbacks(items) {
+    return h('section', { class: 'card', id: 'refused' }, h('h2', null, t('Refused postbacks')),
+      items.length ? [h('p', { class: 'muted' }, t('The newest postbacks this bot\'s links refused (100 are kept). A tracker got the same answer.')),
+        h('div', { class: 'table-wrap' }, h('table', null,
+          h('thead', null, h('tr', null, h('th', null, t('When')), h('th', null, t('Why')), h('th', { class: 'opt' }, t('What was sent')))),
+          h('tbody', null, items.map((r) => h('tr', null,
+            h('td', null, when(r.at)),
+            h('td', null, r.field ? h('span', { class: 'mono' }, r.field + ': ') : null,
+              ERROR_TEXTS[r.code] ? ERROR_TEXTS[r.code]() : r.message),
+            h('td', { class: 'opt mono refused-sent' }, r.method + ' ' + r.sent))))))]
+        : h('p', { class: 'muted' }, t('None lately: every postback was taken.')));
   }
 
   const fieldTypes = () => [['string', t('string')], ['number', t('number')], ['boolean', t('boolean')], ['date', t('date')]];

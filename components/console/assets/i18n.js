@@ -396,5 +396,10 @@ window.FH_I18N = { ru: {
   "date": "дата",
   "bot": "бот",
   "service": "сервис",
-  "step {key}": "шаг {key}"
+  "step {key}": "шаг {key}",
+  "Refused postbacks": "Отклонённые постбеки",
+  "The newest postbacks this bot's links refused (100 are kept). A tracker got the same answer.": "Последние постбеки, которые отклонили ссылки этого бота (хранятся 100). Трекер получил тот же ответ.",
+  "Why": "Почему",
+  "What was sent": "Что пришло",
+  "None lately: every postback was taken.": "Недавно не было: все постбеки приняты."
 } };

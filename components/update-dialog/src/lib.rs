@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use funnelhooks_dialogs::clicks::ClickClaimed;
 use funnelhooks_dialogs::handoff::StepReached;
 use funnelhooks_dialogs::limits::{DialogLimits, MAX_BODY_BYTES};
-use funnelhooks_dialogs::{Repo, from_request};
+use funnelhooks_dialogs::{Repo, from_request, refused};
 use funnelhooks_routes::update_dialog::ROUTES;
 
 use funnelhooks_spin::kv::BatchedSpinKv;
@@ -27,13 +27,16 @@ use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 #[spin_sdk::http_component]
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("update-dialog", &incoming);
-    let (response, reached, claimed) = match read(incoming, MAX_BODY_BYTES).await {
-        Ok(req) => match update_dialog(&req) {
+    let req = read(incoming, MAX_BODY_BYTES).await;
+    let (response, reached, claimed) = match &req {
+        Ok(req) => match update_dialog(req) {
             Ok(done) => done,
             Err(e) => (e.response(), Vec::new(), None),
         },
         Err(e) => (e.response(), Vec::new(), None),
     };
+    let refused =
+        (*response.status() >= 400).then(|| (*response.status(), response.body().to_vec()));
     respond(out, response).await;
     // Answered already: if a chain fails, the handoff written before the dialog changed is
     // still there, and the retry sweep delivers it.
@@ -52,8 +55,44 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         && let Ok(kv) = BatchedSpinKv::open_default()
     {
         let _ = kv.increment(&funnelhooks_core::metrics::postback_refusal_key(code), 1);
+        if let (Ok(req), Some((status, body))) = (&req, refused) {
+            keep_refused(&kv, req, code, status, &body);
+        }
     }
     funnelhooks_spin::nudge_sweep(64);
+}
+
+/// Keeps a refused postback for its bot's "refused postbacks" (when the link names a bot
+/// that exists: a revoked or unknown link has nobody to tell).
+fn keep_refused(kv: &BatchedSpinKv, req: &Request, code: &str, status: u16, body: &[u8]) {
+    if matches!(
+        code,
+        "unknown_webhook" | "unknown_bot" | "not_found" | "method_not_allowed"
+    ) {
+        return;
+    }
+    // `/api/bots/webhooks/{postbackId}/updateDialog`.
+    let link = req.path().split('/').nth(4).unwrap_or_default();
+    let Ok(Some(bot)) = refused::bot_of_link(kv, link) else {
+        return;
+    };
+    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &answer["error"];
+    let sent = if req.body().is_empty() {
+        req.query().to_string()
+    } else {
+        String::from_utf8_lossy(req.body()).into_owned()
+    };
+    let refusal = refused::Refusal {
+        at: now(),
+        status,
+        code,
+        field: error["field"].as_str(),
+        message: error["message"].as_str().unwrap_or_default(),
+        method: &req.method().to_string(),
+        sent: &sent,
+    };
+    let _ = refused::record_refused(kv, &bot, &refusal);
 }
 
 /// How many new dialogs a bot's links may create: the `max_new_dialogs_per_minute` and

@@ -18,6 +18,7 @@ mod keys;
 pub mod limits;
 pub mod model;
 pub mod params;
+pub mod refused;
 pub mod repo;
 mod split;
 pub mod start;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
+use funnelhooks_dialogs::refused::{KEEP_REFUSED, MAX_REFUSED_SENT, Refusal, record_refused};
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
 use funnelhooks_store::{Decide, GetMany, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
@@ -303,7 +304,49 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
             )
             .unwrap();
         }
+        // 105 refused postbacks: the newest 100 are kept, and go with the bot.
+        for n in 0..105 {
+            let sent = format!("chatId=1&userBalance={n}{}", "x".repeat(2_000));
+            let refusal = Refusal {
+                at: NOW,
+                status: 422,
+                code: "wrong_type",
+                field: Some("userBalance"),
+                message: "the field is a \"number\"; this value is not one",
+                method: "GET",
+                sent: &sent,
+            };
+            record_refused(&kv, &bot.id, &refusal).unwrap();
+        }
         let repo = Repo::new(&kv);
+        let whole = repo.bot(&bot.id).unwrap();
+        let (texts, next) = repo.refused_postbacks(&whole, None, 200).unwrap();
+        let page: Vec<serde_json::Value> = texts
+            .iter()
+            .map(|t| serde_json::from_str(t).unwrap())
+            .collect();
+        assert_eq!(page.len(), KEEP_REFUSED as usize, "{mode}");
+        assert_eq!(
+            page[0]["message"], "the field is a \"number\"; this value is not one",
+            "{mode}: written by hand, read as JSON"
+        );
+        assert_eq!(page[0]["field"], "userBalance", "{mode}");
+        assert_eq!(page[0]["position"], 105, "{mode}: newest first");
+        assert!(
+            page[0]["sent"]
+                .as_str()
+                .unwrap()
+                .starts_with("chatId=1&userBalance=104")
+        );
+        assert_eq!(
+            page[0]["sent"].as_str().unwrap().len(),
+            MAX_REFUSED_SENT,
+            "{mode}"
+        );
+        assert_eq!(
+            next, None,
+            "{mode}: the five oldest are gone, nothing follows"
+        );
         repo.delete_bot(&bot.id).unwrap();
         assert_eq!(
             repo.bot(&bot.id).unwrap_err().kind,
@@ -313,7 +356,7 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
         let link = get(&kv, &bot.link, "chatId=1").unwrap_err();
         assert_eq!(link.kind, Kind::NotFound, "{mode}: its links stop at once");
         let run = Jobs::new(&kv).run(&mut || true).unwrap();
-        assert_eq!((run.cleaned, run.finished), (3, 1), "{mode}");
+        assert_eq!((run.cleaned, run.finished), (3 + 100, 2), "{mode}");
         assert_eq!(kv.keys(), ["bots:n", "jobs:cursor", "jobs:n"], "{mode}");
     }
 }

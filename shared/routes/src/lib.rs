@@ -248,6 +248,7 @@ pub mod bots_api {
         "PUT" "/api/bots/{botId}/dialogs/{chatId}" "startDialog" Write StartDialog,
         "GET" "/api/bots/{botId}/dialogs/{chatId}" "readDialog" Read ReadDialog,
         "DELETE" "/api/bots/{botId}/dialogs/{chatId}" "eraseDialog" Write EraseDialog,
+        "GET" "/api/bots/{botId}/refused-postbacks" "listRefusedPostbacks" Read ListRefused,
     }
 }
 
@@ -390,6 +391,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 81);
+        assert_eq!(ids.len(), 82);
     }
 }

@@ -12,7 +12,7 @@ pub mod request;
 pub mod respond;
 pub mod router;
 
-pub use error::{ApiError, json};
+pub use error::{ApiError, json, json_text};
 pub use kv::SpinKv;
 pub use outbound::{PrivateNetworks, SpinClock, SpinSender, private_networks};
 pub use respond::{begin, respond};

@@ -35,13 +35,15 @@ fn every_component_fits_its_size_budget() {
     // dialog's own writes: 600 KB. bots-api serves the bot engine's start, which now reads
     // the deep link's payload by the bot's rule and points the click id at the chat (+33 KB,
     // 387 -> 420 KB): 450 KB. update-dialog does the same within 400 KB. Scoped access (#32)
-    // adds ~30 KB to each component that takes API keys, within these budgets (bots-api
-    // 456 KB); the access component is 326 KB.
+    // adds ~35 KB to each component that takes API keys (key checks, the audit entry, scoped
+    // lists), and bots-api lists refused postbacks (+3 KB): bots-api 464 KB, its budget 480 KB
+    // (a request costs the same in a 276 and a 684 KB component: docs/benchmarks.md); the
+    // access component is 326 KB.
     let budget = |id: &str| match id {
         "call-hooks" => 800 * 1024,
         "send-webhook" => 900 * 1024,
         "conversions" => 600 * 1024,
-        "bots-api" => 450 * 1024,
+        "bots-api" => 480 * 1024,
         _ => 400 * 1024,
     };
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();

@@ -144,6 +144,31 @@ pub async fn management_and_postbacks(t: &Target) {
     assert_eq!(bad.json()["error"]["field"], "userBalance", "{l}");
     let again = admin.get(&format!("/api/bots/{bot}/dialogs/1227280")).await;
     assert_eq!(again, d, "{l}: a refused postback changed the dialog");
+    // ... and the marketer sees it among the bot's refused postbacks, with why and what came;
+    // the accepted ones before it left nothing there.
+    // (Kept after the answer: it may land a moment later.)
+    let mut refused = json!(null);
+    for _ in 0..50 {
+        refused = admin
+            .get(&format!("/api/bots/{bot}/refused-postbacks"))
+            .await;
+        if refused["items"] != json!([]) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    let items = refused["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{l}: {refused}");
+    assert_eq!(items[0]["field"], "userBalance", "{l}: {refused}");
+    assert_eq!(items[0]["status"], 422, "{l}: {refused}");
+    assert_eq!(items[0]["method"], "GET", "{l}: {refused}");
+    assert!(
+        items[0]["sent"]
+            .as_str()
+            .unwrap()
+            .contains("userBalance=lots"),
+        "{l}: {refused}"
+    );
 
     // Lists, rename, revoke, erase.
     let list = admin.get(&format!("/api/bots/{bot}/dialogs")).await;

@@ -241,6 +241,7 @@ async fn every_bad_postback_is_a_json_4xx_naming_the_parameter_and_stores_nothin
             json!("chatId"),
         ),
     ];
+    let codes: Vec<&str> = cases.iter().map(|c| c.4).collect();
     for (method, query, body, status, code, field) in cases {
         let headers: &[(&str, &str)] = if body.starts_with('{') {
             &[("content-type", "application/json")]
@@ -258,11 +259,39 @@ async fn every_bad_postback_is_a_json_4xx_naming_the_parameter_and_stores_nothin
         assert_eq!(e["field"], field, "{query}");
         assert!(!e["message"].as_str().unwrap().is_empty());
     }
-    assert_eq!(
-        snapshot(&app),
-        before,
-        "rejected postbacks stored something"
+    // Nothing but the bot's list of refused postbacks, one entry each, newest first (kept
+    // after the answer: the last one may land a moment later).
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        let page = admin
+            .get(&format!("/api/bots/{}/refused-postbacks?limit=200", f.bot))
+            .await;
+        listed = page["items"].as_array().unwrap().clone();
+        if listed
+            .first()
+            .is_some_and(|r| r["code"] == *codes.last().unwrap())
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    // Each case whose request could be read is kept (a body past the limit never is).
+    assert!(listed.len() + 1 >= codes.len(), "{listed:?}");
+    assert_eq!(listed[0]["code"], *codes.last().unwrap());
+    assert!(
+        listed
+            .iter()
+            .all(|r| codes.contains(&r["code"].as_str().unwrap()))
     );
+    let (refused, kept): (Vec<_>, Vec<_>) = snapshot(&app)
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("refused:"));
+    assert_eq!(
+        refused.len(),
+        listed.len() + 1,
+        "the entries and their counter"
+    );
+    assert_eq!(kept, before, "rejected postbacks stored something");
 }
 
 #[tokio::test(flavor = "multi_thread")]

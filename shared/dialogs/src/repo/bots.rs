@@ -95,6 +95,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         for job in &conversion_jobs {
             Jobs::new(self.kv).add(job)?;
         }
+        Jobs::new(self.kv).add(&crate::refused::refused_cleanup(self.kv, id)?)?;
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("bot {id}"),
             extra,

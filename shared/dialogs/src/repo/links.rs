@@ -120,4 +120,15 @@ impl<'a, K: Kv> Repo<'a, K> {
         })?;
         self.forget_link(link_id)
     }
+
+    /// The newest postbacks `bot`'s links refused ([`crate::refused`]), newest first, from
+    /// position `before`; and where the next page starts.
+    pub fn refused_postbacks(
+        &self,
+        bot: &Bot,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<u64>), Error> {
+        crate::refused::refused(self.kv, &bot.id, before, limit)
+    }
 }
