@@ -165,7 +165,7 @@ def main():
                 break
             time.sleep(0.1)
         expect(page.locator("#refused")).to_contain_text("userBalance")
-        expect(page.locator("#refused")).to_contain_text("5%2C000")
+        expect(page.locator("#refused")).to_contain_text("userBalance=5,000")
 
         # The dialog, every value written as text.
         page.get_by_role("link", name="Dialogs").click()

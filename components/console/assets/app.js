@@ -100,7 +100,8 @@
   function linkIdOf(pasted) {
     const text = pasted.trim();
     const inUrl = text.match(/\/webhooks\/([^/?#\s]+)\/updateDialog/);
-    return inUrl ? decodeURIComponent(inUrl[1]) : text;
+    if (!inUrl) return text;
+    try { return decodeURIComponent(inUrl[1]); } catch (_) { return inUrl[1]; }
   }
   /** A link a viewer's key may not see: that it exists, and how its id starts. */
   function hiddenLink(l) {
@@ -525,6 +526,10 @@
       refusedPostbacks(refused.items));
   }
 
+  /** A query as people read it: %2C as ",", + as a space (as sent when it cannot be read so). */
+  function readable(sent) {
+    try { return decodeURIComponent(sent.replace(/\+/g, ' ')); } catch (_) { return sent; }
+  }
   /** What the bot's links refused lately, and why: what a tracker sends wrong. */
   function refusedPostbacks(items) {
     return h('section', { class: 'card', id: 'refused' }, h('h2', null, t('Refused postbacks')),
@@ -534,8 +539,8 @@
           h('tbody', null, items.map((r) => h('tr', null,
             h('td', null, when(r.at)),
             h('td', null, r.field ? h('span', { class: 'mono' }, r.field + ': ') : null,
-              ERROR_TEXTS[r.code] ? ERROR_TEXTS[r.code]() : r.message),
-            h('td', { class: 'opt mono refused-sent' }, r.method + ' ' + r.sent))))))]
+              ERROR_TEXTS[r.code] ? [ERROR_TEXTS[r.code](), h('br'), h('small', { class: 'muted' }, r.message)] : r.message),
+            h('td', { class: 'opt mono refused-sent' }, r.method + ' ' + readable(r.sent)))))))]
         : h('p', { class: 'muted' }, t('None lately: every postback was taken.')));
   }
 
@@ -1038,6 +1043,14 @@
       if (chosen && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(chosen)) {
         throw new ApiError(422, { error: { field: 'stepId', code: 'bad_step_id', message: t('A step id is a UUID, as Chatterfy shows it: 8-4-4-4-12 hex digits.') } });
       }
+      if (chosen) {
+        // PUT with an id replaces what has it: a new step must not take a step's id quietly.
+        const taken = await api('GET', '/api/bots/' + enc(botId) + '/steps/' + enc(chosen)).then(() => true, (e) => {
+          if (e.status === 404) return false;
+          throw e;
+        });
+        if (taken) throw new ApiError(409, { error: { field: 'stepId', code: 'step_id_in_use', message: t('This bot has a step with this id already: open it to change it.') } });
+      }
       const saved = !isNew ? await api('PUT', stepPath, body)
         : chosen ? await api('PUT', '/api/bots/' + enc(botId) + '/steps/' + enc(chosen), body)
           : await api('POST', '/api/bots/' + enc(botId) + '/steps', body);
@@ -1062,7 +1075,10 @@
    * holds the chat id, a status and fields (values may be the tracker's macros, {payout}).
    */
   async function postbackBuilder(botId, stepId) {
-    const links = (await api('GET', '/api/bots/' + enc(botId) + '/webhooks')).items.filter((l) => !l.hidden && l.url);
+    const all = (await api('GET', '/api/bots/' + enc(botId) + '/webhooks')).items;
+    const links = all.filter((l) => !l.hidden && l.url);
+    // A viewer's key sees no link URL: nothing to build.
+    if (all.some((l) => l.hidden)) return null;
     if (!links.length) {
       return h('section', { class: 'card', id: 'postback-builder' }, h('h2', null, t('Postback URL for a tracker')),
         h('p', { class: 'muted' }, t('Add a postback link to the bot first.')));
@@ -1093,7 +1109,7 @@
       form({ id: 'postback-form' }, [field(t('Postback link'), link),
         h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Chat id comes from (the tracker\'s macro)'), chat)),
           h('div', null, field(t('Status'), status))),
-        field(t('Fields (name = value, one a line)'), extra)]),
+        field(t('Fields (name = value, one a line)'), extra)], async () => build()),
       h('p', null, out, ' ', copyBox));
   }
 

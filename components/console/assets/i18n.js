@@ -401,5 +401,6 @@ window.FH_I18N = { ru: {
   "The newest postbacks this bot's links refused (100 are kept). A tracker got the same answer.": "Последние постбеки, которые отклонили ссылки этого бота (хранятся 100). Трекер получил тот же ответ.",
   "Why": "Почему",
   "What was sent": "Что пришло",
-  "None lately: every postback was taken.": "Недавно не было: все постбеки приняты."
+  "None lately: every postback was taken.": "Недавно не было: все постбеки приняты.",
+  "This bot has a step with this id already: open it to change it.": "У бота уже есть шаг с таким id: откройте его, чтобы изменить."
 } };

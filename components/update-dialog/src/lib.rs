@@ -65,9 +65,16 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 /// Keeps a refused postback for its bot's "refused postbacks" (when the link names a bot
 /// that exists: a revoked or unknown link has nobody to tell).
 fn keep_refused(kv: &BatchedSpinKv, req: &Request, code: &str, status: u16, body: &[u8]) {
+    // The dialog limiter's refusals come in floods it exists to absorb: counted (metrics),
+    // not kept one by one.
     if matches!(
         code,
-        "unknown_webhook" | "unknown_bot" | "not_found" | "method_not_allowed"
+        "unknown_webhook"
+            | "unknown_bot"
+            | "not_found"
+            | "method_not_allowed"
+            | "too_many_new_dialogs"
+            | "too_many_dialogs"
     ) {
         return;
     }
@@ -78,10 +85,11 @@ fn keep_refused(kv: &BatchedSpinKv, req: &Request, code: &str, status: u16, body
     };
     let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let error = &answer["error"];
-    let sent = if req.body().is_empty() {
-        req.query().to_string()
-    } else {
-        String::from_utf8_lossy(req.body()).into_owned()
+    let body = String::from_utf8_lossy(req.body());
+    let sent = match (req.query(), body.is_empty()) {
+        (query, true) => query.to_string(),
+        ("", false) => body.into_owned(),
+        (query, false) => format!("{query} {body}"),
     };
     let refusal = refused::Refusal {
         at: now(),

@@ -8,8 +8,8 @@
 use funnelhooks_core::{Error, Timestamp};
 use funnelhooks_store::{Cleanup, Index, Kv, Records, StoreError};
 
-use crate::bots::{PostbackLink, bot_of_link_id};
-use crate::keys::link_key;
+use crate::bots::PostbackLink;
+use crate::keys::{bot_key, link_key};
 
 /// How many refused postbacks a bot keeps.
 pub const KEEP_REFUSED: u64 = 100;
@@ -20,14 +20,14 @@ fn index<'a>(kv: &'a dyn Kv, bot: &str) -> Index<'a> {
     Index::new(kv, format!("refused:{bot}"))
 }
 
-/// The bot whose link `link_id` is, when the link exists: from the id itself where it holds
-/// it, else read.
+/// The bot whose link `link_id` is, when the link and its bot exist now (two reads, on the
+/// refused path only). The id alone is not enough: a postback can be refused before its link
+/// is read (a body that is not JSON), and anyone who knows a bot's id could make one up.
 pub fn bot_of_link(kv: &dyn Kv, link_id: &str) -> Result<Option<String>, Error> {
-    if let Some(bot) = bot_of_link_id(link_id) {
-        return Ok(Some(bot));
-    }
-    let link: Option<PostbackLink> = Records::new(kv).get(&link_key(link_id))?;
-    Ok(link.map(|l| l.bot_id))
+    let Some(link) = Records::new(kv).get::<PostbackLink>(&link_key(link_id))? else {
+        return Ok(None);
+    };
+    Ok(kv.get(&bot_key(&link.bot_id))?.map(|_| link.bot_id))
 }
 
 /// `text` cut to [`MAX_REFUSED_SENT`] bytes at a character boundary.
@@ -90,7 +90,13 @@ pub fn refused(
     before: Option<u64>,
     limit: usize,
 ) -> Result<(Vec<String>, Option<u64>), Error> {
-    let page = index(kv, bot).page_newest_first(before, limit)?;
+    // Read without writing (a list must not create the counter), and only within the kept
+    // window: older places are gone, and a cursor into them would page through nothing.
+    let index = index(kv, bot);
+    let last = index.peek_last_slot()?;
+    let oldest_kept = last.saturating_sub(KEEP_REFUSED);
+    let page = index.page_newest_first(Some(before.unwrap_or(last + 1)), limit)?;
+    let next = page.next.filter(|n| *n > oldest_kept + 1);
     let items = page
         .slots
         .iter()
@@ -100,7 +106,7 @@ pub fn refused(
             Some(format!(r#"{{"position":{slot},{rest}"#))
         })
         .collect();
-    Ok((items, page.next))
+    Ok((items, next))
 }
 
 /// The cleanup of a deleted bot's refused postbacks: only the kept window is walked.

@@ -304,6 +304,14 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
             )
             .unwrap();
         }
+        // Listing none writes nothing (not even a counter).
+        let fresh = Repo::new(&kv).bot(&bot.id).unwrap();
+        let (none, _) = Repo::new(&kv).refused_postbacks(&fresh, None, 50).unwrap();
+        assert!(none.is_empty(), "{mode}");
+        assert!(
+            kv.keys().iter().all(|k| !k.starts_with("refused:")),
+            "{mode}: a list wrote"
+        );
         // 105 refused postbacks: the newest 100 are kept, and go with the bot.
         for n in 0..105 {
             let sent = format!("chatId=1&userBalance={n}{}", "x".repeat(2_000));

@@ -118,7 +118,6 @@ impl From<funnelhooks_store::StoreError> for ApiError {
     }
 }
 
-/// A JSON response.
 /// A response whose body is JSON text made already.
 pub fn json_text(status: u16, body: String) -> Response {
     Response::builder()
@@ -128,6 +127,7 @@ pub fn json_text(status: u16, body: String) -> Response {
         .build()
 }
 
+/// A JSON response.
 pub fn json<T: serde::Serialize + ?Sized>(status: u16, body: &T) -> Response {
     // `to_vec` writes straight into the buffer; `to_string` goes through `Display`, a
     // formatter adapter per value (a measurable share of a postback's Wasm time).
