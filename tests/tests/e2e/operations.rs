@@ -145,8 +145,16 @@ async fn the_logs_of_a_scenario_are_json_lines_with_request_ids_and_hold_no_secr
         let wrong = client.get(&format!("/api/bots/{bot}")).await.unwrap();
         assert_eq!(wrong.status, 401);
 
-        // The logs, as Spin keeps them.
-        let lines = app.component_logs();
+        // The logs, as Spin keeps them. A request's line is written once its answer has gone
+        // (the caller never waits for it), so the last ones may land a moment later.
+        let mut lines = app.component_logs();
+        for _ in 0..50 {
+            if lines.iter().any(|l| l.contains(r#""status":401"#)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lines = app.component_logs();
+        }
         let parsed: Vec<Value> = lines
             .iter()
             .map(|l| {
