@@ -15,20 +15,13 @@ pub(crate) fn create(ctx: &Ctx) -> Result<Response, Error> {
     Ok(json(201, &bot.view()))
 }
 
-/// The records found, in order; one that is gone is left out, a store error is an error.
-fn existing<T>(found: impl Iterator<Item = Result<T, Error>>) -> Result<Vec<T>, Error> {
-    found
-        .filter(|r| !matches!(r, Err(e) if e.kind == funnelhooks_core::Kind::NotFound))
-        .collect()
-}
-
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
     // A key scoped to some bots lists those (at most 200: one page), not a filtered index.
     let bots = match funnelhooks_spin::auth::caller().bots {
         Scope::All => ctx.repo.bots(page.after(), page.limit)?,
         Scope::Only(ids) => Page {
-            items: existing(ids.iter().map(|id| ctx.repo.bot(id)))?,
+            items: funnelhooks_core::error::present(ids.iter().map(|id| ctx.repo.bot(id)))?,
             next: None,
         },
     };

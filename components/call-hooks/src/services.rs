@@ -82,11 +82,7 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let services = match funnelhooks_spin::auth::caller().services {
         Scope::All => ctx.repo.services(page.after(), page.limit)?,
         Scope::Only(ids) => Page {
-            items: ids
-                .iter()
-                .map(|id| ctx.repo.service(id))
-                .filter(|r| !matches!(r, Err(e) if e.kind == funnelhooks_core::Kind::NotFound))
-                .collect::<Result<_, _>>()?,
+            items: funnelhooks_core::error::present(ids.iter().map(|id| ctx.repo.service(id)))?,
             next: None,
         },
     };

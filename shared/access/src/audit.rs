@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use funnelhooks_core::text::shorten;
 use funnelhooks_core::{Error, Timestamp};
 use funnelhooks_store::{Index, Kv, StoreError};
 use serde::{Deserialize, Serialize};
@@ -57,14 +58,9 @@ pub fn fields_of(body: &[u8]) -> Vec<String> {
 
 /// `text` cut to `max` bytes at a character boundary, `…` marking the cut.
 fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut at = max;
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    format!("{}…", &text[..at])
+    let mut text = text.to_string();
+    shorten(&mut text, max);
+    text
 }
 
 impl AuditEntry {

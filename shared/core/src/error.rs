@@ -157,6 +157,15 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// The records found, in order: one that is gone (`NotFound`) is left out, any other error
+/// is the error (a list by ids must not shorten itself on a store failure).
+pub fn present<T>(found: impl IntoIterator<Item = Result<T, Error>>) -> Result<Vec<T>, Error> {
+    found
+        .into_iter()
+        .filter(|r| !matches!(r, Err(e) if e.kind == Kind::NotFound))
+        .collect()
+}
+
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         let (kind, code, message) = match &e {

@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod paging;
 pub mod secret;
 pub mod senders;
+pub mod text;
 pub mod time;
 
 pub use error::{Error, Kind};

@@ -456,14 +456,7 @@ impl Delivery {
     /// headers (`GET /api/deliveries/{id}` has them).
     pub fn summary(&self) -> Json {
         let mut url = mask_url(&self.request.url);
-        if url.len() > MAX_SUMMARY_URL {
-            let mut cut = MAX_SUMMARY_URL;
-            while !url.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            url.truncate(cut);
-            url.push('…');
-        }
+        funnelhooks_core::text::shorten(&mut url, MAX_SUMMARY_URL);
         let last = self.attempts.last().map(|a| {
             json!({"n": a.n, "at": a.at, "durationMs": a.duration_ms, "status": a.status,
                    "error": a.error})
@@ -511,13 +504,7 @@ pub fn bounded_headers(headers: Vec<(String, String)>) -> (Vec<(String, String)>
     let mut kept = Vec::new();
     let (mut total, mut cut) = (0, false);
     for (name, mut value) in headers {
-        if value.len() > MAX_RESPONSE_HEADER_VALUE {
-            let mut at = MAX_RESPONSE_HEADER_VALUE;
-            while !value.is_char_boundary(at) {
-                at -= 1;
-            }
-            value.truncate(at);
-            value.push('…');
+        if funnelhooks_core::text::shorten(&mut value, MAX_RESPONSE_HEADER_VALUE) {
             cut = true;
         }
         if kept.len() == MAX_RESPONSE_HEADERS

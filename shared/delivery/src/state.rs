@@ -227,14 +227,7 @@ impl DeliveryState {
         self.failing_since.get_or_insert(at);
         self.failures = self.failures.saturating_add(1);
         let mut error = error.to_string();
-        if error.len() > MAX_ERROR {
-            let mut cut = MAX_ERROR;
-            while !error.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            error.truncate(cut);
-            error.push('…');
-        }
+        funnelhooks_core::text::shorten(&mut error, MAX_ERROR);
         self.last_error = Some(error);
         self.last_failure_at = Some(at);
     }

@@ -30,15 +30,6 @@ pub fn bot_of_link(kv: &dyn Kv, link_id: &str) -> Result<Option<String>, Error> 
     Ok(kv.get(&bot_key(&link.bot_id))?.map(|_| link.bot_id))
 }
 
-/// `text` cut to [`MAX_REFUSED_SENT`] bytes at a character boundary.
-fn cut(text: &str) -> String {
-    let mut at = text.len().min(MAX_REFUSED_SENT);
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    text[..at].to_string()
-}
-
 /// One refused postback: when, the status, the error's code, field and message, the method
 /// and what was sent (the query, or the body of a POST), cut at [`MAX_REFUSED_SENT`].
 pub struct Refusal<'a> {
@@ -71,7 +62,10 @@ pub fn record_refused(kv: &dyn Kv, bot: &str, refusal: &Refusal) -> Result<(), S
         refusal.field.map_or_else(|| "null".to_string(), text),
         text(refusal.message),
         text(refusal.method),
-        text(&cut(refusal.sent)),
+        text(funnelhooks_core::text::cut_at(
+            refusal.sent,
+            MAX_REFUSED_SENT
+        )),
     );
     let index = index(kv, bot);
     let slot = index.add(&entry)?;

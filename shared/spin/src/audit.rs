@@ -35,7 +35,7 @@ pub fn record(req: &Request, response: &Response) {
     if !writes || reads || !((200..300).contains(&status) || status >= 500) {
         return;
     }
-    let start = |secret: &str| format!("{}…", secret.chars().take(8).collect::<String>());
+    let start = funnelhooks_core::text::start_of;
     let mut path = req.path().to_string();
     let mut target = std::collections::BTreeMap::new();
     for (name, value) in admitted.params.iter() {

@@ -49,21 +49,19 @@ pub fn link_for_caller(mut view: serde_json::Value) -> serde_json::Value {
     if caller().writes() {
         return view;
     }
-    let start: Option<String> = view["id"].as_str().map(|id| id.chars().take(8).collect());
+    let start = funnelhooks_core::text::start_of(view["id"].as_str().unwrap_or_default());
     if let Some(o) = view.as_object_mut() {
         o.remove("url");
         o.remove("urlWarning");
-        o.insert(
-            "id".into(),
-            serde_json::Value::from(format!("{}…", start.unwrap_or_default())),
-        );
+        o.insert("id".into(), serde_json::Value::from(start));
         o.insert("hidden".into(), serde_json::Value::Bool(true));
     }
     view
 }
 
-fn variable(name: &str) -> Result<String, ApiError> {
-    spin_sdk::variables::get(name).map_err(|e| {
+/// The `admin_token` variable (the root key).
+fn admin_token() -> Result<String, ApiError> {
+    spin_sdk::variables::get("admin_token").map_err(|e| {
         ApiError::from(Error {
             detail: Some(e.to_string()),
             ..Error::new(
@@ -81,7 +79,7 @@ fn variable(name: &str) -> Result<String, ApiError> {
 /// at once on every instance).
 fn caller_of(req: &Request) -> Result<Caller, ApiError> {
     let token = bearer(req);
-    if same_secret(token, &variable("admin_token")?) {
+    if same_secret(token, &admin_token()?) {
         return Ok(Caller::root());
     }
     if token.starts_with(TOKEN_PREFIX) {
@@ -162,7 +160,7 @@ pub fn check<Op>(req: &Request, route: &Route<Op>, params: &Params) -> Result<()
 /// own tokens (its metrics are for the admin token and a scraper's `metrics_token`), so the
 /// key store and the rule stay out of it.
 pub fn check_tokens<Op>(req: &Request, route: &Route<Op>) -> Result<(), ApiError> {
-    if admitted_without_key(req, route)? || same_secret(bearer(req), &variable("admin_token")?) {
+    if admitted_without_key(req, route)? || same_secret(bearer(req), &admin_token()?) {
         Ok(())
     } else {
         Err(ApiError::unauthorized())
