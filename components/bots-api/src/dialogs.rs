@@ -2,7 +2,8 @@
 //! postback pre-assigned is merged in), reads, erases and lists dialogs.
 
 use funnelhooks_core::Error;
-use funnelhooks_dialogs::{Dialog, Start};
+use funnelhooks_core::json::Members;
+use funnelhooks_dialogs::{Dialog, Start, Status};
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::{body, chat_id, paging};
 use spin_sdk::http::Response;
@@ -29,7 +30,7 @@ pub(crate) fn start(ctx: &Ctx) -> Result<Response, Error> {
     if started.click_claimed.is_some() {
         v["conversionsWaiting"] = true.into();
     }
-    *ctx.after.borrow_mut() = started.click_claimed;
+    ctx.after.borrow_mut().claimed = started.click_claimed;
     Ok(json(if started.created { 201 } else { 200 }, &v))
 }
 
@@ -39,6 +40,46 @@ pub(crate) fn read(ctx: &Ctx) -> Result<Response, Error> {
     Ok(json(200, &view(&ctx.repo.dialog(&bot, chat)?)))
 }
 
+/// `POST .../dialogs/{chatId}/move` `{"stepId", "status"}` (either or both): the dialog moves
+/// as a postback would move it. Entering a send-webhook step delivers its webhook after the
+/// answer, as after a postback; the answer names that delivery (`deliveryId`), which is in
+/// the log moments later.
+pub(crate) fn move_to(ctx: &Ctx) -> Result<Response, Error> {
+    let chat = chat_id(ctx.params.get("chatId"))?;
+    let body = body(ctx.req)?;
+    let m = Members::of(&body, &["stepId", "status"])?;
+    let step = m.text("stepId")?.map(str::trim);
+    let status = match m.text("status")? {
+        None => None,
+        Some(s) => Some(Status::parse(s).ok_or_else(|| {
+            Error::invalid(
+                "bad_status",
+                "status",
+                format!("{s:?} is not a status; use auto, manual or blocked"),
+            )
+        })?),
+    };
+    if step.is_none() && status.is_none() {
+        return Err(Error::malformed(
+            "missing_field",
+            "stepId",
+            "give stepId, status or both: where the dialog moves",
+        ));
+    }
+    let bot = ctx.repo.bot(ctx.params.get("botId"))?;
+    let step = match step {
+        None => None,
+        Some(id) => Some(ctx.repo.step_ref(&bot, id)?.ok_or_else(|| {
+            Error::not_found("unknown_step", format!("this bot has no step {id:?}")).at("stepId")
+        })?),
+    };
+    let moved = ctx.repo.move_dialog(&bot, chat, step, status, ctx.now)?;
+    let mut v = moved.dialog.as_ref().map(view).unwrap_or_default();
+    v["deliveryId"] = moved.step_entry.as_ref().map(|r| r.entry.id.clone()).into();
+    ctx.after.borrow_mut().reached = moved.step_entry;
+    Ok(json(200, &v))
+}
+
 pub(crate) fn erase(ctx: &Ctx) -> Result<Response, Error> {
     let chat = chat_id(ctx.params.get("chatId"))?;
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
@@ -46,10 +87,25 @@ pub(crate) fn erase(ctx: &Ctx) -> Result<Response, Error> {
     Ok(Response::new(204, ()))
 }
 
+/// A page of the bot's dialogs, oldest first; with `?q=`, those that match it (a chat id,
+/// a username, part of a name, a click id: see `Dialog::matches`).
 pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let page = paging(ctx.req)?;
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
-    let dialogs = ctx.repo.dialogs(&bot, page.after(), page.limit)?;
+    let dialogs = match funnelhooks_spin::request::query_param(ctx.req, "q") {
+        Some(q) if !q.trim().is_empty() => {
+            if q.len() > 200 {
+                return Err(Error::malformed(
+                    "bad_query",
+                    "q",
+                    "search for at most 200 bytes",
+                ));
+            }
+            ctx.repo
+                .search_dialogs(&bot, page.after(), page.limit, &q)?
+        }
+        _ => ctx.repo.dialogs(&bot, page.after(), page.limit)?,
+    };
     Ok(json(200, &dialogs.to_json(view)))
 }
 
@@ -59,9 +115,8 @@ pub(crate) fn refused(ctx: &Ctx) -> Result<Response, Error> {
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
     let page = funnelhooks_core::Paging::from_query(ctx.req.query())?;
     let (items, next) = ctx.repo.refused_postbacks(&bot, page.cursor, page.limit)?;
-    let next = next.map_or_else(|| "null".to_string(), |n| format!(r#""{n}""#));
     Ok(funnelhooks_spin::json_text(
         200,
-        format!(r#"{{"items":[{}],"nextCursor":{next}}}"#, items.join(",")),
+        funnelhooks_core::refused::page_text(&items, next),
     ))
 }

@@ -15,6 +15,7 @@ use serde_json::{Value as Json, json};
 use spin_sdk::http::Response;
 
 use crate::Ctx;
+use funnelhooks_routes::call_hooks::Op;
 
 /// The deliveries an event created, to send after the answer.
 pub(crate) struct FanOut {
@@ -132,6 +133,65 @@ impl Secrets for HookSecrets<'_> {
 /// answers; the sending is left to [`send`]. A copy of an event that is being delivered by
 /// another request right now is answered 503 with `Retry-After`; one whose delivery failed
 /// before is delivered now, creating only the deliveries that do not exist yet.
+/// Whether `op` is the ingest route (in any of its forms).
+pub(crate) fn is_ingest(op: Op) -> bool {
+    matches!(
+        op,
+        Op::IngestEvent | Op::IngestEventGet | Op::IngestEventByPath | Op::IngestEventByPathGet
+    )
+}
+
+/// Keeps a refused call event for its service's page (when the service exists: an unknown
+/// one has nobody to tell). A busy event is not a refusal, only a "later". What was sent is
+/// kept without its `key` parameter: a right key there must not reach the page's readers.
+pub(crate) fn keep_refused(ctx: &Ctx, status: u16, error: &Error) {
+    if matches!(
+        error.code,
+        "unknown_service" | "not_found" | "method_not_allowed" | "event_in_progress"
+    ) || status == 404
+    {
+        return;
+    }
+    let Ok(service) = ctx.repo.service(ctx.params.get("serviceId")) else {
+        return;
+    };
+    let query: Vec<&str> = ctx
+        .req
+        .query()
+        .split('&')
+        .filter(|p| !p.is_empty() && p.split('=').next() != Some("key"))
+        .collect();
+    let body = String::from_utf8_lossy(ctx.req.body());
+    let sent = match (query.join("&"), body.is_empty()) {
+        (query, true) => query,
+        (query, false) if query.is_empty() => body.into_owned(),
+        (query, false) => format!("{query} {body}"),
+    };
+    let refusal = funnelhooks_core::refused::Refusal {
+        at: ctx.now,
+        status,
+        code: error.code,
+        field: error.field.as_deref(),
+        message: &error.message,
+        method: &ctx.req.method().to_string(),
+        sent: &sent,
+    };
+    let list = funnelhooks_calls::repo::refused_list(&service.id);
+    let _ = funnelhooks_core::refused::record_refused(ctx.kv, &list, &refusal);
+}
+
+/// `GET /api/calls/services/{serviceId}/refused-events`: the newest call events the
+/// service's ingest URLs refused, with why and what was sent, newest first.
+pub(crate) fn refused(ctx: &Ctx) -> Result<Response, Error> {
+    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
+    let page = funnelhooks_core::Paging::from_query(ctx.req.query())?;
+    let (items, next) = ctx.repo.refused_events(&service, page.cursor, page.limit)?;
+    Ok(funnelhooks_spin::json_text(
+        200,
+        funnelhooks_core::refused::page_text(&items, next),
+    ))
+}
+
 pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     check_key(ctx, &service)?;

@@ -56,12 +56,22 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         policy: funnelhooks_spin::target_policy(),
         now: funnelhooks_spin::now(),
     };
+    let mut refused = None;
     let (response, fan_out) = match serve(&ctx, op) {
         Ok(answer) => answer,
-        Err(e) => (ApiError::from(e).response(), None),
+        Err(e) => {
+            let e = ApiError::from(e);
+            let response = e.response();
+            refused = Some((e.status, e.error));
+            (response, None)
+        }
     };
     funnelhooks_spin::audit::record(&req, &response);
     respond(out, response).await;
+    // The telephony side has its answer; a refused event is kept for the service's page.
+    if let (true, Some((status, error))) = (events::is_ingest(op), refused) {
+        events::keep_refused(&ctx, status, &error);
+    }
     // The telephony side has its answer; now the hooks' first attempts, all at once.
     if let Some(fan_out) = fan_out {
         events::send(&ctx, fan_out);
@@ -89,6 +99,7 @@ fn serve(ctx: &Ctx, op: Op) -> Result<(Response, Option<events::FanOut>), funnel
         Op::TestSendHook => hooks::test_send(ctx),
         Op::PauseHook => hooks::pause_or_resume(ctx, true),
         Op::ResumeHook => hooks::pause_or_resume(ctx, false),
+        Op::ListRefusedEvents => events::refused(ctx),
     }?;
     Ok((answer, None))
 }

@@ -229,6 +229,24 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
     Ok(json(201, &done.view()))
 }
 
+/// `POST /api/deliveries/{deliveryId}/retry`: a retrying delivery's next attempt, made now
+/// (after the receiver was fixed) instead of at its time. The delivery as it is after it.
+pub(crate) fn retry_now(ctx: &Ctx) -> Result<Response, Error> {
+    let id = requested(ctx)?.id;
+    match ctx.engine.retry_now(&id)? {
+        Ok(done) => Ok(json(200, &done.view())),
+        Err("not_found") => Err(unknown()),
+        Err("retry_due_soon") => Err(Error::conflict(
+            "retry_due_soon",
+            "its next attempt is due within a minute (or being made): the retry sweep sends it",
+        )),
+        Err(_) => Err(Error::conflict(
+            "not_retrying",
+            "this delivery is delivered, failed or skipped: replay it to send it again",
+        )),
+    }
+}
+
 /// Step entries handed off by postbacks whose chained delivery never got into the log:
 /// their deliveries are queued for this sweep, as long as `has_time` says so. Returns how
 /// many.

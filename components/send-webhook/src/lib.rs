@@ -136,6 +136,7 @@ fn serve(req: &Request) -> Result<(Response, bool), ApiError> {
             Op::ListDeliveries => deliveries::list(ctx),
             Op::ReadDelivery => deliveries::read(ctx),
             Op::ReplayDelivery => deliveries::replay(ctx),
+            Op::RetryNow => deliveries::retry_now(ctx),
             Op::RecoverDeliveries => deliveries::recover(ctx),
             Op::NeedsAttention => attention::needs_attention(ctx),
             Op::ListAlertEndpoints => alerts::list(ctx),

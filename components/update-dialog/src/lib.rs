@@ -28,15 +28,19 @@ use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
     funnelhooks_spin::begin("update-dialog", &incoming);
     let req = read(incoming, MAX_BODY_BYTES).await;
+    // The refusal's error, kept for the bot's refused postbacks once the answer has gone.
+    let mut refused = None;
     let (response, reached, claimed) = match &req {
         Ok(req) => match update_dialog(req) {
             Ok(done) => done,
-            Err(e) => (e.response(), Vec::new(), None),
+            Err(e) => {
+                let response = e.response();
+                refused = Some((e.status, e.error));
+                (response, Vec::new(), None)
+            }
         },
         Err(e) => (e.response(), Vec::new(), None),
     };
-    let refused =
-        (*response.status() >= 400).then(|| (*response.status(), response.body().to_vec()));
     respond(out, response).await;
     // Answered already: if a chain fails, the handoff written before the dialog changed is
     // still there, and the retry sweep delivers it.
@@ -55,8 +59,8 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
         && let Ok(kv) = BatchedSpinKv::open_default()
     {
         let _ = kv.increment(&funnelhooks_core::metrics::postback_refusal_key(code), 1);
-        if let (Ok(req), Some((status, body))) = (&req, refused) {
-            keep_refused(&kv, req, code, status, &body);
+        if let (Ok(req), Some((status, error))) = (&req, refused) {
+            keep_refused(&kv, req, code, status, &error);
         }
     }
     funnelhooks_spin::nudge_sweep(64);
@@ -64,7 +68,13 @@ async fn handle(incoming: IncomingRequest, out: ResponseOutparam) {
 
 /// Keeps a refused postback for its bot's "refused postbacks" (when the link names a bot
 /// that exists: a revoked or unknown link has nobody to tell).
-fn keep_refused(kv: &BatchedSpinKv, req: &Request, code: &str, status: u16, body: &[u8]) {
+fn keep_refused(
+    kv: &BatchedSpinKv,
+    req: &Request,
+    code: &str,
+    status: u16,
+    error: &funnelhooks_core::Error,
+) {
     // The dialog limiter's refusals come in floods it exists to absorb: counted (metrics),
     // not kept one by one.
     if matches!(
@@ -83,24 +93,22 @@ fn keep_refused(kv: &BatchedSpinKv, req: &Request, code: &str, status: u16, body
     let Ok(Some(bot)) = refused::bot_of_link(kv, link) else {
         return;
     };
-    let answer: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &answer["error"];
     let body = String::from_utf8_lossy(req.body());
     let sent = match (req.query(), body.is_empty()) {
         (query, true) => query.to_string(),
         ("", false) => body.into_owned(),
         (query, false) => format!("{query} {body}"),
     };
-    let refusal = refused::Refusal {
+    let refusal = funnelhooks_core::refused::Refusal {
         at: now(),
         status,
         code,
-        field: error["field"].as_str(),
-        message: error["message"].as_str().unwrap_or_default(),
+        field: error.field.as_deref(),
+        message: &error.message,
         method: &req.method().to_string(),
         sent: &sent,
     };
-    let _ = refused::record_refused(kv, &bot, &refusal);
+    let _ = funnelhooks_core::refused::record_refused(kv, &refused::list_of(&bot), &refusal);
 }
 
 /// How many new dialogs a bot's links may create: the `max_new_dialogs_per_minute` and

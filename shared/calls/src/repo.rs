@@ -263,6 +263,17 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     }
 
     /// The service, or a 404.
+    /// The newest call events the service's ingest URLs refused
+    /// ([`funnelhooks_core::refused`]), newest first, from position `before`.
+    pub fn refused_events(
+        &self,
+        service: &Service,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<u64>), Error> {
+        funnelhooks_core::refused::refused(self.kv, &refused_list(&service.id), before, limit)
+    }
+
     pub fn service(&self, id: &str) -> Result<Service, Error> {
         if !is_uuid(id) {
             return Err(service_missing());
@@ -342,6 +353,11 @@ impl<'a, K: Kv> CallRepo<'a, K> {
             listed: Vec::new(),
             done: 0,
         })?;
+        Jobs::new(self.kv).add(&funnelhooks_core::refused::refused_cleanup(
+            self.kv,
+            &refused_list(id),
+            format!("refused call events of service {id}"),
+        )?)?;
         self.kv.delete(&service_key(id))?;
         self.services_index().remove(service.slot)?;
         Ok(())
@@ -573,4 +589,9 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         };
         Ok(self.records().put(&format!("{key}:r"), &done)?)
     }
+}
+
+/// The list of service `id`'s refused call events (`refused-calls:{id}`).
+pub fn refused_list(id: &str) -> String {
+    format!("refused-calls:{id}")
 }

@@ -12,6 +12,7 @@ pub mod log;
 pub mod media;
 pub mod metrics;
 pub mod paging;
+pub mod refused;
 pub mod secret;
 pub mod senders;
 pub mod text;

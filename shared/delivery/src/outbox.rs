@@ -410,6 +410,36 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         self.kv.delete(&format!("{legacy}:born"))
     }
 
+    /// "Retry now": takes a retrying delivery whose next attempt is more than a [`LEASE`]
+    /// away as a sweep takes a due one (its next attempt moved past a lease, which is
+    /// scheduled), and makes that attempt now. A next attempt within a lease may be a
+    /// sweep's lease on an attempt being made: that one is refused (`Ok(Err(code))`), so
+    /// no attempt is ever made twice. The old entry in the outbox finds it not due.
+    pub fn retry_now(&self, id: &str) -> Result<Result<Delivery, &'static str>, StoreError> {
+        let now = self.clock.now();
+        let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
+        let taken = self.records().modify(&key(id), |d: &mut Delivery| {
+            Ok::<_, StoreError>(match d.next_attempt_at {
+                _ if d.is_final() => Err("not_retrying"),
+                Some(next) if next > lease_end => {
+                    d.next_attempt_at = Some(lease_end);
+                    Ok(d.clone())
+                }
+                _ => Err("retry_due_soon"),
+            })
+        })?;
+        let Some(taken) = taken else {
+            return Ok(Err("not_found"));
+        };
+        let delivery = match taken {
+            Ok(d) => d,
+            Err(code) => return Ok(Err(code)),
+        };
+        // In case this request dies before its attempt is logged.
+        self.schedule(lease_end, id)?;
+        Ok(Ok(self.run(delivery, Attempts::FirstOnly)?))
+    }
+
     /// Takes a due delivery for this sweep (its entry in minute `m`), if its attempt fits in
     /// `left`: moves its next
     /// attempt past the lease (and schedules that, in case this sweep dies) so no other sweep

@@ -879,3 +879,45 @@ fn the_backlog_counts_what_is_due_and_overdue_until_a_sweep_sends_it() {
     assert_eq!((last.attempted, last.by.as_str()), (3, "scheduler"));
     assert_eq!(last.at, clock.now());
 }
+
+#[test]
+fn retry_now_makes_a_waiting_retry_at_once_and_never_one_a_sweep_may_be_making() {
+    let (kv, clock) = (MemoryKv::new(), FakeClock::new());
+    let rx = Receiver::answering(vec![status(503), status(503), status(200)]);
+    let engine = Engine::new(&kv, &rx, &clock);
+    let d = run(&engine, "b1", Attempts::FirstOnly);
+    assert_eq!(d.status, Status::Retrying);
+    // The first retry is 5 s away: within a lease it may be a sweep's, so it is left to it.
+    assert_eq!(
+        engine.retry_now(&d.id).unwrap().unwrap_err(),
+        "retry_due_soon"
+    );
+    assert_eq!(rx.requests(), 1);
+    clock.advance(Duration::from_secs(10));
+    let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
+    assert_eq!(sweep.attempted, 1);
+    // The next is minutes away: "Retry now" makes it, once.
+    let waiting = engine.get(&d.id).unwrap().unwrap();
+    assert!(waiting.next_attempt_at.unwrap().0 - clock.now().0 > 60_000);
+    let done = engine.retry_now(&d.id).unwrap().unwrap();
+    assert_eq!((done.status, done.attempts.len()), (Status::Delivered, 3));
+    assert_eq!(rx.requests(), 3);
+    // Delivered now: nothing to retry, and the sweep at the old time sends nothing.
+    assert_eq!(
+        engine.retry_now(&d.id).unwrap().unwrap_err(),
+        "not_retrying"
+    );
+    clock.advance(Duration::from_secs(3600));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(20)).unwrap().attempted,
+        0
+    );
+    assert_eq!(rx.requests(), 3);
+    assert_eq!(
+        engine
+            .retry_now("0b5e3c1a-0000-4000-8000-000000000000")
+            .unwrap()
+            .unwrap_err(),
+        "not_found"
+    );
+}

@@ -731,7 +731,7 @@ impl<K: Kv> Repo<'_, K> {
                 }
             }
         };
-        match self.change_dialog(bot, chat, Seen::Unknown, now, Some(not_carried()), change) {
+        match self.change_dialog(bot, chat, Seen::Unknown, now, Some(not_carried()), &change) {
             Ok((dialog, _, entered)) => {
                 // The counters as this conversion left them, for its webhook (the chained
                 // delivery; one recovered by the sweep renders them as they are then).

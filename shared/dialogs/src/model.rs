@@ -150,6 +150,11 @@ pub struct Dialog {
     /// conversions are handled, so the other components stay small.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conversions: Vec<serde_json::Value>,
+    /// What postbacks and the management API changed, oldest first (the latest
+    /// [`crate::update::MAX_HISTORY`]): when, through what, and which members; the
+    /// dialog's timeline. Kept in the record the change writes anyway, so it costs no write.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<serde_json::Value>,
 }
 
 /// How many step deliveries a dialog remembers.
@@ -188,7 +193,34 @@ impl Dialog {
             step_deliveries: Vec::new(),
             list_slot: None,
             conversions: Vec::new(),
+            history: Vec::new(),
         }
+    }
+
+    /// Whether the dialog is what a marketer searching for `query` looks for: its chat id,
+    /// its username (with or without `@`, any letter case), a part of the person's name, or
+    /// the exact value of a tracker field (a click id, a subid) or a text custom field.
+    pub fn matches(&self, query: &str) -> bool {
+        let q = query.trim();
+        if q.is_empty() {
+            return false;
+        }
+        let lower = q.to_lowercase();
+        let handle = lower.strip_prefix('@').unwrap_or(&lower);
+        self.chat_id.to_string() == q
+            || self
+                .username
+                .as_deref()
+                .is_some_and(|u| u.to_lowercase() == handle)
+            || self
+                .name
+                .as_deref()
+                .is_some_and(|n| n.to_lowercase().contains(&lower))
+            || self.tracker.values().any(|v| v == q)
+            || self
+                .fields
+                .values()
+                .any(|v| matches!(v, FieldValue::Text(t) if t == q))
     }
 
     /// The dialog as the API shows it: without what only storage needs.

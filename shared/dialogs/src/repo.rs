@@ -31,16 +31,17 @@ use crate::handoff::{Handoffs, StepReached};
 pub use crate::keys::step_key;
 use crate::keys::{bot_key, dialog_key, dialog_key_template, link_key};
 use crate::limits::{ADMISSION_CHECK_EVERY, DialogLimits, MAX_FIELDS};
-use crate::model::Dialog;
+use crate::model::{Dialog, Status};
 use crate::params::Param;
 use crate::split;
 use crate::start::Start;
-use crate::update::{BotSchema, StepRef, Update, chat_id_of, parse_update};
+use crate::update::{BotSchema, ChangedBy, StepRef, Update, chat_id_of, parse_update};
 
 // The repository's methods, a file per resource; the keys, records and errors they share are
 // here.
 mod bots;
 mod dialogs;
+pub use dialogs::MAX_SEARCHED;
 mod fields;
 mod links;
 mod steps;

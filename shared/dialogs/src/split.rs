@@ -37,7 +37,7 @@ struct Keys {
 }
 
 /// The dialog's attributes other than its fields, each stored under its own key.
-const ATTRIBUTES: [&str; 11] = [
+const ATTRIBUTES: [&str; 12] = [
     "username",
     "name",
     "stepId",
@@ -49,6 +49,7 @@ const ATTRIBUTES: [&str; 11] = [
     "updatedAt",
     "stepDeliveries",
     "conversions",
+    "history",
 ];
 
 fn part(base: &str, kind: &str, name: &str) -> String {

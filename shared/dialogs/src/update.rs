@@ -302,6 +302,71 @@ fn tags(name: &str, value: &Param) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
+/// How many changes a dialog's history keeps ([`Dialog::history`]).
+pub const MAX_HISTORY: usize = 12;
+
+/// How many changed members a history entry names.
+const HISTORY_NAMES: usize = 8;
+
+/// Who changed a dialog, as its history says.
+#[derive(Debug, Clone, Copy)]
+pub enum ChangedBy<'a> {
+    /// A postback through the link whose id starts so (its first 8 characters: the whole id
+    /// changes dialogs, and the history is shown to viewers).
+    Postback(&'a str),
+    /// The management API (the console's "Move to step").
+    Api,
+}
+
+impl Dialog {
+    /// Notes in the history what `update` changed, when, and through what.
+    pub fn remember(&mut self, update: &Update, by: ChangedBy<'_>, now: Timestamp) {
+        let mut entry = serde_json::Map::new();
+        entry.insert("at".into(), now.iso().into());
+        let (by, link) = match by {
+            ChangedBy::Postback(link) => {
+                ("postback", Some(funnelhooks_core::text::cut_at(link, 8)))
+            }
+            ChangedBy::Api => ("api", None),
+        };
+        entry.insert("by".into(), by.into());
+        if let Some(link) = link {
+            entry.insert("link".into(), link.into());
+        }
+        if let Some(step) = &update.step {
+            entry.insert("stepId".into(), step.id.as_str().into());
+            entry.insert("stepKey".into(), step.key.as_str().into());
+        }
+        if let Some(status) = update.status {
+            entry.insert("status".into(), status.as_str().into());
+        }
+        // Named as a postback names them (`fields.payout`, `tracker.clickid`, `+vip`, `-vip`),
+        // at most [`HISTORY_NAMES`] and how many more: an entry stays small whatever came.
+        let mut changed: Vec<Json> = Vec::new();
+        let mut more = 0usize;
+        let mut note = |kind: &str, name: &str| {
+            if changed.len() < HISTORY_NAMES {
+                changed.push((kind.to_string() + name).into());
+            } else {
+                more += 1;
+            }
+        };
+        update.fields.keys().for_each(|k| note("fields.", k));
+        update.tracker.keys().for_each(|k| note("tracker.", k));
+        update.add_tags.iter().for_each(|t| note("+", t));
+        update.remove_tags.iter().for_each(|t| note("-", t));
+        if !changed.is_empty() {
+            entry.insert("changed".into(), changed.into());
+        }
+        if more > 0 {
+            entry.insert("more".into(), more.into());
+        }
+        self.history.push(Json::Object(entry));
+        let extra = self.history.len().saturating_sub(MAX_HISTORY);
+        self.history.drain(..extra);
+    }
+}
+
 /// Fails when writing `incoming` into `existing` would hold more than `max` keys.
 pub(crate) fn check_room<V, W>(
     existing: &BTreeMap<String, V>,
@@ -436,6 +501,8 @@ impl Dialog {
             .map(|c| c.to_string().len() + 1)
             .sum();
         let deliveries = self.step_deliveries.len() * 40;
+        // The history is not counted: bounded on its own (see `Dialog::remember`), it must
+        // never be why a postback is refused.
         512 + fields + tracker + tags + profile + conversions + deliveries
     }
 }

@@ -5,10 +5,11 @@
 
 use std::sync::Arc;
 
+use funnelhooks_core::refused::{KEEP_REFUSED, MAX_REFUSED_SENT, Refusal, record_refused};
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
-use funnelhooks_dialogs::refused::{KEEP_REFUSED, MAX_REFUSED_SENT, Refusal, record_refused};
+use funnelhooks_dialogs::refused::list_of;
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
 use funnelhooks_store::{Decide, GetMany, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
@@ -324,7 +325,7 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
                 method: "GET",
                 sent: &sent,
             };
-            record_refused(&kv, &bot.id, &refusal).unwrap();
+            record_refused(&kv, &list_of(&bot.id), &refusal).unwrap();
         }
         let repo = Repo::new(&kv);
         let whole = repo.bot(&bot.id).unwrap();
@@ -869,4 +870,172 @@ fn an_imported_postback_id_must_be_random_enough_to_be_a_secret() {
             "{id}"
         );
     }
+}
+
+#[test]
+fn a_dialog_remembers_who_changed_what_newest_last_and_only_the_latest_twelve() {
+    use funnelhooks_dialogs::update::MAX_HISTORY;
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let first = get(
+            &kv,
+            &bot.link,
+            &format!(
+                "chatId=7&stepId={STEP}&status=manual&userBalance=5&tracker.clickid=k1&addTag=vip"
+            ),
+        )
+        .unwrap();
+        let d = first.dialog.unwrap();
+        assert_eq!(d.history.len(), 1, "{mode}");
+        let h = &d.history[0];
+        assert_eq!(h["by"], "postback", "{mode}");
+        // The link is named by its start only: the whole id is a credential.
+        assert_eq!(h["link"], bot.link[..8], "{mode}");
+        assert_eq!(
+            (h["stepId"].as_str(), h["stepKey"].as_str()),
+            (Some(STEP), Some("deposit")),
+            "{mode}"
+        );
+        assert_eq!(h["status"], "manual", "{mode}");
+        assert_eq!(
+            h["changed"],
+            serde_json::json!(["fields.userBalance", "tracker.clickid", "+vip"]),
+            "{mode}"
+        );
+        assert_eq!(h["at"], NOW.iso(), "{mode}");
+        // A postback with many fields is named by its first eight and a count.
+        let many: String = (0..11).map(|i| format!("&f{i}=x")).collect();
+        get(&kv, &bot.link, &format!("chatId=7{many}")).unwrap();
+        for i in 0..MAX_HISTORY {
+            get(&kv, &bot.link, &format!("chatId=7&removeTag=t{i}")).unwrap();
+        }
+        let record = Repo::new(&kv).bot(&bot.id).unwrap();
+        let d = Repo::new(&kv).dialog(&record, 7).unwrap();
+        assert_eq!(d.history.len(), MAX_HISTORY, "{mode}: bounded");
+        assert_eq!(
+            d.history[MAX_HISTORY - 1]["changed"],
+            serde_json::json!(["-t11"]),
+            "{mode}: newest last"
+        );
+        // Twelve newer changes pushed out the first two.
+        assert!(d.history.iter().all(|h| h["more"].is_null()), "{mode}");
+        let d = get(&kv, &bot.link, &format!("chatId=8{many}"))
+            .unwrap()
+            .dialog
+            .unwrap();
+        assert_eq!(
+            d.history[0]["changed"].as_array().unwrap().len(),
+            8,
+            "{mode}"
+        );
+        assert_eq!(d.history[0]["more"], 3, "{mode}");
+        // An empty postback changes nothing, and so leaves no trace.
+        get(&kv, &bot.link, "chatId=8").unwrap();
+        let d = Repo::new(&kv).dialog(&record, 8).unwrap();
+        assert_eq!(d.history.len(), 1, "{mode}");
+    }
+}
+
+#[test]
+fn moving_a_dialog_from_the_api_hands_off_a_webhook_step_and_says_so_in_its_history() {
+    for (mode, kv) in stores() {
+        let bot = bot_with_link(&kv);
+        let repo = Repo::new(&kv);
+        let webhook_step = "5d9ef3b2-5d0c-4c7e-8a57-0f3b8e8d1a11";
+        let input = StepInput {
+            key: "lead".into(),
+            kind: StepKind::SendWebhook,
+            webhook: Some(()),
+        };
+        repo.put_step(&bot.id, webhook_step, input, NOW).unwrap();
+        let record = repo.bot(&bot.id).unwrap();
+        // Only a dialog that exists moves: nothing is created for a chat nobody knows.
+        let step = repo.step_ref(&record, webhook_step).unwrap();
+        let unknown = repo.move_dialog(&record, 99, step.clone(), None, NOW);
+        assert_eq!(unknown.unwrap_err().kind, Kind::NotFound, "{mode}");
+        assert_eq!(
+            repo.dialog(&record, 99).unwrap_err().kind,
+            Kind::NotFound,
+            "{mode}"
+        );
+        get(&kv, &bot.link, "chatId=5&userBalance=1").unwrap();
+        let moved = repo
+            .move_dialog(&record, 5, step.clone(), Some(Status::Manual), NOW)
+            .unwrap();
+        let entry = moved
+            .step_entry
+            .expect("entering a webhook step hands it off");
+        let d = moved.dialog.unwrap();
+        assert_eq!(d.step_key.as_deref(), Some("lead"), "{mode}");
+        assert_eq!(d.status, Status::Manual, "{mode}");
+        assert_eq!(d.step_deliveries, vec![entry.entry.id.clone()], "{mode}");
+        let last = d.history.last().unwrap();
+        assert_eq!(
+            (last["by"].as_str(), last["link"].as_str()),
+            (Some("api"), None),
+            "{mode}"
+        );
+        assert_eq!(last["stepKey"], "lead", "{mode}");
+        // Moving it to the step it is on sends nothing again; a status alone is a move too.
+        let again = repo.move_dialog(&record, 5, step, None, NOW).unwrap();
+        assert!(again.step_entry.is_none(), "{mode}");
+        let status = repo
+            .move_dialog(&record, 5, None, Some(Status::Auto), NOW)
+            .unwrap();
+        assert_eq!(status.dialog.unwrap().status, Status::Auto, "{mode}");
+        assert!(
+            repo.step_ref(&record, "not-a-step").unwrap().is_none(),
+            "{mode}"
+        );
+    }
+}
+
+#[test]
+fn a_search_finds_dialogs_by_chat_username_name_part_or_click_id_and_stops_after_a_bounded_look() {
+    use funnelhooks_dialogs::repo::MAX_SEARCHED;
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let repo = Repo::new(&kv);
+    let start = |chat: i64, username: &str, name: &str, click: &str| {
+        let body =
+            serde_json::json!({"username": username, "name": name, "tracker": {"clickid": click}});
+        repo.start_dialog(&bot.id, chat, &Start::from_json(&body).unwrap(), NOW)
+            .unwrap();
+    };
+    start(1, "ivan_petrov", "Иван Петров", "3k2h5f1a2b");
+    start(2, "maria", "Мария", "zz9");
+    let record = repo.bot(&bot.id).unwrap();
+    let found = |q: &str| -> Vec<i64> {
+        let page = repo.search_dialogs(&record, 0, 50, q).unwrap();
+        page.items.iter().map(|d| d.chat_id).collect()
+    };
+    assert_eq!(
+        found("@Ivan_Petrov"),
+        vec![1],
+        "a username, with @ and another letter case"
+    );
+    assert_eq!(
+        found("петров"),
+        vec![1],
+        "a part of the name, any letter case"
+    );
+    assert_eq!(found("3k2h5f1a2b"), vec![1], "a click id");
+    assert_eq!(found("2"), vec![2], "a chat id, exactly");
+    assert!(found("3k2h").is_empty(), "a click id is matched whole");
+    assert!(found("  ").is_empty());
+    // Past what one call looks at, the page says where to go on from.
+    for chat in 3..(MAX_SEARCHED as i64 + 10) {
+        get(&kv, &bot.link, &format!("chatId={chat}&userBalance=1")).unwrap();
+    }
+    let page = repo.search_dialogs(&record, 0, 200, "nobody").unwrap();
+    assert!(page.items.is_empty());
+    let next = page.next.expect("more to look at");
+    assert!(
+        next >= MAX_SEARCHED as u64 && next < MAX_SEARCHED as u64 + 200,
+        "{next}"
+    );
+    let rest = repo
+        .search_dialogs(&record, next, 200, &(MAX_SEARCHED as i64 + 5).to_string())
+        .unwrap();
+    assert_eq!(rest.items.len(), 1);
 }

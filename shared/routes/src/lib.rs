@@ -248,6 +248,7 @@ pub mod bots_api {
         "PUT" "/api/bots/{botId}/dialogs/{chatId}" "startDialog" Write StartDialog,
         "GET" "/api/bots/{botId}/dialogs/{chatId}" "readDialog" Read ReadDialog,
         "DELETE" "/api/bots/{botId}/dialogs/{chatId}" "eraseDialog" Write EraseDialog,
+        "POST" "/api/bots/{botId}/dialogs/{chatId}/move" "moveDialog" Write MoveDialog,
         "GET" "/api/bots/{botId}/refused-postbacks" "listRefusedPostbacks" Read ListRefused,
     }
 }
@@ -268,6 +269,7 @@ pub mod send_webhook {
         "GET" "/api/deliveries" "listDeliveries" Read ListDeliveries,
         "GET" "/api/deliveries/{deliveryId}" "readDelivery" Read ReadDelivery,
         "POST" "/api/deliveries/{deliveryId}/replay" "replayDelivery" Write ReplayDelivery,
+        "POST" "/api/deliveries/{deliveryId}/retry" "retryDeliveryNow" Write RetryNow,
         "POST" "/api/deliveries/recover" "recoverDeliveries" Admin RecoverDeliveries,
         "GET" "/api/attention" "needsAttention" Admin NeedsAttention,
         "GET" "/api/alerts/endpoints" "listAlertEndpoints" Admin ListAlertEndpoints,
@@ -292,6 +294,7 @@ pub mod call_hooks {
         "GET" "/api/calls/services/{serviceId}" "readService" Read ReadService,
         "DELETE" "/api/calls/services/{serviceId}" "deleteService" Write DeleteService,
         "POST" "/api/calls/services/{serviceId}/ingest-key" "rotateIngestKey" Write RotateKey,
+        "GET" "/api/calls/services/{serviceId}/refused-events" "listRefusedCallEvents" Read ListRefusedEvents,
         "GET" "/api/calls/services/{serviceId}/hooks" "listHooks" Read ListHooks,
         "POST" "/api/calls/services/{serviceId}/hooks" "createHook" Write CreateHook,
         "GET" "/api/calls/services/{serviceId}/hooks/{hookId}" "readHook" Read ReadHook,
@@ -391,6 +394,6 @@ mod tests {
             .iter()
             .map(|r| (r.method, r.path, r.operation_id))
             .collect());
-        assert_eq!(ids.len(), 82);
+        assert_eq!(ids.len(), 85);
     }
 }

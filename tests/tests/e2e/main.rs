@@ -24,4 +24,5 @@ mod security;
 mod seeds;
 mod send_webhook;
 mod stores;
+mod story;
 mod update_dialog;

@@ -41,6 +41,7 @@ pub async fn run_all(target: &Target) {
     crate::attacks::run_all(target).await;
     crate::auto_actions::run_all(target).await;
     crate::access::run_all(target).await;
+    crate::story::run_all(target).await;
 }
 
 const STEP: &str = "046050f6-38f6-4b18-b9fa-e6582f5352d0";

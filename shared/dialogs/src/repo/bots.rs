@@ -95,7 +95,11 @@ impl<'a, K: Kv> Repo<'a, K> {
         for job in &conversion_jobs {
             Jobs::new(self.kv).add(job)?;
         }
-        Jobs::new(self.kv).add(&crate::refused::refused_cleanup(self.kv, id)?)?;
+        Jobs::new(self.kv).add(&funnelhooks_core::refused::refused_cleanup(
+            self.kv,
+            &crate::refused::list_of(id),
+            format!("refused postbacks of bot {id}"),
+        )?)?;
         Jobs::new(self.kv).add(&Cleanup {
             what: format!("bot {id}"),
             extra,

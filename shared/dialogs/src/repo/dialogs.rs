@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// How many dialogs one search call looks at.
+pub const MAX_SEARCHED: usize = 1_000;
+
 impl<'a, K: Kv> Repo<'a, K> {
     /// The bot behind link `link_id` and the postback's parameters checked against it, and
     /// the dialog's record when it could be read with them (see [`Repo::bot_behind`]).
@@ -18,14 +21,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         }
         let (bot, seen) = self.bot_behind(link_id, chat_id_of(&params))?;
         let fields = bot.field_types();
-        let step = |id: &str| -> Result<Option<StepRef>, Error> {
-            // The config is not needed here: it is skipped, not parsed.
-            Ok(self.find_step::<IgnoredAny>(&bot, id)?.map(|s| StepRef {
-                id: s.id,
-                key: s.key,
-                sends_webhook: s.kind == StepKind::SendWebhook,
-            }))
-        };
+        let step = |id: &str| self.step_ref(&bot, id);
         let schema = BotSchema {
             fields: &fields,
             step: &step,
@@ -109,6 +105,62 @@ impl<'a, K: Kv> Repo<'a, K> {
             .may_refuse(now)
             .then(limits)
             .and_then(|l| bot.admission.refusal(now, l));
+        let (done, slot) = self.apply_update(
+            &bot,
+            update,
+            seen,
+            refusal,
+            ChangedBy::Postback(link_id),
+            now,
+        )?;
+        if let Some(slot) = slot
+            && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
+        {
+            self.admit(&bot, slot, now, limits())?;
+        }
+        Ok(done)
+    }
+
+    /// The management API moving chat `chat`'s dialog to a step and/or a status (the
+    /// console's "Move to step"), as a postback would: a send-webhook step's entry is handed
+    /// off the same way. The dialog must exist.
+    pub fn move_dialog(
+        &self,
+        bot: &Bot,
+        chat: i64,
+        step: Option<StepRef>,
+        status: Option<Status>,
+        now: Timestamp,
+    ) -> Result<Postback, Error> {
+        self.dialog(bot, chat)?;
+        let update = Update {
+            chat_id: chat,
+            step,
+            status,
+            ..Update::default()
+        };
+        // Erased in between: not created again.
+        let gone = Error::not_found(
+            "unknown_dialog",
+            format!("this bot has no dialog with chat {chat}"),
+        );
+        let (done, _) =
+            self.apply_update(bot, update, Seen::Unknown, Some(gone), ChangedBy::Api, now)?;
+        Ok(done)
+    }
+
+    /// Applies a validated update to the dialog (created unless `refusal`), handing off the
+    /// entry of a send-webhook step it moves into first; returns what was done and the new
+    /// dialog's slot in its bot's list, if this created it.
+    fn apply_update(
+        &self,
+        bot: &Bot,
+        update: Update,
+        seen: Seen<'_>,
+        refusal: Option<Error>,
+        by: ChangedBy<'_>,
+        now: Timestamp,
+    ) -> Result<(Postback, Option<u64>), Error> {
         // Handed off before the dialog changes: once the move is written, its delivery can
         // no longer be lost (see `handoff`).
         let handoff = match &update.step {
@@ -129,6 +181,7 @@ impl<'a, K: Kv> Repo<'a, K> {
                 .as_ref()
                 .is_some_and(|h| d.step_deliveries.contains(&h.entry.id));
             d.apply(&update, now)?;
+            d.remember(&update, by, now);
             let entered = update.step.is_some() && (d.step_id != before || moved_before);
             if let (true, Some(h)) = (entered, &handoff) {
                 d.entered_webhook_step(&h.entry.id);
@@ -136,26 +189,21 @@ impl<'a, K: Kv> Repo<'a, K> {
             Ok(entered)
         };
         // Pointed at the chat before the dialog gets it (see `crate::conversions`).
-        let click = self.click_to_claim(&bot, update.chat_id, &update.tracker)?;
+        let click = self.click_to_claim(bot, update.chat_id, &update.tracker)?;
         let (dialog, slot, entered) =
-            self.change_dialog(&bot, update.chat_id, seen, now, refusal, change)?;
-        let click_claimed = self.conversions_waiting(&bot, update.chat_id, click, now);
-        if let Some(slot) = slot
-            && slot.is_multiple_of(ADMISSION_CHECK_EVERY)
-        {
-            self.admit(&bot, slot, now, limits())?;
-        }
-        let created = slot.is_some();
+            self.change_dialog(bot, update.chat_id, seen, now, refusal, &change)?;
+        let click_claimed = self.conversions_waiting(bot, update.chat_id, click, now);
         let entered_step = update.step.clone().filter(|_| entered);
         let step_entry = handoff.filter(|_| entered);
-        Ok(Postback {
+        let done = Postback {
             dialog: Some(dialog),
             update,
             entered_step,
             step_entry,
-            created,
+            created: slot.is_some(),
             click_claimed,
-        })
+        };
+        Ok((done, slot))
     }
 
     /// When the bot has Auto Actions and `tracker` gives chat `chat` a click id: points the
@@ -245,7 +293,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         start.validate()?;
         let click = self.click_to_claim(&bot, chat, &start.tracker)?;
         // The bot engine starting a chat is always admitted: only postback links are limited.
-        let (dialog, slot, _) = self.change_dialog(&bot, chat, Seen::Unknown, now, None, |d| {
+        let (dialog, slot, _) = self.change_dialog(&bot, chat, Seen::Unknown, now, None, &|d| {
             d.start(&start, now).map(|()| false)
         })?;
         let click_claimed = self.conversions_waiting(&bot, chat, click, now);
@@ -268,10 +316,11 @@ impl<'a, K: Kv> Repo<'a, K> {
         seen: Seen<'_>,
         now: Timestamp,
         refusal: Option<Error>,
-        change: impl Fn(&mut Dialog) -> Result<bool, Error>,
+        // Not generic: one copy of the compare-and-swap however many callers a component has.
+        change: &dyn Fn(&mut Dialog) -> Result<bool, Error>,
     ) -> Result<(Dialog, Option<u64>, bool), Error> {
         if !self.kv.atomic() {
-            let (dialog, created, entered) = split::change(self.kv, bot, chat, refusal, &change)?;
+            let (dialog, created, entered) = split::change(self.kv, bot, chat, refusal, change)?;
             if !created {
                 return Ok((dialog, None, entered));
             }
@@ -365,6 +414,30 @@ impl<'a, K: Kv> Repo<'a, K> {
     }
 
     /// A page of the bot's dialogs, oldest first.
+    /// Dialogs that [`Dialog::matches`] `query`, after place `after`, looked at `limit` at a
+    /// time until `limit` match (a page may then hold a few more) or [`MAX_SEARCHED`] were
+    /// looked at: the next page goes on from there, so a page may hold none and still have
+    /// a next one.
+    pub fn search_dialogs(
+        &self,
+        bot: &Bot,
+        after: u64,
+        limit: usize,
+        query: &str,
+    ) -> Result<Page<Dialog>, Error> {
+        let (mut items, mut next, mut searched) = (Vec::new(), Some(after), 0);
+        while let Some(from) = next {
+            if items.len() >= limit || searched >= MAX_SEARCHED {
+                break;
+            }
+            let page = self.dialogs(bot, from, limit)?;
+            searched += limit.max(1);
+            next = page.next;
+            items.extend(page.items.into_iter().filter(|d| d.matches(query)));
+        }
+        Ok(Page { items, next })
+    }
+
     pub fn dialogs(&self, bot: &Bot, after: u64, limit: usize) -> Result<Page<Dialog>, Error> {
         let page = self
             .dialogs_index(&bot.id)

@@ -129,6 +129,11 @@ impl<'a, K: Kv> Repo<'a, K> {
         before: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<String>, Option<u64>), Error> {
-        crate::refused::refused(self.kv, &bot.id, before, limit)
+        funnelhooks_core::refused::refused(
+            self.kv,
+            &crate::refused::list_of(&bot.id),
+            before,
+            limit,
+        )
     }
 }

@@ -78,6 +78,18 @@ impl<'a, K: Kv> Repo<'a, K> {
         Ok(self.records().get(&step_key(bot_id, step_id))?)
     }
 
+    /// What moving a dialog to step `step_id` needs to know of it (its config skipped, not
+    /// parsed), or `None` when the bot has no such step.
+    pub fn step_ref(&self, bot: &Bot, step_id: &str) -> Result<Option<StepRef>, Error> {
+        Ok(self
+            .find_step::<IgnoredAny>(bot, step_id)?
+            .map(|s| StepRef {
+                id: s.id,
+                key: s.key,
+                sends_webhook: s.kind == StepKind::SendWebhook,
+            }))
+    }
+
     pub(super) fn find_step<W: DeserializeOwned>(
         &self,
         bot: &Bot,
