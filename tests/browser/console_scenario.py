@@ -24,6 +24,63 @@ from playwright.sync_api import expect, sync_playwright
 
 HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
+# Latin words a Russian screen may show: names of products, protocols and formats, the API's
+# own words a marketer pastes (chat id, click id), and what this scenario named things.
+LATIN_OK = """
+api get post put patch delete http https url uri json html csv uuid utc sha
+chat click username tid subid utm payout currency status start clickid webhook webhooks whsec
+keitaro binom callkeeper telegram bothelp chatterfy spin redis sqlite spinkube funnelhooks
+standard bearer token admin ingest pk_ ik_ fhk_ sub_id_ payload
+casino funnel lead sale late crm shop example widget userbalance deposits revenue depositor
+note omsk town source img src onerror window pwned unix google analytics yandex roistat
+client sip ivr agent
+""".split()
+
+
+def walk_screens(page, base, screens, latin_ok, phone):
+    """Opens each screen and fails on what a user should not see: English words on a Russian
+    screen (when `latin_ok` is given), an API error code in the open, a page that broke, and
+    (on a phone) a screen that scrolls sideways."""
+    problems = []
+    for screen in screens:
+        page.goto(base + "/" + screen)
+        page.wait_for_load_state("networkidle")
+        page.wait_for_timeout(200)
+        title = page.locator("h1").inner_text()
+        if title in ("Something went wrong", "Что-то пошло не так"):
+            problems.append(f"{screen}: {title}")
+            continue
+        # Words, not names: what stands in quotes or braces, and a token with digits, dots,
+        # slashes, underscores or capitals inside (fields.userBalance, X-Ingest-Key, a UUID)
+        # is a value or a name a marketer types as is. A lower-case token joined by
+        # underscores is an API code.
+        found = page.evaluate("""(allowed) => {
+          const words = new Set(allowed);
+          const latin = [], codes = [];
+          const walker = document.createTreeWalker(document.querySelector('main'), NodeFilter.SHOW_TEXT);
+          for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+            const el = n.parentElement;
+            if (!el || el.closest('.mono, pre, code, option, .detail')) continue;
+            if (!el.getClientRects().length) continue;
+            const text = n.textContent;
+            const plain = text.replace(/«[^»]*»|"[^"]*"|\\{[^}]*\\}/g, ' ');
+            for (const raw of plain.split(/[\\s,;()!…]+/)) {
+              const w = raw.replace(/^[^A-Za-z0-9_]+|[^A-Za-z0-9_]+$/g, '');
+              if (/^[a-z]+(_[a-z0-9]+)+$/.test(w)) codes.push(w + ' in ' + JSON.stringify(text.trim()));
+              else if (allowed.length && /^[A-Za-z][a-z]{2,}$/.test(w) && !words.has(w.toLowerCase()))
+                latin.push(w + ' in ' + JSON.stringify(text.trim()));
+            }
+          }
+          return { latin, codes };
+        }""", latin_ok or [])
+        problems += [f"{screen}: untranslated {x}" for x in found["latin"]]
+        problems += [f"{screen}: an API code shown: {x}" for x in found["codes"]]
+        if phone:
+            wide = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            if wide > 1:
+                problems.append(f"{screen}: scrolls sideways by {wide}px on a phone")
+    return problems
+
 
 class Receiver:
     """A webhook receiver on loopback that records every request and answers 200."""
@@ -123,7 +180,7 @@ def main():
         page.get_by_role("link", name="Custom fields").click()
         page.get_by_label("Key", exact=True).fill("userBalance")
         page.get_by_label("Type").select_option("number")
-        page.get_by_label("Description").fill("balance after the deposit")
+        page.get_by_label("Description").fill("баланс после депозита")
         page.get_by_role("button", name="Save field").click()
         expect(page.locator("#fields")).to_contain_text("userBalance")
 
@@ -167,8 +224,12 @@ def main():
         expect(page.locator("#refused")).to_contain_text("userBalance")
         expect(page.locator("#refused")).to_contain_text("userBalance=5,000")
 
-        # The dialog, every value written as text.
+        # The dialog, found by its click id, every value written as text.
         page.get_by_role("link", name="Dialogs").click()
+        page.get_by_label("Chat id, username, name or click id").fill("abc123")
+        page.get_by_role("button", name="Find").click()
+        expect(page.locator("#search-note")).to_contain_text("abc123")
+        expect(page.locator("#dialogs tbody tr")).to_have_count(1)
         page.locator("#dialogs").get_by_role("link", name="1227280").click()
         expect(page.locator("h1")).to_have_text("Dialog 1227280")
         expect(page.locator("#dialog-fields")).to_contain_text("5000")
@@ -177,6 +238,10 @@ def main():
         expect(page.locator("#dialog")).to_contain_text("pending")
         assert page.locator("main img").count() == 0, "a value became an element"
         assert page.evaluate("window.__pwned") is None, "a value ran as script"
+        # Its story: the postback that made it, by the link it came through.
+        expect(page.locator("#timeline li").first).to_contain_text("Postback")
+        expect(page.locator("#timeline")).to_contain_text("fields.userBalance")
+        expect(page.locator("#timeline")).to_contain_text("tracker.clickid")
         shot(page, "03-dialog")
 
         # A send-webhook step built with the variables panel; the preview renders the URL.
@@ -254,7 +319,38 @@ def main():
         shot(page, "06-delivery")
         page.goto(f"{base}/#/deliveries?botId={bot_id}")
         expect(page.locator("#deliveries tbody tr")).to_have_count(2)
+        # Filtered by names, not ids: the bot and its step chosen from lists.
+        filters = page.locator("#delivery-filters")
+        expect(filters.get_by_label("Bot", exact=True)).to_have_value(bot_id)
+        filters.get_by_label("Step", exact=True).select_option(label="lead")
+        filters.get_by_role("button", name="Filter").click()
+        expect(page).to_have_url(re.compile(f"stepId={step_id}"))
+        expect(page.locator("#deliveries")).to_contain_text("Casino funnel / lead")
         shot(page, "07-deliveries")
+
+        # From the dialog: move it into the webhook step (asked first, naming where the
+        # webhook goes), then send that step's webhook again without moving it.
+        page.goto(f"{base}/#/bots/{bot_id}/dialogs/1227280")
+        before = len(rx.requests)
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        page.locator("#move-dialog").get_by_label("Move to step").select_option(label="lead ↗")
+        page.locator("#move-dialog").get_by_role("button", name="Move").click()
+        expect(page.locator("#dialog-action-result")).to_contain_text("on its way")
+        assert asked and f"127.0.0.1:{rx.port}/postback" in asked[0], f"no confirmation naming the receiver: {asked}"
+        expect(page.locator("#dialog")).to_contain_text("lead")
+        deadline = time.time() + 15
+        while len(rx.requests) == before and time.time() < deadline:
+            time.sleep(0.1)
+        assert len(rx.requests) == before + 1, "the move sent the step's webhook once"
+        page.once("dialog", lambda d: d.accept())
+        page.locator("#send-step").get_by_role("button", name="Send now").click()
+        expect(page.locator("#dialog-action-result .delivery-summary")).to_contain_text("delivered")
+        assert len(rx.requests) == before + 2
+        page.reload()
+        expect(page.locator("#timeline")).to_contain_text("Moved in the console or API")
+        expect(page.locator("#timeline")).to_contain_text("Webhook of step lead")
+        shot(page, "07-dialog-story")
 
         # Call tracking: a service (its key shown once) and a hook in CallKeeper's form.
         page.locator("#nav").get_by_role("link", name="Call tracking").click()
@@ -263,6 +359,14 @@ def main():
         expect(page.locator("#ingest-once")).to_contain_text("ik_")
         ingest = page.locator("#ingest-once #ingest-url").inner_text()
         assert "/events/pk_" in ingest, ingest
+        ingest_key = re.search(r"ik_\w+", page.locator("#ingest-once").inner_text()).group(0)
+        service_id = re.search(r"#/calls/([^/?]+)", page.url).group(1)
+        # CallKeeper's four fields, each to copy.
+        once = page.locator("#callkeeper-once")
+        expect(once).to_contain_text("127.0.0.1")
+        expect(once).to_contain_text(urllib.parse.urlparse(ingest).path)
+        once.get_by_role("button", name="Copy").nth(3).click()
+        assert page.evaluate("navigator.clipboard.readText()") == urllib.parse.urlparse(ingest).path
         page.get_by_role("link", name="+ Address").click()
         page.get_by_label("Name", exact=True).fill("CRM")
         page.get_by_label("Protocol").select_option("http")
@@ -309,6 +413,22 @@ def main():
         expect(page.locator("#deliveries .badge.delivered")).to_have_count(1)
         assert "/calls?call=88412&town=Omsk&source=callkeeper" in rx.paths(), rx.paths()
         shot(page, "10-call-deliveries")
+        # A call event without its call id is refused; the service's page says so, and
+        # never shows the key a telephony side put in the query.
+        plain = ingest.split("/events/")[0] + "/events?key=" + ingest_key + "&hook_event=Call+is+over"
+        try:
+            call(plain)
+            raise AssertionError("an event without a call id was taken")
+        except urllib.error.HTTPError as e:
+            assert e.code in (400, 422), e.code
+        page.goto(f"{base}/#/calls/{service_id}")
+        for _ in range(20):  # kept just after the answer
+            if "hook_event" in page.locator("#refused-events").inner_text():
+                break
+            page.wait_for_timeout(100)
+            page.reload()
+        expect(page.locator("#refused-events")).to_contain_text("hook_event=Call is over")
+        assert ingest_key not in page.locator("#refused-events").inner_text(), "the key was shown"
 
         # Hook test-send and disable from the service screen.
         page.go_back()
@@ -321,6 +441,7 @@ def main():
 
         # A form names its empty required field before sending anything.
         page.locator("#nav").get_by_role("link", name="Bots").click()
+        expect(page.locator("h1")).to_have_text("Bots")
         bots_before = page.locator("tbody tr").count()
         page.get_by_role("button", name="Create bot").click()
         expect(page.locator("#create-bot .error")).to_contain_text("Required")
@@ -363,10 +484,36 @@ def main():
         assert len(down.requests) == before + 1, down.paths()
         assert down.paths()[-1] == "/sale?chat=1227280", down.paths()
 
+        # A retrying delivery made at once with "Retry now" once the receiver is fixed.
+        down.status = 500
+        late = call(f"{base}/api/bots/{bot_id}/steps", {
+            "key": "late", "kind": "send-webhook",
+            "webhook": {"url": f"http://127.0.0.1:{down.port}/late?chat={{chatId}}",
+                        "retry": {"maxAttempts": 5}}}, admin)
+        call(link + "?" + urllib.parse.urlencode({"chatId": "1227280", "stepId": late["id"]}))
+        # Its first retry comes in seconds (the sweep's); the next one minutes later.
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            listed = call(f"{base}/api/deliveries?stepId={late['id']}&botId={bot_id}", None, admin)["items"]
+            if listed and listed[0]["attemptCount"] >= 2:
+                break
+            time.sleep(1)
+            call(f"{base}/api/deliveries/retry-due", {}, admin)
+        assert listed and listed[0]["attemptCount"] >= 2 and listed[0]["status"] == "retrying", listed
+        down.status = 200
+        page.goto(f"{base}/#/deliveries/{listed[0]['id']}")
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
+        page.get_by_role("button", name="Retry now").click()
+        expect(page.locator("#delivery")).to_contain_text("delivered")
+        assert asked and "/late?chat=1227280" in asked[0], asked
+        assert down.paths()[-1] == "/late?chat=1227280", down.paths()
+        page.locator("#nav").get_by_role("link", name="Needs attention").click()
+
         # An alert endpoint: its secret shown once, a test alert delivered.
         ops = Receiver()
         page.get_by_label("Alert URL").fill(f"http://127.0.0.1:{ops.port}/alerts")
-        page.get_by_label("Description").fill("on call")
+        page.get_by_label("Description").fill("дежурному")
         page.get_by_role("button", name="Add alert endpoint").click()
         expect(page.locator("#alert-secret-value")).to_contain_text("whsec_")
         page.locator("#alert-list").get_by_role("button", name="Test-send").click()
@@ -458,6 +605,25 @@ def main():
         page.goto(f"{base}/#/audit")
         expect(page.locator("#audit")).to_contain_text("createApiKey")
         shot(page, "18-ru-audit")
+
+        # Every screen, in Russian on a desktop and a phone and in English on a phone:
+        # nothing left in English, no raw API code, nothing broken or wider than the phone.
+        page.goto(f"{base}/#/calls/{service_id}")
+        hook_page = page.locator("#hooks tbody a").first.get_attribute("href")
+        screens = ["#/bots", f"#/bots/{bot_id}", f"#/bots/{bot_id}/fields", f"#/bots/{bot_id}/steps",
+                   f"#/bots/{bot_id}/steps/{step_id}", f"#/bots/{bot_id}/steps/new", f"#/bots/{bot_id}/dialogs",
+                   f"#/bots/{bot_id}/dialogs?q=abc123", f"#/bots/{bot_id}/dialogs/1227280", f"#/bots/{bot_id}/auto",
+                   "#/deliveries", f"#/deliveries?botId={bot_id}", first_delivery.split("/", 3)[3].lstrip("/"),
+                   "#/calls", f"#/calls/{service_id}", hook_page, f"#/calls/{service_id}/hooks/new",
+                   "#/attention", "#/keys", "#/audit"]
+        problems = walk_screens(page, base, screens, LATIN_OK, phone=False)
+        page.set_viewport_size({"width": 390, "height": 844})
+        problems += walk_screens(page, base, screens, LATIN_OK, phone=True)
+        shot(page, "19-ru-phone-dialogs")
+        page.locator("#lang").select_option("en")
+        problems += walk_screens(page, base, screens, None, phone=True)
+        page.set_viewport_size({"width": 1280, "height": 860})
+        assert not problems, "\n".join(problems)
 
         # Signing out forgets the token; it never appeared in a URL.
         page.locator("#signout").click()

@@ -246,7 +246,33 @@
     store_unavailable: () => t('The store does not answer: try again in a moment.'),
     bad_secret: () => t('A signing secret starts with whsec_ (or use Generate a secret).'),
     reserved_header: () => t('This header is set by funnelhooks itself.'),
-    body_with_get: () => t('A GET request has no body: choose POST or remove the body.')
+    body_with_get: () => t('A GET request has no body: choose POST or remove the body.'),
+    retry_due_soon: () => t('Its next attempt is due within a minute, or being made: the retry sweep sends it.'),
+    not_retrying: () => t('This delivery is not waiting for a retry: replay it to send it again.'),
+    not_a_webhook_step: () => t('This step sends no webhook.'),
+    bad_status: () => t('Choose auto, manual or blocked.'),
+    // What trackers and telephony sides send wrong (refused postbacks and call events).
+    not_a_number_field: () => t('This field is a number: write digits, with a point for a fraction (5000, 12.5), no spaces or commas.'),
+    bad_value: () => t('This value does not fit the field\'s type.'),
+    missing_chat_id: () => t('The chat id is missing: add chatId={…} with the tracker\'s macro for it.'),
+    bad_tag: () => t('A tag is 1 to 64 of A-Z a-z 0-9 _ -.'),
+    bad_start_payload: () => t('The start payload does not fit the bot\'s rule.'),
+    too_many_tags: () => t('A dialog holds at most 64 tags.'),
+    too_many_tracker_fields: () => t('A dialog holds no more tracker fields.'),
+    dialog_too_large: () => t('The dialog is full: erase fields it no longer needs.'),
+    bad_body: () => t('The body could not be read: send JSON or a form.'),
+    bad_form: () => t('The form could not be read.'),
+    bad_encoding: () => t('The request is not valid UTF-8 text.'),
+    unsupported_media_type: () => t('Send JSON or a form (application/json, application/x-www-form-urlencoded).'),
+    too_large: () => t('The request is too large.'),
+    body_too_large: () => t('The request is too large.'),
+    missing_call_id: () => t('The call id is missing: CallKeeper sends it as id.'),
+    bad_call_id: () => t('The call id is not one CallKeeper sends.'),
+    missing_event: () => t('Which event it is is missing: CallKeeper sends it as hook_event.'),
+    unknown_event: () => t('Unknown event: expected "Call is processing" or "Call is over".'),
+    conflicting_event: () => t('The request names two different events.'),
+    bad_ingest_key: () => t('Wrong ingest key: was it rotated? Put the new URL into the telephony side.'),
+    missing_ingest_key: () => t('No ingest key: use the URL with the key in its path.')
   };
   /** Shows an API error next to the control it names, or at the top of the form. */
   function showError(form, err) {
@@ -532,16 +558,22 @@
   }
   /** What the bot's links refused lately, and why: what a tracker sends wrong. */
   function refusedPostbacks(items) {
-    return h('section', { class: 'card', id: 'refused' }, h('h2', null, t('Refused postbacks')),
-      items.length ? [h('p', { class: 'muted' }, t('The newest postbacks this bot\'s links refused (100 are kept). A tracker got the same answer.')),
+    return refusedTable(items, 'refused', t('Refused postbacks'),
+      t('The newest postbacks this bot\'s links refused (100 are kept). A tracker got the same answer.'),
+      t('None lately: every postback was taken.'));
+  }
+  /** The newest requests a sender had refused: when, why in plain words, what was sent. */
+  function refusedTable(items, id, title, intro, none) {
+    return h('section', { class: 'card', id }, h('h2', null, title),
+      items.length ? [h('p', { class: 'muted' }, intro),
         h('div', { class: 'table-wrap' }, h('table', null,
           h('thead', null, h('tr', null, h('th', null, t('When')), h('th', null, t('Why')), h('th', { class: 'opt' }, t('What was sent')))),
           h('tbody', null, items.map((r) => h('tr', null,
             h('td', null, when(r.at)),
             h('td', null, r.field ? h('span', { class: 'mono' }, r.field + ': ') : null,
-              ERROR_TEXTS[r.code] ? [ERROR_TEXTS[r.code](), h('br'), h('small', { class: 'muted' }, r.message)] : r.message),
+              ERROR_TEXTS[r.code] ? [ERROR_TEXTS[r.code](), h('br'), h('small', { class: 'muted detail', title: t('The answer the sender got') }, r.message)] : r.message),
             h('td', { class: 'opt mono refused-sent' }, r.method + ' ' + readable(r.sent)))))))]
-        : h('p', { class: 'muted' }, t('None lately: every postback was taken.')));
+        : h('p', { class: 'muted' }, none));
   }
 
   const fieldTypes = () => [['string', t('string')], ['number', t('number')], ['boolean', t('boolean')], ['date', t('date')]];
@@ -606,24 +638,39 @@
 
   async function dialogsTab(bot, q) {
     const cursor = q.get('cursor');
-    const list = await api('GET', '/api/bots/' + enc(bot.id) + '/dialogs?limit=50' + (cursor ? '&cursor=' + enc(cursor) : ''));
-    const chat = input('chatId', '', { inputmode: 'numeric', autocomplete: 'off' });
+    const search = (q.get('q') || '').trim();
+    const base = '#/bots/' + enc(bot.id) + '/dialogs';
+    const list = await api('GET', '/api/bots/' + enc(bot.id) + '/dialogs?limit=50' + (cursor ? '&cursor=' + enc(cursor) : '') + (search ? '&q=' + enc(search) : ''));
+    const chat = input('q', search, { autocomplete: 'off', placeholder: '1227280, @ivan_petrov, 3k2h5f1a2b' });
+    const more = new URLSearchParams();
+    if (search) more.set('q', search);
+    if (list.nextCursor) more.set('cursor', list.nextCursor);
     return h('section', { 'aria-label': t('Dialogs') },
       h('div', { class: 'card' }, form({ id: 'find-dialog' }, [h('div', { class: 'row' },
-        h('div', { class: 'grow' }, field(t('Chat id'), chat)), h('button', { type: 'submit', class: 'primary' }, t('Open')))], async () => {
-        const id = chat.value.trim();
-        if (!/^-?\d{1,19}$/.test(id)) throw new ApiError(422, { error: { field: 'chatId', code: 'bad_chat_id', message: t('A chat id is a whole number.') } });
-        location.hash = '#/bots/' + enc(bot.id) + '/dialogs/' + enc(id);
+        h('div', { class: 'grow' }, field(t('Chat id, username, name or click id'), chat)), h('button', { type: 'submit', class: 'primary' }, t('Find')),
+        search ? h('a', { href: base }, t('All dialogs')) : null)], async () => {
+        const text = chat.value.trim();
+        if (!text) throw new ApiError(422, { error: { field: 'q', code: 'missing_field', message: t('Required: fill this in.') } });
+        // A chat id opens its dialog at once when there is one.
+        if (/^-?\d{1,19}$/.test(text)) {
+          const found = await api('GET', '/api/bots/' + enc(bot.id) + '/dialogs?limit=50&q=' + enc(text));
+          const exact = found.items.filter((d) => String(d.chatId) === text);
+          if (exact.length === 1 && found.items.length === 1) { location.hash = base + '/' + enc(text); return; }
+        }
+        location.hash = base + '?q=' + enc(text);
       })),
+      search ? h('p', { class: 'muted', id: 'search-note' }, list.items.length
+        ? t('Dialogs matching "{q}": the chat id, username, a part of the name, or a tracker or text field\'s exact value.', { q: search })
+        : list.nextCursor ? t('None among the dialogs looked at so far.') : t('No dialog matches "{q}".', { q: search })) : null,
       list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'dialogs' },
         h('thead', null, h('tr', null, h('th', null, t('Chat id')), h('th', null, t('Name (Telegram)')), h('th', { class: 'opt' }, t('Step')),
           h('th', { class: 'opt' }, t('Status')), h('th', null, t('Started')), h('th', { class: 'opt' }, t('Updated')))),
         h('tbody', null, list.items.map((d) => h('tr', null,
           h('td', null, h('a', { href: '#/bots/' + enc(bot.id) + '/dialogs/' + enc(d.chatId) }, String(d.chatId))),
           h('td', null, d.name || '', d.username ? ' @' + d.username : ''),
-          h('td', { class: 'opt' }, d.stepKey || ''), h('td', { class: 'opt' }, d.status),
-          h('td', null, d.started ? t('started') : badge('pending')), h('td', { class: 'opt' }, when(d.updatedAt))))))) : h('p', { class: 'muted' }, t('No dialogs yet.')),
-      list.nextCursor ? h('a', { href: '#/bots/' + enc(bot.id) + '/dialogs?cursor=' + enc(list.nextCursor) }, t('Next page')) : null);
+          h('td', { class: 'opt' }, d.stepKey || ''), h('td', { class: 'opt' }, t(d.status)),
+          h('td', null, d.started ? t('started') : badge('pending')), h('td', { class: 'opt' }, when(d.updatedAt))))))) : search ? null : h('p', { class: 'muted' }, t('No dialogs yet.')),
+      list.nextCursor ? h('a', { href: base + '?' + more }, search ? t('Look further') : t('Next page')) : null);
   }
 
   // ---- Auto actions: conversions by click id, the deep link's payload --------------------
@@ -782,9 +829,79 @@
       h('tr', null, h('th', { class: 'mono' }, k), h('td', { class: 'mono' }, typeof obj[k] === 'string' ? obj[k] : JSON.stringify(obj[k])))))));
   }
 
+  /** Where a step's webhook goes, for a confirmation: its method and URL up to the query. */
+  function webhookTarget(s) {
+    const w = s.webhook || {};
+    return (w.method || (w.body && w.body !== 'none' ? 'POST' : 'GET')) + ' ' + String(w.url || '').split('?')[0];
+  }
+
+  /** A dialog's story, newest first: its start, what postbacks and the console changed, the
+   * conversions, and the deliveries with their outcome. */
+  function timeline(d, deliveries, stepName) {
+    const rows = [];
+    if (d.createdAt) rows.push({ at: d.createdAt, what: [h('strong', null, t('The chat started the bot'))] });
+    for (const e of d.history || []) {
+      const what = [h('strong', null, e.by === 'api' ? t('Moved in the console or API') : t('Postback'))];
+      if (e.link) what.push(' ', h('span', { class: 'muted mono' }, t('link {id}…', { id: e.link })));
+      const parts = [];
+      if (e.stepId) parts.push(t('step → {key}', { key: e.stepKey || stepName(e.stepId) }));
+      if (e.status) parts.push(t('status → {s}', { s: t(e.status) }));
+      if (e.changed) parts.push(e.changed.join(', ') + (e.more ? ' ' + t('and {n} more', { n: e.more }) : ''));
+      if (parts.length) what.push(': ', h('span', { class: 'mono' }, parts.join('; ')));
+      rows.push({ at: e.at, what });
+    }
+    for (const c of d.conversions || []) {
+      rows.push({ at: c.at, what: [h('strong', null, t('Conversion {type}', { type: c.type })), c.tid ? ' (tid ' + c.tid + ')' : null,
+        c.stepId ? ': ' + t('step → {key}', { key: stepName(c.stepId) }) : null] });
+    }
+    for (const x of deliveries) {
+      const a = x.lastAttempt;
+      rows.push({ at: x.createdAt, what: [h('strong', null, t('Webhook of step {key}', { key: stepName(x.stepId) })), ' ', badge(x.status),
+        x.test ? [' ', badge('test', 'test')] : null, x.replayOf ? [' ', badge('replay', 'test')] : null,
+        a && a.status != null ? ' ' + t('receiver answered {s}', { s: a.status }) : null, ' ',
+        h('a', { href: '#/deliveries/' + enc(x.id) }, t('Open delivery'))] });
+    }
+    rows.sort((x, y) => String(y.at).localeCompare(String(x.at)));
+    if (!rows.length) return h('p', { class: 'muted' }, t('Nothing yet.'));
+    return h('ol', { class: 'timeline', id: 'timeline' }, rows.map((r) => h('li', null, h('time', { datetime: r.at }, when(r.at)), ' ', r.what)));
+  }
+
   async function dialogPage(botId, chatId) {
-    const [bot, d] = await Promise.all([api('GET', '/api/bots/' + enc(botId)),
-      api('GET', '/api/bots/' + enc(botId) + '/dialogs/' + enc(chatId))]);
+    const base = '/api/bots/' + enc(botId);
+    const [bot, d, steps, log] = await Promise.all([api('GET', base),
+      api('GET', base + '/dialogs/' + enc(chatId)), api('GET', base + '/steps'),
+      api('GET', '/api/deliveries?limit=20&botId=' + enc(botId) + '&chatId=' + enc(chatId))]);
+    const stepName = (id) => { const s = steps.items.find((x) => x.id === id); return s ? (s.key || s.id) : String(id || '').slice(0, 8); };
+    const hooks = steps.items.filter((s) => s.kind === 'send-webhook' && s.webhook);
+    const out = h('div', { id: 'dialog-action-result', 'aria-live': 'polite' });
+    const moveStep = select('stepId', [['', t('(keep the step)')]].concat(steps.items.map((s) => [s.id, (s.key || s.id) + (s.kind === 'send-webhook' ? ' ↗' : '')])), '', { class: 'step-select' });
+    const moveStatus = select('status', [['', t('(keep the status)')], ['auto', t('auto')], ['manual', t('manual')], ['blocked', t('blocked')]], '');
+    const moveForm = form({ id: 'move-dialog' }, [h('div', { class: 'row' },
+      h('div', { class: 'grow' }, field(t('Move to step'), moveStep, t('↗ marks steps that send a webhook: moving there sends it, as a postback would.'))),
+      h('div', { class: 'grow' }, field(t('Status'), moveStatus)),
+      h('button', { type: 'submit', class: 'primary' }, t('Move')))], async () => {
+      const body = {};
+      if (moveStep.value) body.stepId = moveStep.value;
+      if (moveStatus.value) body.status = moveStatus.value;
+      if (!body.stepId && !body.status) throw new ApiError(422, { error: { field: 'stepId', code: 'missing_field', message: t('Choose a step or a status.') } });
+      const target = steps.items.find((s) => s.id === body.stepId);
+      if (target && target.kind === 'send-webhook' && target.webhook && target.id !== d.stepId
+        && !confirm(t('Move chat {chat} to step "{key}"? Its webhook is sent with this chat\'s real data: {url}', { chat: d.chatId, key: target.key || target.id, url: webhookTarget(target) }))) return;
+      const r = await api('POST', base + '/dialogs/' + enc(d.chatId) + '/move', body);
+      toast(t('Moved'));
+      await route();
+      const box = document.getElementById('dialog-action-result');
+      if (box && r.deliveryId) box.replaceChildren(h('p', { class: 'banner ok' }, t('The step\'s webhook is on its way.'), ' ', h('a', { href: '#/deliveries/' + enc(r.deliveryId) }, t('Open delivery'))));
+    });
+    const sendStep = hooks.length ? select('stepId', hooks.map((s) => [s.id, s.key || s.id]), hooks.some((s) => s.id === d.stepId) ? d.stepId : undefined, { class: 'step-select' }) : null;
+    const sendForm = hooks.length ? form({ id: 'send-step' }, [h('div', { class: 'row' },
+      h('div', { class: 'grow' }, field(t('Send a step\'s webhook for this chat'), sendStep, t('The dialog stays where it is.'))),
+      h('button', { type: 'submit' }, t('Send now')))], async () => {
+      const target = hooks.find((s) => s.id === sendStep.value);
+      if (!confirm(t('Send the webhook of step "{key}" for chat {chat} now? It goes with this chat\'s real data: {url}', { key: target.key || target.id, chat: d.chatId, url: webhookTarget(target) }))) return;
+      const r = await api('POST', base + '/dialogs/' + enc(d.chatId) + '/send-webhook', { stepId: target.id });
+      out.replaceChildren(deliverySummary(r));
+    }) : null;
     return page(t('Dialog {id}', { id: d.chatId }),
       crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/dialogs', bot.name], [null, String(d.chatId)]),
       h('div', { class: 'card' }, h('dl', { class: 'kv', id: 'dialog' },
@@ -792,10 +909,14 @@
         h('dt', null, t('Name (Telegram)')), h('dd', null, d.name || '—'),
         h('dt', null, t('Username')), h('dd', null, d.username || '—'),
         h('dt', null, t('Step')), h('dd', null, d.stepKey || '—', d.stepId ? h('span', { class: 'muted mono' }, ' ' + d.stepId) : null),
-        h('dt', null, t('Status')), h('dd', null, d.status),
+        h('dt', null, t('Status')), h('dd', null, t(d.status)),
         h('dt', null, t('Started')), h('dd', null, d.started ? when(d.createdAt) : badge('pending')),
         h('dt', null, t('Tags')), h('dd', null, d.tags.length ? d.tags.join(', ') : '—'),
         h('dt', null, t('Updated')), h('dd', null, when(d.updatedAt)))),
+      h('div', { class: 'card' }, moveForm, sendForm), out,
+      h('h2', null, t('Story')), h('div', { class: 'card' }, timeline(d, log.items, stepName),
+        h('p', { class: 'muted' }, t('The latest 12 changes, 20 deliveries and the conversions are shown.'), ' ',
+          h('a', { href: '#/deliveries?botId=' + enc(botId) + '&chatId=' + enc(d.chatId) }, t('All deliveries')))),
       h('h2', null, t('Custom fields')), h('div', { class: 'card' }, kvTable(d.fields, 'dialog-fields')),
       h('h2', null, t('Tracker fields')), h('div', { class: 'card' }, kvTable(d.tracker, 'dialog-tracker')),
       d.conversions && d.conversions.length ? [h('h2', null, t('Conversions')), h('div', { class: 'card table-wrap' }, h('table', { id: 'dialog-conversions' },
@@ -803,13 +924,12 @@
           h('th', null, t('Changed')), h('th', null, ''))),
         h('tbody', null, d.conversions.map((c) => h('tr', null, h('td', null, when(c.at)), h('td', null, c.type),
           h('td', { class: 'opt mono' }, c.tid || '—'),
-          h('td', null, [c.stepId ? t('step') + ' ' + c.stepId.slice(0, 8) : null, (c.fields || []).join(', ')].filter(Boolean).join('; ') || '—'),
+          h('td', null, [c.stepId ? t('step') + ' ' + stepName(c.stepId) : null, (c.fields || []).join(', ')].filter(Boolean).join('; ') || '—'),
           h('td', null, c.delivery ? h('a', { href: '#/deliveries/' + enc(c.delivery) }, t('Delivery')) : null))))))] : null,
       h('div', { class: 'actions' },
-        h('a', { href: '#/deliveries?botId=' + enc(botId) + '&chatId=' + enc(d.chatId) }, t('Deliveries')),
         button(t('Erase dialog'), async () => {
           if (!confirm(t('Erase dialog {id} and everything stored for it?', { id: d.chatId }))) return;
-          await api('DELETE', '/api/bots/' + enc(botId) + '/dialogs/' + enc(d.chatId));
+          await api('DELETE', base + '/dialogs/' + enc(d.chatId));
           location.hash = '#/bots/' + enc(botId) + '/dialogs';
         }, 'danger')));
   }
@@ -924,7 +1044,7 @@
     const panel = h('aside', { class: 'card vars', 'aria-label': t('Variables') }, h('h2', null, t('Variables')),
       h('p', { class: 'muted' }, t('Click to insert at the cursor.')),
       h('h3', null, t('Built-in')), BUILT_INS.map(([n, d]) => varButton(n, t(d))),
-      h('h3', null, t('Custom fields')), fields.length ? fields.map((f) => varButton('fields.' + f.key, f.type)) : h('p', { class: 'muted' }, t('None defined')),
+      h('h3', null, t('Custom fields')), fields.length ? fields.map((f) => varButton('fields.' + f.key, t(f.type))) : h('p', { class: 'muted' }, t('None defined')),
       h('h3', null, t('Tracker fields')), trackerList);
     /** Adds the tracker keys a real dialog has. */
     panel.addTracker = (keys) => { keys.forEach((k) => trackerKeys.add(k)); renderTracker(); };
@@ -1317,35 +1437,76 @@
       d.error || (a && a.error) ? h('p', { class: 'error' }, d.error || a.error) : null);
   }
 
+  /** A select of named things (bots, steps, services, hooks) whose value is their id. An id
+   * not among them (from a link) stays choosable. */
+  function namedSelect(name, label, items, value) {
+    const options = [['', t('any')]].concat(items.map((x) => [x.id, x.name]));
+    if (value && !items.some((x) => x.id === value)) options.push([value, value]);
+    return select(name, options, value || '', { 'aria-label': label });
+  }
+
   async function deliveriesPage(q) {
-    const filters = ['botId', 'chatId', 'stepId', 'serviceId', 'hookId', 'callId'];
+    const filters = ['botId', 'stepId', 'chatId', 'serviceId', 'hookId', 'callId'];
     const query = new URLSearchParams();
     for (const k of [...filters, 'status', 'test', 'cursor']) if (q.get(k)) query.set(k, q.get(k));
     query.set('limit', '50');
-    const list = await api('GET', '/api/deliveries?' + query);
-    const inputs = filters.map((k) => input(k, q.get(k) || '', { autocomplete: 'off', class: 'mono' }));
+    const quiet = (p) => p.catch(() => ({ items: [] }));
+    const [list, bots, services] = await Promise.all([api('GET', '/api/deliveries?' + query),
+      quiet(api('GET', '/api/bots?limit=200')), quiet(api('GET', '/api/calls/services?limit=200'))]);
+    const [steps, hooks] = await Promise.all([
+      q.get('botId') ? quiet(api('GET', '/api/bots/' + enc(q.get('botId')) + '/steps')) : { items: [] },
+      q.get('serviceId') ? quiet(api('GET', '/api/calls/services/' + enc(q.get('serviceId'))).then((s) => ({ items: s.hooks || [] }))) : { items: [] }]);
+    const botNames = Object.fromEntries(bots.items.map((b) => [b.id, b.name]));
+    const stepNames = Object.fromEntries(steps.items.map((s) => [s.id, s.key || s.id]));
+    const serviceNames = Object.fromEntries(services.items.map((s) => [s.id, s.name]));
+    const hookName = (k) => k.name || hookTarget(k);
+    const hookNames = Object.fromEntries(hooks.items.map((k) => [k.id, hookName(k)]));
+    const controls = {
+      botId: namedSelect('botId', t('Bot'), bots.items, q.get('botId')),
+      stepId: namedSelect('stepId', t('Step'), steps.items.map((s) => ({ id: s.id, name: s.key || s.id })), q.get('stepId')),
+      chatId: input('chatId', q.get('chatId') || '', { autocomplete: 'off', inputmode: 'numeric', class: 'mono' }),
+      serviceId: namedSelect('serviceId', t('Call-tracking service'), services.items, q.get('serviceId')),
+      hookId: namedSelect('hookId', t('Call hook'), hooks.items.map((k) => ({ id: k.id, name: hookName(k) })), q.get('hookId')),
+      callId: input('callId', q.get('callId') || '', { autocomplete: 'off', class: 'mono' }),
+    };
+    const labels = { botId: t('Bot'), stepId: t('Step'), chatId: t('Chat id'), serviceId: t('Call-tracking service'), hookId: t('Call hook'), callId: t('Call id') };
+    // Steps belong to a bot and hooks to a service: choosing one of those starts afresh.
+    controls.stepId.disabled = !q.get('botId');
+    controls.hookId.disabled = !q.get('serviceId');
     const status = select('status', [['', t('any')], ...STATUSES.map((s) => [s, t(s)])], q.get('status') || '');
     const test = select('test', [['', t('any')], ['true', t('tests only')], ['false', t('no tests')]], q.get('test') || '');
-    const filterForm = form({ id: 'delivery-filters', class: 'card' }, [h('div', { class: 'row' },
-      filters.map((k, i) => h('div', { class: 'grow' }, field(k, inputs[i]))),
-      h('div', { class: 'grow' }, field(t('Status'), status)), h('div', { class: 'grow' }, field(t('Test'), test)),
-      h('button', { type: 'submit', class: 'primary' }, t('Filter')))], async () => {
+    const submitWith = () => {
       const next = new URLSearchParams();
-      filters.forEach((k, i) => { if (inputs[i].value.trim()) next.set(k, inputs[i].value.trim()); });
+      for (const k of filters) if (!controls[k].disabled && controls[k].value.trim()) next.set(k, controls[k].value.trim());
       if (status.value) next.set('status', status.value);
       if (test.value) next.set('test', test.value);
       location.hash = '#/deliveries' + (next.toString() ? '?' + next : '');
-    });
+    };
+    controls.botId.addEventListener('change', () => { controls.stepId.value = ''; controls.stepId.disabled = true; submitWith(); });
+    controls.serviceId.addEventListener('change', () => { controls.hookId.value = ''; controls.hookId.disabled = true; submitWith(); });
+    const filterForm = form({ id: 'delivery-filters' }, [h('div', { class: 'row' },
+      filters.map((k) => h('div', { class: 'grow' }, field(labels[k], controls[k]))),
+      h('div', { class: 'grow' }, field(t('Status'), status)), h('div', { class: 'grow' }, field(t('Test'), test)),
+      h('button', { type: 'submit', class: 'primary' }, t('Filter')))], async () => submitWith());
+    const filtering = filters.some((k) => q.get(k)) || q.get('status') || q.get('test');
+    // On a phone the filters fold away unless some are set: the list comes first.
+    const box = h('details', { class: 'card filters', open: filtering || !matchMedia('(max-width: 760px)').matches },
+      h('summary', null, t('Filters')), filterForm);
     const next = new URLSearchParams(q);
     if (list.nextCursor) next.set('cursor', list.nextCursor);
-    return page(t('Deliveries'), filterForm,
+    const source = (d) => {
+      if (d.stepId) return [botNames[d.botId] || t('bot'), ' / ', stepNames[d.stepId] || t('step'), d.chatId != null ? ' · ' + t('chat {id}', { id: d.chatId }) : ''];
+      if (d.hookId) return [serviceNames[d.serviceId] || t('service'), ' / ', hookNames[d.hookId] || t('call hook'), d.callId != null ? ' · ' + t('call {id}', { id: d.callId }) : ''];
+      return d.chatId != null ? t('chat {id}', { id: d.chatId }) : d.callId != null ? t('call {id}', { id: d.callId }) : '';
+    };
+    return page(t('Deliveries'), box,
       list.items.length ? h('div', { class: 'card table-wrap' }, h('table', { id: 'deliveries' },
         h('thead', null, h('tr', null, h('th', null, t('Status')), h('th', null, t('Request')), h('th', { class: 'opt' }, t('Source')),
           h('th', { class: 'opt' }, t('Last answer')), h('th', { class: 'opt' }, t('Attempts')), h('th', { class: 'opt' }, t('Created')))),
         h('tbody', null, list.items.map((d) => h('tr', null,
           h('td', null, badge(d.status), d.test ? [' ', badge('test', 'test')] : null, d.replayOf ? [' ', badge('replay', 'test')] : null),
           h('td', { class: 'mono' }, h('a', { href: '#/deliveries/' + enc(d.id) }, d.request.method + ' ' + d.request.url)),
-          h('td', { class: 'opt mono' }, d.chatId != null ? t('chat {id}', { id: d.chatId }) : d.callId != null ? t('call {id}', { id: d.callId }) : ''),
+          h('td', { class: 'opt' }, source(d)),
           h('td', { class: 'opt mono' }, d.lastAttempt ? (d.lastAttempt.status == null ? (d.lastAttempt.error ? t('no answer') : '—') : String(d.lastAttempt.status)) : '—'),
           h('td', { class: 'opt' }, String(d.attemptCount)), h('td', { class: 'opt' }, when(d.createdAt))))))) : h('p', { class: 'muted' }, t('No deliveries match.')),
       list.nextCursor ? h('a', { href: '#/deliveries?' + next }, t('Next page')) : null);
@@ -1389,7 +1550,12 @@
         d.missing && d.missing.length ? [h('dt', null, t('No value')), h('dd', { class: 'mono' }, d.missing.join(', '))] : null,
         d.error ? [h('dt', null, t('Error')), h('dd', { class: 'error' }, d.error)] : null,
         h('dt', null, t('Created')), h('dd', null, when(d.createdAt)))),
-      h('div', { class: 'actions' }, button(t('Replay'), async () => {
+      h('div', { class: 'actions' }, d.status === 'retrying' && !d.test ? button(t('Retry now'), async () => {
+        if (!confirm(t('Make the next attempt now, instead of at {at}? {url}', { at: when(d.nextAttemptAt), url: d.request.method + ' ' + d.request.url }))) return;
+        const r = await api('POST', '/api/deliveries/' + enc(d.id) + '/retry');
+        toast(r.status === 'delivered' ? t('Delivered') : t('Tried: {status}', { status: t(r.status) }));
+        route();
+      }, 'primary', { id: 'retry-now' }) : null, button(t('Replay'), async () => {
         if (!confirm(t('Send this request again to {url}? The receiver gets it a second time: a tracker may count a second conversion.', { url: d.request.method + ' ' + d.request.url }))) return;
         const r = await api('POST', '/api/deliveries/' + enc(d.id) + '/replay');
         toast(t('Replayed'));
@@ -1408,12 +1574,26 @@
   }
 
   // ---- call tracking -----------------------------------------------------------------------
+  /** CallKeeper's webhook form asks for the protocol, host, port and path apart: each with Copy. */
+  function callkeeperFields(url, id) {
+    let u;
+    try { u = new URL(url); } catch (_) { return null; }
+    const protocol = u.protocol.replace(':', '');
+    const port = u.port || (protocol === 'https' ? '443' : '80');
+    let path = u.pathname;
+    try { path = decodeURIComponent(path); } catch (_) { /* shown as it is */ }
+    const rows = [[t('Protocol'), protocol], [t('Host'), u.hostname], [t('Port'), port], [t('Path'), path]];
+    return h('dl', { class: 'kv callkeeper', id }, rows.map(([label, value]) => [h('dt', null, label),
+      h('dd', null, h('span', { class: 'mono' }, value), ' ', copyButton(value, t('Copy'))) ]));
+  }
   function keyOnce(s) {
     return h('div', { class: 'banner ok', id: 'ingest-once', role: 'status' },
       h('p', null, h('strong', null, t('Shown once: copy the key and the URLs now.'))),
+      h('p', null, t('For CallKeeper, these four fields:')),
+      callkeeperFields(s.ingestUrlWithKey, 'callkeeper-once'),
+      h('p', null, t('URL with the key in its path (CallKeeper)'), ' ', h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)),
       h('p', null, t('Ingest key'), ' ', h('span', { class: 'mono' }, s.ingestKey), ' ', copyButton(s.ingestKey)),
-      h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)),
-      h('p', null, t('URL with the key in its path (CallKeeper)'), ' ', h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)));
+      h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)));
   }
   let justCreated = null;
 
@@ -1446,7 +1626,8 @@
   }
 
   async function servicePage(serviceId) {
-    const s = await api('GET', '/api/calls/services/' + enc(serviceId));
+    const [s, refused] = await Promise.all([api('GET', '/api/calls/services/' + enc(serviceId)),
+      api('GET', '/api/calls/services/' + enc(serviceId) + '/refused-events?limit=20')]);
     const once = justCreated && justCreated.id === s.id ? justCreated : null;
     justCreated = null;
     const onceBox = h('div', null, once ? keyOnce(once) : null);
@@ -1455,8 +1636,8 @@
       crumbs(['#/calls', t('Call tracking')], [null, s.name]),
       onceBox,
       h('div', { class: 'card' }, h('h2', null, t('Ingest')),
-        h('p', { class: 'muted' }, t('For CallKeeper: add a webhook with the host, port and path of the URL with the key in its path (shown once, when the key is made), for both events, one parameter row per parameter.')),
-        h('p', { class: 'mono' }, location.origin + s.ingestPathPrefix + 'pk_…'),
+        h('p', { class: 'muted' }, t('For CallKeeper: add a webhook with these protocol, host, port and path, for both events. The path ends with the key, shown once when the key is made: "pk_…" stands for it.')),
+        callkeeperFields(location.origin + s.ingestPathPrefix + 'pk_…', 'callkeeper'),
         h('p', { class: 'muted' }, t('Key ends with {hint}. Other trackers may send the key in X-Ingest-Key or ?key=. Lost the URLs? Rotate the key to get new ones.', { hint: s.ingestKeyHint })),
         s.legacyPathKey ? h('p', { class: 'banner warn', id: 'legacy-path-key' }, t('This service was made before path keys were secret from the store: rotate its key to renew the URL with the key in its path.')) : null,
         button(t('Rotate key'), async () => {
@@ -1498,7 +1679,10 @@
                 await api('DELETE', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id));
                 route();
               }, 'danger')), out));
-        })))) : h('p', { class: 'muted' }, t('No hooks yet.')));
+        })))) : h('p', { class: 'muted' }, t('No hooks yet.')),
+      refusedTable(refused.items, 'refused-events', t('Refused call events'),
+        t('The newest call events this service\'s ingest URLs refused (100 are kept), without the key. The telephony side got the same answer.'),
+        t('None lately: every call event was taken.')));
   }
 
   /** One parameter row of CallKeeper's form: name -> a preset, a constant or a template. */
@@ -1519,12 +1703,13 @@
       preset.hidden = kind.value !== 'param';
       text.hidden = kind.value === 'param';
       const x = presets.find((y) => y.name === preset.value);
-      desc.textContent = kind.value === 'param' && x ? x.description + (x.knownAtStart ? '' : ' — ' + t('not known at call start')) : '';
+      desc.textContent = kind.value === 'param' && x ? t(x.description) + (x.knownAtStart ? '' : ' — ' + t('not known at call start')) : '';
     };
     kind.addEventListener('change', sync);
     preset.addEventListener('change', sync);
-    const row = h('div', { class: 'param-row' }, pname, kind, valueBox,
-      button('×', () => { row.remove(); [...rows.children].forEach((r) => r.sync()); }, null, { 'aria-label': t('Remove parameter') }));
+    // Each control in a cell of its own: an error shown under one keeps the row's shape.
+    const row = h('div', { class: 'param-row' }, h('div', null, pname), h('div', null, kind), valueBox,
+      button('×', () => { row.remove(); [...rows.children].forEach((r) => r.sync()); }, null, { 'aria-label': t('Remove parameter'), class: 'remove' }));
     row.sync = sync;
     row.value = () => {
       const out = { name: pname.value };
@@ -1569,7 +1754,9 @@
       h('div', { class: 'row' }, h('div', null, field(t('Protocol'), protocol)), h('div', { class: 'grow' }, field(t('Host'), host)),
         h('div', null, field(t('Port'), port))),
       field(t('Path'), path, t('Everything before "?"; query parameters go in the rows below.')),
-      h('h3', null, t('Parameters')), rows,
+      h('h3', null, t('Parameters')),
+      h('div', { class: 'param-row param-head', 'aria-hidden': 'true' }, h('span', null, t('Parameter name')), h('span', null, t('Value kind')), h('span', null, t('Value')), h('span')),
+      rows,
       button(t('+ Parameter'), () => addParam({ name: '', param: 'id' }), null, { id: 'add-param' }),
       h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)), h('div', { class: 'grow' }, ctBox),
         h('div', { class: 'grow' }, field(t('Event'), event))),

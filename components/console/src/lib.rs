@@ -16,6 +16,8 @@ struct Asset {
     path: &'static str,
     media_type: &'static str,
     body: &'static [u8],
+    /// The same, gzip-compressed (scripts and style).
+    gzip: Option<&'static [u8]>,
 }
 
 /// Everything the console serves.
@@ -24,31 +26,37 @@ const ASSETS: &[Asset] = &[
         path: "/",
         media_type: "text/html; charset=utf-8",
         body: include_bytes!("../assets/index.html"),
+        gzip: None,
     },
     Asset {
         path: "/console/app.js",
         media_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/app.js"),
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/app.js")),
+        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/app.js.gz"))),
     },
     Asset {
         path: "/console/i18n.js",
         media_type: "text/javascript; charset=utf-8",
-        body: include_bytes!("../assets/i18n.js"),
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js")),
+        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js.gz"))),
     },
     Asset {
         path: "/console/app.css",
         media_type: "text/css; charset=utf-8",
-        body: include_bytes!("../assets/app.css"),
+        body: include_bytes!(concat!(env!("OUT_DIR"), "/app.css")),
+        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/app.css.gz"))),
     },
     Asset {
         path: "/favicon.ico",
         media_type: "image/svg+xml",
         body: include_bytes!("../assets/favicon.svg"),
+        gzip: None,
     },
 ];
 
-/// The answer for a path: an asset, or a 404 (JSON under `/api/`, where clients expect it).
-fn answer(method: &str, path: &str) -> Response {
+/// The answer for a path: an asset (compressed when the browser takes gzip), or a 404 (JSON
+/// under `/api/`, where clients expect it).
+fn answer(method: &str, path: &str, takes_gzip: bool) -> Response {
     let path = path.split(['?', '#']).next().unwrap_or("/");
     let path = if path == "/index.html" { "/" } else { path };
     if let Some(asset) = ASSETS.iter().find(|a| a.path == path) {
@@ -60,12 +68,20 @@ fn answer(method: &str, path: &str) -> Response {
                 .body(r#"{"error":{"code":"method_not_allowed","message":"this route takes GET, HEAD","field":null}}"#)
                 .build();
         }
-        let body = if method == "HEAD" {
-            &[][..]
-        } else {
-            asset.body
+        let gzip = asset.gzip.filter(|_| takes_gzip);
+        let body = match (method, gzip) {
+            ("HEAD", _) => &[][..],
+            (_, Some(compressed)) => compressed,
+            (_, None) => asset.body,
         };
-        return Response::builder()
+        let mut response = Response::builder();
+        if asset.gzip.is_some() {
+            response.header("vary", "accept-encoding");
+        }
+        if gzip.is_some() {
+            response.header("content-encoding", "gzip");
+        }
+        return response
             .status(200)
             .header("content-type", asset.media_type)
             .header("content-security-policy", CSP)
@@ -95,7 +111,14 @@ fn handle(req: Request) -> impl IntoResponse {
         .unwrap_or(Level::Info);
     log::begin("console", funnelhooks_core::new_id(), level);
     let method = req.method().to_string();
-    let mut response = answer(&method, req.path());
+    let takes_gzip = req
+        .header("accept-encoding")
+        .and_then(|h| h.as_str())
+        .is_some_and(|h| {
+            h.split(',')
+                .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
+        });
+    let mut response = answer(&method, req.path(), takes_gzip);
     response.set_header("x-request-id", log::request_id());
     let status = *response.status();
     let level = if status >= 400 {
@@ -126,7 +149,7 @@ mod tests {
     #[test]
     fn the_page_and_its_assets_are_served_with_a_strict_policy() {
         for path in ["/", "/index.html", "/console/app.js", "/console/app.css"] {
-            let r = answer("GET", path);
+            let r = answer("GET", path, false);
             assert_eq!(*r.status(), 200, "{path}");
             let csp = header(&r, "content-security-policy").unwrap();
             assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"));
@@ -136,9 +159,9 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_404_and_other_methods_405() {
-        assert_eq!(*answer("GET", "/api/nothing").status(), 404);
-        assert_eq!(*answer("GET", "/console/missing.js").status(), 404);
-        let r = answer("POST", "/");
+        assert_eq!(*answer("GET", "/api/nothing", false).status(), 404);
+        assert_eq!(*answer("GET", "/console/missing.js", false).status(), 404);
+        let r = answer("POST", "/", false);
         assert_eq!(*r.status(), 405);
         assert_eq!(header(&r, "allow"), Some("GET, HEAD"));
     }
@@ -169,19 +192,77 @@ mod tests {
     }
 
     #[test]
-    fn the_first_screen_loads_under_150_kb_of_script_and_style_even_uncompressed() {
-        let bytes: usize = ASSETS
+    fn scripts_and_style_are_served_without_indentation_or_comment_lines() {
+        for asset in ASSETS
             .iter()
-            .filter(|a| a.path.ends_with(".js") || a.path.ends_with(".css"))
-            .map(|a| a.body.len())
-            .sum();
-        assert!(bytes < 150 * 1024, "{bytes} bytes of JS and CSS");
+            .filter(|a| !a.path.ends_with(".ico") && a.path != "/")
+        {
+            let text = std::str::from_utf8(asset.body).unwrap();
+            for line in text.lines() {
+                assert!(!line.starts_with([' ', '\t']), "{}: {line:?}", asset.path);
+                assert!(
+                    !line.starts_with("//") && !line.is_empty(),
+                    "{}: {line:?}",
+                    asset.path
+                );
+            }
+        }
+        let served = std::str::from_utf8(ASSETS[1].body).unwrap();
+        let source = std::str::from_utf8(include_bytes!("../assets/app.js")).unwrap();
+        // Every line of code is there, in its order.
+        let code: Vec<&str> = source
+            .lines()
+            .map(str::trim)
+            .filter(|l| {
+                !l.is_empty() && !l.starts_with("//") && !l.starts_with("/*") && !l.starts_with('*')
+            })
+            .collect();
+        assert_eq!(served.lines().collect::<Vec<_>>(), code);
+    }
+
+    #[test]
+    fn the_first_screen_is_under_50_kb_of_script_and_style_as_sent_and_200_kb_unpacked() {
+        let assets = || {
+            ASSETS
+                .iter()
+                .filter(|a| a.path.ends_with(".js") || a.path.ends_with(".css"))
+        };
+        let sent: usize = assets().map(|a| a.gzip.unwrap().len()).sum();
+        let unpacked: usize = assets().map(|a| a.body.len()).sum();
+        assert!(sent < 50 * 1024, "{sent} bytes of JS and CSS sent");
+        assert!(
+            unpacked < 200 * 1024,
+            "{unpacked} bytes of JS and CSS unpacked"
+        );
+    }
+
+    #[test]
+    fn a_browser_that_takes_gzip_gets_the_same_bytes_compressed() {
+        use std::io::Read as _;
+        for path in ["/console/app.js", "/console/i18n.js", "/console/app.css"] {
+            let plain = answer("GET", path, false);
+            let packed = answer("GET", path, true);
+            assert_eq!(header(&plain, "content-encoding"), None, "{path}");
+            assert_eq!(header(&packed, "content-encoding"), Some("gzip"), "{path}");
+            assert_eq!(header(&packed, "vary"), Some("accept-encoding"), "{path}");
+            let mut unpacked = Vec::new();
+            flate2::read::GzDecoder::new(packed.body())
+                .read_to_end(&mut unpacked)
+                .unwrap();
+            assert_eq!(unpacked, plain.body(), "{path}");
+        }
+        let page = answer("GET", "/", true);
+        assert_eq!(
+            header(&page, "content-encoding"),
+            None,
+            "the page itself is small"
+        );
     }
 
     #[test]
     fn every_text_of_the_console_has_its_russian_translation() {
-        let app = std::str::from_utf8(include_bytes!("../assets/app.js")).unwrap();
-        let ru = std::str::from_utf8(include_bytes!("../assets/i18n.js")).unwrap();
+        let app = std::str::from_utf8(include_bytes!(concat!(env!("OUT_DIR"), "/app.js"))).unwrap();
+        let ru = std::str::from_utf8(include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js"))).unwrap();
         let mut missing = Vec::new();
         for quote in ['\'', '"'] {
             let opener = format!("t({quote}");
