@@ -10,7 +10,7 @@ fn main() {
         let source = Path::new("assets").join(name);
         println!("cargo:rerun-if-changed={}", source.display());
         let text = std::fs::read_to_string(&source).expect("the console's assets are readable");
-        let stripped = strip(&text);
+        let stripped = strip(&text, name.ends_with(".js"));
         std::fs::write(Path::new(&out).join(name), &stripped).expect("OUT_DIR is writable");
         std::fs::write(
             Path::new(&out).join(format!("{name}.gz")),
@@ -28,18 +28,32 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to memory")
 }
 
-/// `text` without indentation, blank lines and lines that are only a comment (`// …`, or a
-/// `/* … */` block; what follows a block's end on its line is kept).
-fn strip(text: &str) -> String {
+/// `text` without indentation, blank lines and lines that are only a comment (`// …` in a
+/// script, or a `/* … */` block; what follows a block's end on its line is kept). Not a
+/// lexer: a script whose lines could be inside a string (a template literal, a line ending
+/// in `\`) stops the build rather than being changed.
+fn strip(text: &str, script: bool) -> String {
     let mut out = String::with_capacity(text.len());
     let mut in_block = false;
     for line in text.lines() {
+        if script
+            && (line.contains('`')
+                && !line.trim_start().starts_with("//")
+                && !line.trim_start().starts_with('*')
+                && !line.trim_start().starts_with("/*")
+                || line.ends_with('\\'))
+        {
+            panic!("a line strip() cannot judge (template literal or continued string): {line}");
+        }
         let mut l = line.trim();
-        if in_block || l.starts_with("/*") {
-            match l.find("*/") {
+        let opened = !in_block && l.starts_with("/*");
+        if in_block || opened {
+            // The end of the block, not the `*` of its opening `/*`.
+            let from = if opened { 2 } else { 0 };
+            match l[from..].find("*/") {
                 Some(end) => {
                     in_block = false;
-                    l = l[end + 2..].trim();
+                    l = l[from + end + 2..].trim();
                 }
                 None => {
                     in_block = true;
@@ -47,7 +61,7 @@ fn strip(text: &str) -> String {
                 }
             }
         }
-        if l.is_empty() || l.starts_with("//") {
+        if l.is_empty() || (script && l.starts_with("//")) {
             continue;
         }
         out.push_str(&tight_entry(l).unwrap_or_else(|| l.to_string()));

@@ -323,7 +323,6 @@ def main():
         filters = page.locator("#delivery-filters")
         expect(filters.get_by_label("Bot", exact=True)).to_have_value(bot_id)
         filters.get_by_label("Step", exact=True).select_option(label="lead")
-        filters.get_by_role("button", name="Filter").click()
         expect(page).to_have_url(re.compile(f"stepId={step_id}"))
         expect(page.locator("#deliveries")).to_contain_text("Casino funnel / lead")
         shot(page, "07-deliveries")
@@ -336,19 +335,24 @@ def main():
         page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         page.locator("#move-dialog").get_by_label("Move to step").select_option(label="lead ↗")
         page.locator("#move-dialog").get_by_role("button", name="Move").click()
-        expect(page.locator("#dialog-action-result")).to_contain_text("on its way")
+        expect(page.locator("#dialog-action-result")).to_contain_text("handed over")
         assert asked and f"127.0.0.1:{rx.port}/postback" in asked[0], f"no confirmation naming the receiver: {asked}"
         expect(page.locator("#dialog")).to_contain_text("lead")
         deadline = time.time() + 15
         while len(rx.requests) == before and time.time() < deadline:
             time.sleep(0.1)
         assert len(rx.requests) == before + 1, "the move sent the step's webhook once"
-        page.once("dialog", lambda d: d.accept())
+        page.reload()
+        expect(page.locator("#timeline")).to_contain_text("Webhook of step lead")
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         page.locator("#send-step").get_by_role("button", name="Send now").click()
         expect(page.locator("#dialog-action-result .delivery-summary")).to_contain_text("delivered")
         assert len(rx.requests) == before + 2
+        # Asked first, with the request as it goes and that it went already.
+        assert asked and "subid=abc123" in asked[0] and "delivered already" in asked[0], asked
         page.reload()
-        expect(page.locator("#timeline")).to_contain_text("Moved in the console or API")
+        expect(page.locator("#timeline")).to_contain_text("Changed in the console or API")
         expect(page.locator("#timeline")).to_contain_text("Webhook of step lead")
         shot(page, "07-dialog-story")
 
@@ -435,7 +439,7 @@ def main():
         page.locator("#nav").get_by_role("link", name="Call tracking").click()
         page.get_by_role("link", name="shop.example widget").click()
         page.locator("#hooks").get_by_role("button", name="Test-send").click()
-        expect(page.locator("#hooks .delivery-summary")).to_contain_text("delivered")
+        expect(page.locator("#hook-test-result .delivery-summary")).to_contain_text("delivered")
         page.locator("#hooks").get_by_role("checkbox").uncheck()
         expect(page.locator("#toast")).to_have_text("Disabled")
 

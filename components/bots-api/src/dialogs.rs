@@ -49,27 +49,15 @@ pub(crate) fn move_to(ctx: &Ctx) -> Result<Response, Error> {
     let body = body(ctx.req)?;
     let m = Members::of(&body, &["stepId", "status"])?;
     let step = m.text("stepId")?.map(str::trim);
-    let status = match m.text("status")? {
-        None => None,
-        Some(s) => Some(Status::parse(s).ok_or_else(|| {
-            Error::invalid(
-                "bad_status",
-                "status",
-                format!("{s:?} is not a status; use auto, manual or blocked"),
-            )
-        })?),
-    };
-    if step.is_none() && status.is_none() {
-        return Err(Error::malformed(
-            "missing_field",
-            "stepId",
-            "give stepId, status or both: where the dialog moves",
-        ));
-    }
+    let status = m
+        .text("status")?
+        .map(|s| Status::parse_field(s, "status"))
+        .transpose()?;
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
     let step = match step {
         None => None,
         Some(id) => Some(ctx.repo.step_ref(&bot, id)?.ok_or_else(|| {
+            let id = funnelhooks_core::text::cut_at(id, 64);
             Error::not_found("unknown_step", format!("this bot has no step {id:?}")).at("stepId")
         })?),
     };
@@ -94,11 +82,11 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
     let bot = ctx.repo.bot(ctx.params.get("botId"))?;
     let dialogs = match funnelhooks_spin::request::query_param(ctx.req, "q") {
         Some(q) if !q.trim().is_empty() => {
-            if q.len() > 200 {
+            if q.chars().count() > 200 {
                 return Err(Error::malformed(
                     "bad_query",
                     "q",
-                    "search for at most 200 bytes",
+                    "search for at most 200 characters",
                 ));
             }
             ctx.repo
@@ -106,7 +94,17 @@ pub(crate) fn list(ctx: &Ctx) -> Result<Response, Error> {
         }
         _ => ctx.repo.dialogs(&bot, page.after(), page.limit)?,
     };
-    Ok(json(200, &dialogs.to_json(view)))
+    // A list shows each dialog without its history: that is the dialog's own page.
+    Ok(json(
+        200,
+        &dialogs.to_json(|d| {
+            let mut v = view(d);
+            if let Some(o) = v.as_object_mut() {
+                o.remove("history");
+            }
+            v
+        }),
+    ))
 }
 
 /// `GET /api/bots/{botId}/refused-postbacks`: the newest postbacks the bot's links refused,

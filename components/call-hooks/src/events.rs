@@ -129,10 +129,6 @@ impl Secrets for HookSecrets<'_> {
     }
 }
 
-/// Reads, checks and de-duplicates the event, logs one delivery per matching hook, and
-/// answers; the sending is left to [`send`]. A copy of an event that is being delivered by
-/// another request right now is answered 503 with `Retry-After`; one whose delivery failed
-/// before is delivered now, creating only the deliveries that do not exist yet.
 /// Whether `op` is the ingest route (in any of its forms).
 pub(crate) fn is_ingest(op: Op) -> bool {
     matches!(
@@ -141,13 +137,20 @@ pub(crate) fn is_ingest(op: Op) -> bool {
     )
 }
 
-/// Keeps a refused call event for its service's page (when the service exists: an unknown
-/// one has nobody to tell). A busy event is not a refusal, only a "later". What was sent is
-/// kept without its `key` parameter: a right key there must not reach the page's readers.
+/// Keeps a refused call event for its service's page, when the service exists and the
+/// request came with its key: a wrong or missing key is not kept (anyone who knows a
+/// service's id could fill the list with those and push out what the telephony side sent
+/// wrong; the request log has them). A busy event is not a refusal, only a "later". What was
+/// sent is kept without any `key` parameter or member.
 pub(crate) fn keep_refused(ctx: &Ctx, status: u16, error: &Error) {
     if matches!(
         error.code,
-        "unknown_service" | "not_found" | "method_not_allowed" | "event_in_progress"
+        "unknown_service"
+            | "not_found"
+            | "method_not_allowed"
+            | "event_in_progress"
+            | "missing_ingest_key"
+            | "bad_ingest_key"
     ) || status == 404
     {
         return;
@@ -155,18 +158,8 @@ pub(crate) fn keep_refused(ctx: &Ctx, status: u16, error: &Error) {
     let Ok(service) = ctx.repo.service(ctx.params.get("serviceId")) else {
         return;
     };
-    let query: Vec<&str> = ctx
-        .req
-        .query()
-        .split('&')
-        .filter(|p| !p.is_empty() && p.split('=').next() != Some("key"))
-        .collect();
-    let body = String::from_utf8_lossy(ctx.req.body());
-    let sent = match (query.join("&"), body.is_empty()) {
-        (query, true) => query,
-        (query, false) if query.is_empty() => body.into_owned(),
-        (query, false) => format!("{query} {body}"),
-    };
+    let (query, body) = funnelhooks_calls::event::without_key(ctx.req.query(), ctx.req.body());
+    let sent = funnelhooks_core::refused::sent(&query, &body);
     let refusal = funnelhooks_core::refused::Refusal {
         at: ctx.now,
         status,
@@ -192,6 +185,10 @@ pub(crate) fn refused(ctx: &Ctx) -> Result<Response, Error> {
     ))
 }
 
+/// Reads, checks and de-duplicates the event, logs one delivery per matching hook, and
+/// answers; the sending is left to [`send`]. A copy of an event that is being delivered by
+/// another request right now is answered 503 with `Retry-After`; one whose delivery failed
+/// before is delivered now, creating only the deliveries that do not exist yet.
 pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
     let service = ctx.repo.service(ctx.params.get("serviceId"))?;
     check_key(ctx, &service)?;

@@ -1,5 +1,6 @@
-// funnelhooks console: a single-page app over the management API. No framework and no build
-// step: the file is served as written. Every value from the API is written into the page as
+// funnelhooks console: a single-page app over the management API. No framework and no
+// bundler: the component's build only strips indentation and comment lines and gzips it
+// (components/console/build.rs). Every value from the API is written into the page as
 // text (textContent / DOM nodes), never as HTML, because dialog fields come from public
 // postbacks.
 'use strict';
@@ -65,8 +66,17 @@
     el.value = value == null ? options[0][0] : value;
     return el;
   }
+  /** A button; an action that fails says why in a toast, in plain words (a form's errors go
+   * next to their field instead). */
   function button(label, onclick, cls, attrs) {
-    return h('button', Object.assign({ type: 'button', class: cls, onclick }, attrs || {}), label);
+    const act = onclick && (async (ev) => {
+      try {
+        await onclick(ev);
+      } catch (e) {
+        if (e.status !== 401) toast(plainError(e));
+      }
+    });
+    return h('button', Object.assign({ type: 'button', class: cls, onclick: act }, attrs || {}), label);
   }
   function badge(text, cls) { return h('span', { class: 'badge ' + (cls || text) }, t(text)); }
   function when(iso) {
@@ -248,9 +258,10 @@
     reserved_header: () => t('This header is set by funnelhooks itself.'),
     body_with_get: () => t('A GET request has no body: choose POST or remove the body.'),
     retry_due_soon: () => t('Its next attempt is due within a minute, or being made: the retry sweep sends it.'),
+    retry_not_now: () => t('It cannot go now: its step or hook is paused, or it waits for a rate limit or for the time the receiver asked.'),
     not_retrying: () => t('This delivery is not waiting for a retry: replay it to send it again.'),
     not_a_webhook_step: () => t('This step sends no webhook.'),
-    bad_status: () => t('Choose auto, manual or blocked.'),
+    bad_status: () => t('Write auto, manual or blocked.'),
     // What trackers and telephony sides send wrong (refused postbacks and call events).
     not_a_number_field: () => t('This field is a number: write digits, with a point for a fraction (5000, 12.5), no spaces or commas.'),
     bad_value: () => t('This value does not fit the field\'s type.'),
@@ -274,6 +285,10 @@
     bad_ingest_key: () => t('Wrong ingest key: was it rotated? Put the new URL into the telephony side.'),
     missing_ingest_key: () => t('No ingest key: use the URL with the key in its path.')
   };
+  /** An API error in plain words in the chosen language, else the API's own sentence. */
+  function plainError(err) {
+    return err.code && ERROR_TEXTS[err.code] ? ERROR_TEXTS[err.code]() : err.message;
+  }
   /** Shows an API error next to the control it names, or at the top of the form. */
   function showError(form, err) {
     clearErrors(form);
@@ -287,7 +302,7 @@
       }
     }
     const plain = err.code && ERROR_TEXTS[err.code] ? ERROR_TEXTS[err.code]() : null;
-    let message = plain || err.message;
+    let message = plainError(err);
     if (err.position != null) message += ' ' + t('(at character {n})', { n: err.position + 1 });
     const msg = h('div', { class: 'error', role: 'alert', id: 'err' + (++fieldSeq), 'data-code': err.code || null },
       message, plain && lang === 'en' && err.message && err.message !== plain ? h('small', { class: 'muted detail' }, ' ' + err.message) : null);
@@ -356,8 +371,8 @@
     const m = me();
     nav.replaceChildren(...(token() ? items.map(([key, href, label]) =>
       h('a', { href, 'aria-current': key === section ? 'page' : null }, label)) : []),
-      token() && m ? h('span', { class: 'muted', id: 'whoami' },
-        t('{name}, {role}', { name: m.keyId ? m.name : t('admin token'), role: t(m.role) })) : null);
+      ...(token() && m ? [h('span', { class: 'muted', id: 'whoami' },
+        t('{name}, {role}', { name: m.keyId ? m.name : t('admin token'), role: t(m.role) }))] : []));
     signOutButton.hidden = !token();
     signOutButton.textContent = t('Sign out');
   }
@@ -553,8 +568,13 @@
   }
 
   /** A query as people read it: %2C as ",", + as a space (as sent when it cannot be read so). */
+  /** What was sent, readable: a query or form decoded (`+` a space), a JSON body as it came. */
   function readable(sent) {
-    try { return decodeURIComponent(sent.replace(/\+/g, ' ')); } catch (_) { return sent; }
+    if (/^\s*[{[]/.test(sent)) return sent;
+    return sent.split(' ').map((part) => {
+      if (/^\s*[{[]/.test(part)) return part;
+      try { return decodeURIComponent(part.replace(/\+/g, ' ')); } catch (_) { return part; }
+    }).join(' ');
   }
   /** What the bot's links refused lately, and why: what a tracker sends wrong. */
   function refusedPostbacks(items) {
@@ -571,8 +591,8 @@
           h('tbody', null, items.map((r) => h('tr', null,
             h('td', null, when(r.at)),
             h('td', null, r.field ? h('span', { class: 'mono' }, r.field + ': ') : null,
-              ERROR_TEXTS[r.code] ? [ERROR_TEXTS[r.code](), h('br'), h('small', { class: 'muted detail', title: t('The answer the sender got') }, r.message)] : r.message),
-            h('td', { class: 'opt mono refused-sent' }, r.method + ' ' + readable(r.sent)))))))]
+              ERROR_TEXTS[r.code] ? [ERROR_TEXTS[r.code](), lang === 'en' ? [h('br'), h('small', { class: 'muted detail', title: t('The answer the sender got') }, r.message)] : null] : r.message),
+            h('td', { class: 'mono refused-sent' }, r.method + ' ' + readable(r.sent)))))))]
         : h('p', { class: 'muted' }, none));
   }
 
@@ -839,10 +859,10 @@
    * conversions, and the deliveries with their outcome. */
   function timeline(d, deliveries, stepName) {
     const rows = [];
-    if (d.createdAt) rows.push({ at: d.createdAt, what: [h('strong', null, t('The chat started the bot'))] });
+    if (d.started && d.createdAt) rows.push({ at: d.createdAt, what: [h('strong', null, t('The chat started the bot'))] });
     for (const e of d.history || []) {
-      const what = [h('strong', null, e.by === 'api' ? t('Moved in the console or API') : t('Postback'))];
-      if (e.link) what.push(' ', h('span', { class: 'muted mono' }, t('link {id}…', { id: e.link })));
+      const what = [h('strong', null, e.by === 'api' ? t('Changed in the console or API') : t('Postback'))];
+      if (e.link) what.push(' ', h('span', { class: 'muted mono' }, t('link {id}', { id: e.link })));
       const parts = [];
       if (e.stepId) parts.push(t('step → {key}', { key: e.stepKey || stepName(e.stepId) }));
       if (e.status) parts.push(t('status → {s}', { s: t(e.status) }));
@@ -858,7 +878,7 @@
       const a = x.lastAttempt;
       rows.push({ at: x.createdAt, what: [h('strong', null, t('Webhook of step {key}', { key: stepName(x.stepId) })), ' ', badge(x.status),
         x.test ? [' ', badge('test', 'test')] : null, x.replayOf ? [' ', badge('replay', 'test')] : null,
-        a && a.status != null ? ' ' + t('receiver answered {s}', { s: a.status }) : null, ' ',
+        a && a.status != null ? ' · ' + t('receiver answered {s}', { s: a.status }) : null, ' · ',
         h('a', { href: '#/deliveries/' + enc(x.id) }, t('Open delivery'))] });
     }
     rows.sort((x, y) => String(y.at).localeCompare(String(x.at)));
@@ -874,6 +894,18 @@
     const stepName = (id) => { const s = steps.items.find((x) => x.id === id); return s ? (s.key || s.id) : String(id || '').slice(0, 8); };
     const hooks = steps.items.filter((s) => s.kind === 'send-webhook' && s.webhook);
     const out = h('div', { id: 'dialog-action-result', 'aria-live': 'polite' });
+    /** What sending step `s`'s webhook for this chat means, for a confirmation: the request as
+     * it would go (rendered against the dialog), and when it was delivered already. */
+    async function sendingText(s) {
+      const w = s.webhook || {};
+      let request = webhookTarget(s);
+      try {
+        const r = await api('POST', '/api/templates/preview', { template: w.url, target: 'url', botId, chatId: d.chatId });
+        request = request.split(' ')[0] + ' ' + r.output;
+      } catch (_) { /* the URL up to its query, as saved */ }
+      const sent = log.items.find((x) => x.stepId === s.id && x.status === 'delivered' && !x.test);
+      return request + (sent ? '\n\n' + t('This chat\'s webhook of this step was delivered already, at {at}: a tracker may count it twice.', { at: when(sent.createdAt) }) : '');
+    }
     const moveStep = select('stepId', [['', t('(keep the step)')]].concat(steps.items.map((s) => [s.id, (s.key || s.id) + (s.kind === 'send-webhook' ? ' ↗' : '')])), '', { class: 'step-select' });
     const moveStatus = select('status', [['', t('(keep the status)')], ['auto', t('auto')], ['manual', t('manual')], ['blocked', t('blocked')]], '');
     const moveForm = form({ id: 'move-dialog' }, [h('div', { class: 'row' },
@@ -885,22 +917,28 @@
       if (moveStatus.value) body.status = moveStatus.value;
       if (!body.stepId && !body.status) throw new ApiError(422, { error: { field: 'stepId', code: 'missing_field', message: t('Choose a step or a status.') } });
       const target = steps.items.find((s) => s.id === body.stepId);
+      if (target && target.id === d.stepId && (!body.status || body.status === d.status)) {
+        throw new ApiError(422, { error: { field: 'stepId', code: 'same_step', message: t('The dialog is on this step already: nothing changes and nothing is sent. To send its webhook again, use Send now.') } });
+      }
       if (target && target.kind === 'send-webhook' && target.webhook && target.id !== d.stepId
-        && !confirm(t('Move chat {chat} to step "{key}"? Its webhook is sent with this chat\'s real data: {url}', { chat: d.chatId, key: target.key || target.id, url: webhookTarget(target) }))) return;
+        && !confirm(t('Move chat {chat} to step "{key}"? Its webhook is sent with this chat\'s real data: {url}', { chat: d.chatId, key: target.key || target.id, url: await sendingText(target) }))) return;
+      if (!target && body.status === 'blocked' && !confirm(t('Mark chat {chat} as blocked?', { chat: d.chatId }))) return;
       const r = await api('POST', base + '/dialogs/' + enc(d.chatId) + '/move', body);
-      toast(t('Moved'));
+      toast(t('Saved'));
       await route();
       const box = document.getElementById('dialog-action-result');
-      if (box && r.deliveryId) box.replaceChildren(h('p', { class: 'banner ok' }, t('The step\'s webhook is on its way.'), ' ', h('a', { href: '#/deliveries/' + enc(r.deliveryId) }, t('Open delivery'))));
+      if (box && r.deliveryId) box.replaceChildren(h('p', { class: 'banner' }, t('The step\'s webhook was handed over for sending; its delivery says how it went.'), ' ', h('a', { href: '#/deliveries/' + enc(r.deliveryId) }, t('Open delivery'))));
     });
     const sendStep = hooks.length ? select('stepId', hooks.map((s) => [s.id, s.key || s.id]), hooks.some((s) => s.id === d.stepId) ? d.stepId : undefined, { class: 'step-select' }) : null;
     const sendForm = hooks.length ? form({ id: 'send-step' }, [h('div', { class: 'row' },
       h('div', { class: 'grow' }, field(t('Send a step\'s webhook for this chat'), sendStep, t('The dialog stays where it is.'))),
       h('button', { type: 'submit' }, t('Send now')))], async () => {
       const target = hooks.find((s) => s.id === sendStep.value);
-      if (!confirm(t('Send the webhook of step "{key}" for chat {chat} now? It goes with this chat\'s real data: {url}', { key: target.key || target.id, chat: d.chatId, url: webhookTarget(target) }))) return;
+      if (!confirm(t('Send the webhook of step "{key}" for chat {chat} now? It goes with this chat\'s real data: {url}', { key: target.key || target.id, chat: d.chatId, url: await sendingText(target) }))) return;
       const r = await api('POST', base + '/dialogs/' + enc(d.chatId) + '/send-webhook', { stepId: target.id });
-      out.replaceChildren(deliverySummary(r));
+      await route();
+      const box = document.getElementById('dialog-action-result');
+      if (box) box.replaceChildren(deliverySummary(r));
     }) : null;
     return page(t('Dialog {id}', { id: d.chatId }),
       crumbs(['#/bots', t('Bots')], ['#/bots/' + enc(botId) + '/dialogs', bot.name], [null, String(d.chatId)]),
@@ -998,7 +1036,7 @@
     const skip = h('input', { type: 'checkbox', name: 'webhook.skipIfMissing', checked: w.skipIfMissing });
     const box = h('fieldset', { class: 'card' }, h('legend', null, t('Webhook')),
       field(t('URL'), url, t('Variables in braces: {chatId}, {tracker.clickid}, {fields.KEY}.')),
-      h('div', { class: 'row' }, h('div', { class: 'grow' }, field(t('Method'), method)),
+      h('div', { class: 'row' }, h('div', { class: 'grow method' }, field(t('Method'), method)),
         h('div', { class: 'grow' }, field(t('Timeout, ms'), timeout)), h('div', { class: 'grow' }, field(t('Attempts'), attempts)),
         h('div', { class: 'grow' }, field(t('Rate limit, per second'), rate))),
       h('h3', null, t('Headers')), headerRows,
@@ -1453,11 +1491,14 @@
     const quiet = (p) => p.catch(() => ({ items: [] }));
     const [list, bots, services] = await Promise.all([api('GET', '/api/deliveries?' + query),
       quiet(api('GET', '/api/bots?limit=200')), quiet(api('GET', '/api/calls/services?limit=200'))]);
+    // The steps of the bots on this page (a few at most), to name each delivery's step.
+    const pageBots = [...new Set([q.get('botId'), ...list.items.map((d) => d.botId)].filter(Boolean))].slice(0, 10);
+    const botSteps = await Promise.all(pageBots.map((b) => quiet(api('GET', '/api/bots/' + enc(b) + '/steps'))));
     const [steps, hooks] = await Promise.all([
-      q.get('botId') ? quiet(api('GET', '/api/bots/' + enc(q.get('botId')) + '/steps')) : { items: [] },
+      q.get('botId') ? botSteps[0] : { items: [] },
       q.get('serviceId') ? quiet(api('GET', '/api/calls/services/' + enc(q.get('serviceId'))).then((s) => ({ items: s.hooks || [] }))) : { items: [] }]);
     const botNames = Object.fromEntries(bots.items.map((b) => [b.id, b.name]));
-    const stepNames = Object.fromEntries(steps.items.map((s) => [s.id, s.key || s.id]));
+    const stepNames = Object.fromEntries(botSteps.flatMap((b) => b.items).map((s) => [s.id, s.key || s.id]));
     const serviceNames = Object.fromEntries(services.items.map((s) => [s.id, s.name]));
     const hookName = (k) => k.name || hookTarget(k);
     const hookNames = Object.fromEntries(hooks.items.map((k) => [k.id, hookName(k)]));
@@ -1483,15 +1524,21 @@
       location.hash = '#/deliveries' + (next.toString() ? '?' + next : '');
     };
     controls.botId.addEventListener('change', () => { controls.stepId.value = ''; controls.stepId.disabled = true; submitWith(); });
+    controls.stepId.addEventListener('change', submitWith);
+    controls.hookId.addEventListener('change', submitWith);
     controls.serviceId.addEventListener('change', () => { controls.hookId.value = ''; controls.hookId.disabled = true; submitWith(); });
     const filterForm = form({ id: 'delivery-filters' }, [h('div', { class: 'row' },
       filters.map((k) => h('div', { class: 'grow' }, field(labels[k], controls[k]))),
       h('div', { class: 'grow' }, field(t('Status'), status)), h('div', { class: 'grow' }, field(t('Test'), test)),
       h('button', { type: 'submit', class: 'primary' }, t('Filter')))], async () => submitWith());
-    const filtering = filters.some((k) => q.get(k)) || q.get('status') || q.get('test');
-    // On a phone the filters fold away unless some are set: the list comes first.
-    const box = h('details', { class: 'card filters', open: filtering || !matchMedia('(max-width: 760px)').matches },
-      h('summary', null, t('Filters')), filterForm);
+    const set = [...filters, 'status', 'test'].filter((k) => q.get(k)).length;
+    // On a phone the filters fold away: the list comes first; the summary says how many are set.
+    const box = h('details', { class: 'card filters', open: !matchMedia('(max-width: 760px)').matches },
+      h('summary', null, set ? t('Filters ({n} set)', { n: set }) : t('Filters')), filterForm);
+    // A bot's deliveries or a service's: the other's filters are beside the point.
+    const hide = (keys, when) => keys.forEach((k) => { controls[k].closest('.grow').hidden = when; });
+    hide(['serviceId', 'hookId', 'callId'], !!q.get('botId'));
+    hide(['botId', 'stepId', 'chatId'], !!q.get('serviceId'));
     const next = new URLSearchParams(q);
     if (list.nextCursor) next.set('cursor', list.nextCursor);
     const source = (d) => {
@@ -1566,7 +1613,7 @@
         headerList(d.request.headers), d.request.body ? h('pre', { class: 'mono' }, d.request.body) : null),
       h('h2', null, t('Attempts')),
       d.attempts.length ? h('ol', { id: 'attempts' }, d.attempts.map((a) => h('li', { class: 'card' },
-        h('p', null, h('strong', null, a.status == null ? t('no answer') : 'HTTP ' + a.status), ' · ', when(a.at), ' · ', a.durationMs + ' ms'),
+        h('p', null, h('strong', null, a.status == null ? t('no answer') : 'HTTP ' + a.status), ' · ', when(a.at), ' · ', t('{n} ms', { n: a.durationMs })),
         a.error ? h('p', { class: 'error' }, a.error) : null,
         headerList(a.headers),
         a.body ? h('pre', { class: 'mono' }, a.body) : null,
@@ -1575,22 +1622,22 @@
 
   // ---- call tracking -----------------------------------------------------------------------
   /** CallKeeper's webhook form asks for the protocol, host, port and path apart: each with Copy. */
-  function callkeeperFields(url, id) {
+  function callkeeperFields(url, id, keyInPath) {
     let u;
-    try { u = new URL(url); } catch (_) { return null; }
+    try { u = new URL(url, location.origin); } catch (_) { return null; }
     const protocol = u.protocol.replace(':', '');
     const port = u.port || (protocol === 'https' ? '443' : '80');
     let path = u.pathname;
     try { path = decodeURIComponent(path); } catch (_) { /* shown as it is */ }
     const rows = [[t('Protocol'), protocol], [t('Host'), u.hostname], [t('Port'), port], [t('Path'), path]];
-    return h('dl', { class: 'kv callkeeper', id }, rows.map(([label, value]) => [h('dt', null, label),
-      h('dd', null, h('span', { class: 'mono' }, value), ' ', copyButton(value, t('Copy'))) ]));
+    return h('dl', { class: 'kv callkeeper', id }, rows.map(([label, value], i) => [h('dt', null, label),
+      h('dd', null, h('span', { class: 'mono' }, value), ' ', i === 3 && !keyInPath ? null : copyButton(value, t('Copy')))]));
   }
   function keyOnce(s) {
     return h('div', { class: 'banner ok', id: 'ingest-once', role: 'status' },
       h('p', null, h('strong', null, t('Shown once: copy the key and the URLs now.'))),
       h('p', null, t('For CallKeeper, these four fields:')),
-      callkeeperFields(s.ingestUrlWithKey, 'callkeeper-once'),
+      callkeeperFields(s.ingestUrlWithKey, 'callkeeper-once', true),
       h('p', null, t('URL with the key in its path (CallKeeper)'), ' ', h('span', { class: 'mono', id: 'ingest-url' }, s.ingestUrlWithKey), ' ', copyButton(s.ingestUrlWithKey)),
       h('p', null, t('Ingest key'), ' ', h('span', { class: 'mono' }, s.ingestKey), ' ', copyButton(s.ingestKey)),
       h('p', null, t('Ingest URL'), ' ', h('span', { class: 'mono' }, s.ingestUrl), ' ', copyButton(s.ingestUrl)));
@@ -1660,7 +1707,6 @@
               toast(toggle.checked ? t('Enabled') : t('Disabled'));
             } catch (e) { toggle.checked = !toggle.checked; toast(e.message); }
           });
-          const out = h('div');
           return h('tr', null,
             h('td', null, h('a', { href: '#/calls/' + enc(serviceId) + '/hooks/' + enc(k.id) }, k.name || t('(no name)')), k.gone ? [' ', badge('gone')] : null, stateBadge(k.deliveryState)),
             h('td', null, k.event === 'start' ? t('Call is processing') : t('Call is over')),
@@ -1668,9 +1714,10 @@
             h('td', null, toggle),
             h('td', null, h('div', { class: 'actions' },
               button(t('Test-send'), async () => {
+                const out = document.getElementById('hook-test-result');
                 try {
                   const d = await api('POST', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id) + '/test-send');
-                  out.replaceChildren(deliverySummary(d));
+                  out.replaceChildren(h('h3', null, t('Test of {name}', { name: k.name || hookTarget(k) })), deliverySummary(d));
                 } catch (e) { out.replaceChildren(errorBanner(e)); }
               }),
               h('a', { href: '#/deliveries?serviceId=' + enc(serviceId) + '&hookId=' + enc(k.id) }, t('Deliveries')),
@@ -1678,8 +1725,9 @@
                 if (!confirm(t('Delete the hook "{name}"?', { name: k.name || hookTarget(k) }))) return;
                 await api('DELETE', '/api/calls/services/' + enc(serviceId) + '/hooks/' + enc(k.id));
                 route();
-              }, 'danger')), out));
+              }, 'danger'))));
         })))) : h('p', { class: 'muted' }, t('No hooks yet.')),
+      h('div', { id: 'hook-test-result', 'aria-live': 'polite' }),
       refusedTable(refused.items, 'refused-events', t('Refused call events'),
         t('The newest call events this service\'s ingest URLs refused (100 are kept), without the key. The telephony side got the same answer.'),
         t('None lately: every call event was taken.')));
@@ -1689,10 +1737,10 @@
   function parameterRow(presets, p, rows) {
     const index = () => [...rows.children].indexOf(row);
     const kindOf = p.param != null ? 'param' : p.value != null ? 'value' : p.template != null ? 'template' : 'param';
-    const pname = input('', p.name || '', { 'aria-label': t('Parameter name') });
+    const pname = input('', p.name || '', { 'aria-label': t('Parameter name'), placeholder: t('Parameter name') });
     const kind = select('', [['param', t('Call parameter')], ['value', t('Constant')], ['template', t('Template')]], kindOf, { 'aria-label': t('Value kind') });
     const preset = select('', presets.map((x) => [x.name, x.name + (x.knownAtStart ? '' : ' ' + t('(at call end)'))]), p.param || 'id', { 'aria-label': t('Call parameter') });
-    const text = input('', p.value != null ? p.value : p.template || '', { class: 'mono', 'aria-label': t('Value') });
+    const text = input('', p.value != null ? p.value : p.template || '', { class: 'mono', 'aria-label': t('Value'), placeholder: t('Value') });
     const desc = h('small', { class: 'muted' });
     const valueBox = h('div', null, preset, text, desc);
     const sync = () => {

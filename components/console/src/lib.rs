@@ -15,9 +15,31 @@ frame-ancestors 'none'";
 struct Asset {
     path: &'static str,
     media_type: &'static str,
-    body: &'static [u8],
-    /// The same, gzip-compressed (scripts and style).
-    gzip: Option<&'static [u8]>,
+    body: Body,
+}
+
+/// An asset's bytes: as they are (the page, the icon), or gzip-compressed (scripts and style,
+/// unpacked only for a client that does not take gzip).
+#[derive(Clone, Copy)]
+enum Body {
+    Plain(&'static [u8]),
+    Gzip(&'static [u8]),
+}
+
+impl Body {
+    /// The bytes as a client that does not take gzip gets them.
+    fn unpacked(self) -> std::borrow::Cow<'static, [u8]> {
+        match self {
+            Body::Plain(bytes) => bytes.into(),
+            // The build writes a plain 10-byte gzip header and an 8-byte trailer around the
+            // deflate stream.
+            Body::Gzip(bytes) => {
+                miniz_oxide::inflate::decompress_to_vec(&bytes[10..bytes.len() - 8])
+                    .expect("the build compressed it")
+                    .into()
+            }
+        }
+    }
 }
 
 /// Everything the console serves.
@@ -25,32 +47,27 @@ const ASSETS: &[Asset] = &[
     Asset {
         path: "/",
         media_type: "text/html; charset=utf-8",
-        body: include_bytes!("../assets/index.html"),
-        gzip: None,
+        body: Body::Plain(include_bytes!("../assets/index.html")),
     },
     Asset {
         path: "/console/app.js",
         media_type: "text/javascript; charset=utf-8",
-        body: include_bytes!(concat!(env!("OUT_DIR"), "/app.js")),
-        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/app.js.gz"))),
+        body: Body::Gzip(include_bytes!(concat!(env!("OUT_DIR"), "/app.js.gz"))),
     },
     Asset {
         path: "/console/i18n.js",
         media_type: "text/javascript; charset=utf-8",
-        body: include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js")),
-        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js.gz"))),
+        body: Body::Gzip(include_bytes!(concat!(env!("OUT_DIR"), "/i18n.js.gz"))),
     },
     Asset {
         path: "/console/app.css",
         media_type: "text/css; charset=utf-8",
-        body: include_bytes!(concat!(env!("OUT_DIR"), "/app.css")),
-        gzip: Some(include_bytes!(concat!(env!("OUT_DIR"), "/app.css.gz"))),
+        body: Body::Gzip(include_bytes!(concat!(env!("OUT_DIR"), "/app.css.gz"))),
     },
     Asset {
         path: "/favicon.ico",
         media_type: "image/svg+xml",
-        body: include_bytes!("../assets/favicon.svg"),
-        gzip: None,
+        body: Body::Plain(include_bytes!("../assets/favicon.svg")),
     },
 ];
 
@@ -68,17 +85,18 @@ fn answer(method: &str, path: &str, takes_gzip: bool) -> Response {
                 .body(r#"{"error":{"code":"method_not_allowed","message":"this route takes GET, HEAD","field":null}}"#)
                 .build();
         }
-        let gzip = asset.gzip.filter(|_| takes_gzip);
-        let body = match (method, gzip) {
-            ("HEAD", _) => &[][..],
-            (_, Some(compressed)) => compressed,
-            (_, None) => asset.body,
+        let packed = matches!(asset.body, Body::Gzip(_));
+        let gzip = packed && takes_gzip;
+        let body: std::borrow::Cow<'static, [u8]> = match (method, asset.body) {
+            ("HEAD", _) => (&[][..]).into(),
+            (_, Body::Gzip(compressed)) if gzip => compressed.into(),
+            (_, body) => body.unpacked(),
         };
         let mut response = Response::builder();
-        if asset.gzip.is_some() {
+        if packed {
             response.header("vary", "accept-encoding");
         }
-        if gzip.is_some() {
+        if gzip {
             response.header("content-encoding", "gzip");
         }
         return response
@@ -90,7 +108,7 @@ fn answer(method: &str, path: &str, takes_gzip: bool) -> Response {
             .header("x-frame-options", "DENY")
             // Assets change with each release of the component; a reload must see them.
             .header("cache-control", "no-cache")
-            .body(body.to_vec())
+            .body(body.into_owned())
             .build();
     }
     Response::builder()
@@ -99,6 +117,26 @@ fn answer(method: &str, path: &str, takes_gzip: bool) -> Response {
         .header("x-content-type-options", "nosniff")
         .body(r#"{"error":{"code":"not_found","message":"no such route; the API is under /api/ (see openapi.yaml), the console at /","field":"path"}}"#)
         .build()
+}
+
+/// Whether an `Accept-Encoding` header takes gzip: named (any letter case) with a quality
+/// above zero (`gzip;q=0` refuses it).
+fn takes_gzip(accept_encoding: Option<&str>) -> bool {
+    accept_encoding.is_some_and(|h| {
+        h.split(',').any(|coding| {
+            let mut parts = coding.split(';');
+            let named = parts
+                .next()
+                .is_some_and(|c| c.trim().eq_ignore_ascii_case("gzip"));
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    .is_some_and(|q| q <= 0.0)
+            });
+            named && !refused
+        })
+    })
 }
 
 #[spin_sdk::http_component]
@@ -111,14 +149,8 @@ fn handle(req: Request) -> impl IntoResponse {
         .unwrap_or(Level::Info);
     log::begin("console", funnelhooks_core::new_id(), level);
     let method = req.method().to_string();
-    let takes_gzip = req
-        .header("accept-encoding")
-        .and_then(|h| h.as_str())
-        .is_some_and(|h| {
-            h.split(',')
-                .any(|e| e.split(';').next().is_some_and(|e| e.trim() == "gzip"))
-        });
-    let mut response = answer(&method, req.path(), takes_gzip);
+    let accepts = req.header("accept-encoding").and_then(|h| h.as_str());
+    let mut response = answer(&method, req.path(), takes_gzip(accepts));
     response.set_header("x-request-id", log::request_id());
     let status = *response.status();
     let level = if status >= 400 {
@@ -168,7 +200,8 @@ mod tests {
 
     #[test]
     fn the_page_loads_no_inline_script_and_nothing_from_elsewhere() {
-        let html = std::str::from_utf8(ASSETS[0].body).unwrap();
+        let html = ASSETS[0].body.unpacked();
+        let html = std::str::from_utf8(&html).unwrap();
         for tag in html.split("<script").skip(1) {
             let open = &tag[..tag.find('>').unwrap()];
             assert!(
@@ -177,7 +210,8 @@ mod tests {
             );
         }
         for asset in ASSETS.iter().filter(|a| a.path != "/favicon.ico") {
-            let text = std::str::from_utf8(asset.body).unwrap();
+            let bytes = asset.body.unpacked();
+            let text = std::str::from_utf8(&bytes).unwrap();
             for foreign in [
                 "src=\"http",
                 "href=\"http",
@@ -197,7 +231,8 @@ mod tests {
             .iter()
             .filter(|a| !a.path.ends_with(".ico") && a.path != "/")
         {
-            let text = std::str::from_utf8(asset.body).unwrap();
+            let bytes = asset.body.unpacked();
+            let text = std::str::from_utf8(&bytes).unwrap();
             for line in text.lines() {
                 assert!(!line.starts_with([' ', '\t']), "{}: {line:?}", asset.path);
                 assert!(
@@ -207,7 +242,8 @@ mod tests {
                 );
             }
         }
-        let served = std::str::from_utf8(ASSETS[1].body).unwrap();
+        let served = ASSETS[1].body.unpacked();
+        let served = std::str::from_utf8(&served).unwrap();
         let source = std::str::from_utf8(include_bytes!("../assets/app.js")).unwrap();
         // Every line of code is there, in its order.
         let code: Vec<&str> = source
@@ -218,6 +254,18 @@ mod tests {
             })
             .collect();
         assert_eq!(served.lines().collect::<Vec<_>>(), code);
+        // The dictionary is the same, entry by entry, only written tighter.
+        let served = ASSETS[2].body.unpacked();
+        let served = std::str::from_utf8(&served).unwrap();
+        let source = std::str::from_utf8(include_bytes!("../assets/i18n.js")).unwrap();
+        let entries: Vec<String> = source
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.starts_with('"'))
+            .map(|l| l.replacen("\": \"", "\":\"", 1))
+            .collect();
+        let served: Vec<&str> = served.lines().filter(|l| l.starts_with('"')).collect();
+        assert_eq!(served, entries);
     }
 
     #[test]
@@ -227,8 +275,13 @@ mod tests {
                 .iter()
                 .filter(|a| a.path.ends_with(".js") || a.path.ends_with(".css"))
         };
-        let sent: usize = assets().map(|a| a.gzip.unwrap().len()).sum();
-        let unpacked: usize = assets().map(|a| a.body.len()).sum();
+        let sent: usize = assets()
+            .map(|a| match a.body {
+                Body::Gzip(bytes) => bytes.len(),
+                Body::Plain(_) => panic!("{} is embedded uncompressed", a.path),
+            })
+            .sum();
+        let unpacked: usize = assets().map(|a| a.body.unpacked().len()).sum();
         assert!(sent < 50 * 1024, "{sent} bytes of JS and CSS sent");
         assert!(
             unpacked < 200 * 1024,
@@ -250,6 +303,17 @@ mod tests {
                 .read_to_end(&mut unpacked)
                 .unwrap();
             assert_eq!(unpacked, plain.body(), "{path}");
+        }
+        for (header, takes) in [
+            (Some("gzip, deflate, br"), true),
+            (Some("GZIP"), true),
+            (Some("br;q=1.0, gzip;q=0.8"), true),
+            (Some("gzip;q=0"), false),
+            (Some("gzip; q=0.0, identity"), false),
+            (Some("identity"), false),
+            (None, false),
+        ] {
+            assert_eq!(takes_gzip(header), takes, "{header:?}");
         }
         let page = answer("GET", "/", true);
         assert_eq!(

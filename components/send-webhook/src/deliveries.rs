@@ -232,17 +232,22 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
 /// `POST /api/deliveries/{deliveryId}/retry`: a retrying delivery's next attempt, made now
 /// (after the receiver was fixed) instead of at its time. The delivery as it is after it.
 pub(crate) fn retry_now(ctx: &Ctx) -> Result<Response, Error> {
+    use funnelhooks_delivery::outbox::RetryNow;
     let id = requested(ctx)?.id;
     match ctx.engine.retry_now(&id)? {
-        Ok(done) => Ok(json(200, &done.view())),
-        Err("not_found") => Err(unknown()),
-        Err("retry_due_soon") => Err(Error::conflict(
+        RetryNow::Attempted(done) => Ok(json(200, &done.view())),
+        RetryNow::NotFound => Err(unknown()),
+        RetryNow::DueSoon => Err(Error::conflict(
             "retry_due_soon",
             "its next attempt is due within a minute (or being made): the retry sweep sends it",
         )),
-        Err(_) => Err(Error::conflict(
+        RetryNow::NotRetrying => Err(Error::conflict(
             "not_retrying",
-            "this delivery is delivered, failed or skipped: replay it to send it again",
+            "this delivery is not waiting for a retry: replay it to send it again",
+        )),
+        RetryNow::NotNow(_) => Err(Error::conflict(
+            "retry_not_now",
+            "it cannot go now: its step or hook is paused, or it waits for a rate limit or the receiver's Retry-After",
         )),
     }
 }

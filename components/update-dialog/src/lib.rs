@@ -93,12 +93,7 @@ fn keep_refused(
     let Ok(Some(bot)) = refused::bot_of_link(kv, link) else {
         return;
     };
-    let body = String::from_utf8_lossy(req.body());
-    let sent = match (req.query(), body.is_empty()) {
-        (query, true) => query.to_string(),
-        ("", false) => body.into_owned(),
-        (query, false) => format!("{query} {body}"),
-    };
+    let sent = funnelhooks_core::refused::sent(req.query(), req.body());
     let refusal = funnelhooks_core::refused::Refusal {
         at: now(),
         status,
@@ -108,7 +103,7 @@ fn keep_refused(
         method: &req.method().to_string(),
         sent: &sent,
     };
-    let _ = funnelhooks_core::refused::record_refused(kv, &refused::list_of(&bot), &refusal);
+    let _ = funnelhooks_core::refused::record_refused(kv, &refused::refused_list(&bot), &refusal);
 }
 
 /// How many new dialogs a bot's links may create: the `max_new_dialogs_per_minute` and

@@ -435,3 +435,49 @@ fn call_id(params: &Map<String, Json>) -> Result<String, Error> {
     }
     Ok(id)
 }
+
+/// A refused call event's query and body as its service's page may show them: without any
+/// `key` parameter or member (the ingest key), whatever its letter case or encoding
+/// (`KEY=`, `k%65y=`), in the query, a form body or a JSON body's top level.
+pub fn without_key(query: &str, body: &[u8]) -> (String, Vec<u8>) {
+    let is_key =
+        |name: &[u8]| form::decode(name).is_ok_and(|n| n.trim().eq_ignore_ascii_case("key"));
+    let keep_pairs = |text: &[u8]| -> Vec<u8> {
+        text.split(|b| *b == b'&')
+            .filter(|p| !p.is_empty() && !is_key(p.split(|b| *b == b'=').next().unwrap_or(p)))
+            .collect::<Vec<_>>()
+            .join(&b'&')
+    };
+    let query = String::from_utf8_lossy(&keep_pairs(query.as_bytes())).into_owned();
+    let body = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut members)) => {
+            members.retain(|k, _| !k.trim().eq_ignore_ascii_case("key"));
+            serde_json::to_vec(&members).unwrap_or_default()
+        }
+        Ok(_) => body.to_vec(),
+        // Not JSON: a form, or text whose `key=` pairs are dropped all the same.
+        Err(_) => keep_pairs(body),
+    };
+    (query, body)
+}
+
+#[cfg(test)]
+mod without_key_tests {
+    use super::without_key;
+
+    #[test]
+    fn the_ingest_key_is_dropped_however_it_is_written() {
+        let (q, b) = without_key(
+            "id=1&key=ik_abc&KEY=ik_abc&k%65y=ik_abc&%6B%45y=x&keys=2",
+            b"",
+        );
+        assert_eq!(q, "id=1&keys=2");
+        assert!(b.is_empty());
+        let (q, b) = without_key("", b"id=1&key=ik_abc&city=Omsk");
+        assert_eq!((q.as_str(), b.as_slice()), ("", &b"id=1&city=Omsk"[..]));
+        let (_, b) = without_key("", br#"{"id": 1, "Key": "ik_abc", "city": "Omsk"}"#);
+        assert_eq!(b, br#"{"city":"Omsk","id":1}"#);
+        let (_, b) = without_key("", b"[1,2]");
+        assert_eq!(b, b"[1,2]");
+    }
+}

@@ -262,7 +262,6 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         Ok(is_uuid(id) && self.kv.get(&service_key(id))?.is_some())
     }
 
-    /// The service, or a 404.
     /// The newest call events the service's ingest URLs refused
     /// ([`funnelhooks_core::refused`]), newest first, from position `before`.
     pub fn refused_events(
@@ -274,6 +273,7 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         funnelhooks_core::refused::refused(self.kv, &refused_list(&service.id), before, limit)
     }
 
+    /// The service, or a 404.
     pub fn service(&self, id: &str) -> Result<Service, Error> {
         if !is_uuid(id) {
             return Err(service_missing());

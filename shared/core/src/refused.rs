@@ -85,6 +85,16 @@ pub fn refused(
     Ok((items, next))
 }
 
+/// What was sent, as an entry keeps it: the query, the body, or both (space between).
+pub fn sent(query: &str, body: &[u8]) -> String {
+    let body = String::from_utf8_lossy(body);
+    match (query.is_empty(), body.is_empty()) {
+        (_, true) => query.to_string(),
+        (true, false) => body.into_owned(),
+        (false, false) => format!("{query} {body}"),
+    }
+}
+
 /// `{"items": [...], "nextCursor": ...}` of a page from [`refused`], as JSON text.
 pub fn page_text(items: &[String], next: Option<u64>) -> String {
     let next = next.map_or_else(|| "null".to_string(), |n| format!(r#""{n}""#));

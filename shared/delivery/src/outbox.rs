@@ -35,6 +35,25 @@ const OVERDUE: Duration = Duration::from_secs(120);
 /// of the last legacy sweep.
 const LEGACY_HORIZON_MINUTES: i64 = 2 * 24 * 60;
 
+/// How far apart two instances' clocks may be, as "Retry now" allows for.
+pub const CLOCK_MARGIN: Duration = Duration::from_secs(15);
+
+/// What "Retry now" ([`Engine::retry_now`]) did.
+#[derive(Debug)]
+pub enum RetryNow {
+    /// Made the attempt; the delivery after it.
+    Attempted(Box<Delivery>),
+    /// Could not make it now (its step or hook is paused, or it waits for a rate limit or the
+    /// receiver's `Retry-After`): it goes when its turn comes.
+    NotNow(Box<Delivery>),
+    /// No such delivery.
+    NotFound,
+    /// It is not waiting for a retry (delivered, failed, skipped, or not tried yet).
+    NotRetrying,
+    /// Its next attempt is due within a lease: the sweep's.
+    DueSoon,
+}
+
 const CURSOR: &str = "due:cursor";
 const RESCUE_CURSOR: &str = "dlvs:rescue";
 /// The installation's last sweep ([`LastSweep`]), whichever instance ran it.
@@ -411,33 +430,39 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     }
 
     /// "Retry now": takes a retrying delivery whose next attempt is more than a [`LEASE`]
-    /// away as a sweep takes a due one (its next attempt moved past a lease, which is
-    /// scheduled), and makes that attempt now. A next attempt within a lease may be a
-    /// sweep's lease on an attempt being made: that one is refused (`Ok(Err(code))`), so
-    /// no attempt is ever made twice. The old entry in the outbox finds it not due.
-    pub fn retry_now(&self, id: &str) -> Result<Result<Delivery, &'static str>, StoreError> {
+    /// (and [`CLOCK_MARGIN`]) away as a sweep takes a due one (its next attempt moved past
+    /// a lease, which is scheduled), and makes that attempt now. A next attempt within a
+    /// lease may be a sweep's lease on an attempt being made, on an instance whose clock is
+    /// a little ahead: that one is left alone, so no attempt is ever made twice. The old
+    /// entry in the outbox finds it not due.
+    pub fn retry_now(&self, id: &str) -> Result<RetryNow, StoreError> {
         let now = self.clock.now();
         let lease_end = Timestamp(now.0 + LEASE.as_millis() as i64);
+        let margin = Timestamp(lease_end.0 + CLOCK_MARGIN.as_millis() as i64);
         let taken = self.records().modify(&key(id), |d: &mut Delivery| {
             Ok::<_, StoreError>(match d.next_attempt_at {
-                _ if d.is_final() => Err("not_retrying"),
-                Some(next) if next > lease_end => {
+                _ if d.status != Status::Retrying => Err(RetryNow::NotRetrying),
+                Some(next) if next > margin => {
                     d.next_attempt_at = Some(lease_end);
                     Ok(d.clone())
                 }
-                _ => Err("retry_due_soon"),
+                _ => Err(RetryNow::DueSoon),
             })
         })?;
-        let Some(taken) = taken else {
-            return Ok(Err("not_found"));
-        };
         let delivery = match taken {
-            Ok(d) => d,
-            Err(code) => return Ok(Err(code)),
+            None => return Ok(RetryNow::NotFound),
+            Some(Err(refused)) => return Ok(refused),
+            Some(Ok(d)) => d,
         };
         // In case this request dies before its attempt is logged.
         self.schedule(lease_end, id)?;
-        Ok(Ok(self.run(delivery, Attempts::FirstOnly)?))
+        let made = delivery.attempts.len();
+        let after = self.run(delivery, Attempts::FirstOnly)?;
+        Ok(if after.attempts.len() > made {
+            RetryNow::Attempted(Box::new(after))
+        } else {
+            RetryNow::NotNow(Box::new(after))
+        })
     }
 
     /// Takes a due delivery for this sweep (its entry in minute `m`), if its attempt fits in

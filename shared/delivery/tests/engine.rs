@@ -11,6 +11,7 @@ use funnelhooks_delivery::engine::{
     Attempts, Clock, Engine, LogScope, NewDelivery, Received, SendFailure, Sender,
 };
 use funnelhooks_delivery::log::{Delivery, Owner, Status};
+use funnelhooks_delivery::outbox::RetryNow;
 use funnelhooks_delivery::request::OutboundRequest;
 use funnelhooks_store::{Kv, MemoryKv};
 
@@ -888,36 +889,53 @@ fn retry_now_makes_a_waiting_retry_at_once_and_never_one_a_sweep_may_be_making()
     let d = run(&engine, "b1", Attempts::FirstOnly);
     assert_eq!(d.status, Status::Retrying);
     // The first retry is 5 s away: within a lease it may be a sweep's, so it is left to it.
-    assert_eq!(
-        engine.retry_now(&d.id).unwrap().unwrap_err(),
-        "retry_due_soon"
-    );
+    assert!(matches!(
+        engine.retry_now(&d.id).unwrap(),
+        RetryNow::DueSoon
+    ));
     assert_eq!(rx.requests(), 1);
     clock.advance(Duration::from_secs(10));
     let sweep = engine.retry_due(Duration::from_secs(20)).unwrap();
     assert_eq!(sweep.attempted, 1);
-    // The next is minutes away: "Retry now" makes it, once.
     let waiting = engine.get(&d.id).unwrap().unwrap();
-    assert!(waiting.next_attempt_at.unwrap().0 - clock.now().0 > 60_000);
-    let done = engine.retry_now(&d.id).unwrap().unwrap();
+    let next = waiting.next_attempt_at.unwrap();
+    assert!(next.0 - clock.now().0 > 120_000, "minutes away");
+    // A sweep on an instance whose clock is 10 s ahead has just taken it (its lease ends
+    // 70 s from here): left alone.
+    let mut leased = waiting.clone();
+    leased.next_attempt_at = Some(Timestamp(clock.now().0 + 70_000));
+    funnelhooks_store::Records::new(&kv)
+        .put(&format!("dlv:{}", d.id), &leased)
+        .unwrap();
+    assert!(matches!(
+        engine.retry_now(&d.id).unwrap(),
+        RetryNow::DueSoon
+    ));
+    assert_eq!(rx.requests(), 2);
+    funnelhooks_store::Records::new(&kv)
+        .put(&format!("dlv:{}", d.id), &waiting)
+        .unwrap();
+    // Minutes away: "Retry now" makes it, once.
+    let RetryNow::Attempted(done) = engine.retry_now(&d.id).unwrap() else {
+        panic!("not attempted");
+    };
     assert_eq!((done.status, done.attempts.len()), (Status::Delivered, 3));
     assert_eq!(rx.requests(), 3);
     // Delivered now: nothing to retry, and the sweep at the old time sends nothing.
-    assert_eq!(
-        engine.retry_now(&d.id).unwrap().unwrap_err(),
-        "not_retrying"
-    );
+    assert!(matches!(
+        engine.retry_now(&d.id).unwrap(),
+        RetryNow::NotRetrying
+    ));
     clock.advance(Duration::from_secs(3600));
     assert_eq!(
         engine.retry_due(Duration::from_secs(20)).unwrap().attempted,
         0
     );
     assert_eq!(rx.requests(), 3);
-    assert_eq!(
+    assert!(matches!(
         engine
             .retry_now("0b5e3c1a-0000-4000-8000-000000000000")
-            .unwrap()
-            .unwrap_err(),
-        "not_found"
-    );
+            .unwrap(),
+        RetryNow::NotFound
+    ));
 }

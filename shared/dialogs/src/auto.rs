@@ -292,16 +292,10 @@ impl Action {
                 format!("this bot has no step {id:?}"),
             ));
         }
-        let status = match m.text("status")? {
-            None => None,
-            Some(s) => Some(Status::parse(s).ok_or_else(|| {
-                Error::invalid(
-                    "bad_status",
-                    "status",
-                    format!("{s:?} is not a status; use auto, manual or blocked"),
-                )
-            })?),
-        };
+        let status = m
+            .text("status")?
+            .map(|s| Status::parse_field(s, "status"))
+            .transpose()?;
         let set = value_map(&m, "set", fields, false)?;
         let add = value_map(&m, "add", fields, true)?;
         if step_id.is_none() && status.is_none() && set.is_empty() && add.is_empty() {

@@ -20,6 +20,17 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status written in member or parameter `field`, or a 422 `bad_status` naming it.
+    pub fn parse_field(s: &str, field: &str) -> Result<Status, funnelhooks_core::Error> {
+        Status::parse(s).ok_or_else(|| {
+            funnelhooks_core::Error::invalid(
+                "bad_status",
+                field,
+                format!("{s:?} is not a status; use auto, manual or blocked"),
+            )
+        })
+    }
+
     /// Parses `auto`, `manual` or `blocked` (any case).
     pub fn parse(s: &str) -> Option<Status> {
         match s.trim().to_ascii_lowercase().as_str() {

@@ -9,7 +9,7 @@ use crate::bots::PostbackLink;
 use crate::keys::{bot_key, link_key};
 
 /// The list of bot `bot`'s refused postbacks.
-pub fn list_of(bot: &str) -> String {
+pub fn refused_list(bot: &str) -> String {
     format!("refused:{bot}")
 }
 

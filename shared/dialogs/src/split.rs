@@ -15,6 +15,9 @@
 //! left out of the list (its value stays stored and reappears when the key is written again).
 //! Defined fields are never lost. Two postbacks changing the same attribute (the same field,
 //! the step, the tags) at the same moment: the last write wins, as it would one at a time.
+//! The history (`…:a:history`, the dialog's timeline) is such an attribute that every change
+//! writes: here it costs a postback one write more, and of two postbacks at the same moment
+//! one's entry can be lost (their changes themselves are kept).
 
 use std::collections::BTreeSet;
 

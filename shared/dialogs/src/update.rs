@@ -199,14 +199,7 @@ fn step(name: &str, value: &Param, schema: &BotSchema<'_>) -> Result<StepRef, Er
 }
 
 fn status(name: &str, value: &Param) -> Result<Status, Error> {
-    let s = text(name, value)?;
-    Status::parse(&s).ok_or_else(|| {
-        Error::invalid(
-            "bad_status",
-            name,
-            format!("{s:?} is not a status; use auto, manual or blocked"),
-        )
-    })
+    Status::parse_field(&text(name, value)?, name)
 }
 
 impl Update {
@@ -319,25 +312,20 @@ pub enum ChangedBy<'a> {
 }
 
 impl Dialog {
-    /// Notes in the history what `update` changed, when, and through what.
-    pub fn remember(&mut self, update: &Update, by: ChangedBy<'_>, now: Timestamp) {
+    /// The history entry for applying `update` to the dialog as it is now: when, through
+    /// what, and what it changes (a member given the value it has already is not named);
+    /// `None` when it changes nothing (a tracker sending the same postback again).
+    pub fn change_entry(&self, update: &Update, by: ChangedBy<'_>, now: Timestamp) -> Option<Json> {
         let mut entry = serde_json::Map::new();
-        entry.insert("at".into(), now.iso().into());
-        let (by, link) = match by {
-            ChangedBy::Postback(link) => {
-                ("postback", Some(funnelhooks_core::text::cut_at(link, 8)))
-            }
-            ChangedBy::Api => ("api", None),
-        };
-        entry.insert("by".into(), by.into());
-        if let Some(link) = link {
-            entry.insert("link".into(), link.into());
-        }
-        if let Some(step) = &update.step {
+        if let Some(step) = update
+            .step
+            .as_ref()
+            .filter(|s| self.step_id.as_deref() != Some(&s.id))
+        {
             entry.insert("stepId".into(), step.id.as_str().into());
             entry.insert("stepKey".into(), step.key.as_str().into());
         }
-        if let Some(status) = update.status {
+        if let Some(status) = update.status.filter(|s| *s != self.status) {
             entry.insert("status".into(), status.as_str().into());
         }
         // Named as a postback names them (`fields.payout`, `tracker.clickid`, `+vip`, `-vip`),
@@ -351,17 +339,50 @@ impl Dialog {
                 more += 1;
             }
         };
-        update.fields.keys().for_each(|k| note("fields.", k));
-        update.tracker.keys().for_each(|k| note("tracker.", k));
-        update.add_tags.iter().for_each(|t| note("+", t));
-        update.remove_tags.iter().for_each(|t| note("-", t));
+        for (k, v) in &update.fields {
+            if self.fields.get(k) != Some(v) {
+                note("fields.", k);
+            }
+        }
+        for (k, v) in &update.tracker {
+            if self.tracker.get(k) != Some(v) {
+                note("tracker.", k);
+            }
+        }
+        for t in update.add_tags.iter().filter(|t| !self.tags.contains(t)) {
+            note("+", t);
+        }
+        for t in update.remove_tags.iter().filter(|t| self.tags.contains(t)) {
+            note("-", t);
+        }
+        if entry.is_empty() && changed.is_empty() {
+            return None;
+        }
         if !changed.is_empty() {
             entry.insert("changed".into(), changed.into());
         }
         if more > 0 {
             entry.insert("more".into(), more.into());
         }
-        self.history.push(Json::Object(entry));
+        entry.insert("at".into(), now.iso().into());
+        let (by, link) = match by {
+            ChangedBy::Postback(link) => ("postback", Some(funnelhooks_core::text::start_of(link))),
+            ChangedBy::Api => ("api", None),
+        };
+        entry.insert("by".into(), by.into());
+        if let Some(link) = link {
+            entry.insert("link".into(), link.into());
+        }
+        Some(Json::Object(entry))
+    }
+
+    /// Keeps `entry` ([`Dialog::change_entry`]) in the history, once: a change applied again
+    /// (a write whose landing could not be confirmed) finds its entry there already.
+    pub fn remember(&mut self, entry: Option<Json>) {
+        let Some(entry) = entry.filter(|e| !self.history.contains(e)) else {
+            return;
+        };
+        self.history.push(entry);
         let extra = self.history.len().saturating_sub(MAX_HISTORY);
         self.history.drain(..extra);
     }

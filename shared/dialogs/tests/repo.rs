@@ -9,7 +9,7 @@ use funnelhooks_core::refused::{KEEP_REFUSED, MAX_REFUSED_SENT, Refusal, record_
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_dialogs::bots::{FieldDef, StepInput, StepKind};
 use funnelhooks_dialogs::limits::{ADMISSION_CHECK_EVERY, DialogLimits};
-use funnelhooks_dialogs::refused::list_of;
+use funnelhooks_dialogs::refused::refused_list;
 use funnelhooks_dialogs::{FieldType, FieldValue, Repo, Start, Status, from_request};
 use funnelhooks_store::{Decide, GetMany, Jobs, Kv, MemoryKv, Semantics, StoreError};
 
@@ -325,7 +325,7 @@ fn deleting_a_bot_leaves_no_key_behind_but_the_list_counter() {
                 method: "GET",
                 sent: &sent,
             };
-            record_refused(&kv, &list_of(&bot.id), &refusal).unwrap();
+            record_refused(&kv, &refused_list(&bot.id), &refusal).unwrap();
         }
         let repo = Repo::new(&kv);
         let whole = repo.bot(&bot.id).unwrap();
@@ -890,7 +890,7 @@ fn a_dialog_remembers_who_changed_what_newest_last_and_only_the_latest_twelve() 
         let h = &d.history[0];
         assert_eq!(h["by"], "postback", "{mode}");
         // The link is named by its start only: the whole id is a credential.
-        assert_eq!(h["link"], bot.link[..8], "{mode}");
+        assert_eq!(h["link"], format!("{}…", &bot.link[..8]), "{mode}");
         assert_eq!(
             (h["stepId"].as_str(), h["stepKey"].as_str()),
             (Some(STEP), Some("deposit")),
@@ -907,14 +907,16 @@ fn a_dialog_remembers_who_changed_what_newest_last_and_only_the_latest_twelve() 
         let many: String = (0..11).map(|i| format!("&f{i}=x")).collect();
         get(&kv, &bot.link, &format!("chatId=7{many}")).unwrap();
         for i in 0..MAX_HISTORY {
-            get(&kv, &bot.link, &format!("chatId=7&removeTag=t{i}")).unwrap();
+            get(&kv, &bot.link, &format!("chatId=7&addTag=t{i}")).unwrap();
         }
+        // The same postback again (a tracker's retry) changes nothing: no entry.
+        get(&kv, &bot.link, "chatId=7&addTag=t11&userBalance=5").unwrap();
         let record = Repo::new(&kv).bot(&bot.id).unwrap();
         let d = Repo::new(&kv).dialog(&record, 7).unwrap();
         assert_eq!(d.history.len(), MAX_HISTORY, "{mode}: bounded");
         assert_eq!(
             d.history[MAX_HISTORY - 1]["changed"],
-            serde_json::json!(["-t11"]),
+            serde_json::json!(["+t11"]),
             "{mode}: newest last"
         );
         // Twelve newer changes pushed out the first two.
@@ -1038,4 +1040,40 @@ fn a_search_finds_dialogs_by_chat_username_name_part_or_click_id_and_stops_after
         .search_dialogs(&record, next, 200, &(MAX_SEARCHED as i64 + 5).to_string())
         .unwrap();
     assert_eq!(rest.items.len(), 1);
+}
+
+#[test]
+fn search_pages_together_hold_every_match_once_and_none_holds_more_than_its_limit() {
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let repo = Repo::new(&kv);
+    // Every third chat has the click id looked for; one dialog erased in between.
+    for chat in 1..=250i64 {
+        let click = if chat % 3 == 0 { "wanted" } else { "other" };
+        get(
+            &kv,
+            &bot.link,
+            &format!("chatId={chat}&tracker.clickid={click}"),
+        )
+        .unwrap();
+    }
+    let record = repo.bot(&bot.id).unwrap();
+    repo.erase_dialog(&record, 99).unwrap();
+    let expected: Vec<i64> = (1..=250).filter(|c| c % 3 == 0 && *c != 99).collect();
+    for limit in [1, 7, 200] {
+        let (mut seen, mut cursor) = (Vec::new(), Some(0));
+        while let Some(after) = cursor {
+            let page = repo
+                .search_dialogs(&record, after, limit, "wanted")
+                .unwrap();
+            assert!(
+                page.items.len() <= limit,
+                "limit {limit}: {}",
+                page.items.len()
+            );
+            seen.extend(page.items.iter().map(|d| d.chat_id));
+            cursor = page.next;
+        }
+        assert_eq!(seen, expected, "limit {limit}");
+    }
 }

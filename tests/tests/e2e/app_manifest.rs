@@ -38,12 +38,15 @@ fn every_component_fits_its_size_budget() {
     // adds ~35 KB to each component that takes API keys (key checks, the audit entry, scoped
     // lists), and bots-api lists refused postbacks (+3 KB): bots-api 464 KB, its budget 480 KB
     // (a request costs the same in a 276 and a 684 KB component: docs/benchmarks.md); the
-    // access component is 326 KB.
+    // access component is 326 KB. The dialog's story (#29) keeps each change a postback makes
+    // in the dialog's record (what it changed, named once, only when it changed something):
+    // update-dialog 411 KB, its budget 420 KB, on the same measurement.
     let budget = |id: &str| match id {
         "call-hooks" => 800 * 1024,
         "send-webhook" => 900 * 1024,
         "conversions" => 600 * 1024,
         "bots-api" => 480 * 1024,
+        "update-dialog" => 420 * 1024,
         _ => 400 * 1024,
     };
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
@@ -61,10 +64,9 @@ fn every_component_fits_its_size_budget() {
 fn every_component_starts_with_a_small_linear_memory() {
     // Spin clears an instance's linear memory after each request (up to 2 MiB of it): Rust's
     // default 1 MiB stack made that 1 MiB per request. `.cargo/config.toml` sets 128 KiB;
-    // a build without it (say, with RUSTFLAGS set) fails here. The others stay within 4
-    // pages; the console carries its assets (~100 KB of script) as data, hence 5 pages at
-    // most for it: 64 KiB more to clear per console request, which only a person's browser
-    // makes.
+    // a build without it (say, with RUSTFLAGS set) fails here. Every component stays within
+    // 4 pages; the console too, since it carries its script and style gzip-compressed (46 KB
+    // of data instead of 160 KB).
     let manifest = Manifest::load(&repo_root().join("spin.toml")).unwrap();
     for (id, c) in &manifest.components {
         let bytes = std::fs::read(manifest.source_path(c)).unwrap();
@@ -76,7 +78,7 @@ fn every_component_starts_with_a_small_linear_memory() {
             Some(128 * 1024),
             "component {id}: {memory:?}"
         );
-        let pages = if id == "console" { 5 } else { 4 };
+        let pages = 4;
         assert!(
             memory.initial_bytes <= pages * 64 * 1024,
             "component {id} starts with {} bytes of linear memory",

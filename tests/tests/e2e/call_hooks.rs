@@ -562,6 +562,9 @@ async fn bad_events_are_refused_by_name_and_leave_nothing_behind() {
             "unsupported_media_type",
         ),
     ];
+    // Kept: what came with the key. An unknown service has nobody to tell; a wrong or missing
+    // key could come from anyone who knows the service's id.
+    let cases_kept = cases.iter().filter(|c| !matches!(c.3, 404 | 401)).count();
     for (path, headers, body, status, code) in cases {
         let reply = client.send("POST", &path, &headers, body).await.unwrap();
         assert_eq!(reply.status, status, "{path}: {}", reply.text());
@@ -573,7 +576,40 @@ async fn bad_events_are_refused_by_name_and_leave_nothing_behind() {
             reply.text()
         );
     }
-    assert_eq!(snapshot(&app), before, "a refused event writes nothing");
+    // Nothing but the service's refused events, one per refusal, for its page (kept just
+    // after each answer). The unknown service's refusal has nobody to tell.
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..50 {
+        listed = s
+            .admin
+            .get(&format!(
+                "/api/calls/services/{}/refused-events?limit=200",
+                s.id
+            ))
+            .await;
+        if listed["items"].as_array().unwrap().len() == cases_kept {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        listed["items"].as_array().unwrap().len(),
+        cases_kept,
+        "{listed}"
+    );
+    assert!(
+        !listed.to_string().contains(&s.key),
+        "a refused event's key is never kept: {listed}"
+    );
+    let (kept, rest): (Vec<_>, Vec<_>) = snapshot(&app)
+        .into_iter()
+        .partition(|(k, _)| k.starts_with("refused-calls:"));
+    assert_eq!(rest, before, "a refused event writes nothing else");
+    assert_eq!(
+        kept.len(),
+        cases_kept + 1,
+        "the entries and the list's counter"
+    );
     assert_eq!(
         client
             .send("PUT", &path, &[], String::new())

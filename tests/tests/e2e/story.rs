@@ -60,7 +60,7 @@ async fn dialog_story_moves_and_search(t: &Target) {
     assert_eq!(history[0]["by"], "postback", "{l}");
     assert_eq!(
         history[0]["link"],
-        &link[..8],
+        format!("{}…", &link[..8]),
         "{l}: the link by its start only"
     );
     assert_eq!(
@@ -102,7 +102,7 @@ async fn dialog_story_moves_and_search(t: &Target) {
     // Bad moves are refused by name and change nothing.
     let moves = format!("/api/bots/{bot}/dialogs/555/move");
     for (body, status, code, field) in [
-        (json!({}), 400, "missing_field", "stepId"),
+        (json!({}), 422, "missing_field", "stepId"),
         (json!({"status": "asleep"}), 422, "bad_status", "status"),
         (
             json!({"stepId": "0b5e3c1a-0000-4000-8000-000000000000"}),
@@ -322,6 +322,16 @@ async fn refused_call_events_are_kept_without_the_key(t: &Target) {
         "{l}: {}",
         no_call.text()
     );
+    // The key under an encoded name (`k%65y`) is still the key: taken, and not kept.
+    let encoded = t
+        .client
+        .get(&format!(
+            "{events}?k%65y={key}&id=2&hook_event=Call+is+ringing"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(encoded.status, 422, "{l}: {}", encoded.text());
+    // A wrong key is answered and not kept: anyone who knows the service's id could send it.
     let wrong_key = t
         .client
         .get(&format!(
@@ -344,7 +354,7 @@ async fn refused_call_events_are_kept_without_the_key(t: &Target) {
     assert_eq!(items.len(), 2, "{l}: {list}");
     assert_eq!(
         items[0]["code"],
-        wrong_key.json()["error"]["code"],
+        encoded.json()["error"]["code"],
         "{l}: newest first"
     );
     assert_eq!(items[1]["code"], no_call.json()["error"]["code"], "{l}");
@@ -353,7 +363,7 @@ async fn refused_call_events_are_kept_without_the_key(t: &Target) {
         "{l}: {list}"
     );
     assert_eq!(
-        items[0]["sent"], "id=1&hook_event=Call+is+over",
+        items[0]["sent"], "id=2&hook_event=Call+is+ringing",
         "{l}: {list}"
     );
     assert!(!list.to_string().contains(&key), "{l}: the key was kept");

@@ -97,7 +97,7 @@ impl<'a, K: Kv> Repo<'a, K> {
         }
         Jobs::new(self.kv).add(&funnelhooks_core::refused::refused_cleanup(
             self.kv,
-            &crate::refused::list_of(id),
+            &crate::refused::refused_list(id),
             format!("refused postbacks of bot {id}"),
         )?)?;
         Jobs::new(self.kv).add(&Cleanup {

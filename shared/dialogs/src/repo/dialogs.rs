@@ -2,8 +2,14 @@
 
 use super::*;
 
-/// How many dialogs one search call looks at.
+/// Dialogs with their places in the bot's list, and where the next page starts.
+type Placed = (Vec<(u64, Dialog)>, Option<u64>);
+
+/// How many places of a bot's list one search call looks at.
 pub const MAX_SEARCHED: usize = 1_000;
+
+/// How many places a search reads at a time.
+const SEARCH_BATCH: usize = 100;
 
 impl<'a, K: Kv> Repo<'a, K> {
     /// The bot behind link `link_id` and the postback's parameters checked against it, and
@@ -132,6 +138,13 @@ impl<'a, K: Kv> Repo<'a, K> {
         status: Option<Status>,
         now: Timestamp,
     ) -> Result<Postback, Error> {
+        if step.is_none() && status.is_none() {
+            return Err(Error::invalid(
+                "missing_field",
+                "stepId",
+                "give stepId, status or both: where the dialog moves",
+            ));
+        }
         self.dialog(bot, chat)?;
         let update = Update {
             chat_id: chat,
@@ -180,8 +193,10 @@ impl<'a, K: Kv> Repo<'a, K> {
             let moved_before = handoff
                 .as_ref()
                 .is_some_and(|h| d.step_deliveries.contains(&h.entry.id));
+            // Noted as it was before: only what this change really changes is named.
+            let entry = d.change_entry(&update, by, now);
             d.apply(&update, now)?;
-            d.remember(&update, by, now);
+            d.remember(entry);
             let entered = update.step.is_some() && (d.step_id != before || moved_before);
             if let (true, Some(h)) = (entered, &handoff) {
                 d.entered_webhook_step(&h.entry.id);
@@ -413,11 +428,9 @@ impl<'a, K: Kv> Repo<'a, K> {
         }
     }
 
-    /// A page of the bot's dialogs, oldest first.
-    /// Dialogs that [`Dialog::matches`] `query`, after place `after`, looked at `limit` at a
-    /// time until `limit` match (a page may then hold a few more) or [`MAX_SEARCHED`] were
-    /// looked at: the next page goes on from there, so a page may hold none and still have
-    /// a next one.
+    /// Dialogs that [`Dialog::matches`] `query`, after place `after`: at most `limit`, looking
+    /// at no more than [`MAX_SEARCHED`] places of the bot's list a call. The next page goes on
+    /// from where this one stopped looking, so a page may hold none and still have a next.
     pub fn search_dialogs(
         &self,
         bot: &Bot,
@@ -425,20 +438,43 @@ impl<'a, K: Kv> Repo<'a, K> {
         limit: usize,
         query: &str,
     ) -> Result<Page<Dialog>, Error> {
-        let (mut items, mut next, mut searched) = (Vec::new(), Some(after), 0);
+        let (mut items, mut next) = (Vec::new(), Some(after));
         while let Some(from) = next {
-            if items.len() >= limit || searched >= MAX_SEARCHED {
+            if items.len() >= limit || from - after >= MAX_SEARCHED as u64 {
                 break;
             }
-            let page = self.dialogs(bot, from, limit)?;
-            searched += limit.max(1);
-            next = page.next;
-            items.extend(page.items.into_iter().filter(|d| d.matches(query)));
+            let (found, more) = self.dialogs_at(bot, from, SEARCH_BATCH)?;
+            next = more;
+            let last = found.len();
+            for (i, (slot, d)) in found.into_iter().enumerate() {
+                if !d.matches(query) {
+                    continue;
+                }
+                items.push(d);
+                if items.len() == limit {
+                    // Full: the next page starts just after this dialog.
+                    if i + 1 < last || more.is_some() {
+                        next = Some(slot);
+                    }
+                    break;
+                }
+            }
         }
         Ok(Page { items, next })
     }
 
+    /// A page of the bot's dialogs, oldest first.
     pub fn dialogs(&self, bot: &Bot, after: u64, limit: usize) -> Result<Page<Dialog>, Error> {
+        let (items, next) = self.dialogs_at(bot, after, limit)?;
+        Ok(Page {
+            items: items.into_iter().map(|(_, d)| d).collect(),
+            next,
+        })
+    }
+
+    /// Up to `limit` dialogs after place `after`, with their places, and where the next page
+    /// starts.
+    fn dialogs_at(&self, bot: &Bot, after: u64, limit: usize) -> Result<Placed, Error> {
         let page = self
             .dialogs_index(&bot.id)
             .page(after, limit.min(MAX_PAGE))?;
@@ -450,13 +486,10 @@ impl<'a, K: Kv> Repo<'a, K> {
                 && let Some(d) = self.find_dialog(bot, chat)?
                 && d.list_slot.is_none_or(|s| s == *slot)
             {
-                items.push(d);
+                items.push((*slot, d));
             }
         }
-        Ok(Page {
-            items,
-            next: page.next,
-        })
+        Ok((items, page.next))
     }
 
     /// Erases the dialog and everything stored for it, or a 404.

@@ -131,7 +131,7 @@ impl<'a, K: Kv> Repo<'a, K> {
     ) -> Result<(Vec<String>, Option<u64>), Error> {
         funnelhooks_core::refused::refused(
             self.kv,
-            &crate::refused::list_of(&bot.id),
+            &crate::refused::refused_list(&bot.id),
             before,
             limit,
         )
