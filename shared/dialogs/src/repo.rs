@@ -72,6 +72,13 @@ pub struct Postback {
     pub click_claimed: Option<ClickClaimed>,
 }
 
+impl Postback {
+    /// The same, holding `update`.
+    pub(crate) fn with_update(self, update: Update) -> Postback {
+        Postback { update, ..self }
+    }
+}
+
 /// What the bot engine starting a dialog did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {

@@ -1077,3 +1077,90 @@ fn search_pages_together_hold_every_match_once_and_none_holds_more_than_its_limi
         assert_eq!(seen, expected, "limit {limit}");
     }
 }
+
+/// A store whose batched read shows the dialog records as they were at `stale` (a postback's
+/// read just before another postback moved the dialog), while everything else is current.
+struct StaleDialogRead<'a>(&'a MemoryKv, std::collections::HashMap<String, Vec<u8>>);
+
+impl Kv for StaleDialogRead<'_> {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(key)
+    }
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.set(key, value)
+    }
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.0.delete(key)
+    }
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.0.increment(key, delta)
+    }
+    fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
+        self.0.compare_and_swap(key, decide)
+    }
+    fn atomic(&self) -> bool {
+        true
+    }
+}
+
+impl GetMany for StaleDialogRead<'_> {
+    fn get_many_and(
+        &self,
+        keys: &[&str],
+        extra: &[&str],
+    ) -> Result<(funnelhooks_store::Values, Option<funnelhooks_store::Values>), StoreError> {
+        let extras = extra
+            .iter()
+            .map(|k| match self.1.get(*k) {
+                Some(v) => Ok(Some(v.clone())),
+                None => self.0.get(k),
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((self.0.get_many(keys)?, Some(extras)))
+    }
+}
+
+#[test]
+fn a_repeat_postback_into_the_current_webhook_step_writes_no_handoff_and_a_move_never_goes_without_one()
+ {
+    let kv = MemoryKv::new();
+    let bot = bot_with_link(&kv);
+    let repo = Repo::new(&kv);
+    let webhook_step = "5d9ef3b2-5d0c-4c7e-8a57-0f3b8e8d1a11";
+    let input = StepInput {
+        key: "lead".into(),
+        kind: StepKind::SendWebhook,
+        webhook: Some(()),
+    };
+    repo.put_step(&bot.id, webhook_step, input, NOW).unwrap();
+    let into = format!("chatId=5&stepId={webhook_step}");
+    assert!(get(&kv, &bot.link, &into).unwrap().step_entry.is_some());
+    let handoffs = |kv: &MemoryKv| {
+        kv.keys()
+            .iter()
+            .filter(|k| k.starts_with("handoffs:"))
+            .count()
+    };
+    let before = handoffs(&kv);
+    // The tracker sends the same postback again, and again with a field: nothing entered,
+    // no handoff written.
+    assert!(get(&kv, &bot.link, &into).unwrap().step_entry.is_none());
+    let with_field = get(&kv, &bot.link, &format!("{into}&userBalance=7")).unwrap();
+    assert!(with_field.step_entry.is_none());
+    assert_eq!(handoffs(&kv), before, "a repeat writes no handoff");
+    // The dialog was read on the step, then another postback moved it away before the swap:
+    // the move back into the step is an entry, made with its handoff.
+    let record = repo.bot(&bot.id).unwrap();
+    let key = format!("dlg:{}:5", bot.id);
+    let on_step = kv.get(&key).unwrap().unwrap();
+    get(&kv, &bot.link, &format!("chatId=5&stepId={STEP}")).unwrap();
+    let stale = StaleDialogRead(&kv, [(key, on_step)].into_iter().collect());
+    let back = get(&stale, &bot.link, &into).unwrap();
+    let entry = back
+        .step_entry
+        .expect("moving back into the step is an entry");
+    assert_eq!(handoffs(&kv), before + 1, "{:?}", kv.keys());
+    let dialog = repo.dialog(&record, 5).unwrap();
+    assert_eq!(dialog.step_id.as_deref(), Some(webhook_step));
+    assert!(dialog.step_deliveries.contains(&entry.entry.id));
+}

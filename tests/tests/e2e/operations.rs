@@ -367,6 +367,7 @@ async fn health_shows_overdue_work_and_warns_until_a_sweep_runs_on_either_of_two
         "either instance reports the installation's sweep"
     );
     api_keys_change_at_once_on_the_other_instance(&ca, &cb).await;
+    retry_now_on_both_instances_makes_the_attempt_once(&ca, &cb).await;
     // One instance gone: the other still reports it.
     a.kill();
     let health = cb
@@ -375,6 +376,80 @@ async fn health_shows_overdue_work_and_warns_until_a_sweep_runs_on_either_of_two
         .unwrap()
         .json();
     assert_eq!(health["sweep"]["lastRunAt"], seen[0]);
+}
+
+/// "Retry now" pressed on both instances at once (ten times each): the waiting retry is made
+/// once, by one of them; the others are told it is not retrying any more or is being made.
+/// (Sweeps are left out here: this test watches the installation's last sweep; the engine's
+/// test holds Retry now against a sweep's lease.)
+async fn retry_now_on_both_instances_makes_the_attempt_once(ca: &Client, cb: &Client) {
+    let rx = Receiver::start().await.unwrap();
+    rx.script([Answer::new(503, "busy").header("retry-after", "300")]);
+    let admin = Admin::new(ca);
+    let (_, step, link) = funnel(
+        &admin,
+        json!({"url": format!("{}/late", rx.url()), "retry": {"maxAttempts": 3}}),
+    )
+    .await;
+    let moved = ca
+        .get(&format!("{link}?chatId=2&stepId={step}"))
+        .await
+        .unwrap();
+    assert_eq!(moved.status, 200, "{}", moved.text());
+    assert_eq!(rx.wait_for(1, Duration::from_secs(20)).await.len(), 1);
+    let mut id = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), async || {
+            let log = admin.get(&format!("/api/deliveries?stepId={step}")).await;
+            let retrying = log["items"][0]["status"] == "retrying";
+            id = log["items"][0]["id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            retrying
+        })
+        .await,
+        "the first attempt was logged"
+    );
+    let calls: Vec<_> = (0..20)
+        .map(|i| {
+            let client = if i % 2 == 0 { ca.clone() } else { cb.clone() };
+            let path = format!("/api/deliveries/{id}/retry");
+            tokio::spawn(async move {
+                client
+                    .send(
+                        "POST",
+                        &path,
+                        &[("authorization", &format!("Bearer {ADMIN_TOKEN}"))],
+                        "",
+                    )
+                    .await
+                    .unwrap()
+                    .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for call in calls {
+        statuses.push(call.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| matches!(s, 200 | 409)),
+        "{statuses:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        rx.received().len(),
+        2,
+        "the first attempt and one retry, made now"
+    );
+    let done = admin.get(&format!("/api/deliveries/{id}")).await;
+    assert_eq!(done["status"], "delivered", "{done}");
 }
 
 /// An API key made, narrowed and revoked through instance A holds on instance B at once: B

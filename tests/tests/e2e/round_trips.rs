@@ -35,6 +35,7 @@ async fn setup_on(semantics: Semantics) -> Setup {
     let (app, server, client) = serve(
         real_app()
             .store_semantics(semantics)
+            .variable("allow_loopback_webhooks", "true")
             .variable("auto_sweep", "false"),
     )
     .await;
@@ -108,6 +109,34 @@ async fn a_postback_costs_a_pinned_number_of_store_round_trips() {
     assert_eq!(existing.total(), 3, "existing chat: {existing}");
     // link, bot and dialog, step, current, swap
     assert_eq!(moved.total(), 4, "step move: {moved}");
+
+    // A webhook step: the move hands its entry off first (the handoff list's counter and its
+    // entry); a tracker repeating that postback, the dialog already on the step, enters
+    // nothing and writes nothing but the dialog (before #30 it wrote a handoff each time).
+    let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
+    let webhook = s
+        .admin
+        .call(
+            "POST",
+            &format!("/api/bots/{}/steps", s.bot),
+            Some(json!({"key": "lead", "kind": "send-webhook",
+                        "webhook": {"url": format!("{}/lead", rx.url())}})),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let into = format!("chatId=1&stepId={webhook}");
+    s.postback(&into).await;
+    let repeat = ops_of(&s.app, s.postback(&into)).await;
+    println!("postback repeating the webhook step the dialog is on: {repeat}");
+    // link, bot and dialog, step, current, swap
+    assert_eq!(
+        repeat.total(),
+        4,
+        "repeat into the current webhook step: {repeat}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,6 +5,27 @@ use super::*;
 /// Dialogs with their places in the bot's list, and where the next page starts.
 type Placed = (Vec<(u64, Dialog)>, Option<u64>);
 
+/// A postback that found its dialog on a webhook step had written no handoff, and the dialog
+/// has left the step since: made again with one.
+const HANDOFF_NEEDED: &str = "handoff_needed";
+
+/// Whether the dialog `record` (as stored: JSON, perhaps after a line of operation ids) is on
+/// step `step`. Its own `stepId` is the record's first: the members holding others'
+/// (`conversions`, `history`) come after it, and text values are JSON-escaped.
+fn on_step(record: &[u8], step: &str) -> bool {
+    let Some(at) = find(record, br#""stepId":"#) else {
+        return false;
+    };
+    let value = &record[at + br#""stepId":"#.len()..];
+    value.first() == Some(&b'"')
+        && value[1..].starts_with(step.as_bytes())
+        && value.get(1 + step.len()) == Some(&b'"')
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
 /// How many places of a bot's list one search call looks at.
 pub const MAX_SEARCHED: usize = 1_000;
 
@@ -174,10 +195,45 @@ impl<'a, K: Kv> Repo<'a, K> {
         by: ChangedBy<'_>,
         now: Timestamp,
     ) -> Result<(Postback, Option<u64>), Error> {
+        // A tracker repeating the postback that moved the dialog into its webhook step (seen
+        // on that step as it was just read) enters nothing: no handoff is written for it. If
+        // the dialog moved away in between, the change finds it and is made again with one.
+        let already_there = match (&update.step, &seen) {
+            (Some(s), Seen::Bytes(record)) => s.sends_webhook && on_step(record, &s.id),
+            _ => false,
+        };
+        let done = if already_there {
+            match self.apply_update_with(bot, &update, seen, refusal.clone(), by, now, false) {
+                // Read again: what was seen is stale.
+                Err(e) if e.code == HANDOFF_NEEDED => {
+                    self.apply_update_with(bot, &update, Seen::Unknown, refusal, by, now, true)
+                }
+                done => done,
+            }
+        } else {
+            self.apply_update_with(bot, &update, seen, refusal, by, now, true)
+        };
+        done.map(|(d, slot)| (d.with_update(update), slot))
+    }
+
+    /// [`Repo::apply_update`], with a handoff written first when `hand_off` and the update
+    /// moves into a send-webhook step; without one, a change that would enter the step fails
+    /// with [`HANDOFF_NEEDED`] and writes nothing.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_update_with(
+        &self,
+        bot: &Bot,
+        update: &Update,
+        seen: Seen<'_>,
+        refusal: Option<Error>,
+        by: ChangedBy<'_>,
+        now: Timestamp,
+        hand_off: bool,
+    ) -> Result<(Postback, Option<u64>), Error> {
         // Handed off before the dialog changes: once the move is written, its delivery can
         // no longer be lost (see `handoff`).
         let handoff = match &update.step {
-            Some(s) if s.sends_webhook => Some(self.handoffs().hand_off_entry(
+            Some(s) if s.sends_webhook && hand_off => Some(self.handoffs().hand_off_entry(
                 &bot.id,
                 update.chat_id,
                 &s.id,
@@ -194,10 +250,18 @@ impl<'a, K: Kv> Repo<'a, K> {
                 .as_ref()
                 .is_some_and(|h| d.step_deliveries.contains(&h.entry.id));
             // Noted as it was before: only what this change really changes is named.
-            let entry = d.change_entry(&update, by, now);
-            d.apply(&update, now)?;
+            let entry = d.change_entry(update, by, now);
+            d.apply(update, now)?;
             d.remember(entry);
             let entered = update.step.is_some() && (d.step_id != before || moved_before);
+            if entered && handoff.is_none() && update.step.as_ref().is_some_and(|s| s.sends_webhook)
+            {
+                return Err(Error::new(
+                    Kind::Conflict,
+                    HANDOFF_NEEDED,
+                    "the dialog left the step",
+                ));
+            }
             if let (true, Some(h)) = (entered, &handoff) {
                 d.entered_webhook_step(&h.entry.id);
             }
@@ -212,7 +276,8 @@ impl<'a, K: Kv> Repo<'a, K> {
         let step_entry = handoff.filter(|_| entered);
         let done = Postback {
             dialog: Some(dialog),
-            update,
+            // Set by `apply_update`, which owns it.
+            update: Update::default(),
             entered_step,
             step_entry,
             created: slot.is_some(),
