@@ -472,10 +472,14 @@ def main():
         expect(row).to_contain_text("HTTP 500")
         expect(row.locator("svg.day-chart rect").first).to_be_attached()
         shot(page, "13-needs-attention")
+        asked = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.accept()))
         row.get_by_role("button", name="Pause sending").click()
         expect(page.locator("#attention tbody tr", has_text="sale")).to_contain_text("paused")
         # The tracker is fixed: resume and send again what failed, once, in one click.
         down.status = 200
+        assert asked and "held" in asked[0], f"no confirmation before a pause: {asked}"
+        page.once("dialog", lambda d: d.accept())
         page.locator("#attention tbody tr", has_text="sale").get_by_role("button", name="Resume and recover").click()
         expect(page.locator("#toast")).to_contain_text("Queued to be sent again: 1")
         expect(page.locator("#all-well")).to_be_visible()

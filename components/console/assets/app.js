@@ -1278,28 +1278,38 @@
     if (!state || state.status === 'active') return null;
     return [' ', badge(state.status, 'state-' + state.status)];
   }
+  /** Asks before pausing: what a pause does to the deliveries that come meanwhile. */
+  function pauseAsked() {
+    return confirm(t('Pause sending? New deliveries are held (logged as skipped) until you resume; trackers are answered as usual. "Resume and recover" sends the held ones then.'));
+  }
+  /** Asks before sending failed or held deliveries again. */
+  function recoverAsked(since) {
+    return confirm(t('Send again every failed or held delivery since {at}? Each receiver gets them once more.', { at: when(since) }));
+  }
   /** Says why a step or hook is held or failing, with Pause / Resume and Recover. */
   function statePanel(state, path, owner) {
     state = state || { status: 'active' };
     const out = h('div', { class: 'actions' });
     const act = (label, verb) => button(label, async () => {
+      if (verb === 'pause' && !pauseAsked()) return;
       try {
         await api('POST', path + '/' + verb);
         toast(verb === 'pause' ? t('Paused') : t('Resumed'));
         route();
-      } catch (e) { toast(e.message); }
+      } catch (e) { toast(plainError(e)); }
     }, verb === 'pause' ? null : 'primary', { id: verb + '-sending' });
     const held = state.status === 'paused' || state.status === 'disabled';
     out.append(held ? act(t('Resume sending'), 'resume') : act(t('Pause sending'), 'pause'));
     if (held) {
       // Resuming forgets when the trouble began: the recover starts from there first.
       out.append(button(t('Resume and recover'), async () => {
+        if (!recoverAsked(recoverSince(state))) return;
         try {
           const since = recoverSince(state);
           await api('POST', path + '/resume');
           recoveredToast(await recoverAll(owner, since));
           route();
-        } catch (e) { toast(e.message); }
+        } catch (e) { toast(plainError(e)); }
       }, 'primary', { 'data-admin': true }));
     }
     let note = null;
@@ -1344,10 +1354,11 @@
   function recoverButton(owner, state, oldest) {
     const since = recoverSince(state, oldest);
     return button(t('Recover failed deliveries'), async () => {
+      if (!recoverAsked(since)) return;
       try {
         recoveredToast(await recoverAll(owner, since));
         route();
-      } catch (e) { toast(e.message); }
+      } catch (e) { toast(plainError(e)); }
     }, null, { class: 'recover', 'data-admin': true });
   }
   /** 24 hourly bars, delivered (green) over failed (red): a day at a glance. */
@@ -1398,18 +1409,20 @@
         h('td', null, day.unrecovered ? h('a', { href: failed }, String(day.unrecovered)) : '0'),
         h('td', null, h('div', { class: 'actions' },
           button(held ? t('Resume sending') : t('Pause sending'), async () => {
+            if (!held && !pauseAsked()) return;
             try {
               await api('POST', ownerPath(it) + (held ? '/resume' : '/pause'));
               toast(held ? t('Resumed') : t('Paused'));
               route();
-            } catch (e) { toast(e.message); }
+            } catch (e) { toast(plainError(e)); }
           }, held ? 'primary' : null),
           held && day.unrecovered ? button(t('Resume and recover'), async () => {
+            if (!recoverAsked(recoverSince(st, day.oldestUnrecoveredAt))) return;
             try {
               await api('POST', ownerPath(it) + '/resume');
               recoveredToast(await recoverAll(ownerOf(it), recoverSince(st, day.oldestUnrecoveredAt)));
               route();
-            } catch (e) { toast(e.message); }
+            } catch (e) { toast(plainError(e)); }
           }, 'primary', { 'data-admin': true }) : null,
           !held && day.unrecovered ? recoverButton(ownerOf(it), st, day.oldestUnrecoveredAt) : null)));
     });

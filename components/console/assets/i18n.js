@@ -133,7 +133,7 @@ window.FH_I18N = { ru: {
   "Variables in braces: {chatId}, {tracker.clickid}, {fields.KEY}.": "Переменные в фигурных скобках: {chatId}, {tracker.clickid}, {fields.KEY}.",
   "Method": "Метод",
   "Timeout, ms": "Таймаут, мс",
-  "Attempts": "Попыток",
+  "Attempts": "Попытки",
   "Headers": "Заголовки",
   "+ Header": "+ Заголовок",
   "Body": "Тело",
@@ -522,5 +522,7 @@ window.FH_I18N = { ru: {
   "This chat's webhook of this step was delivered already, at {at}: a tracker may count it twice.": "Вебхук этого шага для этого чата уже доставлен {at}: трекер может засчитать его дважды.",
   "The dialog is on this step already: nothing changes and nothing is sent. To send its webhook again, use Send now.": "Диалог уже на этом шаге: ничего не изменится и ничего не отправится. Чтобы отправить его вебхук снова, нажмите «Отправить сейчас».",
   "Mark chat {chat} as blocked?": "Пометить чат {chat} как заблокированный?",
-  "Filters ({n} set)": "Фильтры (задано: {n})"
+  "Filters ({n} set)": "Фильтры (задано: {n})",
+  "Pause sending? New deliveries are held (logged as skipped) until you resume; trackers are answered as usual. \"Resume and recover\" sends the held ones then.": "Приостановить отправку? Новые доставки будут задержаны (записаны как пропущенные), пока вы не возобновите отправку; трекерам отвечают как обычно. «Возобновить и восстановить» отправит задержанные.",
+  "Send again every failed or held delivery since {at}? Each receiver gets them once more.": "Отправить снова все неудавшиеся и задержанные доставки с {at}? Каждый получатель получит их ещё раз."
 } };
