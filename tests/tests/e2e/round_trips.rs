@@ -129,6 +129,28 @@ async fn a_postback_costs_a_pinned_number_of_store_round_trips() {
         .to_string();
     let into = format!("chatId=1&stepId={webhook}");
     s.postback(&into).await;
+    // The move's delivery, chained after its answer, is done before the repeat is counted.
+    assert_eq!(
+        rx.wait_for(1, std::time::Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
+    let mut delivered = false;
+    for _ in 0..100 {
+        let log = s
+            .admin
+            .get(&format!("/api/deliveries?stepId={webhook}&botId={}", s.bot))
+            .await;
+        if log["items"][0]["status"] == "delivered" {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(delivered, "the move's delivery was logged as delivered");
+    // What it writes after its record (counters) lands too.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let repeat = ops_of(&s.app, s.postback(&into)).await;
     println!("postback repeating the webhook step the dialog is on: {repeat}");
     // link, bot and dialog, step, current, swap
