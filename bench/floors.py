@@ -1,22 +1,35 @@
 #!/usr/bin/env python3
-"""updateDialog on one hot chat beside two floors, under the real `spin up`, in one run:
+"""Our request paths beside their floors, under the real `spin up`, in one run.
+
+`postback` (the default): updateDialog on one hot chat beside two floors:
   floor   = one key-value get and one set (Spin's own floor, as spin-kv-floor)
   cas     = a postback's store calls and nothing else: get-many of three keys, then a
             compare-and-swap (current, swap) retried when it loses (bench/cas-floor)
   project = updateDialog, every request to one chat
-floor and cas are one component, built with this repository's settings (128 KiB stack).
 project/cas is what our own work costs; cas/floor what a compare-and-swap costs on the store.
+
+`delivery`: the paths that send webhooks beside the least a durable delivery does, counted in
+deliveries per second until a loopback receiver has every one:
+  step floor   = one write recording the delivery, the request, one write with its outcome
+  step         = a postback moving a new chat into a send-webhook step (answered, then sent)
+  fanout floor = one write recording HOOKS deliveries, the requests at once, one write with
+                 their outcomes
+  call event   = a call-start event to a service with HOOKS hooks (answered, then sent)
+
+The floors are one component (bench/cas-floor), built with this repository's settings.
 
 Usage, from the repository root with `spin` and `wrk` on PATH and the components built
 (scripts/build-wasm):
-  python3 bench/floors.py [disk|memory]
+  python3 bench/floors.py [disk|memory] [postback|delivery]
 Env: DURATION (default 8s), ROUNDS (default 3; rounds interleave the targets, the median
-counts), SPIN (default `spin`).
+counts), SPIN (default `spin`), HOOKS (default 10).
 """
-import json, os, re, socket, subprocess, sys, tempfile, time, urllib.request
+import asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODE = sys.argv[1] if len(sys.argv) > 1 else "disk"
+WHAT = sys.argv[2] if len(sys.argv) > 2 else "postback"
+HOOKS = int(os.environ.get("HOOKS", "10"))
 DURATION = os.environ.get("DURATION", "8s")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SPIN = os.environ.get("SPIN", "spin")
@@ -36,8 +49,9 @@ def spin_up(app_dir, tmp, env):
         config = os.path.join(tmp, "memory.toml")
         open(config, "w").write('[key_value_store.default]\ntype = "spin"\n')
         args += ["--runtime-config-file", config]
+    # Its own process group: the trigger is a child of `spin up`, and the group is stopped.
     proc = subprocess.Popen(args, cwd=app_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env=dict(os.environ, **env))
+                            env=dict(os.environ, **env), start_new_session=True)
     for _ in range(300):
         if proc.poll() is not None:
             sys.exit(f"spin up in {app_dir} exited early")
@@ -60,11 +74,21 @@ def ms(value, unit):
     return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
 
 
-def wrk(url):
+def stop(proc):
+    try:
+        os.killpg(proc.pid, 15)
+        proc.wait(10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, 9)
+
+
+def wrk(url, script=None):
     # wrk leaves requests slower than its timeout (2 s by default) out of its latency figures;
     # with 30 s every request counts, and any still timed out are reported.
-    out = subprocess.run(["wrk", "-t2", "-c32", "-d" + DURATION, "--timeout", "30s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
+    args = ["wrk", "-t2", "-c32", "-d" + DURATION, "--timeout", "30s", "--latency"]
+    if script:
+        args += ["-s", script]
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = ms(*re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups())
     slowest = ms(*re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)", out).groups())
@@ -74,7 +98,124 @@ def wrk(url):
     timeouts = re.search(r"timeout (\d+)", out)
     if timeouts and int(timeouts.group(1)):
         sys.exit(f"{url}: {timeouts.group(1)} requests took over 30 s")
+    if script:
+        return int(re.search(r"(\d+) requests in", out).group(1)), p99
     return rps, p99, slowest
+
+
+class Receiver:
+    """A loopback HTTP receiver answering 200 at once, counting requests (asyncio, its own thread)."""
+
+    def __init__(self):
+        self.count, self.last = 0, time.monotonic()
+        self.port = free_port()
+        ready = threading.Event()
+        threading.Thread(target=lambda: asyncio.run(self.serve(ready)), daemon=True).start()
+        ready.wait()
+
+    async def serve(self, ready):
+        server = await asyncio.start_server(self.connection, "127.0.0.1", self.port, backlog=1024)
+        ready.set()
+        async with server:
+            await server.serve_forever()
+
+    async def connection(self, reader, writer):
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)\r\ncontent-length:\s*(\d+)", head)
+                if length:
+                    await reader.readexactly(int(length.group(1)))
+                self.count += 1
+                self.last = time.monotonic()
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+# Each request a new number (a new chat, a new call), unique across wrk's threads.
+UNIQUE = """
+local n, tid = 0, 0
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function init(args) tid = wrk.thread:get("tid") end
+function request()
+  n = n + 1
+  local path = wrk.path:gsub("{n}", tostring(tid * 10000000 + n))
+  return wrk.format(METHOD, path)
+end
+"""
+
+
+def delivering(rx, url, per_request, tmp, method="GET", sweep=None):
+    """Drives `url` (each request `per_request` deliveries) with wrk; returns deliveries per
+    second until the receiver had them all, and the requests' p99 in ms. `sweep` is called
+    every 10 s while waiting, as a scheduler calls the retry sweep (a chain that timed out on
+    a starved host leaves its delivery to the sweep)."""
+    script = os.path.join(tmp, f"unique-{method}.lua")
+    open(script, "w").write(UNIQUE.replace("METHOD", f'"{method}"'))
+    before, started = rx.count, time.monotonic()
+    requests, p99 = wrk(url, script)
+    expected = before + requests * per_request
+    deadline = time.monotonic() + 300
+    next_sweep = time.monotonic() + 10
+    while rx.count < expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+        if sweep and time.monotonic() > next_sweep:
+            sweep()
+            next_sweep = time.monotonic() + 10
+    if rx.count < expected:
+        sys.exit(f"{url}: {rx.count - before} of {requests * per_request} deliveries arrived")
+    return (rx.count - before) / (rx.last - started), p99
+
+
+def delivery_floors(tmp, floor_dir):
+    rx = Receiver()
+    to = f"http://127.0.0.1:{rx.port}/d"
+    procs = []
+    try:
+        proc, pport = spin_up(ROOT, tmp, {"SPIN_VARIABLE_ADMIN_TOKEN": TOKEN,
+                                          "SPIN_VARIABLE_ALLOW_LOOPBACK_WEBHOOKS": "true",
+                                          "SPIN_VARIABLE_MAX_NEW_DIALOGS_PER_MINUTE": "0"})
+        procs.append(proc)
+        bot = admin(pport, "/api/bots", {"name": "bench"})["id"]
+        step = admin(pport, f"/api/bots/{bot}/steps",
+                     {"key": "lead", "kind": "send-webhook", "webhook": {"url": to + "?c={chatId}"}})["id"]
+        link = admin(pport, f"/api/bots/{bot}/webhooks", {})["id"]
+        service = admin(pport, "/api/calls/services", {"name": "bench"})
+        for h in range(HOOKS):
+            admin(pport, f"/api/calls/services/{service['id']}/hooks",
+                  {"protocol": "http", "host": "127.0.0.1", "port": rx.port, "path": f"/call/{h}",
+                   "method": "GET", "event": "start", "parameters": [{"name": "call", "param": "id"}]})
+        proc, fport = spin_up(floor_dir, tmp, {}); procs.append(proc)
+        targets = {
+            "step floor": (f"http://127.0.0.1:{fport}/deliver?to={to}&x={{n}}", 1, "GET"),
+            "step": (f"http://127.0.0.1:{pport}/api/bots/webhooks/{link}/updateDialog"
+                     f"?chatId={{n}}&stepId={step}&refID=12345&tracker.clickid=abc", 1, "GET"),
+            "fanout floor": (f"http://127.0.0.1:{fport}/fanout?to={to}&n={HOOKS}&x={{n}}", HOOKS, "GET"),
+            "call event": (f"http://127.0.0.1:{pport}/api/calls/services/{service['id']}/events"
+                           f"?key={service['ingestKey']}&id={{n}}&hook_event=Call%20is%20processing",
+                           HOOKS, "POST"),
+        }
+        sweep = lambda: admin(pport, "/api/deliveries/retry-due", {})
+        runs = {name: [] for name in targets}
+        for _ in range(ROUNDS):
+            for name, (url, per, method) in targets.items():
+                runs[name].append(delivering(rx, url, per, tmp, method, sweep))
+    finally:
+        for proc in procs:
+            stop(proc)
+    for name, r in runs.items():
+        print(f"{MODE}/{name}, each round: "
+              + ", ".join(f"{d:.0f} deliveries/s p99 {p:.0f} ms" for d, p in r))
+    median = {name: sorted(r)[len(r) // 2] for name, r in runs.items()}
+    for name, (d, p99) in median.items():
+        print(f"{MODE}/{name}: {d:.0f} deliveries/s, requests' p99 {p99:.1f} ms")
+    print(f"{MODE}/delivery at 32 clients: step/floor {median['step'][0] / median['step floor'][0]:.2f}, "
+          f"call event/floor {median['call event'][0] / median['fanout floor'][0]:.2f} ({HOOKS} hooks)")
 
 
 def main():
@@ -87,6 +228,8 @@ def main():
     subprocess.run(["cp", os.path.join(target, "wasm32-wasip2", "release", "cas_floor.wasm"), built],
                    check=True)
     tmp = tempfile.mkdtemp(prefix="floors-")
+    if WHAT == "delivery":
+        return delivery_floors(tmp, floor_dir)
     procs = []
     try:
         proc, pport = spin_up(ROOT, tmp, {"SPIN_VARIABLE_ADMIN_TOKEN": TOKEN}); procs.append(proc)
@@ -105,7 +248,7 @@ def main():
                 runs[name].append(wrk(url))
     finally:
         for proc in procs:
-            proc.terminate()
+            stop(proc)
     for name, r in runs.items():
         print(f"{MODE}/one chat {name}, each round: "
               + ", ".join(f"{x:.0f} req/s p99 {y:.0f} ms slowest {z:.0f} ms" for x, y, z in r))
