@@ -5,7 +5,7 @@
 
 use funnelhooks_calls::{CallEvent, CallRepo, EventClaim, EventRecord, HookRecord, Service};
 use funnelhooks_core::{Error, Kind};
-use funnelhooks_delivery::engine::{Created, Engine, NewDelivery, Secrets};
+use funnelhooks_delivery::engine::{Engine, NewDelivery, Secrets};
 use funnelhooks_delivery::{Delivery, Owner, SigningSecret};
 use funnelhooks_spin::kv::BatchedSpinKv as SpinKv;
 use funnelhooks_spin::request::query_param;
@@ -64,15 +64,14 @@ fn check_key(ctx: &Ctx, service: &Service) -> Result<(), Error> {
     Ok(())
 }
 
-/// A delivery for one hook, under an id derived from the event and the hook (a retried
+/// The delivery for one hook, under an id derived from the event and the hook (a retried
 /// event finds the one it created before): pending, held in the outbox until this request
 /// sends it, or skipped with the reason.
 fn delivery_for(
     ctx: &Ctx,
-    engine: &Engine<SpinKv, SpinSender, SpinClock>,
     (service, hook): (&Service, &HookRecord),
     event: &CallEvent,
-) -> Result<Created, Error> {
+) -> (NewDelivery, Option<String>) {
     let owner = Owner::Hook {
         service_id: service.id.clone(),
         hook_id: hook.id.clone(),
@@ -98,7 +97,7 @@ fn delivery_for(
             Err(e) => Some(format!("the hook cannot be used: {e}")),
         }
     };
-    Ok(engine.create_once(new, skip)?)
+    (new, skip)
 }
 
 /// What the first copy of an event did, for the answer to its repeats.
@@ -244,26 +243,34 @@ fn deliver_event(
         .iter()
         .filter(|h| h.config.enabled && h.config.event == event.kind)
         .collect();
-    let mut deliveries = Vec::with_capacity(hooks.len());
-    let mut fresh = Vec::new();
-    for hook in &hooks {
-        let created = delivery_for(ctx, &engine, (service, hook), event)?;
-        if created.fresh {
-            fresh.push(created.delivery.clone());
-        }
-        deliveries.push((hook.id.clone(), created.delivery));
-    }
+    let news: Vec<(NewDelivery, Option<String>)> = hooks
+        .iter()
+        .map(|hook| delivery_for(ctx, (service, hook), event))
+        .collect();
+    // The ids are derived: the event's record is written with its deliveries, last.
     let record = EventRecord {
         matched: hooks.len(),
-        deliveries: deliveries
+        deliveries: hooks
             .iter()
-            .map(|(hook, d)| (hook.clone(), d.id.clone()))
+            .zip(&news)
+            .map(|(hook, (new, _))| (hook.id.clone(), new.id.clone().unwrap_or_default()))
             .collect(),
         at: ctx.now,
         processing_until: None,
     };
-    ctx.repo
-        .record_event(&service.id, (event.kind, &event.call_id), &record)?;
+    let which = (event.kind, event.call_id.as_str());
+    let done = funnelhooks_calls::repo::event_done(&service.id, which, &record);
+    let created = engine.create_many(news, vec![done])?;
+    let fresh = created
+        .iter()
+        .filter(|c| c.fresh)
+        .map(|c| c.delivery.clone())
+        .collect();
+    let deliveries: Vec<(String, Delivery)> = hooks
+        .iter()
+        .zip(created)
+        .map(|(hook, c)| (hook.id.clone(), c.delivery))
+        .collect();
     answer["duplicate"] = Json::Bool(false);
     answer["matched"] = hooks.len().into();
     answer["deliveries"] = deliveries

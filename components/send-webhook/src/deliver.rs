@@ -23,8 +23,8 @@ use crate::Ctx;
 pub(crate) enum Sending {
     /// Attempts now, as the engine's [`Attempts`] says.
     Now(Attempts),
-    /// Nothing now: the retry sweep sends it, within its time budget.
-    Queue,
+    /// Nothing now: a retry sweep sends it this long after it is made.
+    Queue(std::time::Duration),
 }
 
 /// A real delivery, or a test one (one attempt, never retried, marked in the log).
@@ -36,11 +36,12 @@ pub(crate) enum Purpose {
     Test,
 }
 
-/// The step entry a delivery answers: its delivery's id, and the handoff to clear once the
-/// delivery is in the log.
+/// The step entry a delivery answers: its delivery's id, the handoff (of the list before
+/// #30) to clear once the delivery is in the log, and whether the entry waits in the outbox.
 pub(crate) struct Answering<'e> {
     id: &'e str,
     handoff: Option<u64>,
+    in_outbox: bool,
 }
 
 /// Builds and sends the step's webhook for the dialog; returns the logged delivery. When it
@@ -70,8 +71,11 @@ pub(crate) fn deliver(
     };
     let mut new = NewDelivery::new(owner, &config.options);
     new.id = entry.as_ref().map(|e| e.id.to_string());
+    new.in_outbox = entry.as_ref().is_some_and(|e| e.in_outbox);
     // Queued: the sweep that found the entry sends it, within its own time budget.
-    new.first_attempt_after = (sending == Sending::Queue).then_some(std::time::Duration::ZERO);
+    if let Sending::Queue(after) = sending {
+        new.first_attempt_after = Some(after);
+    }
     if purpose == Purpose::Test {
         new.test = true;
         new.max_attempts = 1;
@@ -98,7 +102,7 @@ pub(crate) fn deliver(
         // Created before by someone else, who sends it (or it waits in the outbox).
         _ if !created.fresh => return Ok(created.delivery),
         _ if skipped => return Ok(created.delivery),
-        Sending::Queue => return Ok(created.delivery),
+        Sending::Queue(_) => return Ok(created.delivery),
         Sending::Now(attempts) => ctx.engine.run(created.delivery, attempts)?,
     };
     if done.gone && purpose == Purpose::Real {
@@ -161,8 +165,9 @@ pub(crate) fn deliver_entry(
     let answering = (!entry.id.is_empty()).then_some(Answering {
         id: &entry.id,
         handoff: reached.handoff,
+        in_outbox: reached.in_outbox,
     });
-    if sending == Sending::Queue
+    if matches!(sending, Sending::Queue(_))
         && !entry.id.is_empty()
         && !dialog.step_deliveries.contains(&entry.id)
         && ctx.engine.get(&entry.id)?.is_none()

@@ -3,11 +3,11 @@
 
 use std::time::Duration;
 
-use funnelhooks_core::{Error, Paging};
-use funnelhooks_delivery::engine::{Attempts, LogScope, NewDelivery};
+use funnelhooks_core::{Error, Kind, Paging};
+use funnelhooks_delivery::engine::{Attempts, LEASE, LogScope, NewDelivery};
 use funnelhooks_delivery::log::Status;
 use funnelhooks_delivery::{Delivery, Owner};
-use funnelhooks_dialogs::handoff::StepReached;
+use funnelhooks_dialogs::handoff::{StepEntry, StepReached};
 use funnelhooks_spin::auth::{Caller, Role, Scope, caller};
 use funnelhooks_spin::json;
 use funnelhooks_spin::request::query_param;
@@ -15,7 +15,7 @@ use spin_sdk::http::Response;
 
 use crate::Ctx;
 use crate::deliver::{Handled, Sending, deliver_entry, undeliverable};
-use funnelhooks_store::Jobs;
+use funnelhooks_store::{Jobs, StoreError};
 
 /// Every attempt of one sweep ends within this, inside the platform's 30 s handler budget
 /// (an attempt starts only when its timeout still fits).
@@ -223,6 +223,7 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
         first_attempt_after: None,
+        in_outbox: false,
     };
     let created = ctx.engine.create(new, None)?;
     let done = ctx.engine.run(created, Attempts::WithQuickRetries)?;
@@ -268,8 +269,9 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
         let reached = StepReached {
             entry,
             handoff: Some(slot),
+            in_outbox: false,
         };
-        match deliver_entry(ctx, &reached, Sending::Queue) {
+        match deliver_entry(ctx, &reached, Sending::Queue(Duration::ZERO)) {
             Ok(Handled::Delivered(_)) => recovered += 1,
             Ok(Handled::NeverHappened) => ctx.repo.handoffs().handed_over(slot)?,
             Err(e) if undeliverable(&e) => ctx.repo.handoffs().handed_over(slot)?,
@@ -278,6 +280,50 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
         }
     }
     Ok(recovered)
+}
+
+/// What the sweep does with a postback's step entry found in the outbox
+/// ([`funnelhooks_delivery::Engine::retry_due_resolving`]): its delivery's id when the
+/// delivery exists (sent if due). `None` when there is nothing to send now: the move never
+/// landed, its bot or step is gone or no longer sends webhooks, the entry cannot be read, or
+/// the chain never made the delivery, which is made now (counted in `made`) and sent a lease
+/// later from an outbox entry of its own, so that two sweeps making it at once both write it
+/// long before either takes it.
+fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<String>, StoreError> {
+    let Ok(entry) = serde_json::from_str::<StepEntry>(text) else {
+        dropped("unreadable", "the outbox entry is not a step entry");
+        return Ok(None);
+    };
+    if let Some(d) = ctx.engine.get(&entry.id)? {
+        return Ok(Some(d.id));
+    }
+    let reached = StepReached {
+        entry,
+        handoff: None,
+        in_outbox: false,
+    };
+    match deliver_entry(ctx, &reached, Sending::Queue(LEASE)) {
+        Ok(Handled::Delivered(_)) => {
+            *made += 1;
+            Ok(None)
+        }
+        Ok(Handled::NeverHappened) => Ok(None),
+        // The store is failing: the entry stays for the next sweep.
+        Err(e) if e.kind == Kind::Unavailable => Err(StoreError::Backend(e.message)),
+        Err(e) => {
+            dropped(e.code, &e.message);
+            Ok(None)
+        }
+    }
+}
+
+/// Logs a step entry the sweep found and cannot deliver.
+fn dropped(code: &str, why: &str) {
+    if let Some(line) =
+        funnelhooks_core::log::line(funnelhooks_core::log::Level::Warn, "step_entry_dropped")
+    {
+        line.str("code", code).str("detail", why).emit();
+    }
 }
 
 /// `POST /api/deliveries/retry-due`: sends what is due, for a scheduler to call every minute.
@@ -298,9 +344,12 @@ fn sweep(ctx: &Ctx, budget: Duration, by: &str) -> Result<serde_json::Value, Err
         funnelhooks_spin::outbound::apply_stale_claims();
     }
     let cleanup = Jobs::new(ctx.kv).run(&mut has_time)?;
-    let sweep = ctx
-        .engine
-        .retry_due_by(budget.saturating_sub(started.elapsed()), by)?;
+    // Step entries whose chain never made their delivery: made now, counted as recovered.
+    let mut made = 0;
+    let mut resolve = |text: &str| resolve_entry(ctx, text, &mut made);
+    let left = budget.saturating_sub(started.elapsed());
+    let sweep = ctx.engine.retry_due_resolving(left, by, &mut resolve)?;
+    let recovered = recovered + made;
     Ok(serde_json::json!({
         "attempted": sweep.attempted,
         "delivered": sweep.delivered,

@@ -21,8 +21,9 @@ use funnelhooks_delivery::{Owner, SigningSecret};
 use funnelhooks_dialogs::Repo;
 use funnelhooks_routes::Params;
 use funnelhooks_routes::send_webhook::{Op, ROUTES};
+use funnelhooks_spin::kv::BatchedSpinKv as SpinKv;
 use funnelhooks_spin::request::{MAX_JSON_BODY, read};
-use funnelhooks_spin::{ApiError, SpinClock, SpinKv, SpinSender, respond};
+use funnelhooks_spin::{ApiError, SpinClock, SpinSender, respond};
 use funnelhooks_store::StoreError;
 use spin_sdk::http::{IncomingRequest, Request, Response, ResponseOutparam};
 

@@ -11,7 +11,7 @@ use funnelhooks_core::secret::{hash_hex, matches_hash, same_secret};
 use funnelhooks_core::{Error, Kind, Page, Timestamp, is_uuid, new_id};
 use funnelhooks_delivery::SigningSecret;
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records};
+use funnelhooks_store::{Cleanup, Index, Jobs, Kv, Modified, Records, Seen};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
@@ -477,9 +477,12 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         let key = event_key(service_id, &name);
         let hold = Timestamp(now.0 + EVENT_HOLD_MS);
         let fresh = std::cell::Cell::new(false);
-        let (claim, modified) = self.records().upsert(
+        let events = self.events_index(service_id);
+        let mut listed = None;
+        let (claim, modified) = self.records().upsert_born(
             &format!("{key}:r"),
             &key,
+            Seen::Unknown,
             || {
                 fresh.set(true);
                 EventRecord {
@@ -502,18 +505,23 @@ impl<'a, K: Kv> CallRepo<'a, K> {
                     }
                 })
             },
+            // A new event takes its place in the service's list in the claim's own write.
+            |_| {
+                let slot = events.reserve()?;
+                listed = Some(slot);
+                Ok::<_, Error>(vec![(events.slot_key(slot), name.clone().into_bytes())])
+            },
         )?;
-        if modified == Modified::Created {
-            self.remember_event(service_id, &name)?;
+        if let (Modified::Created, Some(slot)) = (modified, listed) {
+            self.forget_events_before(service_id, slot)?;
         }
         Ok(claim)
     }
 
-    /// Adds a new event to the service's list, forgetting the oldest beyond the cap (its
-    /// call will not come back).
-    fn remember_event(&self, service_id: &str, name: &str) -> Result<(), Error> {
+    /// With a new event in `slot` of the service's list, forgets the oldest beyond the cap
+    /// (its call will not come back).
+    fn forget_events_before(&self, service_id: &str, slot: u64) -> Result<(), Error> {
         let events = self.events_index(service_id);
-        let slot = events.add(name)?;
         if slot > MAX_REMEMBERED_EVENTS {
             let old = slot - MAX_REMEMBERED_EVENTS;
             if let Some(old_event) = events.get(old)? {
@@ -579,16 +587,27 @@ impl<'a, K: Kv> CallRepo<'a, K> {
     pub fn record_event(
         &self,
         service_id: &str,
-        (kind, call_id): (EventKind, &str),
+        which: (EventKind, &str),
         record: &EventRecord,
     ) -> Result<(), Error> {
-        let key = event_key(service_id, &event_name(kind, call_id));
-        let done = EventRecord {
-            processing_until: None,
-            ..record.clone()
-        };
-        Ok(self.records().put(&format!("{key}:r"), &done)?)
+        let (key, done) = event_done(service_id, which, record);
+        Ok(self.kv.set(&key, &done)?)
     }
+}
+
+/// The write that records event `kind` of `call_id` as done, `record` saying what it did
+/// (key and value, to write with the event's deliveries in one round trip).
+pub fn event_done(
+    service_id: &str,
+    (kind, call_id): (EventKind, &str),
+    record: &EventRecord,
+) -> (String, Vec<u8>) {
+    let key = event_key(service_id, &event_name(kind, call_id));
+    let done = EventRecord {
+        processing_until: None,
+        ..record.clone()
+    };
+    (format!("{key}:r"), Records::encode(&done))
 }
 
 /// The list of service `id`'s refused call events (`refused-calls:{id}`).

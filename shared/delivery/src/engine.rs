@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use funnelhooks_core::Timestamp;
-use funnelhooks_store::{Index, Kv, Records, StoreError};
+use funnelhooks_store::{GetMany, Index, Kv, Records, StoreError};
 
 use crate::alerts::{self, Alert, AlertEndpoint};
 use crate::limit;
@@ -110,21 +110,17 @@ pub trait Sender {
         timeout: Duration,
     ) -> Result<Received, SendFailure>;
 
-    /// Sends every request of `batch` and calls `done` with each one's index and outcome as
-    /// soon as that one has finished, so its result is kept even while others still wait.
-    /// Senders that can should send them concurrently, so a batch takes as long as its
-    /// slowest request; this default sends one after the other.
-    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
+    /// Sends every request of `batch` and calls `done` with the index and outcome of those
+    /// that finished together (at least one) as soon as they have, so their results are kept
+    /// (in one write) even while others still wait. Senders that can should send them
+    /// concurrently, so a batch takes as long as its slowest request; this default sends one
+    /// after the other.
+    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(Vec<(usize, Sent)>)) {
         let started = std::time::Instant::now();
         for (i, o) in batch.iter().enumerate() {
             let result = self.send(o.request, &o.extra, o.timeout);
-            done(
-                i,
-                Sent {
-                    result,
-                    elapsed: started.elapsed(),
-                },
-            );
+            let elapsed = started.elapsed();
+            done(vec![(i, Sent { result, elapsed })]);
         }
     }
 }
@@ -189,6 +185,10 @@ pub struct NewDelivery {
     /// When the sweep makes the first attempt: this long after creation. `None`: the caller
     /// makes it now, and the sweep makes it after [`LEASE`] if the caller died first.
     pub first_attempt_after: Option<Duration>,
+    /// Its step entry waits in the outbox already (a postback's handoff, see
+    /// [`crate::outbox`]): it stands for the delivery's own outbox entry, which is not
+    /// written.
+    pub in_outbox: bool,
 }
 
 impl NewDelivery {
@@ -205,6 +205,7 @@ impl NewDelivery {
             timeout_ms: options.timeout_ms,
             signed: options.signing_secret.is_some(),
             first_attempt_after: None,
+            in_outbox: false,
         }
     }
 }
@@ -252,6 +253,14 @@ impl NewDelivery {
             recovered_by: None,
         }
     }
+}
+
+/// What [`Engine::admit`] decides for a new delivery.
+struct Admission {
+    /// Why it is skipped, and whether because its step or hook is paused or disabled.
+    skip: (Option<String>, bool),
+    /// When the sweep makes its first attempt, unless skipped.
+    due: Option<Timestamp>,
 }
 
 /// Which attempts a request makes itself.
@@ -557,6 +566,40 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             .id
             .clone()
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let Admission {
+            skip,
+            due: next_attempt_at,
+        } = self.admit(&new, skip_reason, now)?;
+        // Slots first (each an increment), then the entries and the record in one round
+        // trip (one SQLite transaction where the store batches): outbox entry, log entries,
+        // record, in that order where it writes one at a time.
+        let mut entries = Vec::with_capacity(4);
+        if let Some(due) = next_attempt_at.filter(|_| !new.in_outbox) {
+            entries.push(self.schedule_entry(due, &id)?);
+        }
+        let (all, owner) = (self.all(), self.owner_index(&new.owner));
+        let all_slot = all.reserve()?;
+        let owner_slot = owner.reserve()?;
+        entries.push((all.slot_key(all_slot), id.clone().into_bytes()));
+        entries.push((owner.slot_key(owner_slot), id.clone().into_bytes()));
+        let delivery = new.into_record(id, now, skip, next_attempt_at, (all_slot, owner_slot));
+        entries.push((key(&delivery.id), Records::encode(&delivery)));
+        self.kv.set_many(&entries)?;
+        self.created(&delivery)?;
+        Ok(Created {
+            delivery,
+            fresh: true,
+        })
+    }
+
+    /// Whether a new delivery is skipped (why, and whether because its step or hook is
+    /// paused or disabled) and, if not, when the sweep makes its first attempt.
+    fn admit(
+        &self,
+        new: &NewDelivery,
+        skip_reason: Option<String>,
+        now: Timestamp,
+    ) -> Result<Admission, StoreError> {
         // A paused or disabled step or hook: logged, not sent (a test send still goes).
         let mut held = false;
         let skip_reason = match (skip_reason, StepOrHook::of(&new.owner)) {
@@ -567,43 +610,28 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             }
             (reason, _) => reason,
         };
-        let skipped = skip_reason.is_some();
-        let next_attempt_at = (!skipped).then(|| {
+        let next_attempt_at = skip_reason.is_none().then(|| {
             let after = new.first_attempt_after.unwrap_or(LEASE);
             Timestamp(now.0 + after.as_millis() as i64)
         });
-        // Slots first (each an increment), then the entries and the record in one round
-        // trip (one SQLite transaction where the store batches): outbox entry, log entries,
-        // record, in that order where it writes one at a time.
-        let mut entries = Vec::with_capacity(4);
-        if let Some(due) = next_attempt_at {
-            entries.push(self.schedule_entry(due, &id)?);
-        }
-        let (all, owner) = (self.all(), self.owner_index(&new.owner));
-        let all_slot = all.reserve()?;
-        let owner_slot = owner.reserve()?;
-        entries.push((all.slot_key(all_slot), id.clone().into_bytes()));
-        entries.push((owner.slot_key(owner_slot), id.clone().into_bytes()));
-        let delivery = new.into_record(
-            id,
-            now,
-            (skip_reason, held),
-            next_attempt_at,
-            (all_slot, owner_slot),
-        );
-        entries.push((key(&delivery.id), Records::encode(&delivery)));
-        self.kv.set_many(&entries)?;
-        if skipped {
+        Ok(Admission {
+            skip: (skip_reason, held),
+            due: next_attempt_at,
+        })
+    }
+
+    /// What follows a new delivery's write: a skipped one is logged, and its owner's log,
+    /// past its bound, drops its oldest.
+    fn created(&self, delivery: &Delivery) -> Result<(), StoreError> {
+        if delivery.status == Status::Skipped {
             delivery.log("skipped");
-            self.tally.count(&delivery);
+            self.tally.count(delivery);
         }
+        let owner_slot = delivery.slots.1;
         if owner_slot > MAX_DELIVERIES_PER_OWNER {
             self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
         }
-        Ok(Created {
-            delivery,
-            fresh: true,
-        })
+        Ok(())
     }
 
     /// Drops the delivery in `slot` of its owner's log, unless it is still pending or
@@ -938,12 +966,10 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             })
             .collect();
         let mut failed = None;
-        self.sender.send_each(&batch, &mut |k, sent| {
-            if failed.is_some() {
-                return;
-            }
-            let end = Timestamp(at.0 + sent.elapsed.as_millis() as i64);
-            if let Err(e) = self.record(&mut deliveries[due[k]], at, end, sent.result) {
+        self.sender.send_each(&batch, &mut |round| {
+            if failed.is_none()
+                && let Err(e) = self.record_round(&mut deliveries, &due, at, round)
+            {
                 failed = Some(e);
             }
         });
@@ -951,6 +977,43 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             Some(e) => Err(e),
             None => Ok(deliveries),
         }
+    }
+
+    /// Logs the attempts of a batch that ended together (started at `at`): their records
+    /// in one write, then how their steps or hooks are doing.
+    fn record_round(
+        &self,
+        deliveries: &mut [Delivery],
+        due: &[usize],
+        at: Timestamp,
+        round: Vec<(usize, Sent)>,
+    ) -> Result<(), StoreError> {
+        let (mut records, mut ended) = (Vec::new(), Vec::new());
+        let mut failed = None;
+        for (k, sent) in round {
+            let end = Timestamp(at.0 + sent.elapsed.as_millis() as i64);
+            match self.settle(&mut deliveries[due[k]], at, end, sent.result) {
+                Ok(record) => records.extend(record),
+                // The others' records are still written: their requests were sent.
+                Err(e) => {
+                    failed.get_or_insert(e);
+                    continue;
+                }
+            }
+            ended.push((due[k], end));
+        }
+        match records.len() {
+            0 => {}
+            1 => self.kv.set(&records[0].0, &records[0].1)?,
+            _ => self.kv.set_many(&records)?,
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        for (i, end) in ended {
+            self.after_attempt(&deliveries[i], end)?;
+        }
+        Ok(())
     }
 
     /// Logs an attempt that started at `at` and ended at `end` with `result`, decides what
@@ -963,6 +1026,22 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         end: Timestamp,
         result: Result<Received, SendFailure>,
     ) -> Result<(), StoreError> {
+        if let Some((k, record)) = self.settle(d, at, end, result)? {
+            self.kv.set(&k, &record)?;
+        }
+        self.after_attempt(d, end)
+    }
+
+    /// An attempt's outcome in `d`: what comes next decided, a retry put in the outbox
+    /// (before the record says it is due). Returns the record to write, unless retention
+    /// dropped the delivery.
+    fn settle(
+        &self,
+        d: &mut Delivery,
+        at: Timestamp,
+        end: Timestamp,
+        result: Result<Received, SendFailure>,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
         let n = d.attempts.len() + 1;
         let (outcome, attempt) = attempt_of(n, at, end, result);
         let retry_after = attempt
@@ -989,9 +1068,15 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         // One that waited (retries, or a slow first attempt) may have been passed over by
         // retention meanwhile.
         let waited = n > 1 || end.0 - d.created_at.0 > INLINE_BUDGET.as_millis() as i64;
-        if !(d.is_final() && waited && self.evict_if_beyond(d)?) {
-            self.records().put(&key(&d.id), &*d)?;
+        if d.is_final() && waited && self.evict_if_beyond(d)? {
+            return Ok(None);
         }
+        Ok(Some((key(&d.id), Records::encode(&*d))))
+    }
+
+    /// After an attempt's record is written: how its step or hook is doing, and the
+    /// operator told of a final failure.
+    fn after_attempt(&self, d: &Delivery, end: Timestamp) -> Result<(), StoreError> {
         let may_alert = match (StepOrHook::of(&d.owner), d.test) {
             (Some(s), false) => self.note_outcome(&s, d, end)?,
             _ => false,
@@ -1272,6 +1357,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: alerts::ALERT_TIMEOUT_MS,
             signed: true,
             first_attempt_after,
+            in_outbox: false,
         }
     }
 
@@ -1369,6 +1455,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: d.timeout_ms,
             signed: d.signed || d.signing_secret.is_some(),
             first_attempt_after: Some(Duration::ZERO),
+            in_outbox: false,
         };
         Ok(Some(self.create_once(new, None)?.delivery.id))
     }
@@ -1403,5 +1490,156 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             }
         }
         Ok((out, cursor))
+    }
+}
+
+impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
+    /// [`Engine::create_once`] for several deliveries at once (a call event's, one per
+    /// hook) in as many round trips as one: one read for those that exist already, one for
+    /// the states not known yet, one slot reservation per index (the outbox's minute, the
+    /// log, each owner's log) and one write of every entry and record, with `also` written
+    /// last in it (what says they exist, e.g. the event's record). In the order given.
+    pub fn create_many(
+        &self,
+        news: Vec<(NewDelivery, Option<String>)>,
+        also: Vec<(String, Vec<u8>)>,
+    ) -> Result<Vec<Created>, StoreError> {
+        if !self.kv.atomic() {
+            // An increment read and written can overlap another: a range of slots would
+            // widen what two writers at once share. One at a time, as one delivery is made.
+            let made = news
+                .into_iter()
+                .map(|(new, skip)| self.create_once(new, skip))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !also.is_empty() {
+                self.kv.set_many(&also)?;
+            }
+            return Ok(made);
+        }
+        let keys: Vec<String> = news
+            .iter()
+            .filter_map(|(n, _)| n.id.as_deref().map(key))
+            .collect();
+        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let mut found = asked.iter().zip(self.kv.get_many(&asked)?);
+        let mut out = Vec::with_capacity(news.len());
+        for (new, _) in &news {
+            let existing = match &new.id {
+                Some(_) => match found.next() {
+                    Some((k, bytes)) => Records::parse::<Delivery>(k, bytes)?,
+                    None => None,
+                },
+                None => None,
+            };
+            out.push(existing.map(|delivery| Created {
+                delivery,
+                fresh: false,
+            }));
+        }
+        let unknown: Vec<StepOrHook> = news
+            .iter()
+            .zip(&out)
+            .filter(|((n, skip), e)| e.is_none() && skip.is_none() && !n.test)
+            .filter_map(|((n, _), _)| StepOrHook::of(&n.owner))
+            .collect();
+        self.read_states(&unknown)?;
+        let now = self.clock.now();
+        // The new ones, each with the indexes it takes a slot in (the outbox's first).
+        let mut making = Vec::new();
+        for (i, (new, skip)) in news.into_iter().enumerate() {
+            if out[i].is_some() {
+                continue;
+            }
+            let id = new
+                .id
+                .clone()
+                .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            let admission = self.admit(&new, skip, now)?;
+            let due = (admission.due)
+                .filter(|_| !new.in_outbox)
+                .map(|at| self.due_index(at));
+            let (all, owner) = (self.all(), self.owner_index(&new.owner));
+            making.push((i, new, id, admission, (due, all, owner)));
+        }
+        // Every index's slots in one increment, handed out in order.
+        let mut slots: Vec<(String, u64)> = Vec::new();
+        for (_, _, _, _, (due, all, owner)) in &making {
+            for index in due.iter().chain([all, owner]) {
+                match slots.iter_mut().find(|(p, _)| p == index.prefix()) {
+                    Some((_, n)) => *n += 1,
+                    None => slots.push((index.prefix().to_string(), 1)),
+                }
+            }
+        }
+        for (prefix, n) in &mut slots {
+            *n = Index::new(self.kv, prefix.clone()).reserve_many(*n)?;
+        }
+        let mut take = |index: &Index| -> u64 {
+            let (_, next) = slots
+                .iter_mut()
+                .find(|(p, _)| p == index.prefix())
+                .expect("every index's slots are reserved");
+            *next += 1;
+            *next - 1
+        };
+        // Outbox entries, then log entries, then records, then `also`: in that order where
+        // the host writes one key at a time.
+        let (mut outbox, mut log, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fresh = Vec::with_capacity(making.len());
+        for (i, new, id, Admission { skip, due: next }, (due, all, owner)) in making {
+            if let Some(due) = &due {
+                outbox.push((due.slot_key(take(due)), id.clone().into_bytes()));
+            }
+            let at = (take(&all), take(&owner));
+            log.push((all.slot_key(at.0), id.clone().into_bytes()));
+            log.push((owner.slot_key(at.1), id.clone().into_bytes()));
+            let delivery = new.into_record(id, now, skip, next, at);
+            records.push((key(&delivery.id), Records::encode(&delivery)));
+            fresh.push((i, delivery));
+        }
+        let mut entries = outbox;
+        entries.extend(log);
+        entries.extend(records);
+        entries.extend(also);
+        if !entries.is_empty() {
+            self.kv.set_many(&entries)?;
+        }
+        for (i, delivery) in fresh {
+            self.created(&delivery)?;
+            out[i] = Some(Created {
+                delivery,
+                fresh: true,
+            });
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Reads the states of `steps_or_hooks` not known (freshly) yet, in one round trip.
+    fn read_states(&self, steps_or_hooks: &[StepOrHook]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut stale: Vec<&StepOrHook> = Vec::new();
+        for s in steps_or_hooks {
+            let known = self
+                .states
+                .borrow()
+                .get(&s.key())
+                .is_some_and(|(at, _)| now.0 - at.0 < STATE_FRESH_FOR.as_millis() as i64);
+            if !known && !stale.iter().any(|t| t.key() == s.key()) {
+                stale.push(s);
+            }
+        }
+        if stale.len() < 2 {
+            // One is read as [`Engine::state_of`] reads it, when it is needed.
+            return Ok(());
+        }
+        let keys: Vec<String> = stale.iter().map(|s| s.state_key()).collect();
+        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let values = self.kv.get_many(&asked)?;
+        let mut states = self.states.borrow_mut();
+        for ((s, k), bytes) in stale.iter().zip(&asked).zip(values) {
+            let state: DeliveryState = Records::parse(k, bytes)?.unwrap_or_default();
+            states.insert(s.key(), (now, state));
+        }
+        Ok(())
     }
 }

@@ -35,6 +35,10 @@ const OVERDUE: Duration = Duration::from_secs(120);
 /// of the last legacy sweep.
 const LEGACY_HORIZON_MINUTES: i64 = 2 * 24 * 60;
 
+/// Turns a step entry found in the outbox into its delivery's id
+/// ([`Engine::retry_due_resolving`]).
+pub type Resolve<'r> = dyn FnMut(&str) -> Result<Option<String>, StoreError> + 'r;
+
 /// How far apart two instances' clocks may be, as "Retry now" allows for.
 pub const CLOCK_MARGIN: Duration = Duration::from_secs(15);
 
@@ -92,6 +96,16 @@ pub struct Backlog {
     pub at_least: bool,
 }
 
+/// The delivery id a step entry in the outbox carries (its first member, `id`; read
+/// without a JSON parser, which health would carry only for this).
+fn entry_id(entry: &str) -> String {
+    entry
+        .strip_prefix(r#"{"id":""#)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Most outbox entries one report reads (each is a delivery to look at).
 pub const MAX_BACKLOG_CHECKED: usize = 200;
 
@@ -124,17 +138,27 @@ pub fn backlog(kv: &dyn Kv, now: Timestamp) -> Result<Backlog, StoreError> {
                 break 'minutes;
             }
             checked += 1;
-            let Some(id) = due.get(slot)? else { continue };
+            let Some(entry) = due.get(slot)? else {
+                continue;
+            };
+            // A postback's step entry stands for its delivery, due when its minute comes.
+            let step_entry = entry.starts_with('{');
+            let id = match step_entry {
+                true => entry_id(&entry),
+                false => entry,
+            };
             if !seen.insert(id.clone()) {
                 continue;
             }
-            let Some(d) = records.get::<Delivery>(&key(&id))? else {
-                continue;
+            let d = records.get::<Delivery>(&key(&id))?;
+            let at = match (&d, step_entry) {
+                (Some(d), _) => d
+                    .next_attempt_at
+                    .unwrap_or(Timestamp(d.created_at.0 + LEASE.as_millis() as i64)),
+                (None, true) => Timestamp(m * 60_000),
+                (None, false) => continue,
             };
-            let at = d
-                .next_attempt_at
-                .unwrap_or(Timestamp(d.created_at.0 + LEASE.as_millis() as i64));
-            if d.is_final() || at > now {
+            if d.as_ref().is_some_and(|d| d.is_final()) || at > now {
                 continue;
             }
             out.due += 1;
@@ -205,9 +229,11 @@ struct Cursor {
 enum Claim {
     /// Leased to this sweep.
     Taken(Box<Delivery>),
-    /// Not (or no longer) due: sent, given up, taken by another sweep, or due in a later
-    /// minute (which has its own entry).
+    /// Not (or no longer) due: sent or given up.
     NotDue,
+    /// Waiting for an attempt in a later minute (a retry, or taken by another sweep), which
+    /// has its own entry, unless it was made for a postback's step entry.
+    Later(Timestamp),
     /// Due later in the minute being swept: its entry stays for a later sweep.
     NotYet,
     /// Due, but its attempt could outlast what is left of the sweep's budget.
@@ -229,7 +255,7 @@ pub(crate) fn minute(t: Timestamp) -> i64 {
 }
 
 pub(crate) fn bucket<'a>(kv: &'a dyn Kv, minute: i64) -> Index<'a> {
-    Index::new(kv, format!("due:{minute}"))
+    funnelhooks_store::due_in_minute(kv, minute)
 }
 
 impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
@@ -240,6 +266,11 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         self.kv.set(&key, &value)
     }
 
+    /// The outbox minute an attempt due at `at` goes to.
+    pub(crate) fn due_index(&self, at: Timestamp) -> Index<'_> {
+        bucket(self.kv, minute(at).max(minute(self.clock.now())))
+    }
+
     /// [`Self::schedule`]'s slot, taken; its entry (key and value) is left to the caller to
     /// write, with other writes in one round trip.
     pub(crate) fn schedule_entry(
@@ -247,8 +278,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         at: Timestamp,
         id: &str,
     ) -> Result<(String, Vec<u8>), StoreError> {
-        let m = minute(at).max(minute(self.clock.now()));
-        let due = bucket(self.kv, m);
+        let due = self.due_index(at);
         let slot = due.reserve()?;
         Ok((due.slot_key(slot), id.as_bytes().to_vec()))
     }
@@ -271,8 +301,22 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     }
 
     /// [`Engine::retry_due`], recording in the installation's [`LastSweep`] what started it
-    /// (`scheduler` or `traffic`).
+    /// (`scheduler` or `traffic`). A postback's step entry in the outbox goes to its
+    /// delivery if there is one: see [`Engine::retry_due_resolving`] for one that makes it.
     pub fn retry_due_by(&self, budget: Duration, by: &str) -> Result<Sweep, StoreError> {
+        self.retry_due_resolving(budget, by, &mut |entry| Ok(Some(entry_id(entry))))
+    }
+
+    /// [`Engine::retry_due_by`], with `resolve` turning a step entry found in the outbox (a
+    /// postback's handoff, JSON) into the id of its delivery to send if due; `None` when there
+    /// is nothing (more) to do for it here: the move never landed, or the delivery the chain
+    /// never made was made now, with an entry of its own.
+    pub fn retry_due_resolving(
+        &self,
+        budget: Duration,
+        by: &str,
+        resolve: &mut Resolve<'_>,
+    ) -> Result<Sweep, StoreError> {
         let started = self.clock.now();
         let now_minute = minute(started);
         let mut sweep = Sweep::default();
@@ -293,7 +337,8 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
             // The cursor moves past handled entries only up to the first one kept.
             let mut advancing = at_cursor;
             for slot in from + 1..=last {
-                match self.sweep_entry(&due, (m, slot), &mut sweep, started, budget)? {
+                let at = (m, slot);
+                match self.sweep_entry(&due, at, &mut sweep, (started, budget), resolve)? {
                     Entry::Done if advancing => cursor.slot = slot,
                     Entry::Done => {}
                     Entry::Kept => advancing = false,
@@ -349,11 +394,22 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         due: &Index<'_>,
         (m, slot): (i64, u64),
         sweep: &mut Sweep,
-        started: Timestamp,
-        budget: Duration,
+        (started, budget): (Timestamp, Duration),
+        resolve: &mut Resolve<'_>,
     ) -> Result<Entry, StoreError> {
-        if let Some(id) = due.get(slot)? {
-            match self.sweep_one(&id, m, sweep, (started, budget))? {
+        let entry = due.get(slot)?;
+        let step_entry = entry.as_deref().is_some_and(|e| e.starts_with('{'));
+        let id = match entry {
+            Some(entry) if step_entry => {
+                if self.left(started, budget) < MIN_LEFT {
+                    return Ok(Entry::OutOfTime);
+                }
+                resolve(&entry)?
+            }
+            other => other,
+        };
+        if let Some(id) = id {
+            match self.sweep_one((&id, step_entry), m, sweep, (started, budget))? {
                 Entry::Done => {}
                 other => return Ok(other),
             }
@@ -362,10 +418,11 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         Ok(Entry::Done)
     }
 
-    /// Sends delivery `id` if it is due, for an entry in minute `m`.
+    /// Sends delivery `id` if it is due, for an entry in minute `m` (`step_entry`: a
+    /// postback's, which may be the delivery's only one).
     fn sweep_one(
         &self,
-        id: &str,
+        (id, step_entry): (&str, bool),
         m: i64,
         sweep: &mut Sweep,
         (started, budget): (Timestamp, Duration),
@@ -374,6 +431,12 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         let delivery = match self.claim(id, m, left)? {
             Claim::Taken(d) => *d,
             Claim::NotDue => return Ok(Entry::Done),
+            // A delivery its chain made late, due after this minute: given its own entry.
+            Claim::Later(at) if step_entry => {
+                self.schedule(at, id)?;
+                return Ok(Entry::Done);
+            }
+            Claim::Later(_) => return Ok(Entry::Done),
             Claim::NotYet => return Ok(Entry::Kept),
             // Its attempt could outlast the request: the next sweep starts with it.
             Claim::NoTime => return Ok(Entry::OutOfTime),
@@ -420,7 +483,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         };
         for id in &ids {
             // Not sent now: it goes to the new outbox (due now, or at its time).
-            match self.sweep_one(id, m, sweep, (started, budget))? {
+            match self.sweep_one((id, false), m, sweep, (started, budget))? {
                 Entry::Done => {}
                 Entry::Kept | Entry::OutOfTime => self.schedule(self.clock.now(), id)?,
             }
@@ -480,7 +543,10 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
             Ok::<_, StoreError>(if later_in_minute {
                 Claim::NotYet
             } else if !due {
-                Claim::NotDue
+                match d.next_attempt_at {
+                    Some(at) if !d.is_final() => Claim::Later(at),
+                    _ => Claim::NotDue,
+                }
             } else if Duration::from_millis(d.timeout_ms) > left {
                 Claim::NoTime
             } else {

@@ -517,6 +517,154 @@ fn a_delivery_created_for_the_outbox_is_sent_by_the_next_sweep_once() {
 }
 
 #[test]
+fn deliveries_made_together_are_logged_in_order_sent_once_and_made_once() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let ids = [
+        "3e0f1d85-1c3b-4e1b-8a68-4c5d6e7f8091",
+        "4f1a2e96-2d4c-4f2c-9b79-5d6e7f8091a2",
+        "5a2b3fa7-3e5d-4a3d-8c8a-6e7f8091a2b3",
+    ];
+    let news = || {
+        ids.iter()
+            .enumerate()
+            .map(|(n, id)| {
+                let new = NewDelivery {
+                    id: Some(id.to_string()),
+                    ..new_delivery("b1")
+                };
+                // The second cannot be sent: logged as skipped.
+                (new, (n == 1).then(|| "no URL".to_string()))
+            })
+            .collect::<Vec<_>>()
+    };
+    let made = engine
+        .create_many(news(), vec![("done".into(), b"1".to_vec())])
+        .unwrap();
+    let got: Vec<(&str, bool, Status)> = made
+        .iter()
+        .map(|c| (c.delivery.id.as_str(), c.fresh, c.delivery.status))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ids[0], true, Status::Pending),
+            (ids[1], true, Status::Skipped),
+            (ids[2], true, Status::Pending)
+        ]
+    );
+    assert_eq!(kv.get("done").unwrap().as_deref(), Some(&b"1"[..]));
+    let (log, _) = engine.list(&LogScope::All, None, 10, |_| true).unwrap();
+    let listed: Vec<&str> = log.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(listed, [ids[2], ids[1], ids[0]], "newest first");
+    // Made again (a retried event): found, nothing new.
+    let again = engine.create_many(news(), Vec::new()).unwrap();
+    assert!(again.iter().all(|c| !c.fresh));
+    assert_eq!(
+        engine
+            .list(&LogScope::All, None, 10, |_| true)
+            .unwrap()
+            .0
+            .len(),
+        3
+    );
+    // Their request died before sending them: the sweep sends the two pending, once.
+    clock.advance(Duration::from_secs(120));
+    let sweep = engine.retry_due(Duration::from_secs(25)).unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (2, 2));
+    clock.advance(Duration::from_secs(600));
+    assert_eq!(
+        engine.retry_due(Duration::from_secs(25)).unwrap().attempted,
+        0
+    );
+    assert_eq!(rx.requests(), 2);
+}
+
+/// A postback's step entry put in the outbox (as `funnelhooks_dialogs::handoff` does), for
+/// delivery `id`, in the minute `minutes` from now.
+fn hand_off(kv: &MemoryKv, clock: &FakeClock, id: &str, minutes: i64) {
+    let minute = clock.now().0.div_euclid(60_000) + minutes;
+    let entry = format!(r#"{{"id":"{id}","botId":"b1","chatId":1227280,"stepId":"s1"}}"#);
+    funnelhooks_store::due_in_minute(kv, minute)
+        .add(&entry)
+        .unwrap();
+}
+
+#[test]
+fn a_delivery_whose_step_entry_waits_in_the_outbox_writes_no_entry_of_its_own_and_is_sent_once() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    let made = |id: &str| NewDelivery {
+        id: Some(id.to_string()),
+        in_outbox: true,
+        ..new_delivery("b1")
+    };
+    let (sent_id, died_id) = (
+        "0b7c8a52-8f0e-4b8e-9d35-1f2a3b4c5d6e",
+        "1c8d9b63-9a1f-4c9f-8e46-2a3b4c5d6e7f",
+    );
+    // Created by the chain and attempted at once; created, and the host died before its
+    // attempt.
+    hand_off(&kv, &clock, sent_id, 2);
+    hand_off(&kv, &clock, died_id, 2);
+    let sent = engine.create(made(sent_id), None).unwrap();
+    engine.run(sent, Attempts::FirstOnly).unwrap();
+    engine.create(made(died_id), None).unwrap();
+    let entries = |kv: &MemoryKv| kv.keys().iter().filter(|k| k.starts_with("due:")).count();
+    // Two entries and their minute's counter: none of the deliveries' own.
+    assert_eq!(entries(&kv), 3, "{:?}", kv.keys());
+    assert_eq!(rx.requests(), 1);
+    // The sweep takes the entries for their deliveries once their minute has come: the one
+    // attempted is left alone, the other sent; a later sweep sends nothing more.
+    let mut resolve = |entry: &str| {
+        let id = serde_json::from_str::<serde_json::Value>(entry).unwrap()["id"]
+            .as_str()
+            .map(str::to_string);
+        Ok(id)
+    };
+    let early = engine
+        .retry_due_resolving(Duration::from_secs(25), "scheduler", &mut resolve)
+        .unwrap();
+    assert_eq!(
+        (early.attempted, rx.requests()),
+        (0, 1),
+        "not before its minute"
+    );
+    clock.advance(Duration::from_secs(180));
+    let sweep = engine
+        .retry_due_resolving(Duration::from_secs(25), "scheduler", &mut resolve)
+        .unwrap();
+    assert_eq!((sweep.attempted, sweep.delivered), (1, 1));
+    assert_eq!(rx.requests(), 2);
+    let died = engine.get(died_id).unwrap().unwrap();
+    assert_eq!((died.status, died.attempts.len()), (Status::Delivered, 1));
+    clock.advance(Duration::from_secs(600));
+    let again = engine
+        .retry_due_resolving(Duration::from_secs(25), "scheduler", &mut resolve)
+        .unwrap();
+    assert_eq!((again.attempted, rx.requests()), (0, 2), "sent once");
+}
+
+#[test]
+fn a_step_entry_whose_move_never_landed_is_dropped_by_the_sweep() {
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    hand_off(&kv, &clock, "2d9e0c74-0b2a-4d0a-9f57-3b4c5d6e7f80", 1);
+    clock.advance(Duration::from_secs(180));
+    let sweep = engine
+        .retry_due_resolving(Duration::from_secs(25), "scheduler", &mut |_| Ok(None))
+        .unwrap();
+    assert_eq!((sweep.attempted, rx.requests()), (0, 0));
+    let left: Vec<String> = kv
+        .keys()
+        .into_iter()
+        .filter(|k| k.split(':').count() == 3 && !k.ends_with(":n"))
+        .filter(|k| k.starts_with("due:"))
+        .collect();
+    assert!(left.is_empty(), "the entry is gone: {left:?}");
+}
+
+#[test]
 fn a_held_delivery_whose_request_died_is_sent_by_a_sweep_after_the_hold() {
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);

@@ -3,13 +3,21 @@
 //! step's delivery will have; the dialog change records that id when the move happens
 //! ([`crate::Dialog::step_deliveries`]), in the same write. After answering, update-dialog
 //! asks send-webhook (by Spin's local chaining) to deliver; send-webhook creates the delivery
-//! under that id (so creating it twice creates it once) and removes the handoff. A handoff
-//! still there a minute later means the chain never got that far (a crash, an overloaded
-//! host, a store failure): the retry sweep delivers it then if the dialog recorded the entry,
-//! and drops it if the move never landed. So no step entry is lost, and none is sent twice.
+//! under that id (so creating it twice creates it once) and makes its first attempt.
 //!
-//! Keys: `handoffs:n` / `handoffs:{slot}` (an [`Index`] of [`StepEntry`] JSON, oldest first)
-//! and `handoffs:cursor` (every slot up to it is handled).
+//! The handoff is the step entry's JSON put straight into the delivery outbox, due in the
+//! minute after [`HANDOFF_GRACE_MS`] has passed (`due:{minute}:{slot}`, see
+//! [`funnelhooks_store::due_in_minute`]): it stands for the delivery's own outbox entry, so
+//! the delivery writes none, and nothing is removed when the chain did its work. When the
+//! sweep reaches it, a delivery that was made and attempted is left alone; one the chain
+//! never got to (a crash, an overloaded host, a store failure) is created and sent then if
+//! the dialog recorded the entry, and dropped if the move never landed. So no step entry is
+//! lost, and none is sent twice. Two writes (a slot, its entry) per handoff, where a list of
+//! its own and the delivery's outbox entry cost four before (#30).
+//!
+//! Before #30 handoffs had a list of their own: `handoffs:n` / `handoffs:{slot}` (an
+//! [`Index`] of [`StepEntry`] JSON, oldest first) and `handoffs:cursor` (every slot up to it
+//! is handled); the sweep still delivers what an older version left there.
 
 use funnelhooks_store::{Index, Kv, Records};
 use serde::{Deserialize, Serialize};
@@ -28,7 +36,8 @@ const CURSOR: &str = "handoffs:cursor";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StepEntry {
-    /// The id its delivery gets (empty in handoffs written before entries had one).
+    /// The id its delivery gets (empty in handoffs written before entries had one). First:
+    /// the outbox reads it from the entry's text without a JSON parser.
     #[serde(default)]
     pub id: String,
     /// The bot.
@@ -53,8 +62,12 @@ pub struct StepReached {
     /// The entry.
     #[serde(flatten)]
     pub entry: StepEntry,
-    /// The handoff recorded for it, if recording it worked.
+    /// Its slot in the handoff list of versions before #30, which is cleared once its
+    /// delivery exists.
     pub handoff: Option<u64>,
+    /// Its handoff waits in the outbox: its delivery writes no outbox entry of its own.
+    #[serde(default)]
+    pub in_outbox: bool,
 }
 
 /// The step entries awaiting delivery, in the store (`Repo::handoffs`).
@@ -72,7 +85,7 @@ impl<'a> Handoffs<'a> {
         Index::new(self.kv, "handoffs".into())
     }
 
-    /// Records a step entry before the postback answers; returns its slot.
+    /// Records a step entry in the handoff list as versions before #30 did; returns its slot.
     pub fn hand_off(&self, entry: &StepEntry) -> Result<u64, Error> {
         let text = serde_json::to_string(entry).unwrap_or_default();
         Ok(self.handoffs().add(&text)?)
@@ -95,8 +108,16 @@ impl<'a> Handoffs<'a> {
             at_ms: now.0,
             fields,
         };
-        let handoff = Some(self.hand_off(&entry)?);
-        Ok(StepReached { entry, handoff })
+        // The minute after the grace period: the sweep never takes an entry the chain may
+        // still be delivering.
+        let minute = (now.0 + HANDOFF_GRACE_MS).div_euclid(60_000) + 1;
+        let text = serde_json::to_string(&entry).unwrap_or_default();
+        funnelhooks_store::due_in_minute(self.kv, minute).add(&text)?;
+        Ok(StepReached {
+            entry,
+            handoff: None,
+            in_outbox: true,
+        })
     }
 
     /// The step entry's delivery is in the log: the handoff is done.

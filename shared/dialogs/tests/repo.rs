@@ -58,6 +58,20 @@ fn get(
     )
 }
 
+/// The step entries postbacks handed off, waiting in the delivery outbox
+/// (`funnelhooks_dialogs::handoff`), with the Unix minute each is due in.
+fn handed_off(kv: &MemoryKv) -> Vec<(i64, funnelhooks_dialogs::handoff::StepEntry)> {
+    kv.keys()
+        .iter()
+        .filter(|k| k.starts_with("due:") && k.split(':').count() == 3 && !k.ends_with(":n"))
+        .filter_map(|k| {
+            let minute = k.split(':').nth(1)?.parse().ok()?;
+            let entry = serde_json::from_slice(&kv.get(k).ok()??).ok()?;
+            Some((minute, entry))
+        })
+        .collect()
+}
+
 fn stores() -> [(&'static str, MemoryKv); 4] {
     [
         ("SQLite", MemoryKv::with(Semantics::Sqlite)),
@@ -512,12 +526,13 @@ fn a_move_into_a_webhook_step_is_handed_off_before_the_dialog_changes_and_record
     let update = from_request(&query, None, b"").unwrap();
     let failed = Repo::new(&failing).postback(&bot.link, update, NOW, &DialogLimits::default);
     assert_eq!(failed.unwrap_err().kind, Kind::Unavailable);
-    let later = Timestamp(NOW.0 + HANDOFF_GRACE_MS + 1);
-    let stale = Repo::new(&failing.0)
-        .handoffs()
-        .stale_handoffs(later, 10)
-        .unwrap();
-    assert_eq!(stale.len(), 1, "the sweep will look at it");
+    let waiting = handed_off(&failing.0);
+    assert_eq!(waiting.len(), 1, "the sweep will look at it");
+    let (minute, entry) = &waiting[0];
+    assert!(
+        minute * 60_000 >= entry.at_ms + HANDOFF_GRACE_MS,
+        "not before the chain's grace period is over"
+    );
     let record = Repo::new(&failing.0).bot(&bot.id).unwrap();
     assert_eq!(
         Repo::new(&failing.0).dialog(&record, 5).unwrap_err().kind,
@@ -1135,12 +1150,7 @@ fn a_repeat_postback_into_the_current_webhook_step_writes_no_handoff_and_a_move_
     repo.put_step(&bot.id, webhook_step, input, NOW).unwrap();
     let into = format!("chatId=5&stepId={webhook_step}");
     assert!(get(&kv, &bot.link, &into).unwrap().step_entry.is_some());
-    let handoffs = |kv: &MemoryKv| {
-        kv.keys()
-            .iter()
-            .filter(|k| k.starts_with("handoffs:"))
-            .count()
-    };
+    let handoffs = |kv: &MemoryKv| handed_off(kv).len();
     let before = handoffs(&kv);
     // The tracker sends the same postback again, and again with a field: nothing entered,
     // no handoff written.

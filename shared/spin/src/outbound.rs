@@ -74,8 +74,10 @@ fn refused_by_host(addr: &str) -> bool {
         timeout: Duration::from_secs(2),
     };
     let mut refused = false;
-    send_batch(std::slice::from_ref(&probe), &mut |_, sent| {
-        refused = matches!(&sent.result, Err(SendFailure::Network(m)) if m == PROHIBITED);
+    send_batch(std::slice::from_ref(&probe), &mut |round| {
+        refused = round.iter().any(
+            |(_, sent)| matches!(&sent.result, Err(SendFailure::Network(m)) if m == PROHIBITED),
+        );
     });
     refused
 }
@@ -470,25 +472,33 @@ impl Sender for SpinSender {
             timeout,
         };
         let mut result = Err(network("the request was not sent"));
-        self.send_each(std::slice::from_ref(&one), &mut |_, sent| {
-            result = sent.result
+        self.send_each(std::slice::from_ref(&one), &mut |mut round| {
+            if let Some((_, sent)) = round.pop() {
+                result = sent.result;
+            }
         });
         result
     }
 
     /// Starts every request, then waits on all of them at once with `wasi:io/poll`: the
-    /// batch takes as long as its slowest receiver, not the sum, and each request is
-    /// reported as it ends. Requests to host names wait for the [`Guard`].
-    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
+    /// batch takes as long as its slowest receiver, not the sum, and the requests are
+    /// reported as they end (those that ended together at once). Requests to host names
+    /// wait for the [`Guard`].
+    fn send_each(&self, batch: &[Outgoing<'_>], done: &mut dyn FnMut(Vec<(usize, Sent)>)) {
         let started = Instant::now();
         let (allowed, refused): (Vec<usize>, Vec<usize>) =
             (0..batch.len()).partition(|&i| self.guard.allows(batch[i].request));
-        for &i in &refused {
-            let sent = Sent {
-                result: Err(network(UNGUARDED)),
-                elapsed: started.elapsed(),
-            };
-            done(i, sent);
+        if !refused.is_empty() {
+            let elapsed = started.elapsed();
+            done(
+                refused
+                    .iter()
+                    .map(|&i| {
+                        let result = Err(network(UNGUARDED));
+                        (i, Sent { result, elapsed })
+                    })
+                    .collect(),
+            );
         }
         let cleared: Vec<Outgoing<'_>> = allowed
             .iter()
@@ -498,13 +508,16 @@ impl Sender for SpinSender {
                 timeout: batch[i].timeout,
             })
             .collect();
-        send_batch(&cleared, &mut |k, sent| done(allowed[k], sent));
+        send_batch(&cleared, &mut |round| {
+            done(round.into_iter().map(|(k, s)| (allowed[k], s)).collect())
+        });
     }
 }
 
 /// Starts every request of `batch`, then polls them together, each until it is answered or
-/// its deadline (start plus its timeout) comes, and hands each to `done` as it ends.
-fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
+/// its deadline (start plus its timeout) comes, and hands those that ended to `done` after
+/// each poll.
+fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(Vec<(usize, Sent)>)) {
     let started = Instant::now();
     let origin = monotonic_clock::now();
     let deadlines: Vec<u64> = batch
@@ -520,6 +533,7 @@ fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
         .collect();
     let mut reported = vec![false; batch.len()];
     loop {
+        let mut round = Vec::new();
         for (i, state) in states.iter_mut().enumerate() {
             if reported[i] {
                 continue;
@@ -531,8 +545,11 @@ fn send_batch(batch: &[Outgoing<'_>], done: &mut dyn FnMut(usize, Sent)) {
                 else {
                     continue;
                 };
-                done(i, Sent { result, elapsed });
+                round.push((i, Sent { result, elapsed }));
             }
+        }
+        if !round.is_empty() {
+            done(round);
         }
         let waiting: Vec<(usize, Pollable)> = states
             .iter()

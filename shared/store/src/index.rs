@@ -55,6 +55,21 @@ impl<'a> Index<'a> {
             .map_err(|_| StoreError::Backend(format!("{} went negative", self.counter_key())))
     }
 
+    /// `n` new slots in a row, their entries not written yet: the first of them (see
+    /// [`Index::reserve`]). One round trip however many.
+    pub fn reserve_many(&self, n: u64) -> Result<u64, StoreError> {
+        let last = self.kv.increment(&self.counter_key(), n as i64)?;
+        u64::try_from(last)
+            .ok()
+            .and_then(|last| (last + 1).checked_sub(n))
+            .ok_or_else(|| StoreError::Backend(format!("{} went negative", self.counter_key())))
+    }
+
+    /// What its keys start with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// Removes the entry in `slot`.
     pub fn remove(&self, slot: u64) -> Result<(), StoreError> {
         self.kv.delete(&self.slot_key(slot))
@@ -151,4 +166,11 @@ impl<'a> Index<'a> {
         }
         self.kv.delete(&self.counter_key())
     }
+}
+
+/// The outbox's entries due in Unix minute `minute` (`due:{minute}:n`, `due:{minute}:{slot}`):
+/// each a delivery's id, or a step entry a postback handed off (JSON, starting with `{`),
+/// which the sweep turns into its delivery.
+pub fn due_in_minute(kv: &dyn Kv, minute: i64) -> Index<'_> {
+    Index::new(kv, format!("due:{minute}"))
 }

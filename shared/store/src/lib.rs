@@ -11,7 +11,7 @@ mod ops;
 mod records;
 
 pub use cleanup::{Cleanup, CleanupRun, Jobs, Listed};
-pub use index::{Index, IndexPage};
+pub use index::{Index, IndexPage, due_in_minute};
 pub use memory::{Interleaved, MemoryKv, Semantics, next_random};
 pub use ops::{MAX_REMEMBERED, MAX_REMEMBERED_REPEATABLE, OpId, strip_ops};
 pub use records::{Modified, Records, Seen};
