@@ -136,27 +136,30 @@ class Receiver:
             writer.close()
 
 
-# Each request a new number (a new chat, a new call), unique across wrk's threads.
+# Each request a new number (a new chat, a new call), unique across wrk's threads and runs
+# (BASE: the run's own range).
 UNIQUE = """
-local n, tid = 0, 0
+local n, tid = BASE, 0
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function init(args) tid = wrk.thread:get("tid") end
 function request()
   n = n + 1
-  local path = wrk.path:gsub("{n}", tostring(tid * 10000000 + n))
+  local path = wrk.path:gsub("{n}", tostring(tid * 1000000000 + n))
   return wrk.format(METHOD, path)
 end
 """
 
 
-def delivering(rx, url, per_request, tmp, method="GET", sweep=None):
+def delivering(rx, url, per_request, tmp, method="GET", sweep=None, explain=None):
     """Drives `url` (each request `per_request` deliveries) with wrk; returns deliveries per
     second until the receiver had them all, and the requests' p99 in ms. `sweep` is called
     every 10 s while waiting, as a scheduler calls the retry sweep (a chain that timed out on
     a starved host leaves its delivery to the sweep)."""
+    delivering.runs = getattr(delivering, "runs", 0) + 1
     script = os.path.join(tmp, f"unique-{method}.lua")
-    open(script, "w").write(UNIQUE.replace("METHOD", f'"{method}"'))
+    base = str(delivering.runs * 1_000_000)
+    open(script, "w").write(UNIQUE.replace("METHOD", f'"{method}"').replace("BASE", base))
     before, started = rx.count, time.monotonic()
     requests, p99 = wrk(url, script)
     expected = before + requests * per_request
@@ -168,6 +171,8 @@ def delivering(rx, url, per_request, tmp, method="GET", sweep=None):
             sweep()
             next_sweep = time.monotonic() + 10
     if rx.count < expected:
+        if explain:
+            explain()
         sys.exit(f"{url}: {rx.count - before} of {requests * per_request} deliveries arrived")
     return (rx.count - before) / (rx.last - started), p99
 
@@ -201,10 +206,27 @@ def delivery_floors(tmp, floor_dir):
                            HOOKS, "POST"),
         }
         sweep = lambda: admin(pport, "/api/deliveries/retry-due", {})
+
+        def explain():
+            """What became of the deliveries that did not arrive: counts by status and error."""
+            for status in ("pending", "retrying", "failed", "skipped"):
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{pport}/api/deliveries?status={status}&limit=200",
+                    headers={"authorization": f"Bearer {TOKEN}"})
+                items = json.loads(urllib.request.urlopen(req).read())["items"]
+                errors = {}
+                for d in items:
+                    last = (d.get("attempts") or [{}])[-1]
+                    why = d.get("error") or last.get("error") or str(last.get("status"))
+                    errors[why] = errors.get(why, 0) + 1
+                print(f"{status}: {len(items)} (of the newest 200) {errors}", file=sys.stderr)
+            health = urllib.request.urlopen(f"http://127.0.0.1:{pport}/api/health").read()
+            print(health.decode()[:600], file=sys.stderr)
+
         runs = {name: [] for name in targets}
         for _ in range(ROUNDS):
             for name, (url, per, method) in targets.items():
-                runs[name].append(delivering(rx, url, per, tmp, method, sweep))
+                runs[name].append(delivering(rx, url, per, tmp, method, sweep, explain))
     finally:
         for proc in procs:
             stop(proc)

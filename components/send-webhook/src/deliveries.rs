@@ -290,9 +290,17 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
 /// later from an outbox entry of its own, so that two sweeps making it at once both write it
 /// long before either takes it.
 fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<String>, StoreError> {
-    let Ok(entry) = serde_json::from_str::<StepEntry>(text) else {
-        dropped("unreadable", "the outbox entry is not a step entry");
-        return Ok(None);
+    // Every entry in the outbox has its delivery's id (only those of the list before #30 may
+    // lack one): without it two sweeps would each make a delivery of their own.
+    let entry = match serde_json::from_str::<StepEntry>(text) {
+        Ok(entry) if funnelhooks_core::is_uuid(&entry.id) => entry,
+        _ => {
+            dropped(
+                "unreadable",
+                "the outbox entry is not a step entry with an id",
+            );
+            return Ok(None);
+        }
     };
     if let Some(d) = ctx.engine.get(&entry.id)? {
         return Ok(Some(d.id));
