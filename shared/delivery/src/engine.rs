@@ -623,15 +623,20 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     /// What follows a new delivery's write: a skipped one is logged, and its owner's log,
     /// past its bound, drops its oldest.
     fn created(&self, delivery: &Delivery) -> Result<(), StoreError> {
-        if delivery.status == Status::Skipped {
-            delivery.log("skipped");
-            self.tally.count(delivery);
-        }
+        self.log_skipped(delivery);
         let owner_slot = delivery.slots.1;
         if owner_slot > MAX_DELIVERIES_PER_OWNER {
             self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
         }
         Ok(())
+    }
+
+    /// A new delivery that is skipped is logged and counted.
+    fn log_skipped(&self, delivery: &Delivery) {
+        if delivery.status == Status::Skipped {
+            delivery.log("skipped");
+            self.tally.count(delivery);
+        }
     }
 
     /// Drops the delivery in `slot` of its owner's log, unless it is still pending or
@@ -658,10 +663,19 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         Ok(true)
     }
 
+    /// Drops a delivery: its record, then its places in its owner's log and in the log, in
+    /// one round trip where the host can.
     fn forget(&self, d: &Delivery) -> Result<(), StoreError> {
-        self.kv.delete(&key(&d.id))?;
-        self.owner_index(&d.owner).remove(d.slots.1)?;
-        self.all().remove(d.slots.0)
+        self.kv.delete_many(&self.keys_of(d))
+    }
+
+    /// A delivery's keys: its record, its places in its owner's log and in the log.
+    fn keys_of(&self, d: &Delivery) -> [String; 3] {
+        [
+            key(&d.id),
+            self.owner_index(&d.owner).slot_key(d.slots.1),
+            self.all().slot_key(d.slots.0),
+        ]
     }
 
     /// A delivery by id.
@@ -1604,14 +1618,61 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
         if !entries.is_empty() {
             self.kv.set_many(&entries)?;
         }
+        // Owners' logs past their bound drop their oldest, all in a few round trips.
+        let mut beyond = Vec::new();
         for (i, delivery) in fresh {
-            self.created(&delivery)?;
+            self.log_skipped(&delivery);
+            if let Some(old) = delivery.slots.1.checked_sub(MAX_DELIVERIES_PER_OWNER)
+                && old > 0
+            {
+                beyond.push((self.owner_index(&delivery.owner), old));
+            }
             out[i] = Some(Created {
                 delivery,
                 fresh: true,
             });
         }
+        self.evict_many(&beyond)?;
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// [`Engine::evict`] for several places in owners' logs: their entries read in one round
+    /// trip, their deliveries in one, and every key of those that ended (or an entry whose
+    /// delivery is gone) removed in one.
+    fn evict_many(&self, places: &[(Index<'_>, u64)]) -> Result<(), StoreError> {
+        if places.is_empty() {
+            return Ok(());
+        }
+        let slot_keys: Vec<String> = places.iter().map(|(i, s)| i.slot_key(*s)).collect();
+        let asked: Vec<&str> = slot_keys.iter().map(String::as_str).collect();
+        let ids: Vec<Option<String>> = self
+            .kv
+            .get_many(&asked)?
+            .into_iter()
+            .map(|v| v.and_then(|b| String::from_utf8(b).ok()))
+            .collect();
+        let record_keys: Vec<String> = ids.iter().flatten().map(|id| key(id)).collect();
+        let asked: Vec<&str> = record_keys.iter().map(String::as_str).collect();
+        let mut records = asked.iter().zip(self.kv.get_many(&asked)?);
+        let mut gone = Vec::new();
+        for (slot_key, id) in slot_keys.into_iter().zip(&ids) {
+            if id.is_none() {
+                continue;
+            }
+            let Some((k, bytes)) = records.next() else {
+                break;
+            };
+            match Records::parse::<Delivery>(k, bytes)? {
+                // Pending or retrying: dropped when it ends.
+                Some(old) if !old.is_final() => {}
+                Some(old) => gone.extend(self.keys_of(&old)),
+                None => gone.push(slot_key),
+            }
+        }
+        if gone.is_empty() {
+            return Ok(());
+        }
+        self.kv.delete_many(&gone)
     }
 
     /// Reads the states of `steps_or_hooks` not known (freshly) yet, in one round trip.

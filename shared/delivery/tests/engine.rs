@@ -396,6 +396,53 @@ fn each_bot_keeps_its_newest_ten_thousand_deliveries_whatever_other_bots_send() 
 }
 
 #[test]
+fn deliveries_made_together_keep_their_owners_newest_ten_thousand_and_spare_the_waiting() {
+    use funnelhooks_delivery::log::MAX_DELIVERIES_PER_OWNER;
+    let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
+    let engine = Engine::new(&kv, &rx, &clock);
+    // The oldest is still waiting for its attempt; the next two ended.
+    let waiting = engine.create(new_delivery("b1"), None).unwrap();
+    let ended: Vec<Delivery> = (0..2)
+        .map(|_| {
+            engine
+                .create(new_delivery("b1"), Some("skip".into()))
+                .unwrap()
+        })
+        .collect();
+    let batch = || {
+        (0..10)
+            .map(|_| (new_delivery("b1"), Some("skip".to_string())))
+            .collect::<Vec<_>>()
+    };
+    let mut made = 3;
+    while made < MAX_DELIVERIES_PER_OWNER + 2 {
+        made += engine.create_many(batch(), Vec::new()).unwrap().len() as u64;
+    }
+    assert!(engine.get(&waiting.id).unwrap().is_some(), "waiting: kept");
+    assert!(
+        engine.get(&ended[0].id).unwrap().is_none(),
+        "ended: dropped"
+    );
+    assert!(engine.get(&ended[1].id).unwrap().is_none());
+    let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count() as u64;
+    assert_eq!(
+        records,
+        MAX_DELIVERIES_PER_OWNER + 1,
+        "the newest and the waiting one"
+    );
+    let log_entries = kv
+        .keys()
+        .iter()
+        .filter(|k| k.starts_with("dlvs:bot:b1:") && !k.ends_with(":n"))
+        .count() as u64;
+    assert_eq!(
+        log_entries,
+        MAX_DELIVERIES_PER_OWNER + 1,
+        "their places went with them"
+    );
+}
+
+#[test]
 fn a_retrying_delivery_outlives_ten_thousand_newer_ones_and_is_retried() {
     use funnelhooks_delivery::log::MAX_DELIVERIES_PER_OWNER;
     let (kv, clock) = (MemoryKv::new(), FakeClock::new());

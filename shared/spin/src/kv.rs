@@ -114,6 +114,9 @@ mod imp {
         fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
             batch::set_many(&self.0.0, pairs).map_err(backend)
         }
+        fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+            batch::delete_many(&self.0.0, keys).map_err(backend)
+        }
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
             self.0.get(key)
         }

@@ -211,17 +211,13 @@ async fn management_reads_cost_a_pinned_number_of_store_round_trips() {
     assert_eq!(read_dialog.total(), 2, "{read_dialog}");
 }
 
-/// One call event to a service with `hooks` hooks on a loopback receiver, answered and every
-/// delivery made: its store operations.
-async fn call_event_ops(hooks: usize) -> OpSnapshot {
-    let (app, _server, client) = serve(
-        real_app()
-            .variable("allow_loopback_webhooks", "true")
-            .variable("auto_sweep", "false"),
-    )
-    .await;
-    let admin = Admin::new(&client);
-    let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
+/// A call-tracking service with `hooks` call-start hooks to `rx`: the path of a call event
+/// (call 1) to it.
+async fn service_with_hooks(
+    admin: &Admin,
+    rx: &funnelhooks_testhost::Receiver,
+    hooks: usize,
+) -> String {
     let service = admin
         .call("POST", "/api/calls/services", Some(json!({"name": "n"})))
         .await
@@ -233,19 +229,27 @@ async fn call_event_ops(hooks: usize) -> OpSnapshot {
     for _ in 0..hooks {
         let hook = json!({"protocol": "http", "host": "127.0.0.1", "port": rx.port(),
                           "path": "/c", "event": "start"});
-        let reply = admin
-            .call(
-                "POST",
-                &format!("/api/calls/services/{id}/hooks"),
-                Some(hook),
-            )
-            .await;
+        let path = format!("/api/calls/services/{id}/hooks");
+        let reply = admin.call("POST", &path, Some(hook)).await;
         assert_eq!(reply.status, 201, "{}", reply.text());
     }
-    let path =
-        format!("/api/calls/services/{id}/events?key={key}&id=1&hook_event=Call+is+processing");
+    format!("/api/calls/services/{id}/events?key={key}&id=1&hook_event=Call+is+processing")
+}
+
+/// One call event to a service with `hooks` hooks on a loopback receiver, answered and every
+/// delivery made: its store operations.
+async fn call_event_ops(hooks: usize) -> OpSnapshot {
+    let (app, _server, client) = serve(
+        real_app()
+            .variable("allow_loopback_webhooks", "true")
+            .variable("auto_sweep", "false"),
+    )
+    .await;
+    let admin = Admin::new(&client);
+    let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
+    let event = service_with_hooks(&admin, &rx, hooks).await;
     let before = app.kv().ops();
-    let reply = client.send("POST", &path, &[], "").await.unwrap();
+    let reply = client.send("POST", &event, &[], "").await.unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
     // The hooks are sent after the answer: counted once the handler is done.
     app.idle().await;
@@ -299,20 +303,7 @@ async fn a_retry_made_by_the_sweep_costs_a_pinned_number_of_store_round_trips() 
     let admin = Admin::new(&client);
     let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
     rx.script([funnelhooks_testhost::Answer::new(503, "busy")]);
-    let service = admin
-        .call("POST", "/api/calls/services", Some(json!({"name": "n"})))
-        .await
-        .json();
-    let (id, key) = (
-        service["id"].as_str().unwrap(),
-        service["ingestKey"].as_str().unwrap(),
-    );
-    let hook = json!({"protocol": "http", "host": "127.0.0.1", "port": rx.port(),
-                      "path": "/c", "event": "start"});
-    let path = format!("/api/calls/services/{id}/hooks");
-    assert_eq!(admin.call("POST", &path, Some(hook)).await.status, 201);
-    let event =
-        format!("/api/calls/services/{id}/events?key={key}&id=1&hook_event=Call+is+processing");
+    let event = service_with_hooks(&admin, &rx, 1).await;
     assert_eq!(
         client.send("POST", &event, &[], "").await.unwrap().status,
         200
@@ -321,7 +312,7 @@ async fn a_retry_made_by_the_sweep_costs_a_pinned_number_of_store_round_trips() 
     assert_eq!(rx.received().len(), 1, "the first attempt, answered 503");
     // A sweep just before the retry is due, a minute before the one that makes it: what
     // the second walks is the same whatever the second of the minute.
-    let list = admin.get(&format!("/api/deliveries?serviceId={id}")).await;
+    let list = admin.get("/api/deliveries").await;
     let next =
         funnelhooks_core::Timestamp::parse_iso(list["items"][0]["nextAttemptAt"].as_str().unwrap())
             .unwrap();
