@@ -272,7 +272,7 @@ async fn a_call_event_costs_a_pinned_number_of_store_round_trips_per_hook() {
     // transaction); after the answer the attempts that end together are written together
     // (how many end together depends on the receiver: at most one write per hook), and the
     // metrics counter of their outcomes once (all delivered: one increment). Before #30 each
-    // hook cost 7 round trips more, 5 of them writes: 10 hooks, 77.
+    // hook cost 7 round trips more, 5 of them writes: 10 hooks, 78.
     assert_eq!(one.total(), 13, "{one}");
     let reads = |o: &OpSnapshot| o.get + o.get_many;
     let writes = |o: &OpSnapshot| o.set + o.set_many;
