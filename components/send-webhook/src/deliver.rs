@@ -41,7 +41,7 @@ pub(crate) enum Purpose {
 pub(crate) struct Answering<'e> {
     id: &'e str,
     handoff: Option<u64>,
-    in_outbox: bool,
+    in_outbox: Option<&'e str>,
 }
 
 /// Builds and sends the step's webhook for the dialog; returns the logged delivery. When it
@@ -71,7 +71,7 @@ pub(crate) fn deliver(
     };
     let mut new = NewDelivery::new(owner, &config.options);
     new.id = entry.as_ref().map(|e| e.id.to_string());
-    new.in_outbox = entry.as_ref().is_some_and(|e| e.in_outbox);
+    new.in_outbox = entry.as_ref().and_then(|e| e.in_outbox.map(str::to_string));
     // Queued: the sweep that found the entry sends it, within its own time budget.
     if let Sending::Queue(after) = sending {
         new.first_attempt_after = Some(after);
@@ -165,7 +165,7 @@ pub(crate) fn deliver_entry(
     let answering = (!entry.id.is_empty()).then_some(Answering {
         id: &entry.id,
         handoff: reached.handoff,
-        in_outbox: reached.in_outbox,
+        in_outbox: reached.in_outbox.as_deref(),
     });
     if matches!(sending, Sending::Queue(_))
         && !entry.id.is_empty()

@@ -223,7 +223,7 @@ pub(crate) fn replay(ctx: &Ctx) -> Result<Response, Error> {
         max_attempts: old.max_attempts,
         timeout_ms: old.timeout_ms,
         first_attempt_after: None,
-        in_outbox: false,
+        in_outbox: None,
     };
     let created = ctx.engine.create(new, None)?;
     let done = ctx.engine.run(created, Attempts::WithQuickRetries)?;
@@ -269,7 +269,7 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
         let reached = StepReached {
             entry,
             handoff: Some(slot),
-            in_outbox: false,
+            in_outbox: None,
         };
         match deliver_entry(ctx, &reached, Sending::Queue(Duration::ZERO)) {
             Ok(Handled::Delivered(_)) => recovered += 1,
@@ -284,11 +284,11 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
 
 /// What the sweep does with a postback's step entry found in the outbox
 /// ([`funnelhooks_delivery::Engine::retry_due_resolving`]): its delivery's id when the
-/// delivery exists (sent if due). `None` when there is nothing to send now: the move never
-/// landed, its bot or step is gone or no longer sends webhooks, the entry cannot be read, or
-/// the chain never made the delivery, which is made now (counted in `made`) and sent a lease
-/// later from an outbox entry of its own, so that two sweeps making it at once both write it
-/// long before either takes it.
+/// delivery exists (sent if due, else given an entry at its due time). One the chain never
+/// made is made now (counted in `made`), due a lease later, so that two sweeps making it at
+/// once both write it long before either takes it. `None` when there is nothing to send: the
+/// move never landed, its bot or step is gone or no longer sends webhooks, or the entry
+/// cannot be read (logged).
 fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<String>, StoreError> {
     // Every entry in the outbox has its delivery's id (only those of the list before #30 may
     // lack one): without it two sweeps would each make a delivery of their own.
@@ -308,12 +308,14 @@ fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<Strin
     let reached = StepReached {
         entry,
         handoff: None,
-        in_outbox: false,
+        in_outbox: None,
     };
     match deliver_entry(ctx, &reached, Sending::Queue(LEASE)) {
-        Ok(Handled::Delivered(_)) => {
+        // Made now with an entry of its own, or by the chain just before (with none): the
+        // sweep gives it one at its due time either way, and sends it then.
+        Ok(Handled::Delivered(d)) => {
             *made += 1;
-            Ok(None)
+            Ok(Some(d.id))
         }
         Ok(Handled::NeverHappened) => Ok(None),
         // The store is failing: the entry stays for the next sweep.

@@ -185,10 +185,10 @@ pub struct NewDelivery {
     /// When the sweep makes the first attempt: this long after creation. `None`: the caller
     /// makes it now, and the sweep makes it after [`LEASE`] if the caller died first.
     pub first_attempt_after: Option<Duration>,
-    /// Its step entry waits in the outbox already (a postback's handoff, see
-    /// [`crate::outbox`]): it stands for the delivery's own outbox entry, which is not
-    /// written.
-    pub in_outbox: bool,
+    /// The outbox key of its step entry, when one waits there already (a postback's
+    /// handoff, see [`crate::outbox`]): it stands for the delivery's own outbox entry, which
+    /// is not written.
+    pub in_outbox: Option<String>,
 }
 
 impl NewDelivery {
@@ -205,7 +205,7 @@ impl NewDelivery {
             timeout_ms: options.timeout_ms,
             signed: options.signing_secret.is_some(),
             first_attempt_after: None,
-            in_outbox: false,
+            in_outbox: None,
         }
     }
 }
@@ -251,7 +251,17 @@ impl NewDelivery {
             slots,
             held,
             recovered_by: None,
+            step_entry: self.in_outbox,
         }
+    }
+}
+
+/// Logs a failure to drop an owner's oldest delivery (it is dropped by a later one).
+fn retention_failed(e: &StoreError) {
+    if let Some(line) =
+        funnelhooks_core::log::line(funnelhooks_core::log::Level::Warn, "retention_failed")
+    {
+        line.str("detail", &e.to_string()).emit();
     }
 }
 
@@ -574,7 +584,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         // trip (one SQLite transaction where the store batches): outbox entry, log entries,
         // record, in that order where it writes one at a time.
         let mut entries = Vec::with_capacity(4);
-        if let Some(due) = next_attempt_at.filter(|_| !new.in_outbox) {
+        if let Some(due) = next_attempt_at.filter(|_| new.in_outbox.is_none()) {
             entries.push(self.schedule_entry(due, &id)?);
         }
         let (all, owner) = (self.all(), self.owner_index(&new.owner));
@@ -625,8 +635,11 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
     fn created(&self, delivery: &Delivery) -> Result<(), StoreError> {
         self.log_skipped(delivery);
         let owner_slot = delivery.slots.1;
-        if owner_slot > MAX_DELIVERIES_PER_OWNER {
-            self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)?;
+        // It is made: a store failing now leaves the oldest for the next one.
+        if owner_slot > MAX_DELIVERIES_PER_OWNER
+            && let Err(e) = self.evict(&delivery.owner, owner_slot - MAX_DELIVERIES_PER_OWNER)
+        {
+            retention_failed(&e);
         }
         Ok(())
     }
@@ -669,13 +682,16 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
         self.kv.delete_many(&self.keys_of(d))
     }
 
-    /// A delivery's keys: its record, its places in its owner's log and in the log.
-    fn keys_of(&self, d: &Delivery) -> [String; 3] {
-        [
+    /// A delivery's keys: its record, its places in its owner's log and in the log, and the
+    /// step entry that stood for its outbox entry.
+    fn keys_of(&self, d: &Delivery) -> Vec<String> {
+        let mut keys = vec![
             key(&d.id),
             self.owner_index(&d.owner).slot_key(d.slots.1),
             self.all().slot_key(d.slots.0),
-        ]
+        ];
+        keys.extend(d.step_entry.clone());
+        keys
     }
 
     /// A delivery by id.
@@ -979,12 +995,11 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
                 timeout: Duration::from_millis(deliveries[i].timeout_ms),
             })
             .collect();
+        // Every round is recorded, whatever failed before: its requests were sent.
         let mut failed = None;
         self.sender.send_each(&batch, &mut |round| {
-            if failed.is_none()
-                && let Err(e) = self.record_round(&mut deliveries, &due, at, round)
-            {
-                failed = Some(e);
+            if let Err(e) = self.record_round(&mut deliveries, &due, at, round) {
+                failed.get_or_insert(e);
             }
         });
         match failed {
@@ -1021,13 +1036,13 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             1 => self.kv.set(&records[0].0, &records[0].1)?,
             _ => self.kv.set_many(&records)?,
         }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        // Those written: how their steps or hooks are doing, the operator told of failures.
         for (i, end) in ended {
-            self.after_attempt(&deliveries[i], end)?;
+            if let Err(e) = self.after_attempt(&deliveries[i], end) {
+                failed.get_or_insert(e);
+            }
         }
-        Ok(())
+        failed.map_or(Ok(()), Err)
     }
 
     /// Logs an attempt that started at `at` and ended at `end` with `result`, decides what
@@ -1371,7 +1386,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: alerts::ALERT_TIMEOUT_MS,
             signed: true,
             first_attempt_after,
-            in_outbox: false,
+            in_outbox: None,
         }
     }
 
@@ -1469,7 +1484,7 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
             timeout_ms: d.timeout_ms,
             signed: d.signed || d.signing_secret.is_some(),
             first_attempt_after: Some(Duration::ZERO),
-            in_outbox: false,
+            in_outbox: None,
         };
         Ok(Some(self.create_once(new, None)?.delivery.id))
     }
@@ -1570,7 +1585,7 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
                 .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
             let admission = self.admit(&new, skip, now)?;
             let due = (admission.due)
-                .filter(|_| !new.in_outbox)
+                .filter(|_| new.in_outbox.is_none())
                 .map(|at| self.due_index(at));
             let (all, owner) = (self.all(), self.owner_index(&new.owner));
             making.push((i, new, id, admission, (due, all, owner)));
@@ -1632,7 +1647,10 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
                 fresh: true,
             });
         }
-        self.evict_many(&beyond)?;
+        // The deliveries are made: a store failing now leaves the oldest for the next one.
+        if let Err(e) = self.evict_many(&beyond) {
+            retention_failed(&e);
+        }
         Ok(out.into_iter().flatten().collect())
     }
 
@@ -1665,7 +1683,10 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
             match Records::parse::<Delivery>(k, bytes)? {
                 // Pending or retrying: dropped when it ends.
                 Some(old) if !old.is_final() => {}
-                Some(old) => gone.extend(self.keys_of(&old)),
+                Some(old) => {
+                    gone.extend(self.keys_of(&old));
+                    gone.push(slot_key);
+                }
                 None => gone.push(slot_key),
             }
         }

@@ -367,6 +367,11 @@ pub struct Delivery {
     /// The delivery a bulk recover made of this one (it is recovered once).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered_by: Option<String>,
+    /// The outbox key of the step entry a postback handed off for it, which stands for its
+    /// own outbox entry: dropped with it, so that the sweep never finds an entry whose
+    /// delivery retention removed (and makes it again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_entry: Option<String>,
 }
 
 /// The host a URL goes to (what log lines name instead of the URL, which can hold secrets).
@@ -600,6 +605,7 @@ mod tests {
             slots: (u64::MAX, u64::MAX),
             held: true,
             recovered_by: Some("r".repeat(36)),
+            step_entry: Some(format!("due:{}:{}", i64::MAX, u64::MAX)),
         };
         let bytes = serde_json::to_vec(&d).unwrap().len();
         println!("largest delivery record: {bytes} bytes");

@@ -402,13 +402,20 @@ fn deliveries_made_together_keep_their_owners_newest_ten_thousand_and_spare_the_
     let engine = Engine::new(&kv, &rx, &clock);
     // The oldest is still waiting for its attempt; the next two ended.
     let waiting = engine.create(new_delivery("b1"), None).unwrap();
-    let ended: Vec<Delivery> = (0..2)
-        .map(|_| {
-            engine
-                .create(new_delivery("b1"), Some("skip".into()))
-                .unwrap()
+    // The second ended one was a postback's step entry: its entry goes with it (the sweep
+    // must not find an entry whose delivery is gone, and make it again).
+    let entry = hand_off(&kv, &clock, "6b3c4d58-4f6e-4b4e-9d9b-7f8091a2b3c4", 2);
+    let ended: Vec<Delivery> = [None, Some(entry.clone())]
+        .into_iter()
+        .map(|in_outbox| {
+            let new = NewDelivery {
+                in_outbox,
+                ..new_delivery("b1")
+            };
+            engine.create(new, Some("skip".into())).unwrap()
         })
         .collect();
+    assert!(kv.get(&entry).unwrap().is_some());
     let batch = || {
         (0..10)
             .map(|_| (new_delivery("b1"), Some("skip".to_string())))
@@ -424,6 +431,10 @@ fn deliveries_made_together_keep_their_owners_newest_ten_thousand_and_spare_the_
         "ended: dropped"
     );
     assert!(engine.get(&ended[1].id).unwrap().is_none());
+    assert!(
+        kv.get(&entry).unwrap().is_none(),
+        "its step entry went with it"
+    );
     let records = kv.keys().iter().filter(|k| k.starts_with("dlv:")).count() as u64;
     assert_eq!(
         records,
@@ -628,22 +639,21 @@ fn deliveries_made_together_are_logged_in_order_sent_once_and_made_once() {
 }
 
 /// A postback's step entry put in the outbox (as `funnelhooks_dialogs::handoff` does), for
-/// delivery `id`, in the minute `minutes` from now.
-fn hand_off(kv: &MemoryKv, clock: &FakeClock, id: &str, minutes: i64) {
+/// delivery `id`, in the minute `minutes` from now: its key.
+fn hand_off(kv: &MemoryKv, clock: &FakeClock, id: &str, minutes: i64) -> String {
     let minute = clock.now().0.div_euclid(60_000) + minutes;
     let entry = format!(r#"{{"id":"{id}","botId":"b1","chatId":1227280,"stepId":"s1"}}"#);
-    funnelhooks_store::due_in_minute(kv, minute)
-        .add(&entry)
-        .unwrap();
+    let due = funnelhooks_store::due_in_minute(kv, minute);
+    due.slot_key(due.add(&entry).unwrap())
 }
 
 #[test]
 fn a_delivery_whose_step_entry_waits_in_the_outbox_writes_no_entry_of_its_own_and_is_sent_once() {
     let (kv, clock, rx) = (MemoryKv::new(), FakeClock::new(), Receiver::default());
     let engine = Engine::new(&kv, &rx, &clock);
-    let made = |id: &str| NewDelivery {
+    let made = |id: &str, entry: String| NewDelivery {
         id: Some(id.to_string()),
-        in_outbox: true,
+        in_outbox: Some(entry),
         ..new_delivery("b1")
     };
     let (sent_id, died_id) = (
@@ -652,11 +662,11 @@ fn a_delivery_whose_step_entry_waits_in_the_outbox_writes_no_entry_of_its_own_an
     );
     // Created by the chain and attempted at once; created, and the host died before its
     // attempt.
-    hand_off(&kv, &clock, sent_id, 2);
-    hand_off(&kv, &clock, died_id, 2);
-    let sent = engine.create(made(sent_id), None).unwrap();
+    let sent_entry = hand_off(&kv, &clock, sent_id, 2);
+    let died_entry = hand_off(&kv, &clock, died_id, 2);
+    let sent = engine.create(made(sent_id, sent_entry), None).unwrap();
     engine.run(sent, Attempts::FirstOnly).unwrap();
-    engine.create(made(died_id), None).unwrap();
+    engine.create(made(died_id, died_entry), None).unwrap();
     let entries = |kv: &MemoryKv| kv.keys().iter().filter(|k| k.starts_with("due:")).count();
     // Two entries and their minute's counter: none of the deliveries' own.
     assert_eq!(entries(&kv), 3, "{:?}", kv.keys());

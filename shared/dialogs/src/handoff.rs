@@ -65,9 +65,10 @@ pub struct StepReached {
     /// Its slot in the handoff list of versions before #30, which is cleared once its
     /// delivery exists.
     pub handoff: Option<u64>,
-    /// Its handoff waits in the outbox: its delivery writes no outbox entry of its own.
-    #[serde(default)]
-    pub in_outbox: bool,
+    /// The outbox key of its handoff, which stands for its delivery's own outbox entry (the
+    /// delivery writes none) and is dropped with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_outbox: Option<String>,
 }
 
 /// The step entries awaiting delivery, in the store (`Repo::handoffs`).
@@ -112,11 +113,12 @@ impl<'a> Handoffs<'a> {
         // still be delivering.
         let minute = (now.0 + HANDOFF_GRACE_MS).div_euclid(60_000) + 1;
         let text = serde_json::to_string(&entry).unwrap_or_default();
-        funnelhooks_store::due_in_minute(self.kv, minute).add(&text)?;
+        let due = funnelhooks_store::due_in_minute(self.kv, minute);
+        let slot = due.add(&text)?;
         Ok(StepReached {
             entry,
             handoff: None,
-            in_outbox: true,
+            in_outbox: Some(due.slot_key(slot)),
         })
     }
 
