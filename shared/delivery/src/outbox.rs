@@ -308,9 +308,9 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
     }
 
     /// [`Engine::retry_due_by`], with `resolve` turning a step entry found in the outbox (a
-    /// postback's handoff, JSON) into the id of its delivery to send if due; `None` when there
-    /// is nothing (more) to do for it here: the move never landed, or the delivery the chain
-    /// never made was made now, with an entry of its own.
+    /// postback's handoff, JSON) into the id of its delivery, made by the resolver if the
+    /// chain never made it: sent if due, else given an entry at its due time. `None` when
+    /// there is nothing to deliver (the move never landed).
     pub fn retry_due_resolving(
         &self,
         budget: Duration,

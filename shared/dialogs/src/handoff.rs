@@ -8,12 +8,14 @@
 //! The handoff is the step entry's JSON put straight into the delivery outbox, due in the
 //! minute after [`HANDOFF_GRACE_MS`] has passed (`due:{minute}:{slot}`, see
 //! [`funnelhooks_store::due_in_minute`]): it stands for the delivery's own outbox entry, so
-//! the delivery writes none, and nothing is removed when the chain did its work. When the
-//! sweep reaches it, a delivery that was made and attempted is left alone; one the chain
-//! never got to (a crash, an overloaded host, a store failure) is created and sent then if
-//! the dialog recorded the entry, and dropped if the move never landed. So no step entry is
-//! lost, and none is sent twice. Two writes (a slot, its entry) per handoff, where a list of
-//! its own and the delivery's outbox entry cost four before (#30).
+//! the delivery writes none, and nothing is removed when the chain did its work (the delivery
+//! keeps the entry's key, and retention drops both together). When the sweep reaches it, a
+//! delivery that was made and attempted is left alone; one made but never attempted is sent;
+//! one the chain never got to (a crash, an overloaded host, a store failure) is made then, if
+//! the dialog recorded the entry, and sent a lease later; the entry is dropped if the move
+//! never landed. So no step entry is lost, and none is sent twice. Two writes (a slot, its
+//! entry) per handoff, where a list of its own and the delivery's outbox entry cost four
+//! before (#30).
 //!
 //! Before #30 handoffs had a list of their own: `handoffs:n` / `handoffs:{slot}` (an
 //! [`Index`] of [`StepEntry`] JSON, oldest first) and `handoffs:cursor` (every slot up to it
