@@ -282,13 +282,12 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
     Ok(recovered)
 }
 
-/// What the sweep does with a postback's step entry found in the outbox
-/// ([`funnelhooks_delivery::Engine::retry_due_resolving`]): its delivery's id when the
-/// delivery exists (sent if due, else given an entry at its due time). One the chain never
-/// made is made now (counted in `made`), due a lease later, so that two sweeps making it at
-/// once both write it long before either takes it. `None` when there is nothing to send: the
-/// move never landed, its bot or step is gone or no longer sends webhooks, or the entry
-/// cannot be read (logged).
+/// What the sweep does with a postback's step entry found in the outbox whose delivery does
+/// not exist ([`funnelhooks_delivery::Engine::retry_due_resolving`]): the chain never made it,
+/// so it is made now (counted in `made`), due a lease later, so that two sweeps making it at
+/// once both write it long before either takes it; its id is returned (the sweep gives it an
+/// entry at its due time). `None` when there is nothing to send: the move never landed, its
+/// bot or step is gone or no longer sends webhooks, or the entry cannot be read (logged).
 fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<String>, StoreError> {
     // Every entry in the outbox has its delivery's id (only those of the list before #30 may
     // lack one): without it two sweeps would each make a delivery of their own.
@@ -302,9 +301,6 @@ fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<Strin
             return Ok(None);
         }
     };
-    if let Some(d) = ctx.engine.get(&entry.id)? {
-        return Ok(Some(d.id));
-    }
     let reached = StepReached {
         entry,
         handoff: None,
@@ -312,7 +308,7 @@ fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<Strin
     };
     match deliver_entry(ctx, &reached, Sending::Queue(LEASE)) {
         // Made now with an entry of its own, or by the chain just before (with none): the
-        // sweep gives it one at its due time either way, and sends it then.
+        // sweep gives it one at its due time either way.
         Ok(Handled::Delivered(d)) => {
             *made += 1;
             Ok(Some(d.id))

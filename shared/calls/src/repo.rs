@@ -582,17 +582,6 @@ impl<'a, K: Kv> CallRepo<'a, K> {
             .and_then(|h| h["config"]["signingSecret"].as_str())
             .and_then(|text| SigningSecret::parse(text).ok()))
     }
-
-    /// Remembers what the event's delivery did: the event is done.
-    pub fn record_event(
-        &self,
-        service_id: &str,
-        which: (EventKind, &str),
-        record: &EventRecord,
-    ) -> Result<(), Error> {
-        let (key, done) = event_done(service_id, which, record);
-        Ok(self.kv.set(&key, &done)?)
-    }
 }
 
 /// The write that records event `kind` of `call_id` as done, `record` saying what it did

@@ -4,7 +4,7 @@
 use funnelhooks_calls::{CallRepo, EVENT_HOLD_MS, Edit, EventClaim, EventKind, EventRecord};
 use funnelhooks_core::{Kind, Timestamp};
 use funnelhooks_delivery::TargetPolicy;
-use funnelhooks_store::{Decide, Interleaved, Jobs, MemoryKv, Semantics};
+use funnelhooks_store::{Decide, Interleaved, Jobs, Kv, MemoryKv, Semantics};
 use serde_json::json;
 
 const NOW: Timestamp = Timestamp(1_710_092_972_806);
@@ -124,8 +124,9 @@ fn an_event_is_delivered_at_least_once_and_repeats_see_what_it_did_on(kv: Memory
         at: NOW,
         processing_until: None,
     };
-    repo.record_event(s, (EventKind::End, "c1"), &record)
-        .unwrap();
+    // As the ingest writes it, with the event's deliveries.
+    let (key, done) = funnelhooks_calls::repo::event_done(s, (EventKind::End, "c1"), &record);
+    kv.set(&key, &done).unwrap();
     assert_eq!(
         repo.claim_event(s, (EventKind::End, "c1"), later(1_000))
             .unwrap(),

@@ -238,6 +238,8 @@ enum Claim {
     NotYet,
     /// Due, but its attempt could outlast what is left of the sweep's budget.
     NoTime,
+    /// No such delivery.
+    Absent,
 }
 
 /// How one outbox entry went.
@@ -248,6 +250,8 @@ enum Entry {
     Kept,
     /// The budget cannot fit its attempt: it stays for the next sweep.
     OutOfTime,
+    /// No such delivery: gone, or (a postback's step entry) never made by its chain.
+    Absent,
 }
 
 pub(crate) fn minute(t: Timestamp) -> i64 {
@@ -302,15 +306,16 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
 
     /// [`Engine::retry_due`], recording in the installation's [`LastSweep`] what started it
     /// (`scheduler` or `traffic`). A postback's step entry in the outbox goes to its
-    /// delivery if there is one: see [`Engine::retry_due_resolving`] for one that makes it.
+    /// delivery if there is one: see [`Engine::retry_due_resolving`] for a sweep that makes
+    /// the ones the chain never made.
     pub fn retry_due_by(&self, budget: Duration, by: &str) -> Result<Sweep, StoreError> {
-        self.retry_due_resolving(budget, by, &mut |entry| Ok(Some(entry_id(entry))))
+        self.retry_due_resolving(budget, by, &mut |_| Ok(None))
     }
 
-    /// [`Engine::retry_due_by`], with `resolve` turning a step entry found in the outbox (a
-    /// postback's handoff, JSON) into the id of its delivery, made by the resolver if the
-    /// chain never made it: sent if due, else given an entry at its due time. `None` when
-    /// there is nothing to deliver (the move never landed).
+    /// [`Engine::retry_due_by`], with `resolve` called on a step entry found in the outbox (a
+    /// postback's handoff, JSON) whose delivery does not exist: it makes the delivery the
+    /// chain never made and returns its id (sent if due, else given an entry at its due
+    /// time), or `None` when there is nothing to deliver (the move never landed).
     pub fn retry_due_resolving(
         &self,
         budget: Duration,
@@ -339,8 +344,8 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
             for slot in from + 1..=last {
                 let at = (m, slot);
                 match self.sweep_entry(&due, at, &mut sweep, (started, budget), resolve)? {
-                    Entry::Done if advancing => cursor.slot = slot,
-                    Entry::Done => {}
+                    Entry::Done | Entry::Absent if advancing => cursor.slot = slot,
+                    Entry::Done | Entry::Absent => {}
                     Entry::Kept => advancing = false,
                     Entry::OutOfTime => {
                         sweep.more = true;
@@ -397,22 +402,31 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         (started, budget): (Timestamp, Duration),
         resolve: &mut Resolve<'_>,
     ) -> Result<Entry, StoreError> {
-        let entry = due.get(slot)?;
-        let step_entry = entry.as_deref().is_some_and(|e| e.starts_with('{'));
-        let id = match entry {
-            Some(entry) if step_entry => {
-                if self.left(started, budget) < MIN_LEFT {
-                    return Ok(Entry::OutOfTime);
-                }
-                resolve(&entry)?
-            }
-            other => other,
+        let Some(entry) = due.get(slot)? else {
+            due.remove(slot)?;
+            return Ok(Entry::Done);
         };
-        if let Some(id) = id {
-            match self.sweep_one((&id, step_entry), m, sweep, (started, budget))? {
-                Entry::Done => {}
-                other => return Ok(other),
+        // A postback's step entry names its delivery; the resolver is asked only when the
+        // chain never made it (one read of the delivery either way: the claim's).
+        let step_entry = entry.starts_with('{');
+        let id = if step_entry {
+            entry_id(&entry)
+        } else {
+            entry.clone()
+        };
+        let budget = (started, budget);
+        let mut outcome = self.sweep_one((&id, step_entry), m, sweep, budget)?;
+        if step_entry && matches!(outcome, Entry::Absent) {
+            if self.left(budget.0, budget.1) < MIN_LEFT {
+                return Ok(Entry::OutOfTime);
             }
+            if let Some(made) = resolve(&entry)? {
+                outcome = self.sweep_one((&made, true), m, sweep, budget)?;
+            }
+        }
+        match outcome {
+            Entry::Done | Entry::Absent => {}
+            other => return Ok(other),
         }
         due.remove(slot)?;
         Ok(Entry::Done)
@@ -440,6 +454,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
             Claim::NotYet => return Ok(Entry::Kept),
             // Its attempt could outlast the request: the next sweep starts with it.
             Claim::NoTime => return Ok(Entry::OutOfTime),
+            Claim::Absent => return Ok(Entry::Absent),
         };
         // Waiting a little for a turn under a rate limit keeps a limited target's backlog
         // flowing at its rate within one sweep, where a turn put off to the outbox would
@@ -484,7 +499,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
         for id in &ids {
             // Not sent now: it goes to the new outbox (due now, or at its time).
             match self.sweep_one((id, false), m, sweep, (started, budget))? {
-                Entry::Done => {}
+                Entry::Done | Entry::Absent => {}
                 Entry::Kept | Entry::OutOfTime => self.schedule(self.clock.now(), id)?,
             }
         }
@@ -554,7 +569,7 @@ impl<K: Kv, S: Sender, C: Clock> Engine<'_, K, S, C> {
                 Claim::Taken(Box::new(d.clone()))
             })
         })?;
-        let claim = claimed.unwrap_or(Claim::NotDue);
+        let claim = claimed.unwrap_or(Claim::Absent);
         if matches!(claim, Claim::Taken(_)) {
             self.schedule(lease_end, id)?;
         }
