@@ -52,7 +52,8 @@ def walk_screens(page, base, screens, latin_ok, phone):
             continue
         # Words, not names: what stands in quotes or braces, and a token with digits, dots,
         # slashes, underscores or capitals inside (fields.userBalance, X-Ingest-Key, a UUID)
-        # is a value or a name a marketer types as is. A lower-case token joined by
+        # is a value or a name a marketer types as is, and so is the shown end of a key
+        # ("…caeb": four random hex digits). A lower-case token joined by
         # underscores is an API code.
         found = page.evaluate("""(allowed) => {
           const words = new Set(allowed);
@@ -63,7 +64,8 @@ def walk_screens(page, base, screens, latin_ok, phone):
             if (!el || el.closest('.mono, pre, code, option, .detail')) continue;
             if (!el.getClientRects().length) continue;
             const text = n.textContent;
-            const plain = text.replace(/«[^»]*»|"[^"]*"|\\{[^}]*\\}/g, ' ');
+            // …and the end of a key shown as "…caeb": a value, whatever letters it has.
+            const plain = text.replace(/«[^»]*»|"[^"]*"|\\{[^}]*\\}|…[A-Za-z0-9_-]+/g, ' ');
             for (const raw of plain.split(/[\\s,;()!…]+/)) {
               const w = raw.replace(/^[^A-Za-z0-9_]+|[^A-Za-z0-9_]+$/g, '');
               if (/^[a-z]+(_[a-z0-9]+)+$/.test(w)) codes.push(w + ' in ' + JSON.stringify(text.trim()));
