@@ -22,7 +22,8 @@ Usage, from the repository root with `spin` and `wrk` on PATH and the components
 (scripts/build-wasm):
   python3 bench/floors.py [disk|memory] [postback|delivery]
 Env: DURATION (default 8s), ROUNDS (default 3; rounds interleave the targets, the median
-counts), SPIN (default `spin`), HOOKS (default 10).
+counts), SPIN (default `spin`), HOOKS (default 10), ONLY (delivery: the targets to run,
+comma-separated, e.g. `ONLY=step` to profile one path; the ratios then need both).
 """
 import asyncio, json, os, re, socket, subprocess, sys, tempfile, threading, time, urllib.request
 
@@ -33,6 +34,8 @@ HOOKS = int(os.environ.get("HOOKS", "10"))
 DURATION = os.environ.get("DURATION", "8s")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 SPIN = os.environ.get("SPIN", "spin")
+# Only these targets (comma-separated names as printed), e.g. to profile one path.
+ONLY = [t for t in os.environ.get("ONLY", "").split(",") if t]
 TOKEN = "bench-token"
 
 
@@ -205,6 +208,8 @@ def delivery_floors(tmp, floor_dir):
                            f"?key={service['ingestKey']}&id={{n}}&hook_event=Call%20is%20processing",
                            HOOKS, "POST"),
         }
+        if ONLY:
+            targets = {name: t for name, t in targets.items() if name in ONLY}
         sweep = lambda: admin(pport, "/api/deliveries/retry-due", {})
 
         def explain():
@@ -236,6 +241,8 @@ def delivery_floors(tmp, floor_dir):
     median = {name: sorted(r)[len(r) // 2] for name, r in runs.items()}
     for name, (d, p99) in median.items():
         print(f"{MODE}/{name}: {d:.0f} deliveries/s, requests' p99 {p99:.1f} ms")
+    if ONLY:
+        return
     print(f"{MODE}/delivery at 32 clients: step/floor {median['step'][0] / median['step floor'][0]:.2f}, "
           f"call event/floor {median['call event'][0] / median['fanout floor'][0]:.2f} ({HOOKS} hooks)")
 

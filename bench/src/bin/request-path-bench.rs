@@ -19,7 +19,10 @@
 //! - `updateDialog`: a Keitaro-style GET postback, each request for its own chat (the first
 //!   postback of a chat creates its dialog);
 //! - `updateDialog-one-chat`: the same postback, every request for one chat (concurrent
-//!   writers contend on one dialog record).
+//!   writers contend on one dialog record);
+//! - `updateDialog-webhook-step`: as `updateDialog`, into a send-webhook step whose receiver
+//!   is a loopback server of the bench: each postback is followed by its chained delivery
+//!   (send-webhook's figures are then per delivery).
 
 use anyhow::Result;
 use bytes::Bytes;
@@ -37,13 +40,23 @@ async fn main() -> Result<()> {
         Some(other) => HostBuilder::new(std::path::PathBuf::from(other)).build()?,
         None => HostBuilder::new(repo_root().join("spin.toml"))
             .variable("admin_token", "bench-admin-token")
+            .variable("allow_loopback_webhooks", "true")
             .build()?,
     };
     let server = app.serve().await?;
     let client = Client::new(server.url());
+    let receiver = funnelhooks_testhost::Receiver::start().await?;
     let target = match path.as_str() {
-        "updateDialog" => postback_path(&client, "{n}").await?,
-        "updateDialog-one-chat" => postback_path(&client, "1227280").await?,
+        "updateDialog" => postback_path(&client, "{n}", None).await?,
+        "updateDialog-one-chat" => postback_path(&client, "1227280", None).await?,
+        "updateDialog-webhook-step" => {
+            postback_path(
+                &client,
+                "{n}",
+                Some(&format!("{}/postback", receiver.url())),
+            )
+            .await?
+        }
         _ => path.clone(),
     };
     let probe = Probe {
@@ -88,33 +101,35 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Sets up a bot as a user would and returns a Keitaro-style postback path for `chat`.
-async fn postback_path(client: &Client, chat: &str) -> Result<String> {
+/// Sets up a bot as a user would and returns a Keitaro-style postback path for `chat`, into
+/// a message step, or a send-webhook step posting to `webhook`.
+async fn postback_path(client: &Client, chat: &str, webhook: Option<&str>) -> Result<String> {
     let auth = [
         ("authorization", "Bearer bench-admin-token"),
         ("content-type", "application/json"),
     ];
-    let call = |method: &'static str, path: String, body: &'static str| async move {
+    let call = |method: &'static str, path: String, body: String| async move {
         let reply = client.send(method, &path, &auth, body).await?;
         anyhow::ensure!(reply.status < 300, "{method} {path}: {}", reply.text());
         anyhow::Ok(reply.json())
     };
-    let bot = call("POST", "/api/bots".into(), r#"{"name":"bench"}"#).await?;
+    let bot = call("POST", "/api/bots".into(), r#"{"name":"bench"}"#.into()).await?;
     let bot = bot["id"].as_str().unwrap_or_default().to_string();
     call(
         "PUT",
         format!("/api/bots/{bot}/fields/userBalance"),
-        r#"{"type":"number"}"#,
+        r#"{"type":"number"}"#.into(),
     )
     .await?;
     let step = "046050f6-38f6-4b18-b9fa-e6582f5352d0";
-    call(
-        "PUT",
-        format!("/api/bots/{bot}/steps/{step}"),
-        r#"{"key":"deposit","kind":"message"}"#,
-    )
-    .await?;
-    let link = call("POST", format!("/api/bots/{bot}/webhooks"), "").await?;
+    let step_body = match webhook {
+        None => r#"{"key":"deposit","kind":"message"}"#.to_string(),
+        Some(url) => serde_json::json!({"key": "deposit", "kind": "send-webhook",
+            "webhook": {"url": format!("{url}?clickid={{tracker.clickid}}&payout={{userBalance}}")}})
+        .to_string(),
+    };
+    call("PUT", format!("/api/bots/{bot}/steps/{step}"), step_body).await?;
+    let link = call("POST", format!("/api/bots/{bot}/webhooks"), String::new()).await?;
     let link = link["id"].as_str().unwrap_or_default();
     Ok(format!(
         "/api/bots/webhooks/{link}/updateDialog?chatId={chat}&stepId={step}&status=auto&userBalance=5000&tracker.clickid=a1b2c3&sub_id_7=ppc"
