@@ -189,10 +189,22 @@ pub(crate) fn refused(ctx: &Ctx) -> Result<Response, Error> {
 /// another request right now is answered 503 with `Retry-After`; one whose delivery failed
 /// before is delivered now, creating only the deliveries that do not exist yet.
 pub(crate) fn ingest(ctx: &Ctx) -> Result<(Response, Option<FanOut>), Error> {
-    let service = ctx.repo.service(ctx.params.get("serviceId"))?;
-    check_key(ctx, &service)?;
     let content_type = ctx.req.header("content-type").and_then(|h| h.as_str());
-    let event = CallEvent::parse(ctx.req.query(), content_type, ctx.req.body())?;
+    // Parsed first to read its record with the service; refused in the order a tracker
+    // expects (an unknown service or key before a bad event).
+    let event = CallEvent::parse(ctx.req.query(), content_type, ctx.req.body());
+    let service_id = ctx.params.get("serviceId");
+    let keys = match &event {
+        Ok(event) if funnelhooks_core::is_uuid(service_id) => {
+            let which = (event.kind, event.call_id.as_str());
+            funnelhooks_calls::repo::keys_read_by_event(service_id, which).to_vec()
+        }
+        _ => Vec::new(),
+    };
+    let _ahead = ctx.kv.read_ahead(&keys);
+    let service = ctx.repo.service(service_id)?;
+    check_key(ctx, &service)?;
+    let event = event?;
     let mut answer = json!({
         "ok": true,
         "serviceId": service.id,

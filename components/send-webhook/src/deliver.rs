@@ -154,6 +154,18 @@ pub(crate) fn deliver_entry(
     sending: Sending,
 ) -> Result<Handled, Error> {
     let entry = &reached.entry;
+    // What follows reads these one by one: one round trip for them all, for this entry only.
+    let mut keys = Vec::new();
+    if !entry.id.is_empty() && !reached.reads_one_by_one {
+        let owner = Owner::Step {
+            bot_id: entry.bot_id.clone(),
+            chat_id: entry.chat_id,
+            step_id: entry.step_id.clone(),
+        };
+        keys.extend(entry.keys_read());
+        keys.extend(ctx.engine.keys_read_making(&entry.id, &owner));
+    }
+    let _ahead = ctx.kv.read_ahead(&keys);
     let bot = ctx.repo.bot(&entry.bot_id)?;
     let step = ctx.repo.step(&bot, &entry.step_id)?;
     let mut dialog = ctx.repo.dialog(&bot, entry.chat_id)?;

@@ -270,6 +270,7 @@ fn recover_handoffs(ctx: &Ctx, has_time: &mut dyn FnMut() -> bool) -> Result<usi
             entry,
             handoff: Some(slot),
             in_outbox: None,
+            reads_one_by_one: false,
         };
         match deliver_entry(ctx, &reached, Sending::Queue(Duration::ZERO)) {
             Ok(Handled::Delivered(_)) => recovered += 1,
@@ -305,6 +306,7 @@ fn resolve_entry(ctx: &Ctx, text: &str, made: &mut usize) -> Result<Option<Strin
         entry,
         handoff: None,
         in_outbox: None,
+        reads_one_by_one: false,
     };
     match deliver_entry(ctx, &reached, Sending::Queue(LEASE)) {
         // Made now with an entry of its own, or by the chain just before (with none): the

@@ -139,7 +139,11 @@ fn update_dialog(req: &Request) -> Result<Served, ApiError> {
     let done = repo.postback(params.get("postbackId"), update, at, &dialog_limits)?;
     // Handed off before the dialog changed (see `funnelhooks_dialogs::handoff`): if the
     // chained delivery never happens, the retry sweep delivers it.
-    let reached: Vec<StepReached> = done.step_entry.into_iter().collect();
+    let mut reached: Vec<StepReached> = done.step_entry.into_iter().collect();
+    // A store that refused this postback's batch read refuses its delivery's too.
+    for r in &mut reached {
+        r.reads_one_by_one = kv.batch_refused();
+    }
     let queued = !reached.is_empty();
     // What this postback wrote and nothing else: the link is a shared secret that sits in
     // a tracker's settings, and must not read the dialog's other data (docs/security.md).

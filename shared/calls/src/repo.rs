@@ -189,6 +189,13 @@ fn event_key(service: &str, event: &str) -> String {
     format!("callev:{service}:{event}")
 }
 
+/// The keys an event's ingest reads first: its service and the event's record, for a
+/// store that reads them in one round trip.
+pub fn keys_read_by_event(service_id: &str, (kind, call_id): (EventKind, &str)) -> [String; 2] {
+    let key = event_key(service_id, &event_name(kind, call_id));
+    [service_key(service_id), format!("{key}:r")]
+}
+
 fn service_missing() -> Error {
     Error::unknown_service()
 }
@@ -479,10 +486,19 @@ impl<'a, K: Kv> CallRepo<'a, K> {
         let fresh = std::cell::Cell::new(false);
         let events = self.events_index(service_id);
         let mut listed = None;
+        let record_key = format!("{key}:r");
+        // Read with the service where the store reads ahead (see `keys_read_by_event`): a
+        // new event then goes straight to its election.
+        let ahead = self.kv.take_read_ahead(&record_key);
+        let seen = match &ahead {
+            Some(Some(record)) => Seen::Bytes(record),
+            Some(None) => Seen::Absent,
+            None => Seen::Unknown,
+        };
         let (claim, modified) = self.records().upsert_born(
-            &format!("{key}:r"),
+            &record_key,
             &key,
-            Seen::Unknown,
+            seen,
             || {
                 fresh.set(true);
                 EventRecord {

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use funnelhooks_core::Timestamp;
-use funnelhooks_store::{GetMany, Index, Kv, Records, StoreError};
+use funnelhooks_store::{GetMany, Index, Kv, Records, StoreError, Values};
 
 use crate::alerts::{self, Alert, AlertEndpoint};
 use crate::limit;
@@ -1523,9 +1523,19 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
 }
 
 impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
+    /// The keys [`Engine::create_once`] reads to make the delivery `id` of `owner`: the
+    /// delivery itself (made already?) and its step's or hook's state unless known fresh,
+    /// for a store that reads them in one round trip with others.
+    pub fn keys_read_making(&self, id: &str, owner: &Owner) -> Vec<String> {
+        let sender: Vec<StepOrHook> = StepOrHook::of(owner).into_iter().collect();
+        let mut keys = vec![key(id)];
+        keys.extend(self.stale_states(&sender).iter().map(|s| s.state_key()));
+        keys
+    }
+
     /// [`Engine::create_once`] for several deliveries at once (a call event's, one per
-    /// hook) in as many round trips as one: one read for those that exist already, one for
-    /// the states not known yet, one slot reservation per index (the outbox's minute, the
+    /// hook) in as many round trips as one: one read for those that exist already and the
+    /// states not known yet, one slot reservation per index (the outbox's minute, the
     /// log, each owner's log) and one write of every entry and record, with `also` written
     /// last in it (what says they exist, e.g. the event's record). In the order given.
     pub fn create_many(
@@ -1549,8 +1559,19 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
             .iter()
             .filter_map(|(n, _)| n.id.as_deref().map(key))
             .collect();
-        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let mut found = asked.iter().zip(self.kv.get_many(&asked)?);
+        // The states a new one is admitted by, read with the deliveries (those of deliveries
+        // that turn out to exist are read for nothing: a few bytes in the same `get-many`).
+        let senders: Vec<StepOrHook> = news
+            .iter()
+            .filter(|(n, skip)| skip.is_none() && !n.test)
+            .filter_map(|(n, _)| StepOrHook::of(&n.owner))
+            .collect();
+        let stale = self.stale_states(&senders);
+        let state_keys: Vec<String> = stale.iter().map(|s| s.state_key()).collect();
+        let asked: Vec<&str> = keys.iter().chain(&state_keys).map(String::as_str).collect();
+        let mut values = self.kv.get_many(&asked)?;
+        self.know_states(&stale, values.split_off(keys.len()))?;
+        let mut found = asked.iter().zip(values);
         let mut out = Vec::with_capacity(news.len());
         for (new, _) in &news {
             let existing = match &new.id {
@@ -1565,13 +1586,6 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
                 fresh: false,
             }));
         }
-        let unknown: Vec<StepOrHook> = news
-            .iter()
-            .zip(&out)
-            .filter(|((n, skip), e)| e.is_none() && skip.is_none() && !n.test)
-            .filter_map(|((n, _), _)| StepOrHook::of(&n.owner))
-            .collect();
-        self.read_states(&unknown)?;
         let now = self.clock.now();
         // The new ones, each with the indexes it takes a slot in (the outbox's first).
         let mut making = Vec::new();
@@ -1696,30 +1710,28 @@ impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
         self.kv.delete_many(&gone)
     }
 
-    /// Reads the states of `steps_or_hooks` not known (freshly) yet, in one round trip.
-    fn read_states(&self, steps_or_hooks: &[StepOrHook]) -> Result<(), StoreError> {
+    /// Those of `steps_or_hooks` whose state is not known fresh, once each.
+    fn stale_states<'s>(&self, steps_or_hooks: &'s [StepOrHook]) -> Vec<&'s StepOrHook> {
         let now = self.clock.now();
+        let states = self.states.borrow();
         let mut stale: Vec<&StepOrHook> = Vec::new();
         for s in steps_or_hooks {
-            let known = self
-                .states
-                .borrow()
+            let known = states
                 .get(&s.key())
                 .is_some_and(|(at, _)| now.0 - at.0 < STATE_FRESH_FOR.as_millis() as i64);
             if !known && !stale.iter().any(|t| t.key() == s.key()) {
                 stale.push(s);
             }
         }
-        if stale.len() < 2 {
-            // One is read as [`Engine::state_of`] reads it, when it is needed.
-            return Ok(());
-        }
-        let keys: Vec<String> = stale.iter().map(|s| s.state_key()).collect();
-        let asked: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let values = self.kv.get_many(&asked)?;
+        stale
+    }
+
+    /// Keeps the states just read for `stale` (their records, in its order).
+    fn know_states(&self, stale: &[&StepOrHook], records: Values) -> Result<(), StoreError> {
+        let now = self.clock.now();
         let mut states = self.states.borrow_mut();
-        for ((s, k), bytes) in stale.iter().zip(&asked).zip(values) {
-            let state: DeliveryState = Records::parse(k, bytes)?.unwrap_or_default();
+        for (s, bytes) in stale.iter().zip(records) {
+            let state: DeliveryState = Records::parse(&s.state_key(), bytes)?.unwrap_or_default();
             states.insert(s.key(), (now, state));
         }
         Ok(())

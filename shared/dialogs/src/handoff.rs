@@ -56,6 +56,18 @@ pub struct StepEntry {
     pub fields: std::collections::BTreeMap<String, crate::model::FieldValue>,
 }
 
+impl StepEntry {
+    /// The keys delivering the entry reads first: its bot, its step and its dialog (as stored
+    /// on hosts with atomics), for a store that reads them in one round trip.
+    pub fn keys_read(&self) -> [String; 3] {
+        [
+            crate::keys::bot_key(&self.bot_id),
+            crate::keys::step_key(&self.bot_id, &self.step_id),
+            crate::keys::dialog_key(&self.bot_id, self.chat_id),
+        ]
+    }
+}
+
 /// What update-dialog sends the send-webhook component (by Spin's local chaining) when a
 /// postback moved a dialog into a send-webhook step: the entry and its handoff's slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +83,10 @@ pub struct StepReached {
     /// delivery writes none) and is dropped with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_outbox: Option<String>,
+    /// The store refused the postback's `get-many` (Spin's Redis store does): the delivery
+    /// reads key by key without asking again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reads_one_by_one: bool,
 }
 
 /// The step entries awaiting delivery, in the store (`Repo::handoffs`).
@@ -121,6 +137,7 @@ impl<'a> Handoffs<'a> {
             entry,
             handoff: None,
             in_outbox: Some(due.slot_key(slot)),
+            reads_one_by_one: false,
         })
     }
 

@@ -35,7 +35,7 @@ use crate::model::{Dialog, Status};
 use crate::params::Param;
 use crate::split;
 use crate::start::Start;
-use crate::update::{BotSchema, ChangedBy, StepRef, Update, chat_id_of, parse_update};
+use crate::update::{BotSchema, ChangedBy, StepRef, Update, chat_id_of, parse_update, step_id_of};
 
 // The repository's methods, a file per resource; the keys, records and errors they share are
 // here.
@@ -95,6 +95,9 @@ pub struct Started {
 
 /// A chat's dialog record as a postback's first read found it (`None`: absent).
 type SeenDialog = (i64, Option<Vec<u8>>);
+
+/// The record of the step a postback names as its first read found it (`None`: absent).
+type SeenStep = Option<Vec<u8>>;
 
 fn bot_missing() -> Error {
     Error::unknown_bot()

@@ -124,6 +124,18 @@ pub fn chat_id_of(params: &[(String, Param)]) -> Option<i64> {
     parse_chat_id(name, value).ok()
 }
 
+/// The step `params` move the dialog to, as [`parse_update`] reads it (the last `stepId`
+/// counts), or `None` when they name none or not as text.
+pub fn step_id_of(params: &[(String, Param)]) -> Option<String> {
+    let (name, value) = params
+        .iter()
+        .rev()
+        .find(|(n, _)| matches!(reserved(n), Some(Reserved::StepId)))?;
+    crate::typed::text(name, value)
+        .ok()
+        .map(|id| id.trim().to_string())
+}
+
 /// Validates `params` against `schema`. The first bad parameter is the error; nothing is
 /// half-applied because nothing is applied here.
 pub fn parse_update(params: Vec<(String, Param)>, schema: &BotSchema<'_>) -> Result<Update, Error> {

@@ -12,6 +12,7 @@ mod imp {
     use super::*;
     use funnelhooks_store::Values;
     use spin_sdk::wit::wasi::keyvalue::{atomics, batch, store};
+    use std::cell::{Cell, RefCell};
 
     /// The default store, through `wasi:keyvalue` (store and atomics).
     pub struct SpinKv(store::Bucket);
@@ -64,12 +65,70 @@ mod imp {
     /// [`SpinKv`] that also reads and writes several keys in one round trip
     /// (`wasi:keyvalue` batch). A type of its own so that only the components that use it
     /// carry the batch import (a few KB each).
-    pub struct BatchedSpinKv(SpinKv);
+    pub struct BatchedSpinKv {
+        kv: SpinKv,
+        /// Values read ahead ([`BatchedSpinKv::read_ahead`]), each handed to the first
+        /// `get` of its key and dropped by any write to it.
+        ahead: RefCell<Vec<(String, Option<Vec<u8>>)>>,
+        /// Whether the host refused a `get-many` (Spin's Redis store always does): the rest
+        /// of the request reads key by key without asking again.
+        refused: Cell<bool>,
+    }
+
+    /// What [`BatchedSpinKv::read_ahead`] read, kept until this is dropped: values read
+    /// ahead serve the work they were read for, never a later one.
+    #[must_use]
+    pub struct ReadAhead<'a>(&'a BatchedSpinKv);
+
+    impl Drop for ReadAhead<'_> {
+        fn drop(&mut self) {
+            self.0.ahead.borrow_mut().clear();
+        }
+    }
 
     impl BatchedSpinKv {
         /// Opens the store labelled `default`.
         pub fn open_default() -> Result<Self, StoreError> {
-            SpinKv::open_default().map(BatchedSpinKv)
+            Ok(BatchedSpinKv {
+                kv: SpinKv::open_default()?,
+                ahead: RefCell::default(),
+                refused: Cell::new(false),
+            })
+        }
+
+        /// Reads `keys` in one `get-many` now, for work that is about to read them one by
+        /// one: until the returned guard is dropped, each key's first `get` takes its value
+        /// from here instead of a round trip of its own, and a later `get` reads the store
+        /// again. Where the host refuses a `get-many` (Spin's Redis store), nothing is read
+        /// ahead, and after the first refusal nothing is asked.
+        pub fn read_ahead(&self, keys: &[String]) -> ReadAhead<'_> {
+            self.ahead.borrow_mut().clear();
+            if keys.len() < 2 || self.refused.get() {
+                return ReadAhead(self);
+            }
+            let Ok(mut found) = batch::get_many(&self.kv.0, keys) else {
+                self.refused.set(true);
+                return ReadAhead(self);
+            };
+            let mut ahead = self.ahead.borrow_mut();
+            for key in keys {
+                let value = found
+                    .iter()
+                    .position(|(f, _)| f == key)
+                    .and_then(|at| found.swap_remove(at).1);
+                ahead.push((key.clone(), value));
+            }
+            ReadAhead(self)
+        }
+
+        /// Whether the host refused a `get-many` in this request (Spin's Redis store does).
+        pub fn batch_refused(&self) -> bool {
+            self.refused.get()
+        }
+
+        /// Forgets what was read ahead for `key`: it is being written.
+        fn drop_ahead(&self, key: &str) {
+            self.take_read_ahead(key);
         }
     }
 
@@ -94,7 +153,13 @@ mod imp {
                 let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
                 return Ok((values, None));
             }
-            let Ok(mut found) = batch::get_many(&self.0.0, &owned) else {
+            owned.iter().for_each(|k| self.drop_ahead(k));
+            let found = match self.refused.get() {
+                true => None,
+                false => batch::get_many(&self.kv.0, &owned).ok(),
+            };
+            let Some(mut found) = found else {
+                self.refused.set(true);
                 let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
                 return Ok((values, None));
             };
@@ -112,25 +177,39 @@ mod imp {
 
     impl Kv for BatchedSpinKv {
         fn set_many(&self, pairs: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-            batch::set_many(&self.0.0, pairs).map_err(backend)
+            pairs.iter().for_each(|(k, _)| self.drop_ahead(k));
+            batch::set_many(&self.kv.0, pairs).map_err(backend)
         }
         fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
-            batch::delete_many(&self.0.0, keys).map_err(backend)
+            keys.iter().for_each(|k| self.drop_ahead(k));
+            batch::delete_many(&self.kv.0, keys).map_err(backend)
         }
         fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.0.get(key)
+            match self.take_read_ahead(key) {
+                Some(value) => Ok(value),
+                None => self.kv.get(key),
+            }
+        }
+        fn take_read_ahead(&self, key: &str) -> Option<Option<Vec<u8>>> {
+            let mut ahead = self.ahead.borrow_mut();
+            let at = ahead.iter().position(|(k, _)| k == key)?;
+            Some(ahead.swap_remove(at).1)
         }
         fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-            self.0.set(key, value)
+            self.drop_ahead(key);
+            self.kv.set(key, value)
         }
         fn delete(&self, key: &str) -> Result<(), StoreError> {
-            self.0.delete(key)
+            self.drop_ahead(key);
+            self.kv.delete(key)
         }
         fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-            self.0.increment(key, delta)
+            self.drop_ahead(key);
+            self.kv.increment(key, delta)
         }
         fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError> {
-            self.0.compare_and_swap(key, decide)
+            self.drop_ahead(key);
+            self.kv.compare_and_swap(key, decide)
         }
         fn atomic(&self) -> bool {
             true
@@ -178,7 +257,22 @@ mod imp {
     /// Without atomics there is no batch interface to use either.
     pub type BatchedSpinKv = SpinKv;
 
+    /// Nothing is read ahead without a batch interface.
+    pub struct ReadAhead;
+
+    impl SpinKv {
+        /// Nothing to read ahead without a batch interface: each read goes to the store.
+        pub fn read_ahead(&self, _keys: &[String]) -> ReadAhead {
+            ReadAhead
+        }
+
+        /// Without a batch interface every read is one by one.
+        pub fn batch_refused(&self) -> bool {
+            true
+        }
+    }
+
     impl GetMany for SpinKv {}
 }
 
-pub use imp::{BatchedSpinKv, SpinKv};
+pub use imp::{BatchedSpinKv, ReadAhead, SpinKv};

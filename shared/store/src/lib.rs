@@ -91,6 +91,12 @@ pub trait Kv {
     fn compare_and_swap(&self, key: &str, decide: &mut Decide<'_>) -> Result<(), StoreError>;
     /// Whether `increment` and `compare_and_swap` are atomic on this host.
     fn atomic(&self) -> bool;
+
+    /// The value read ahead for `key` by a store that reads several keys at once for work
+    /// about to read them, taken (`None`: none was, so the caller reads as it would have).
+    fn take_read_ahead(&self, _key: &str) -> Option<Option<Vec<u8>>> {
+        None
+    }
 }
 
 /// Values read for a list of keys, in its order (`None`: absent).

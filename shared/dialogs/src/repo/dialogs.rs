@@ -46,9 +46,17 @@ impl<'a, K: Kv> Repo<'a, K> {
         if !valid_link_id(link_id) {
             return Err(link_missing());
         }
-        let (bot, seen) = self.bot_behind(link_id, chat_id_of(&params))?;
+        // Step ids are UUIDs: any other text names no step and is not read.
+        let named_step = step_id_of(&params).filter(|id| is_uuid(id));
+        let (bot, seen, seen_step) =
+            self.bot_behind(link_id, chat_id_of(&params), named_step.as_deref())?;
         let fields = bot.field_types();
-        let step = |id: &str| self.step_ref(&bot, id);
+        let step = |id: &str| match &seen_step {
+            Some(bytes) if named_step.as_deref() == Some(id) => {
+                self.step_ref_seen(&bot, id, bytes.as_deref())
+            }
+            _ => self.step_ref(&bot, id),
+        };
         let schema = BotSchema {
             fields: &fields,
             step: &step,
@@ -61,13 +69,15 @@ impl<'a, K: Kv> Repo<'a, K> {
     /// The bot behind link `link_id`, read with the link in one round trip when the id names
     /// the bot (and the link record agrees), else after it. A link whose bot is gone is as
     /// unknown as any other. With them, when the host reads them in the same round trip,
-    /// `chat`'s dialog record: the postback's write can then be prepared before its
-    /// compare-and-swap reads the record, and a new chat's is not read again.
+    /// `chat`'s dialog record and step `step`'s (`None`: absent): the postback's write can
+    /// then be prepared before its compare-and-swap reads the record, a new chat's is not
+    /// read again, and the step the postback names is not read on its own.
     pub(super) fn bot_behind(
         &self,
         link_id: &str,
         chat: Option<i64>,
-    ) -> Result<(Bot, Option<SeenDialog>), Error>
+        step: Option<&str>,
+    ) -> Result<(Bot, Option<SeenDialog>, Option<SeenStep>), Error>
     where
         K: GetMany,
     {
@@ -76,24 +86,31 @@ impl<'a, K: Kv> Repo<'a, K> {
             Some(named) => {
                 let bot_key = bot_key(&named);
                 let dialog = chat.map(|c| dialog_key(&named, c));
-                let extra: Vec<&str> = dialog.iter().map(String::as_str).collect();
+                let step = step.map(|s| step_key(&named, s));
+                let extra: Vec<&str> = dialog.iter().chain(&step).map(String::as_str).collect();
                 let (found, extra) = self.kv.get_many_and(&[&link_key, &bot_key], &extra)?;
                 let mut found = found.into_iter();
                 let link = Records::parse::<PostbackLink>(&link_key, found.next().flatten())?;
                 let bot = found.next().flatten();
-                let seen = chat.zip(extra.and_then(|e| e.into_iter().next()));
-                (link, Some((named, bot_key, bot, seen)))
+                let (mut seen, mut seen_step) = (None, None);
+                if let Some(mut extra) = extra.map(Vec::into_iter) {
+                    if dialog.is_some() {
+                        seen = chat.zip(extra.next());
+                    }
+                    seen_step = step.and(extra.next());
+                }
+                (link, Some((named, bot_key, bot, seen, seen_step)))
             }
             None => (self.records().get(&link_key)?, None),
         };
         let link = link.ok_or_else(link_missing)?;
-        let (bot, seen) = match named {
-            Some((named, key, bot, seen)) if named == link.bot_id => {
-                (Records::parse(&key, bot)?, seen)
+        let (bot, seen, seen_step) = match named {
+            Some((named, key, bot, seen, seen_step)) if named == link.bot_id => {
+                (Records::parse(&key, bot)?, seen, seen_step)
             }
-            _ => (self.records().get(&bot_key(&link.bot_id))?, None),
+            _ => (self.records().get(&bot_key(&link.bot_id))?, None, None),
         };
-        Ok((bot.ok_or_else(link_missing)?, seen))
+        Ok((bot.ok_or_else(link_missing)?, seen, seen_step))
     }
 
     /// An updateDialog postback through link `link_id`: all of it is applied or none. A new

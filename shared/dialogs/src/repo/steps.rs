@@ -83,11 +83,22 @@ impl<'a, K: Kv> Repo<'a, K> {
     pub fn step_ref(&self, bot: &Bot, step_id: &str) -> Result<Option<StepRef>, Error> {
         Ok(self
             .find_step::<IgnoredAny>(bot, step_id)?
-            .map(|s| StepRef {
-                id: s.id,
-                key: s.key,
-                sends_webhook: s.kind == StepKind::SendWebhook,
-            }))
+            .map(StepRef::from))
+    }
+
+    /// [`Repo::step_ref`] from the step's record as read already (`None`: absent).
+    pub(super) fn step_ref_seen(
+        &self,
+        bot: &Bot,
+        step_id: &str,
+        record: Option<&[u8]>,
+    ) -> Result<Option<StepRef>, Error> {
+        if !bot.steps.iter().any(|s| s == step_id) {
+            return Ok(None);
+        }
+        let step: Option<Step<IgnoredAny>> =
+            Records::parse(&step_key(&bot.id, step_id), record.map(<[u8]>::to_vec))?;
+        Ok(step.map(StepRef::from))
     }
 
     pub(super) fn find_step<W: DeserializeOwned>(
@@ -139,5 +150,15 @@ impl<'a, K: Kv> Repo<'a, K> {
         })?;
         self.kv.delete(&step_key(bot_id, step_id))?;
         Ok(())
+    }
+}
+
+impl From<Step<IgnoredAny>> for StepRef {
+    fn from(s: Step<IgnoredAny>) -> Self {
+        StepRef {
+            id: s.id,
+            key: s.key,
+            sends_webhook: s.kind == StepKind::SendWebhook,
+        }
     }
 }
