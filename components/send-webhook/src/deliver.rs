@@ -4,7 +4,8 @@
 
 use funnelhooks_core::json::Members;
 use funnelhooks_core::{Error, Kind};
-use funnelhooks_delivery::engine::{Attempts, NewDelivery};
+use funnelhooks_delivery::engine::{Attempts, NewDelivery, keys_read_making};
+use funnelhooks_delivery::state::StepOrHook;
 use funnelhooks_delivery::{Delivery, Owner};
 use funnelhooks_dialogs::Dialog;
 use funnelhooks_dialogs::bots::{Bot, StepKind};
@@ -157,13 +158,12 @@ pub(crate) fn deliver_entry(
     // What follows reads these one by one: one round trip for them all, for this entry only.
     let mut keys = Vec::new();
     if !entry.id.is_empty() && !reached.reads_one_by_one {
-        let owner = Owner::Step {
+        let sender = StepOrHook::Step {
             bot_id: entry.bot_id.clone(),
-            chat_id: entry.chat_id,
             step_id: entry.step_id.clone(),
         };
         keys.extend(entry.keys_read());
-        keys.extend(ctx.engine.keys_read_making(&entry.id, &owner));
+        keys.extend(keys_read_making(&entry.id, &sender));
     }
     let _ahead = ctx.kv.read_ahead(&keys);
     let bot = ctx.repo.bot(&entry.bot_id)?;

@@ -459,6 +459,13 @@ impl<K: Kv, S: Sender, C: Clock> Drop for Engine<'_, K, S, C> {
     }
 }
 
+/// The keys making delivery `id` of `sender` reads ([`Engine::create_once`]): the delivery
+/// (made already?) and its step's or hook's state, for a store that reads them in one round
+/// trip with others.
+pub fn keys_read_making(id: &str, sender: &StepOrHook) -> [String; 2] {
+    [key(id), sender.state_key()]
+}
+
 pub(crate) fn key(id: &str) -> String {
     format!("dlv:{id}")
 }
@@ -1523,16 +1530,6 @@ impl<'a, K: Kv, S: Sender, C: Clock> Engine<'a, K, S, C> {
 }
 
 impl<K: GetMany, S: Sender, C: Clock> Engine<'_, K, S, C> {
-    /// The keys [`Engine::create_once`] reads to make the delivery `id` of `owner`: the
-    /// delivery itself (made already?) and its step's or hook's state unless known fresh,
-    /// for a store that reads them in one round trip with others.
-    pub fn keys_read_making(&self, id: &str, owner: &Owner) -> Vec<String> {
-        let sender: Vec<StepOrHook> = StepOrHook::of(owner).into_iter().collect();
-        let mut keys = vec![key(id)];
-        keys.extend(self.stale_states(&sender).iter().map(|s| s.state_key()));
-        keys
-    }
-
     /// [`Engine::create_once`] for several deliveries at once (a call event's, one per
     /// hook) in as many round trips as one: one read for those that exist already and the
     /// states not known yet, one slot reservation per index (the outbox's minute, the
