@@ -103,22 +103,34 @@ mod imp {
         /// ahead, and after the first refusal nothing is asked.
         pub fn read_ahead(&self, keys: &[String]) -> ReadAhead<'_> {
             self.ahead.borrow_mut().clear();
-            if keys.len() < 2 || self.refused.get() {
+            if keys.len() < 2 {
                 return ReadAhead(self);
+            }
+            if let Some(values) = self.batch_get(keys) {
+                let mut ahead = self.ahead.borrow_mut();
+                ahead.extend(keys.iter().cloned().zip(values));
+            }
+            ReadAhead(self)
+        }
+
+        /// The values at `keys` (two or more), in their order, from one `get-many`; `None`
+        /// when the host refuses it, now or earlier in the request.
+        fn batch_get(&self, keys: &[String]) -> Option<Values> {
+            if self.refused.get() {
+                return None;
             }
             let Ok(mut found) = batch::get_many(&self.kv.0, keys) else {
                 self.refused.set(true);
-                return ReadAhead(self);
+                return None;
             };
-            let mut ahead = self.ahead.borrow_mut();
-            for key in keys {
-                let value = found
-                    .iter()
-                    .position(|(f, _)| f == key)
-                    .and_then(|at| found.swap_remove(at).1);
-                ahead.push((key.clone(), value));
-            }
-            ReadAhead(self)
+            Some(
+                keys.iter()
+                    .map(|k| {
+                        let at = found.iter().position(|(f, _)| f == k)?;
+                        found.swap_remove(at).1
+                    })
+                    .collect(),
+            )
         }
 
         /// Whether the host refused a `get-many` in this request (Spin's Redis store does).
@@ -154,22 +166,10 @@ mod imp {
                 return Ok((values, None));
             }
             owned.iter().for_each(|k| self.drop_ahead(k));
-            let found = match self.refused.get() {
-                true => None,
-                false => batch::get_many(&self.kv.0, &owned).ok(),
-            };
-            let Some(mut found) = found else {
-                self.refused.set(true);
+            let Some(mut values) = self.batch_get(&owned) else {
                 let values = keys.iter().map(|k| self.get(k)).collect::<Result<_, _>>()?;
                 return Ok((values, None));
             };
-            let mut values: Values = owned
-                .iter()
-                .map(|k| {
-                    let at = found.iter().position(|(f, _)| f == k)?;
-                    found.swap_remove(at).1
-                })
-                .collect();
             let extra = values.split_off(keys.len());
             Ok((values, Some(extra)))
         }

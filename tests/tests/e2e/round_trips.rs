@@ -3,7 +3,7 @@
 //! not times, so the numbers do not depend on the machine).
 
 use funnelhooks_testhost::kv::{OpSnapshot, Semantics};
-use funnelhooks_testhost::{App, Client};
+use funnelhooks_testhost::{App, Client, HostBuilder};
 use serde_json::json;
 
 use crate::common::{Admin, real_app, serve};
@@ -29,16 +29,18 @@ async fn setup() -> Setup {
     setup_on(Semantics::Sqlite).await
 }
 
+/// The app as these tests count it, on a store with `semantics`: webhooks to loopback
+/// receivers allowed, and without the sweep traffic asks for now and then (auto_sweep), so
+/// that the counts are the request's own, the same on every run.
+fn counted_app(semantics: Semantics) -> HostBuilder {
+    real_app()
+        .store_semantics(semantics)
+        .variable("allow_loopback_webhooks", "true")
+        .variable("auto_sweep", "false")
+}
+
 async fn setup_on(semantics: Semantics) -> Setup {
-    // Without the sweep traffic asks for now and then (auto_sweep): counts of the request
-    // itself, the same on every run.
-    let (app, server, client) = serve(
-        real_app()
-            .store_semantics(semantics)
-            .variable("allow_loopback_webhooks", "true")
-            .variable("auto_sweep", "false"),
-    )
-    .await;
+    let (app, server, client) = serve(counted_app(semantics)).await;
     let admin = Admin::new(&client);
     let bot = admin.bot("Counts").await;
     admin
@@ -271,13 +273,7 @@ async fn call_event_ops(hooks: usize) -> OpSnapshot {
 
 /// [`call_event_ops`] on a store with `semantics`.
 async fn call_event_ops_on(semantics: Semantics, hooks: usize) -> OpSnapshot {
-    let (app, _server, client) = serve(
-        real_app()
-            .store_semantics(semantics)
-            .variable("allow_loopback_webhooks", "true")
-            .variable("auto_sweep", "false"),
-    )
-    .await;
+    let (app, _server, client) = serve(counted_app(semantics)).await;
     let admin = Admin::new(&client);
     let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
     let event = service_with_hooks(&admin, &rx, hooks).await;
@@ -330,13 +326,8 @@ async fn a_call_event_costs_a_pinned_number_of_store_round_trips_per_hook() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_retry_made_by_the_sweep_costs_a_pinned_number_of_store_round_trips() {
-    let (app, _server, client) = serve(
-        real_app()
-            .variable("allow_loopback_webhooks", "true")
-            .variable("allow_test_clock", "true")
-            .variable("auto_sweep", "false"),
-    )
-    .await;
+    let (app, _server, client) =
+        serve(counted_app(Semantics::Sqlite).variable("allow_test_clock", "true")).await;
     let admin = Admin::new(&client);
     let rx = funnelhooks_testhost::Receiver::start().await.unwrap();
     rx.script([funnelhooks_testhost::Answer::new(503, "busy")]);
